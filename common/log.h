@@ -1,0 +1,20 @@
+// Rank-aware console output: log() prints on rank 0 only (the one logger users read), log_all() on every
+// rank with a "[rank r]" prefix. The launcher sets the rank once after MPI starts; before that, rank is 0.
+#pragma once
+
+#include <string>
+
+namespace facetrain {
+
+void set_log_rank(int rank, int world_size);
+int log_rank();
+int log_world_size();
+
+// (rank 0 only) one line to stdout, flushed.
+void log(const std::string& line);
+// (every rank) one line to stderr prefixed with "[rank r] ".
+void log_all(const std::string& line);
+// True when stdout is a terminal (progress bars) rather than a file (Slurm logs: plain periodic lines).
+bool stdout_is_terminal();
+
+}  // namespace facetrain

@@ -1,0 +1,75 @@
+// ShardLoader: delivers augmented, normalized float batches of one split of a store to one rank, with
+// background threads prefetching ahead. Each epoch's order is a permutation seeded by (seed, epoch), the
+// same on every rank; the global batch b holds perm[b*W*B, (b+1)*W*B) and rank r takes its r-th slice of
+// B. Every rank therefore gets the same number of batches (no rank can run an extra step and hang a
+// collective), and one process with batch W*B sees exactly the union of the ranks' batches.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "datastore/augment.h"
+#include "datastore/store.h"
+
+namespace facetrain {
+
+enum class Normalization {
+  kMeanStd,      // (x/255 - mean[c]) / std[c] with the store's train statistics (classifiers)
+  kMinusOneOne,  // x/127.5 - 1 (generative models with tanh outputs)
+  kUnit,         // x/255
+};
+
+struct LoaderOptions {
+  Split split = Split::kTrain;
+  int64_t batch_size = 64;          // per rank
+  int rank = 0, world_size = 1;
+  uint64_t seed = 0;
+  bool shuffle = true;              // false: store order (evaluation)
+  bool drop_last = true;            // false only with world_size == 1: last batch may be short
+  bool chunk_shuffle = false;       // shuffle whole HDF5 chunks, then within a window (faster reads)
+  int threads = 1;                  // decode/augment workers
+  int prefetch_batches = 4;         // memory bound: at most this many ready batches
+  Normalization normalization = Normalization::kMeanStd;
+  AugmentOptions augment;
+  std::vector<int64_t> subset;      // non-empty: use these store indices instead of the split's
+};
+
+struct Batch {
+  torch::Tensor images;   // float32 N x C x H x W
+  torch::Tensor labels;   // int64 N
+  torch::Tensor indices;  // int64 N, store indices
+  int64_t epoch = 0;
+  int64_t batch_in_epoch = 0;
+};
+
+class ShardLoader {
+ public:
+  // Throws UserError for a missing store, an empty split/subset, or too few images for one batch per rank.
+  ShardLoader(const std::string& store_path, const LoaderOptions& options);
+  ~ShardLoader();
+  ShardLoader(const ShardLoader&) = delete;
+  ShardLoader& operator=(const ShardLoader&) = delete;
+
+  const StoreInfo& info() const;
+  int64_t batches_per_epoch() const;   // identical on every rank
+  int64_t images_per_epoch() const;    // this split/subset, all ranks together
+  // Starts (or restarts) delivery at batch `first_batch` of `epoch` (resume mid-epoch).
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
+  // Next batch of the current epoch; false once the epoch is exhausted. Blocks only when no batch is ready.
+  bool next(Batch* batch);
+  double wait_seconds() const;         // total time next() spent blocked (data wait in the run summary)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The indices rank r evaluates: a contiguous, non-padded slice of `indices` (sizes differ by at most one),
+// so every image is counted exactly once whatever the number of ranks.
+std::vector<int64_t> eval_shard(const std::vector<int64_t>& indices, int rank, int world_size);
+
+}  // namespace facetrain
