@@ -1,0 +1,102 @@
+// facetrain's entry point and error boundary: dispatches subcommands, starts MPI for the ones that run on
+// ranks, and is the only place that ends the process. A UserError prints one line; any other exception
+// prints "[rank r] ..." and, with more than one rank, aborts the whole job so no peer waits in a collective.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "launcher/commands.h"
+#include "launcher/process.h"
+#include "trainer/comm/communicator.h"
+
+namespace {
+
+using facetrain::Subcommand;
+
+void print_help(const std::vector<Subcommand>& commands) {
+  std::printf("facetrain: data-parallel training of image models over MPI/NCCL, and offline evaluation.\n\n"
+              "usage: facetrain <command> [options]      (facetrain <command> --help for its flags)\n"
+              "       mpirun -np N facetrain train --config FILE   |   srun --mpi=pmix facetrain train ...\n\n"
+              "commands:\n");
+  for (const auto& c : commands) std::printf("  %-18s %s\n", c.name.c_str(), c.summary.c_str());
+  std::printf("\nExit codes: 0 ok, 1 internal error, 2 bad input (one line names the file, flag or field),\n"
+              "75 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (resume with --resume auto).\n");
+}
+
+const Subcommand* find_command(const std::vector<Subcommand>& commands, int argc, char** argv, int* consumed) {
+  // Two-word commands ("bench loader", "eval metrics") win over one-word ones.
+  if (argc >= 3) {
+    const std::string two = std::string(argv[1]) + " " + argv[2];
+    for (const auto& c : commands) {
+      if (c.name == two) {
+        *consumed = 2;
+        return &c;
+      }
+    }
+  }
+  for (const auto& c : commands) {
+    if (c.name == argv[1]) {
+      *consumed = 1;
+      return &c;
+    }
+  }
+  return nullptr;
+}
+
+int run(const Subcommand& command, int argc, char** argv) {
+  if (command.run) return command.run(argc, argv);
+  facetrain::comm_initialize(&argc, &argv);
+  int code = 0;
+  {
+    auto world = facetrain::make_mpi_communicator();
+    facetrain::set_log_rank(world->rank(), world->size());
+    facetrain::ProcessContext ctx = facetrain::place_process(*world, 0);
+    code = command.run_on_ranks(argc, argv, ctx);
+  }
+  facetrain::comm_finalize();
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<Subcommand> commands = facetrain::all_subcommands();
+  if (argc < 2 || !std::strcmp(argv[1], "help") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_help(commands);
+    return argc < 2 ? 2 : 0;
+  }
+  int consumed = 0;
+  const Subcommand* command = find_command(commands, argc, argv, &consumed);
+  if (command == nullptr) {
+    std::fprintf(stderr, "facetrain: unknown command '%s' (facetrain help lists them)\n", argv[1]);
+    return 2;
+  }
+  // The subcommand sees argv[0] = "facetrain <name>" so its --help names it.
+  std::string program = "facetrain " + command->name;
+  std::vector<char*> sub_argv{program.data()};
+  for (int i = 1 + consumed; i < argc; ++i) sub_argv.push_back(argv[i]);
+  sub_argv.push_back(nullptr);
+  const int sub_argc = static_cast<int>(sub_argv.size()) - 1;
+
+  try {
+    return run(*command, sub_argc, sub_argv.data());
+  } catch (const facetrain::UserError& e) {
+    if (facetrain::log_world_size() > 1) {
+      std::fprintf(stderr, "[rank %d] error: %s\n", facetrain::log_rank(), e.what());
+      std::fflush(stderr);
+      facetrain::comm_abort(2);
+    }
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "[rank %d] error: %s\n", facetrain::log_rank(), e.what());
+    std::fflush(stderr);
+    if (facetrain::comm_initialized() && facetrain::log_world_size() > 1) facetrain::comm_abort(1);
+    return 1;
+  }
+}
