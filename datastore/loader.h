@@ -30,7 +30,8 @@ struct LoaderOptions {
   uint64_t seed = 0;
   bool shuffle = true;              // false: store order (evaluation)
   bool drop_last = true;            // false only with world_size == 1: last batch may be short
-  bool chunk_shuffle = false;       // shuffle whole HDF5 chunks, then within a window (faster reads)
+  bool chunk_shuffle = false;       // shuffle whole HDF5 chunks, then within a window of
+                                    // kChunkShuffleWindow chunks (faster reads, slightly less random)
   int threads = 1;                  // decode/augment workers
   int prefetch_batches = 4;         // memory bound: at most this many ready batches
   Normalization normalization = Normalization::kMeanStd;
@@ -46,8 +47,16 @@ struct Batch {
   int64_t batch_in_epoch = 0;
 };
 
+// Threading: one I/O thread reads each batch's images (sorted by store index, neighbours merged) into one
+// of `prefetch_batches` raw buffers; `threads` workers augment and normalize whole batches; next() hands
+// them out in batch order. At most `prefetch_batches` batches are between read and delivery, so memory is
+// prefetch_batches * batch_size * (H*W*C bytes + 4*H*W*C bytes), whatever the data set size. Batches are
+// identical for any `threads` (each image's draws depend on (seed, epoch, store index) only).
+// A ShardLoader is used from one thread; destroying it mid-epoch stops and joins its threads.
 class ShardLoader {
  public:
+  static constexpr int kChunkShuffleWindow = 4;
+
   // Throws UserError for a missing store, an empty split/subset, or too few images for one batch per rank.
   ShardLoader(const std::string& store_path, const LoaderOptions& options);
   ~ShardLoader();
@@ -56,10 +65,17 @@ class ShardLoader {
 
   const StoreInfo& info() const;
   int64_t batches_per_epoch() const;   // identical on every rank
-  int64_t images_per_epoch() const;    // this split/subset, all ranks together
-  // Starts (or restarts) delivery at batch `first_batch` of `epoch` (resume mid-epoch).
+  // Images delivered per epoch, all ranks together: batches_per_epoch * W * B with drop_last (the
+  // remainder of the split/subset is skipped this epoch, a different one each epoch), else its full size.
+  int64_t images_per_epoch() const;
+  int64_t source_images() const;       // size of the split/subset
+  // The store indices rank r gets in batch b of epoch e, in delivery order (pure; no I/O).
+  std::vector<int64_t> batch_indices(int64_t epoch, int64_t batch) const;
+  // Starts (or restarts) delivery at batch `first_batch` of `epoch` (resume mid-epoch). next() before
+  // any start_epoch() starts epoch 0.
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // Next batch of the current epoch; false once the epoch is exhausted. Blocks only when no batch is ready.
+  // An error in a background thread (e.g. an unreadable store) is rethrown here.
   bool next(Batch* batch);
   double wait_seconds() const;         // total time next() spent blocked (data wait in the run summary)
 

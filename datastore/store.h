@@ -49,9 +49,15 @@ class StoreReader {
   std::vector<int32_t> identities() const;      // N, empty when absent
   std::vector<int8_t> attributes() const;       // N x attribute_names.size(), +1/-1, empty when absent
 
+  // Uncompressed stores (what StoreWriter writes) are read with pread at the chunk addresses HDF5 reports
+  // at open, outside HDF5's global lock; otherwise, or after set_direct_reads(false), through H5Dread.
+  bool direct_reads() const;
+  void set_direct_reads(bool enabled);  // enabling is a no-op when the store does not allow it
+
   // Copies images [begin, end) into out (row-major N x H x W x C uint8).
   void read_range(int64_t begin, int64_t end, uint8_t* out);
-  // Copies images[indices[k]] into out + k*image_bytes(), for any order of indices.
+  // Copies images[indices[k]] into out + k*image_bytes(), for any order of indices (duplicates allowed).
+  // Reads in ascending store order and merges neighbours into one read.
   void read_images(const int64_t* indices, int64_t count, uint8_t* out);
 
  private:

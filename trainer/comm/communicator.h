@@ -5,6 +5,7 @@
 
 #include <torch/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,24 +13,33 @@
 namespace facetrain {
 
 // --- process-wide MPI lifetime (called by launcher/ only) ---------------------------------------
-// Initialises MPI (MPI_THREAD_FUNNELED). Safe when started without mpirun: a world of one.
+// Initialises MPI with MPI_THREAD_SERIALIZED (why: mpi_communicator.cpp). Safe when started without
+// mpirun (a world of one); a no-op when MPI is already initialised.
 void comm_initialize(int* argc, char*** argv);
+// Finalises MPI if comm_initialize() started it. Destroy every Communicator first.
 void comm_finalize();
-// Aborts every rank of the job (MPI_Abort) so no peer blocks in the next collective. Never returns.
+// Aborts every rank of the job (ncclCommAbort on live NCCL communicators, then MPI_Abort) so no peer
+// blocks in the next collective. Never returns.
 [[noreturn]] void comm_abort(int exit_code);
 bool comm_initialized();
 
-// A started non-blocking collective. wait() completes it (throws CollectiveTimeout after the
-// communicator's timeout, naming the operation).
+// A started non-blocking collective. Not thread-safe; finish it before its communicator is destroyed.
 class PendingCollective {
  public:
   virtual ~PendingCollective() = default;
+  // Completes the operation. After the communicator's timeout it throws CollectiveTimeout naming the
+  // operation, the step and the ranks that did not arrive; the operation then stays pending and wait()
+  // may be called again. Destroying an unfinished operation keeps its tensor alive until the process
+  // ends (an MPI non-blocking collective cannot be cancelled).
   virtual void wait() = 0;
-  virtual bool test() = 0;  // true when complete (no blocking)
+  virtual bool test() = 0;  // true when complete (no blocking); also drives MPI progress
 };
 
 // Collective: every rank must make the same calls in the same order with tensors of the same shape
 // and dtype. With one rank every operation is a cheap no-op that runs the same code path.
+// `label` (optional everywhere) names the operation in a timeout message, e.g. "allreduce of gradient
+// bucket 3 of 5 (6.2 MB)"; the communicator adds the step and the ranks that did not arrive.
+// Not thread-safe: one thread at a time (the training thread; autograd hooks run on it for CPU tensors).
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -37,27 +47,45 @@ class Communicator {
   virtual int size() const = 0;
   virtual std::string backend() const = 0;  // "mpi" | "nccl"
 
-  // In-place sum over ranks. Contiguous tensors; float32/float64/int32/int64/uint8/bf16/fp16 (NCCL).
-  virtual void all_reduce_sum_(torch::Tensor& tensor) = 0;
-  virtual std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor) = 0;
-  virtual void broadcast_(torch::Tensor& tensor, int root) = 0;
-  // Concatenates every rank's tensor along dim 0; tensors may differ in dim 0 (sizes are exchanged).
-  virtual torch::Tensor all_gather(const torch::Tensor& tensor) = 0;
-  virtual void barrier() = 0;
+  // In-place sum over ranks. Contiguous tensors; float32/float64/int32/int64/uint8/int8 (MPI; anything
+  // else throws, never a silent cast), plus bf16/fp16 on NCCL.
+  virtual void all_reduce_sum_(torch::Tensor& tensor, const std::string& label) = 0;
+  void all_reduce_sum_(torch::Tensor& tensor) { all_reduce_sum_(tensor, std::string()); }
+  // Non-blocking version: the tensor must not be touched until wait()/test() reports completion.
+  virtual std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor,
+                                                                   const std::string& label) = 0;
+  std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor) {
+    return all_reduce_sum_async_(tensor, std::string());
+  }
+  // Copies root's tensor into every rank's (same shape and dtype everywhere; any dtype: bytes are moved).
+  virtual void broadcast_(torch::Tensor& tensor, int root, const std::string& label) = 0;
+  void broadcast_(torch::Tensor& tensor, int root) { broadcast_(tensor, root, std::string()); }
+  // Concatenates every rank's tensor along dim 0 in rank order; dim 0 may differ between ranks (sizes are
+  // exchanged), the other dims and the dtype must not.
+  virtual torch::Tensor all_gather(const torch::Tensor& tensor, const std::string& label) = 0;
+  torch::Tensor all_gather(const torch::Tensor& tensor) { return all_gather(tensor, std::string()); }
+  virtual void barrier(const std::string& label) = 0;
+  void barrier() { barrier(std::string()); }
 
-  // Seconds a collective may wait before throwing CollectiveTimeout (0: forever).
+  // Seconds a collective may wait before throwing CollectiveTimeout (0: forever). Set it on every rank.
   void set_timeout_seconds(double seconds) { timeout_seconds_ = seconds; }
   double timeout_seconds() const { return timeout_seconds_; }
+  // The training step named in timeout messages (-1: none). The loop sets it once per step.
+  void set_step(int64_t step) { step_ = step; }
+  int64_t step() const { return step_; }
 
  protected:
   double timeout_seconds_ = 0;
+  int64_t step_ = -1;
 };
 
-// MPI_COMM_WORLD, CPU tensors. Requires comm_initialize().
+// A duplicate of MPI_COMM_WORLD (its own message space), CPU tensors. Requires comm_initialize().
+// Collective (MPI_Comm_dup).
 std::unique_ptr<Communicator> make_mpi_communicator();
 // True when this build can create an NCCL communicator (CUDA LibTorch + NCCL compiled and linked).
 bool nccl_available();
-// NCCL over the local CUDA device, ncclUniqueId broadcast over MPI. Throws UserError when unavailable.
+// NCCL over CUDA device `device_index`, the ncclUniqueId broadcast over MPI_COMM_WORLD (collective).
+// Throws UserError when unavailable.
 std::unique_ptr<Communicator> make_nccl_communicator(int device_index);
 
 // Scalar helpers over a communicator (collective).

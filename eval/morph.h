@@ -1,0 +1,77 @@
+// Latent morphs for `facetrain eval morph` (seed 004's morph_roster.gif): chosen images are encoded by the VAE
+// (posterior mean), the latent path walks a closed loop through them with linear or spherical interpolation,
+// and the decoded frames become a GIF, an MP4 and a PNG strip. Also the image selection both visual commands
+// share (--indices / --mined / --count of a --split).
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "datastore/store.h"
+#include "models/vae.h"
+#include "trainer/process_context.h"
+
+namespace facetrain {
+
+// --- image selection (eval attention, eval morph) --------------------------------------------------------
+
+// Exactly one source of images; `count` caps it. Indices are store indices (as predictions.csv and mined.csv
+// of the other eval commands list them), kept in the order given.
+struct ImageSelectionFlags {
+  std::string indices;     // --indices "0,5,9"
+  std::string mined;       // --mined FILE: a CSV with a header naming an "index" column (eval mine's mined.csv)
+  std::string split;       // --split: with neither of the above, the first `count` images of this split
+  int64_t count = 0;       // --count: how many (> 0); with --mined the first `count` rows; not with --indices
+  bool count_given = false;
+};
+
+// Throws UserError naming the flag or file: both --indices and --mined, --indices with an explicit --count,
+// a malformed index, an index outside the store, a CSV without an "index" column, or an empty selection.
+std::vector<int64_t> select_images(const StoreReader& store, const ImageSelectionFlags& flags);
+
+// Store indices from a CSV with a header line naming an "index" column (RFC 4180 quoting allowed in any field).
+std::vector<int64_t> read_index_column(const std::string& csv_path);
+
+// --- latent interpolation --------------------------------------------------------------------------------
+
+enum class Interpolation {
+  kLerp,   // (1 - t) a + t b
+  kSlerp,  // along the great circle (Shoemake 1985; for generative models T. White, "Sampling Generative
+           // Networks", arXiv:1609.04468): sin((1-t)w)/sin(w) a + sin(tw)/sin(w) b, w = angle(a, b). Falls back to
+           // lerp when a and b are (anti)parallel (sin w ~ 0), where the great circle is undefined.
+};
+Interpolation parse_interpolation(const std::string& name);  // "lerp" | "slerp"; UserError naming --interpolation
+
+// a, b: (L) latents; ts: interpolation weights. Returns (ts.size(), L), row k at t = ts[k], in a's dtype.
+// t = 0 returns a and t = 1 returns b exactly (the coefficients are computed in float64 and are exactly 1 and 0).
+torch::Tensor interpolate_latents(const torch::Tensor& a, const torch::Tensor& b, const std::vector<double>& ts,
+                                  Interpolation mode);
+
+// The loop through n latents (N, L): pair p runs from latents[p] to latents[(p + 1) % n] with `frames` frames at
+// t = 0, 1/frames, ..., (frames-1)/frames; t = 1 is the next pair's first frame, so the loop closes without a
+// repeated frame and has n * frames frames. Returns (frames, L) for one pair.
+torch::Tensor morph_pair_latents(const torch::Tensor& latents, int64_t pair, int64_t frames, Interpolation mode);
+
+// (collective) every rank. Decodes every pair of the loop through `latents` (N >= 2, identical on every rank):
+// pairs are dealt round-robin (round r: rank k decodes pair r * world + k), each pair decoded as one batch of
+// `frames` latents so the arithmetic does not depend on the number of ranks, and each round is all-gathered.
+// `on_pair(p, images)` is then called on every rank in pair order with the (frames, C, H, W) float CPU decodes.
+// Memory: one round of world * frames images at a time. `on_progress(frames_done, frames_total)` (rank 0 only
+// logs it, but it is called on every rank) after each round.
+void decode_morph_loop(Vae& vae, const torch::Tensor& latents, int64_t frames, Interpolation mode,
+                       ProcessContext& ctx, const std::function<void(int64_t, const torch::Tensor&)>& on_pair,
+                       const std::function<void(int64_t, int64_t)>& on_progress = {});
+
+// (B, C, H, W) float images in [low, high] -> B frames of H x W x C uint8 (rounded, clamped), one tensor
+// (B, H, W, C) uint8 contiguous.
+torch::Tensor to_uint8_frames(const torch::Tensor& images, float low, float high);
+
+// The pixel range of the decoder's output activation: tanh and none -> [-1, 1] (the data range facetrain trains
+// VAEs on), sigmoid -> [0, 1].
+std::pair<float, float> vae_output_range(const VaeOptions& options);
+
+}  // namespace facetrain

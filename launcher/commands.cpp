@@ -1,0 +1,23 @@
+// The subcommand table (see commands.h). Each library exposes its commands in <dir>/commands.h.
+#include "launcher/commands.h"
+
+#include "datastore/commands.h"
+#include "tools/commands.h"
+#include "trainer/comm/commands.h"
+#include "trainer/commands.h"
+
+namespace facetrain {
+
+std::vector<Subcommand> all_subcommands() {
+  return {
+      {"ingest", "turn image folders, CelebA's layout or IDX files into one HDF5 store", ingest_command, {}},
+      {"stats", "counts per class and split, class weights, shape, mean and std of a store", stats_command, {}},
+      {"synth", "write a procedural face-like data set (tests, demos, scale benchmarks)", synth_command, {}},
+      {"train", "train a ViT, DCGAN or VAE data-parallel (mpirun -np N / srun)", {}, train_command},
+      {"bench loader", "images/s of the sharded loader: raw, normalized, augmented", bench_loader_command, {}},
+      {"bench allreduce", "gradient-sync bandwidth against plain MPI_Allreduce", {},
+       [](int argc, char** argv, ProcessContext&) { return bench_allreduce_command(argc, argv); }},
+  };
+}
+
+}  // namespace facetrain

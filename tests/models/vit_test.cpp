@@ -1,0 +1,164 @@
+// ViT: output and attention shapes at several sizes, parameter counts (hand formula and timm's published
+// ViT-B/16 count), attention rows summing to 1, uniform attention for zero qkv, float32 softmax, FLOP count.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "common/error.h"
+#include "models/init.h"
+#include "models/vit.h"
+
+namespace facetrain {
+namespace {
+
+VitOptions tiny(int64_t image = 32, int64_t patch = 8, int64_t channels = 3) {
+  VitOptions o;
+  o.image_size = image;
+  o.patch_size = patch;
+  o.channels = channels;
+  o.num_classes = 5;
+  o.width = 32;
+  o.depth = 2;
+  o.heads = 4;
+  return o;
+}
+
+TEST(Vit, OutputAndAttentionShapesAtSeveralSizes) {
+  torch::manual_seed(0);
+  struct Case { int64_t image, patch, channels; VitPool pool; int64_t head_hidden; };
+  for (const auto& c : {Case{32, 8, 3, VitPool::kCls, 0}, Case{28, 7, 1, VitPool::kMean, 0},
+                        Case{64, 16, 3, VitPool::kFlatten, 16}, Case{32, 4, 3, VitPool::kCls, 8}}) {
+    auto o = tiny(c.image, c.patch, c.channels);
+    o.pool = c.pool;
+    o.head_hidden = c.head_hidden;
+    Vit model(o);
+    auto x = torch::randn({3, c.channels, c.image, c.image});
+    auto logits = model->forward(x);
+    EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{3, 5}));
+    auto out = model->forward_with_attention(x);
+    ASSERT_EQ(out.attention.size(), 2u);
+    const int64_t t = (c.image / c.patch) * (c.image / c.patch) + 1;
+    for (const auto& a : out.attention) EXPECT_EQ(a.sizes(), (std::vector<int64_t>{3, 4, t, t}));
+    EXPECT_EQ(model->forward_features(x).sizes(), (std::vector<int64_t>{3, t, 32}));
+  }
+}
+
+TEST(Vit, ParameterCountMatchesHandFormula) {
+  // image 32, patch 8, 3 channels, width 32, depth 2, mlp 128, 5 classes, T = 17:
+  //   patch_embed 32*3*8*8 + 32 = 6176; cls 32; pos 17*32 = 544
+  //   block: norm1 64 + qkv 32*96+96 = 3168 + proj 32*32+32 = 1056 + norm2 64 + fc1 32*128+128 = 4224
+  //          + fc2 128*32+32 = 4128 -> 12704; two blocks 25408; norm 64; head 32*5+5 = 165
+  Vit model(tiny());
+  EXPECT_EQ(count_parameters(*model), 6176 + 32 + 544 + 25408 + 64 + 165);
+}
+
+TEST(Vit, VitTiny16ParameterCountMatchesTimm) {
+  // timm's vit_tiny_patch16_224 (width 192, depth 12, heads 3, 1000 classes) has 5,717,416 parameters.
+  VitOptions o;
+  o.width = 192;
+  o.heads = 3;
+  o.num_classes = 1000;
+  Vit model(o);
+  EXPECT_EQ(count_parameters(*model), 5717416);
+}
+
+TEST(Vit, TruncatedNormalInit) {
+  torch::manual_seed(5);
+  auto t = torch::empty({1000000});
+  trunc_normal_(t, 0.0, 0.02, -0.04, 0.04);
+  EXPECT_GE(t.min().item<double>(), -0.04);
+  EXPECT_LE(t.max().item<double>(), 0.04);
+  EXPECT_NEAR(t.mean().item<double>(), 0.0, 1e-4);  // se 1.8e-5
+  // N(0, 1) truncated to [-2, 2]: variance 1 - 2*2*phi(2)/(Phi(2)-Phi(-2)) = 1 - 4*0.0539910/0.9544997.
+  EXPECT_NEAR(t.std().item<double>(), 0.02 * std::sqrt(1 - 4 * 0.0539910 / 0.9544997), 1e-4);  // se 1.2e-5
+  EXPECT_GT(t.std().item<double>(), 0.0172);  // a plain clamp of N(0, 0.02) would give ~0.0178 -> also checked
+}
+
+TEST(Vit, ForwardWithAttentionGivesTheSameLogitsAndRowsSumToOne) {
+  torch::manual_seed(1);
+  Vit model(tiny());
+  model->eval();
+  auto x = torch::randn({4, 3, 32, 32});
+  auto logits = model->forward(x);  // class-token shortcut in the last block
+  auto out = model->forward_with_attention(x);
+  EXPECT_TRUE(torch::allclose(logits, out.logits, 1e-5, 1e-6)) << (logits - out.logits).abs().max();
+  for (const auto& a : out.attention) {
+    EXPECT_EQ(a.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::allclose(a.sum(-1), torch::ones({4, 4, 17}), 1e-5, 1e-6));
+    EXPECT_GE(a.min().item<float>(), 0.0f);
+  }
+  // Mean pooling uses every row of the last block: same logits either way as well.
+  auto o = tiny();
+  o.pool = VitPool::kMean;
+  Vit mean_model(o);
+  mean_model->eval();
+  EXPECT_TRUE(torch::allclose(mean_model->forward(x), mean_model->forward_with_attention(x).logits, 1e-5, 1e-6));
+}
+
+TEST(Vit, ZeroQkvGivesUniformAttention) {
+  Vit model(tiny());
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->named_parameters())
+      if (p.key().find("attn.qkv") != std::string::npos) p.value().zero_();
+  }
+  auto out = model->forward_with_attention(torch::randn({2, 3, 32, 32}));
+  for (const auto& a : out.attention)
+    EXPECT_TRUE(torch::allclose(a, torch::full_like(a, 1.0 / 17.0), 0, 1e-7)) << a.max() << " " << a.min();
+}
+
+TEST(Vit, SoftmaxRunsInFloat32ForLowPrecisionModels) {
+  torch::manual_seed(2);
+  Vit model(tiny());
+  model->to(torch::kBFloat16);
+  auto out = model->forward_with_attention(torch::randn({2, 3, 32, 32}).to(torch::kBFloat16));
+  EXPECT_EQ(out.logits.scalar_type(), torch::kBFloat16);
+  for (const auto& a : out.attention) {
+    EXPECT_EQ(a.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::allclose(a.sum(-1), torch::ones({2, 4, 17}), 1e-5, 1e-6));
+  }
+}
+
+TEST(Vit, EveryParameterGetsAGradient) {
+  torch::manual_seed(3);
+  auto o = tiny();
+  o.dropout = 0.1;
+  o.attention_dropout = 0.1;
+  Vit model(o);
+  model->train();
+  auto loss = torch::nn::functional::cross_entropy(model->forward(torch::randn({4, 3, 32, 32})),
+                                                   torch::tensor({0, 1, 2, 3}, torch::kLong));
+  loss.backward();
+  for (const auto& p : model->named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+  }
+}
+
+TEST(Vit, FlopCountOfTheBenchmarkConfig) {
+  VitOptions o;
+  o.image_size = 32; o.patch_size = 4; o.width = 192; o.depth = 6; o.heads = 3; o.num_classes = 10;
+  // T = 65 tokens, MACs per block: qkv 65*192*576 = 7,188,480; q k^T and attn v 2*65*65*192 = 1,622,400;
+  // proj 65*192*192 = 2,396,160; MLP 2*65*192*768 = 19,169,280 -> 30,376,320; 6 blocks 182,257,920.
+  // patch embedding 64*48*192 = 589,824; head 192*10 = 1,920. FLOPs = 2 * 182,849,664.
+  EXPECT_DOUBLE_EQ(vit_flops_per_image(o), 365699328.0);
+  // The class-token shortcut skips (q, proj, MLP) for 64 tokens and their attention rows in the last block:
+  // 64 * (192*192 + 192*192 + 2*192*768) + 64 * 2*65*192 = 23,592,960 + 1,597,440 MACs.
+  EXPECT_DOUBLE_EQ(vit_executed_flops_per_image(o), 365699328.0 - 2.0 * (23592960.0 + 1597440.0));
+}
+
+TEST(Vit, BadOptionsAndInputsAreUserErrors) {
+  auto o = tiny();
+  o.image_size = 30;
+  EXPECT_THROW(Vit{o}, UserError);
+  o = tiny();
+  o.heads = 5;
+  EXPECT_THROW(Vit{o}, UserError);
+  Vit model(tiny());
+  EXPECT_THROW(model->forward(torch::randn({1, 3, 64, 64})), UserError);
+  EXPECT_THROW(model->forward(torch::randn({1, 1, 32, 32})), UserError);
+}
+
+}  // namespace
+}  // namespace facetrain

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# tests/slurm/fault_kill_checkpoint.sh FACETRAIN: no partial checkpoint ever replaces a good one, whatever
+# instant the job dies at. A 2-rank run checkpointing every step is SIGKILLed as a whole (mpirun and both
+# ranks at once, like a node failure) at a random moment, 8 times; every restart with --resume auto must find
+# a complete checkpoint (no file skipped as truncated/corrupt, the newest on disk, never an older step than
+# before), and the run, finished at last, must log steps 1..N once each with the losses of a run that was
+# never killed. FACETRAIN_FAULT_SEED fixes the random moments (printed, to replay a failure).
+source "$(dirname "$0")/lib.sh"
+
+STEPS=60
+KILLS=${FACETRAIN_FAULT_KILLS:-8}
+SEED=${FACETRAIN_FAULT_SEED:-$(( $(date +%s) % 32768 ))}
+RANDOM=$SEED
+say "seed $SEED ($KILLS kills)"
+
+make_store "$WORK/tiny.h5"
+write_config "$WORK/reference.pbtxt" "$WORK/tiny.h5" "$WORK/reference" "$STEPS" 0
+t0=$(now)
+"${MPIRUN[@]}" "$BIN" train --config "$WORK/reference.pbtxt" --threads 1 --quiet > "$WORK/reference.log" 2>&1 ||
+  { cat "$WORK/reference.log"; fail "the reference run failed"; }
+say "reference run: $STEPS steps in $(elapsed "$t0") s"
+
+write_config "$WORK/run.pbtxt" "$WORK/tiny.h5" "$WORK/run" "$STEPS" 1
+metrics=$WORK/run/metrics.jsonl
+ckpts=$WORK/run/checkpoints
+
+# newest_on_disk: the step of the newest file named like a finished checkpoint (0 when none).
+newest_on_disk() {
+  local f s newest=0
+  for f in "$ckpts"/checkpoint-[0-9]*.ckpt; do
+    [ -e "$f" ] || continue
+    s=${f##*/checkpoint-}
+    s=$((10#${s%.ckpt}))
+    if [ "$s" -gt "$newest" ]; then newest=$s; fi
+  done
+  echo "$newest"
+}
+
+# check_resume LOG EXPECTED_STEP: the attempt in LOG resumed from EXPECTED_STEP's checkpoint (or started
+# fresh when it is 0) and skipped no checkpoint file as damaged.
+check_resume() {
+  if grep -E "resume: .*skipped" "$1"; then fail "a checkpoint with a final name was damaged (lines above)"; fi
+  if [ "$2" = 0 ]; then
+    grep -q "starting from scratch" "$1" || { cat "$1"; fail "no checkpoint on disk, yet no fresh start"; }
+  else
+    grep -Eq "resumed from .*checkpoint-0*$2\.ckpt at step $2\b" "$1" ||
+      { cat "$1"; fail "expected a resume from the newest checkpoint, step $2"; }
+  fi
+}
+
+mid_write=0
+previous=0
+for i in $(seq "$KILLS"); do
+  expected=$(newest_on_disk)
+  [ "$expected" -ge "$previous" ] || fail "newest checkpoint went back from step $previous to $expected"
+  previous=$expected
+  log=$WORK/attempt-$i.log
+  setsid "${MPIRUN[@]}" "$BIN" train --config "$WORK/run.pbtxt" --resume auto --threads 1 --quiet > "$log" 2>&1 &
+  pid=$!
+  CLEANUPS+=("kill -9 -- -$pid 2>/dev/null")
+  # Let this attempt resume (its metrics.jsonl trimmed) and train a step of its own, then kill it somewhere
+  # in the next 0-1.5 s: with a checkpoint every step, many of those instants fall inside a checkpoint write.
+  end=$((SECONDS + 120))
+  until grep -q "steps in all" "$log"; do
+    kill -0 "$pid" 2>/dev/null || { cat "$log"; fail "attempt $i ended before training"; }
+    [ "$SECONDS" -lt "$end" ] || { cat "$log"; fail "attempt $i did not start training in 120 s"; }
+    sleep 0.1
+  done
+  wait_for_step "$metrics" $((expected + 1)) 120 "$pid"
+  delay=$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 1.5 * r / 32768 }')
+  sleep "$delay"
+  kill -9 -- "-$pid" 2>/dev/null || true  # the whole process group: mpirun and both ranks
+  wait "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do pgrep -g "$pid" > /dev/null || break; sleep 0.1; done
+  ! pgrep -g "$pid" > /dev/null || fail "processes of attempt $i survived SIGKILL"
+  check_resume "$log" "$expected"
+  if compgen -G "$ckpts/*.partial" > /dev/null; then mid_write=$((mid_write + 1)); fi
+  say "attempt $i: resumed at step $expected, killed after +${delay} s at logged step $(last_step "$metrics"); newest checkpoint now $(newest_on_disk)"
+done
+
+# The last attempt runs to the end.
+expected=$(newest_on_disk)
+"${MPIRUN[@]}" "$BIN" train --config "$WORK/run.pbtxt" --resume auto --threads 1 --quiet > "$WORK/final.log" 2>&1 ||
+  { cat "$WORK/final.log"; fail "the final attempt failed"; }
+check_resume "$WORK/final.log" "$expected"
+check_losses "$metrics" "$WORK/reference/metrics.jsonl" "$STEPS"
+say "PASS: $KILLS kills ($mid_write left a .partial file, i.e. landed mid-write); every restart found a complete checkpoint"

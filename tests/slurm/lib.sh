@@ -1,0 +1,94 @@
+# tests/slurm/lib.sh: shared by the Slurm and fault tests (sourced, not run). Sets BIN (the facetrain binary,
+# first argument) and WORK (a fresh directory, removed when the test passes, kept and named when it fails),
+# and provides the tiny store and ViT config, metrics polling, and loss comparison.
+# shellcheck shell=bash disable=SC2034  # variables here are used by the tests that source this file
+set -euo pipefail
+
+BIN=${1:?usage: bash $0 path/to/facetrain}
+[ -x "$BIN" ] || { echo "FAIL: $BIN is not an executable"; exit 1; }
+TEST_NAME=$(basename "$0" .sh)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/facetrain-$TEST_NAME-XXXXXX")
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Two ranks on whatever cores are free: ctest may run other tests beside this one.
+MPIRUN=(mpirun --oversubscribe --bind-to none -np 2)
+PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3  # stdlib json only
+
+CLEANUPS=()  # commands run on exit, last first
+on_exit() {
+  local rc=$?
+  for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${CLEANUPS[$i]}" || true; done
+  if [ "$rc" = 0 ] || [ "$rc" = 77 ]; then rm -rf "$WORK"; else echo "($TEST_NAME: files kept in $WORK)"; fi
+}
+trap on_exit EXIT
+
+say() { echo "[$TEST_NAME $(date +%H:%M:%S)] $*"; }
+fail() { echo "FAIL ($TEST_NAME): $*"; exit 1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# make_store PATH: a small procedural face data set (32x32 RGB, 2 classes), made in about a second.
+make_store() {
+  "$BIN" synth --output "$1" --count 768 --size 32 --seed 11 >/dev/null ||
+    fail "facetrain synth could not make $1"
+}
+
+# write_config PATH STORE RUN_DIR MAX_STEPS CHECKPOINT_EVERY [extra text]: a tiny ViT whose steps take a
+# visible fraction of a second on one thread, so a run can be caught mid-way. Every step is logged.
+write_config() {
+  cat > "$1" <<EOF
+name: "tiny-vit"
+model { vit { patch_size: 4 width: 48 depth: 2 heads: 2 mlp_ratio: 2 } }
+data { store: "$2" batch_size: 32 val_split: "" seed: 3 }
+optimizer { kind: "adamw" lr: 0.001 weight_decay: 0.05 grad_clip_norm: 1.0 }
+schedule { max_steps: $4 warmup_steps: 5 decay: "cosine" }
+checkpoint { every_steps: $5 keep_last: 3 }
+logging { run_dir: "$3" every_steps: 1 progress_seconds: 1 }
+${6:-}
+EOF
+}
+
+# last_step METRICS: the largest "step" in a metrics.jsonl (0 when it does not exist yet).
+last_step() {
+  [ -s "$1" ] || { echo 0; return; }
+  "$PY" -c 'import json,sys
+s=0
+for line in open(sys.argv[1]):
+    try: s=max(s,json.loads(line)["step"])
+    except Exception: pass
+print(s)' "$1"
+}
+
+# wait_for_step METRICS STEP TIMEOUT_S [PID]: until the run logged STEP (fails on timeout or if PID died).
+wait_for_step() {
+  local end=$((SECONDS + $3))
+  while [ "$(last_step "$1")" -lt "$2" ]; do
+    [ "$SECONDS" -lt "$end" ] || fail "no step $2 in $1 after $3 s"
+    if [ -n "${4:-}" ] && ! kill -0 "$4" 2>/dev/null; then fail "the run ended before step $2 (see above)"; fi
+    sleep 0.1
+  done
+}
+
+# check_losses METRICS REFERENCE STEPS: steps 1..STEPS each appear exactly once in both files and every
+# train/loss is equal (the resumed run repeats the uninterrupted one exactly on CPU).
+check_losses() {
+  "$PY" - "$1" "$2" "$3" <<'EOF' || fail "losses differ from the uninterrupted run (see above)"
+import json, sys
+def losses(path):
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    steps = [r["step"] for r in rows]
+    if len(steps) != len(set(steps)):
+        dup = sorted({s for s in steps if steps.count(s) > 1})
+        sys.exit(f"{path}: steps logged more than once: {dup[:10]}")
+    return {r["step"]: r["train/loss"] for r in rows}
+got, want, n = losses(sys.argv[1]), losses(sys.argv[2]), int(sys.argv[3])
+for name, d in (("run", got), ("reference", want)):
+    if sorted(d) != list(range(1, n + 1)):
+        sys.exit(f"{name}: steps are not exactly 1..{n}: {sorted(d)[:5]}...{sorted(d)[-5:]}")
+bad = [(s, got[s], want[s]) for s in range(1, n + 1) if got[s] != want[s]]
+if bad:
+    for s, g, w in bad[:10]:
+        print(f"step {s}: resumed run {g!r}, uninterrupted run {w!r}")
+    sys.exit(f"{len(bad)} of {n} losses differ")
+print(f"losses of steps 1..{n} equal the uninterrupted run's")
+EOF
+}

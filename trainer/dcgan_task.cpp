@@ -1,0 +1,169 @@
+// The DCGAN task (seed 002; Radford et al. 2016): BCE-with-logits real/fake losses, Adam, alternating D and
+// G steps, both networks' gradients synchronised. D sees real and fake batches in separate forwards (as the
+// seed), so BatchNorm statistics are per batch; buffers are never broadcast per forward (the PyTorch DDP
+// broadcast_buffers failure) but averaged across ranks at each epoch end, before samples and checkpoints.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "common/log.h"
+#include "models/init.h"
+#include "trainer/comm/gradient_sync.h"
+#include "trainer/image_grid.h"
+#include "trainer/model_factory.h"
+#include "trainer/optim.h"
+#include "trainer/run_log.h"
+#include "trainer/task.h"
+
+namespace facetrain {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+torch::Tensor bce_with_logits(const torch::Tensor& logits, float target) {
+  return torch::binary_cross_entropy_with_logits(logits.view({-1}), torch::full({logits.size(0)}, target, logits.options()));
+}
+
+void set_requires_grad(const std::vector<torch::Tensor>& parameters, bool on) {
+  for (auto p : parameters) p.set_requires_grad(on);
+}
+
+class DcganTask : public TrainingTask {
+ public:
+  explicit DcganTask(const TaskInputs& in)
+      : config_(in.config), ctx_(in.ctx), run_dir_(in.run_dir), options_(dcgan_options_from(in.config, in.store)),
+        generator_(options_), discriminator_(options_) {
+    init_dcgan_weights(*generator_);
+    init_dcgan_weights(*discriminator_);
+    generator_->to(ctx_.device);
+    discriminator_->to(ctx_.device);
+    g_parameters_ = generator_->parameters();
+    d_parameters_ = discriminator_->parameters();
+    g_optimizer_ = make_optimizer(config_.optimizer(), g_parameters_);
+    d_optimizer_ = make_optimizer(config_.optimizer(), d_parameters_);
+    const auto cap = static_cast<int64_t>(config_.distributed().bucket_cap_mb() * 1e6);
+    g_buckets_ = std::make_unique<GradientBuckets>(*ctx_.comm, g_parameters_, cap, "generator gradient");
+    d_buckets_ = std::make_unique<GradientBuckets>(*ctx_.comm, d_parameters_, cap, "discriminator gradient");
+    // The fixed latent batch of the per-epoch sample grid, the same on every rank and every resume.
+    auto generator = torch::make_generator<torch::CPUGeneratorImpl>(config_.model().dcgan().sample_seed());
+    fixed_z_ = torch::randn({config_.model().dcgan().sample_count(), options_.z_size}, generator).to(ctx_.device);
+    log("dcgan: generator " + std::to_string(count_parameters(*generator_)) + " parameters, discriminator " +
+        std::to_string(count_parameters(*discriminator_)) + " parameters");
+  }
+
+  std::string kind() const override { return "dcgan"; }
+  Normalization normalization() const override { return Normalization::kMinusOneOne; }
+  void broadcast_state() override {
+    broadcast_module_state(*ctx_.comm, *generator_);
+    broadcast_module_state(*ctx_.comm, *discriminator_);
+  }
+
+  StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t, StepTimes* times) override {
+    generator_->train();
+    discriminator_->train();
+    set_learning_rate(*g_optimizer_, lr);
+    set_learning_rate(*d_optimizer_, lr);
+    const int n = static_cast<int>(micro.size());
+    const float real_label = 1.0f - config_.model().dcgan().label_smoothing();
+
+    // D step on real and (detached) fake images; the fakes are kept for the G step, which saves one
+    // generator forward per step (the seed regenerates them).
+    d_optimizer_->zero_grad();
+    auto t = Clock::now();
+    std::vector<torch::Tensor> fakes(n);
+    double d_loss_sum = 0, d_real_sum = 0, d_fake_sum = 0;
+    for (int m = 0; m < n; ++m) {
+      d_buckets_->set_sync_enabled(m == n - 1);
+      torch::Tensor real = micro[m].images.to(ctx_.device);
+      fakes[m] = generator_->forward(torch::randn({real.size(0), options_.z_size}, real.options()));
+      torch::Tensor d_real = discriminator_->forward(real);
+      torch::Tensor d_fake = discriminator_->forward(fakes[m].detach());
+      torch::Tensor d_loss = (bce_with_logits(d_real, real_label) + bce_with_logits(d_fake, 0.0f)) / n;
+      d_loss.backward();
+      d_loss_sum += d_loss.item<double>();
+      d_real_sum += torch::sigmoid(d_real).mean().item<double>() / n;
+      d_fake_sum += torch::sigmoid(d_fake).mean().item<double>() / n;
+    }
+    times->forward_backward += seconds_since(t);
+    synced_optimizer_step(*d_buckets_, *d_optimizer_, d_parameters_, config_.optimizer().grad_clip_norm(), times);
+
+    // G step: D frozen (no D gradients, so D's buckets see nothing), G pushed towards "real".
+    g_optimizer_->zero_grad();
+    set_requires_grad(d_parameters_, false);
+    t = Clock::now();
+    double g_loss_sum = 0;
+    for (int m = 0; m < n; ++m) {
+      g_buckets_->set_sync_enabled(m == n - 1);
+      torch::Tensor g_loss = bce_with_logits(discriminator_->forward(fakes[m]), 1.0f) / n;
+      g_loss.backward();
+      g_loss_sum += g_loss.item<double>();
+    }
+    times->forward_backward += seconds_since(t);
+    set_requires_grad(d_parameters_, true);
+    synced_optimizer_step(*g_buckets_, *g_optimizer_, g_parameters_, config_.optimizer().grad_clip_norm(), times);
+    return {d_loss_sum + g_loss_sum,
+            {{"d_loss", d_loss_sum}, {"g_loss", g_loss_sum}, {"d_real", d_real_sum}, {"d_fake", d_fake_sum}}};
+  }
+
+  void end_of_epoch(int64_t epoch, int64_t step, RunLog& log_out) override {
+    // (collective) keep BatchNorm running statistics identical on every rank
+    average_buffers(*ctx_.comm, *generator_);
+    average_buffers(*ctx_.comm, *discriminator_);
+    if (ctx_.rank != 0) return;
+    torch::NoGradGuard no_grad;
+    generator_->eval();
+    const ImageGrid grid = make_image_grid(generator_->forward(fixed_z_), 8, -1.0f, 1.0f);
+    char name[64];
+    std::snprintf(name, sizeof(name), "samples/epoch-%03lld.png", static_cast<long long>(epoch));
+    const std::string path = (std::filesystem::path(run_dir_) / name).string();
+    write_png(path, grid);
+    log_out.image("samples/fixed_latents", grid.pixels.data(), grid.height, grid.width, grid.channels, step);
+    log("epoch " + std::to_string(epoch) + ": sample grid " + path);
+  }
+
+  void save(torch::serialize::OutputArchive& archive) override {
+    torch::serialize::OutputArchive g, d, go, dopt;
+    generator_->save(g);
+    discriminator_->save(d);
+    g_optimizer_->save(go);
+    d_optimizer_->save(dopt);
+    archive.write("generator", g);
+    archive.write("discriminator", d);
+    archive.write("generator_optimizer", go);
+    archive.write("discriminator_optimizer", dopt);
+  }
+
+  void load(torch::serialize::InputArchive& archive) override {
+    torch::serialize::InputArchive g, d, go, dopt;
+    archive.read("generator", g);
+    archive.read("discriminator", d);
+    archive.read("generator_optimizer", go);
+    archive.read("discriminator_optimizer", dopt);
+    generator_->load(g);
+    discriminator_->load(d);
+    g_optimizer_->load(go);
+    d_optimizer_->load(dopt);
+  }
+
+ private:
+  const proto::RunConfig& config_;
+  ProcessContext& ctx_;
+  std::string run_dir_;
+  DcganOptions options_;
+  DcganGenerator generator_;
+  DcganDiscriminator discriminator_;
+  std::vector<torch::Tensor> g_parameters_, d_parameters_;
+  std::unique_ptr<torch::optim::Optimizer> g_optimizer_, d_optimizer_;
+  std::unique_ptr<GradientBuckets> g_buckets_, d_buckets_;
+  torch::Tensor fixed_z_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainingTask> make_dcgan_task(const TaskInputs& inputs) {
+  return std::make_unique<DcganTask>(inputs);
+}
+
+}  // namespace facetrain

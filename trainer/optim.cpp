@@ -1,0 +1,46 @@
+// Optimizer construction and the shared synced step (see optim.h).
+#include "trainer/optim.h"
+
+#include <chrono>
+#include <limits>
+
+namespace facetrain {
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+}  // namespace
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const proto::OptimizerConfig& c,
+                                                        std::vector<torch::Tensor> parameters) {
+  if (c.kind() == "sgd") {
+    return std::make_unique<torch::optim::SGD>(
+        parameters, torch::optim::SGDOptions(c.lr()).momentum(c.momentum()).weight_decay(c.weight_decay()));
+  }
+  if (c.kind() == "adam") {
+    return std::make_unique<torch::optim::Adam>(
+        parameters,
+        torch::optim::AdamOptions(c.lr()).betas({c.beta1(), c.beta2()}).weight_decay(c.weight_decay()));
+  }
+  return std::make_unique<torch::optim::AdamW>(
+      parameters, torch::optim::AdamWOptions(c.lr()).betas({c.beta1(), c.beta2()}).weight_decay(c.weight_decay()));
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& optimizer,
+                             const std::vector<torch::Tensor>& parameters, double clip_norm, StepTimes* times) {
+  auto t = Clock::now();
+  buckets.finalize();
+  times->communication += seconds_since(t);
+  t = Clock::now();
+  // With no clipping asked, a huge max norm still returns the global L2 norm (for the logs) and never scales.
+  const double norm =
+      torch::nn::utils::clip_grad_norm_(parameters, clip_norm > 0 ? clip_norm : std::numeric_limits<double>::max());
+  optimizer.step();
+  times->optimizer += seconds_since(t);
+  return norm;
+}
+
+}  // namespace facetrain

@@ -1,0 +1,25 @@
+// Optimizers from the config (AdamW, Adam, SGD), learning-rate setting per step, and the data-parallel
+// step every task shares: backward on micro-batches with gradient sync on the last, clip, optimizer step.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <vector>
+
+#include "trainer/comm/gradient_sync.h"
+#include "trainer/config.pb.h"
+#include "trainer/task.h"
+
+namespace facetrain {
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const proto::OptimizerConfig& config,
+                                                        std::vector<torch::Tensor> parameters);
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
+
+// (collective) Waits for the gradient buckets (exposed communication), clips the global norm when
+// clip_norm > 0, and steps the optimizer; adds the times to `times`. Returns the pre-clip gradient norm.
+double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& optimizer,
+                             const std::vector<torch::Tensor>& parameters, double clip_norm, StepTimes* times);
+
+}  // namespace facetrain

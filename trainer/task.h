@@ -1,0 +1,63 @@
+// A TrainingTask is the model-specific half of training (ViT classifier, DCGAN, VAE): it owns the modules,
+// optimizers and gradient sync, and runs one optimizer step on a set of micro-batches. The generic loop in
+// trainer.cpp owns data, schedule, checkpoints, signals, logs and the run summary.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "datastore/loader.h"
+#include "trainer/config.pb.h"
+#include "trainer/process_context.h"
+
+namespace facetrain {
+
+class RunLog;
+
+struct StepTimes {
+  double forward_backward = 0;  // seconds in forward + backward (communication overlapped inside)
+  double communication = 0;     // seconds waiting for gradient sync after backward (exposed)
+  double optimizer = 0;         // seconds in optimizer steps
+};
+
+struct StepOutput {
+  double loss = 0;  // this rank's main loss (mean over its micro-batches); NaN/inf stops the run
+  std::vector<std::pair<std::string, double>> scalars;  // extra per-step values (d_loss, kl, ...)
+};
+
+class TrainingTask {
+ public:
+  virtual ~TrainingTask() = default;
+  virtual std::string kind() const = 0;
+  // How the loader scales pixels for this model.
+  virtual Normalization normalization() const = 0;
+  // (collective) Makes every rank's parameters and buffers equal to rank 0's.
+  virtual void broadcast_state() = 0;
+  // (collective) One optimizer step: forward/backward on each micro-batch, gradient sync, step(s) at lr.
+  virtual StepOutput train_step(const std::vector<Batch>& micro_batches, double lr, int64_t step,
+                                StepTimes* times) = 0;
+  // (collective) After each epoch: validation metrics, sample grids (rank 0 writes files and logs).
+  virtual void end_of_epoch(int64_t epoch, int64_t step, RunLog& log) = 0;
+  // Model(s) and optimizer state(s) for checkpoints; load() after construction, before training.
+  virtual void save(torch::serialize::OutputArchive& archive) = 0;
+  virtual void load(torch::serialize::InputArchive& archive) = 0;
+  // Training FLOPs per image (forward + backward) for the GFLOP/s summary; 0 when unknown.
+  virtual double train_flops_per_image() const { return 0; }
+};
+
+struct TaskInputs {
+  const proto::RunConfig& config;
+  ProcessContext& ctx;
+  const StoreInfo& store;
+  std::string run_dir;
+};
+
+std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs);
+std::unique_ptr<TrainingTask> make_dcgan_task(const TaskInputs& inputs);
+std::unique_ptr<TrainingTask> make_vae_task(const TaskInputs& inputs);
+
+}  // namespace facetrain

@@ -1,0 +1,402 @@
+// The generic training loop (see trainer.h). Per step, one tiny all-reduce carries the loss, the
+// non-finite flag and the stop request, so every rank agrees at the same step boundary on all three.
+#include "trainer/trainer.h"
+
+#include <sys/resource.h>
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <cmath>
+#include <filesystem>
+#include <algorithm>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <thread>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "datastore/loader.h"
+#include "trainer/config.h"
+#include "trainer/records/checkpoint_store.h"
+#include "trainer/records/progress.h"
+#include "trainer/run_log.h"
+#include "trainer/schedule.h"
+#include "trainer/stop_signal.h"
+#include "trainer/task.h"
+
+namespace facetrain {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+void write_text_atomically(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".partial";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    FT_USER_CHECK(out.good(), tmp.string() << ": cannot write (is the run directory writable?)");
+    out << text;
+  }
+  fs::rename(tmp, path);
+}
+
+// Store indices from the "index" column of a CSV (e.g. the hits of `facetrain eval mine`).
+std::vector<int64_t> read_index_csv(const std::string& path, const std::string& field) {
+  std::ifstream in(path);
+  FT_USER_CHECK(in.good(), field << ": cannot read " << path);
+  std::string header;
+  std::getline(in, header);
+  std::vector<std::string> columns;
+  std::stringstream hs(header);
+  for (std::string c; std::getline(hs, c, ',');) columns.push_back(c);
+  const auto it = std::find(columns.begin(), columns.end(), "index");
+  FT_USER_CHECK(it != columns.end(), path << ": no 'index' column in the header (" << field << ")");
+  const size_t column = static_cast<size_t>(it - columns.begin());
+  std::vector<int64_t> indices;
+  int line_number = 1;
+  for (std::string line; std::getline(in, line);) {
+    ++line_number;
+    if (line.empty()) continue;
+    std::stringstream ls(line);
+    std::string cell;
+    for (size_t i = 0; i <= column; ++i) std::getline(ls, cell, ',');
+    try {
+      indices.push_back(std::stoll(cell));
+    } catch (const std::exception&) {
+      throw UserError(path + ":" + std::to_string(line_number) + ": bad index '" + cell + "' (" + field + ")");
+    }
+  }
+  FT_USER_CHECK(!indices.empty(), path << ": no images listed (" << field << ")");
+  return indices;
+}
+
+LoaderOptions loader_options(const proto::RunConfig& c, const ProcessContext& ctx, Normalization normalization) {
+  LoaderOptions o;
+  o.split = parse_split(c.data().train_split(), "data.train_split");
+  o.batch_size = c.data().batch_size();
+  o.rank = ctx.rank;
+  o.world_size = ctx.world_size;
+  o.seed = c.data().seed();
+  o.threads = c.data().loader_threads();
+  o.prefetch_batches = c.data().prefetch_batches();
+  o.chunk_shuffle = c.data().chunk_shuffle();
+  o.normalization = normalization;
+  const auto& a = c.augmentation();
+  o.augment.rotation_range = a.rotation_range();
+  o.augment.width_shift_range = a.width_shift_range();
+  o.augment.height_shift_range = a.height_shift_range();
+  o.augment.shear_range = a.shear_range();
+  o.augment.zoom_range = a.zoom_range();
+  o.augment.horizontal_flip = a.horizontal_flip();
+  o.augment.vertical_flip = a.vertical_flip();
+  o.augment.fill_mode = parse_fill_mode(a.fill_mode(), "augmentation.fill_mode");
+  o.augment.cval = a.cval();
+  o.augment.random_grayscale = a.random_grayscale();
+  if (c.model().has_vae() && !c.model().vae().subset().empty()) {
+    o.subset = read_index_csv(c.model().vae().subset(), "model.vae.subset");
+  }
+  return o;
+}
+
+std::unique_ptr<TrainingTask> make_task(const std::string& kind, const TaskInputs& inputs) {
+  if (kind == "vit") return make_vit_task(inputs);
+  if (kind == "dcgan") return make_dcgan_task(inputs);
+  return make_vae_task(inputs);
+}
+
+// Where training stands; saved in every checkpoint.
+struct Position {
+  int64_t step = 0;             // optimizer steps done
+  int64_t epoch = 0;            // current epoch
+  int64_t batch_in_epoch = 0;   // loader batches of `epoch` already consumed
+};
+
+// The archive also carries the run config, so eval and export can rebuild the model from the file alone.
+// The model's input shape [height, width, channels, classes] lets eval name a store that does not fit.
+std::string checkpoint_payload(TrainingTask& task, const Position& pos, const proto::RunConfig& config,
+                               const StoreInfo& store) {
+  torch::serialize::OutputArchive archive;
+  task.save(archive);
+  archive.write("config", c10::IValue(to_text(config)));
+  archive.write("model_input", torch::tensor({static_cast<int64_t>(store.height), static_cast<int64_t>(store.width),
+                                              static_cast<int64_t>(store.channels),
+                                              static_cast<int64_t>(store.class_names.size())}));
+  archive.write("position.step", torch::tensor(pos.step));
+  archive.write("position.epoch", torch::tensor(pos.epoch));
+  archive.write("position.batch_in_epoch", torch::tensor(pos.batch_in_epoch));
+  archive.write("rng.cpu", torch::globalContext().defaultGenerator(torch::kCPU).get_state());
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
+}
+
+Position load_checkpoint_payload(TrainingTask& task, const std::string& payload) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(payload.data(), payload.size());
+  task.load(archive);
+  Position pos;
+  torch::Tensor t;
+  archive.read("position.step", t);
+  pos.step = t.item<int64_t>();
+  archive.read("position.epoch", t);
+  pos.epoch = t.item<int64_t>();
+  archive.read("position.batch_in_epoch", t);
+  pos.batch_in_epoch = t.item<int64_t>();
+  torch::Tensor rng;
+  archive.read("rng.cpu", rng);
+  at::Generator generator = torch::globalContext().defaultGenerator(torch::kCPU);  // a handle: shares the state
+  generator.set_state(rng);
+  return pos;
+}
+
+// (collective) Rank 0 writes the checkpoint; the others wait so nobody races ahead of a slow write.
+void save_checkpoint(TrainingTask& task, CheckpointStore* store, const Position& pos, const proto::RunConfig& config,
+                     const StoreInfo& store_info, ProcessContext& ctx) {
+  if (ctx.rank == 0) {
+    std::ostringstream meta;
+    meta << "{\"step\": " << pos.step << ", \"epoch\": " << pos.epoch << ", \"batch_in_epoch\": " << pos.batch_in_epoch
+         << ", \"model\": \"" << task.kind() << "\", \"world_size\": " << ctx.world_size << "}";
+    const std::string path = store->write(pos.step, checkpoint_payload(task, pos, config, store_info), meta.str());
+    log("checkpoint " + path);
+  }
+  ctx.comm->barrier();
+}
+
+// (collective) Rank 0 picks the checkpoint and broadcasts its bytes, so ranks need no shared file system
+// and can never disagree on which checkpoint they resumed from.
+bool resume_from(const std::string& resume, CheckpointStore* store, TrainingTask& task, ProcessContext& ctx,
+                 Position* pos) {
+  if (resume == "none") return false;
+  std::string payload;
+  std::string source;
+  if (ctx.rank == 0) {
+    if (resume == "auto") {
+      std::vector<std::string> skipped;
+      auto found = store->latest_valid(&skipped);
+      for (const auto& s : skipped) log("resume: " + s);
+      if (found) {
+        payload = std::move(found->payload);
+        source = found->path;
+      }
+    } else {
+      auto loaded = read_checkpoint_file(resume);
+      payload = std::move(loaded.payload);
+      source = resume;
+    }
+  }
+  torch::Tensor size = torch::tensor(static_cast<int64_t>(payload.size()));
+  ctx.comm->broadcast_(size, 0);
+  const int64_t bytes = size.item<int64_t>();
+  if (bytes == 0) {
+    log("resume auto: no checkpoint in " + store->directory() + ", starting from scratch");
+    return false;
+  }
+  torch::Tensor data = torch::empty({bytes}, torch::kUInt8);
+  if (ctx.rank == 0) std::memcpy(data.data_ptr<uint8_t>(), payload.data(), payload.size());
+  ctx.comm->broadcast_(data, 0);
+  if (ctx.rank != 0) payload.assign(reinterpret_cast<const char*>(data.data_ptr<uint8_t>()), bytes);
+  *pos = load_checkpoint_payload(task, payload);
+  log("resumed from " + (ctx.rank == 0 ? source : std::string("checkpoint")) + " at step " +
+      std::to_string(pos->step) + " (epoch " + std::to_string(pos->epoch) + ", batch " +
+      std::to_string(pos->batch_in_epoch) + ")");
+  return true;
+}
+
+// Fault injection for the watchdog test (tests/slurm): FACETRAIN_FAULT_STALL_RANK=r and
+// FACETRAIN_FAULT_STALL_STEP=s make rank r stop making progress before step s, as a rank stuck in I/O would.
+void maybe_stall_for_fault_test(int rank, int64_t step) {
+  static const char* stall_rank = std::getenv("FACETRAIN_FAULT_STALL_RANK");
+  static const char* stall_step = std::getenv("FACETRAIN_FAULT_STALL_STEP");
+  if (stall_rank == nullptr || stall_step == nullptr) return;
+  if (std::atoi(stall_rank) != rank || std::atoll(stall_step) != step) return;
+  log_all("fault injection: rank " + std::to_string(rank) + " stalls before step " + std::to_string(step));
+  for (;;) std::this_thread::sleep_for(std::chrono::seconds(60));
+}
+
+double measure_matmul_gflops() {
+  torch::NoGradGuard no_grad;
+  auto a = torch::randn({1024, 1024});
+  auto b = torch::randn({1024, 1024});
+  auto c = torch::matmul(a, b);  // warm-up
+  std::vector<double> rates;
+  for (int i = 0; i < 5; ++i) {
+    const auto t = Clock::now();
+    c = torch::matmul(a, b);
+    rates.push_back(2.0 * 1024 * 1024 * 1024 / seconds_since(t) / 1e9);
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream oss;
+  oss << std::fixed << std::setprecision(digits) << v;
+  return oss.str();
+}
+
+}  // namespace
+
+int run_training(const proto::RunConfig& config, ProcessContext& ctx, const TrainOptions& options) {
+  install_stop_handlers();
+  ctx.comm->set_timeout_seconds(config.distributed().collective_timeout_s());
+  const fs::path run_dir = config.logging().run_dir();
+  if (ctx.rank == 0) {
+    std::error_code ec;
+    fs::create_directories(run_dir, ec);
+    FT_USER_CHECK(!ec, "logging.run_dir: cannot create " << run_dir.string() << ": " << ec.message());
+    write_text_atomically(run_dir / "config.pbtxt", to_text(config));
+  }
+  ctx.comm->barrier();
+
+  // The data and the model.
+  const std::string kind = model_kind(config);
+  StoreReader probe(config.data().store());
+  const StoreInfo store_info = probe.info();
+  TaskInputs inputs{config, ctx, store_info, run_dir.string()};
+  std::unique_ptr<TrainingTask> task = make_task(kind, inputs);
+  ShardLoader loader(config.data().store(), loader_options(config, ctx, task->normalization()));
+
+  const int accumulation = config.schedule().accumulation_steps();
+  const int64_t steps_per_epoch = loader.batches_per_epoch() / accumulation;
+  FT_USER_CHECK(steps_per_epoch > 0, "data.batch_size: " << config.data().batch_size() << " x " << ctx.world_size
+                                                         << " ranks x " << accumulation
+                                                         << " micro-batches leaves no full step in one epoch of "
+                                                         << loader.images_per_epoch() << " images");
+  const int64_t total_steps = config.schedule().max_steps() > 0
+                                  ? config.schedule().max_steps()
+                                  : steps_per_epoch * config.schedule().epochs();
+
+  task->broadcast_state();
+  CheckpointStore checkpoints((run_dir / "checkpoints").string(), config.checkpoint().keep_last());
+  Position pos;
+  resume_from(options.resume, &checkpoints, *task, ctx, &pos);
+  if (pos.batch_in_epoch >= steps_per_epoch * accumulation) {
+    ++pos.epoch;
+    pos.batch_in_epoch = 0;
+  }
+
+  RunLog run_log(run_dir.string(), pos.step, ctx.rank == 0);
+  Progress progress(total_steps, stdout_is_terminal() && ctx.rank == 0 && !options.quiet,
+                    config.logging().progress_seconds());
+  log(kind + ": " + std::to_string(loader.images_per_epoch()) + " images/epoch, " + std::to_string(steps_per_epoch) +
+      " steps/epoch of " + std::to_string(config.data().batch_size() * ctx.world_size * accumulation) +
+      " images, " + std::to_string(total_steps) + " steps in all");
+
+  StepTimes times;
+  double step_seconds = 0, images_done = 0;
+  const auto run_start = Clock::now();
+  const double wait_at_start = loader.wait_seconds();
+  const int64_t first_step = pos.step;
+  int exit_code = 0;
+  const int64_t every_ckpt = config.checkpoint().every_steps();
+  const int log_every = std::max(1, config.logging().every_steps());
+
+  while (pos.step < total_steps) {
+    loader.start_epoch(pos.epoch, pos.batch_in_epoch);
+    std::vector<Batch> micro(accumulation);
+    bool epoch_done = false;
+    while (pos.step < total_steps) {
+      maybe_stall_for_fault_test(ctx.rank, pos.step + 1);
+      // 1. load (a whole optimizer step's micro-batches; an epoch ends on a step boundary)
+      const auto t0 = Clock::now();
+      bool have = true;
+      for (int m = 0; m < accumulation && have; ++m) have = loader.next(&micro[m]);
+      if (!have) {
+        epoch_done = true;
+        break;
+      }
+      // 2-4. forward, backward + sync, optimizer step (the task's recipe)
+      const double lr = learning_rate_at(pos.step, total_steps, config.optimizer().lr(),
+                                         config.schedule().warmup_steps(), config.schedule().decay(),
+                                         config.schedule().min_lr_ratio());
+      torch::manual_seed(config.data().seed() * 1000003ULL + static_cast<uint64_t>(pos.step) * 7919ULL +
+                         static_cast<uint64_t>(ctx.rank));
+      StepOutput out = task->train_step(micro, lr, pos.step, &times);
+      pos.step += 1;
+      pos.batch_in_epoch += accumulation;
+      const double dt = seconds_since(t0);
+      step_seconds += dt;
+      images_done += static_cast<double>(config.data().batch_size()) * accumulation * ctx.world_size;
+
+      // (collective) one all-reduce: [loss sum, non-finite ranks, stop requests]
+      torch::Tensor flags = torch::tensor({std::isfinite(out.loss) ? out.loss : 0.0,
+                                           std::isfinite(out.loss) ? 0.0 : 1.0, stop_requested() ? 1.0 : 0.0},
+                                          torch::kFloat64);
+      ctx.comm->all_reduce_sum_(flags);
+      const double mean_loss = flags[0].item<double>() / ctx.world_size;
+      FT_CHECK(flags[1].item<double>() == 0,
+               "loss is not finite at step " << pos.step << " on " << flags[1].item<double>()
+                                             << " rank(s); stopping. The last good checkpoint is kept in "
+                                             << checkpoints.directory());
+      const double images_per_s = static_cast<double>(config.data().batch_size()) * accumulation * ctx.world_size / dt;
+      if (pos.step % log_every == 0 || pos.step == total_steps) {
+        std::vector<std::pair<std::string, double>> values{{"train/loss", mean_loss}, {"train/lr", lr},
+                                                           {"train/images_per_s", images_per_s}};
+        for (const auto& s : out.scalars) values.emplace_back("train/" + s.first, s.second);
+        run_log.scalars(pos.step, values);
+      }
+      progress.update(pos.epoch, pos.step, images_per_s, mean_loss);
+
+      if (flags[2].item<double>() > 0) {
+        progress.finish_line();
+        log("stop requested (SIGTERM/SIGUSR1): checkpointing at step " + std::to_string(pos.step));
+        save_checkpoint(*task, &checkpoints, pos, config, store_info, ctx);
+        run_log.flush();
+        exit_code = kExitStopped;
+        break;
+      }
+      if (every_ckpt > 0 && pos.step % every_ckpt == 0 && pos.step < total_steps) {
+        progress.finish_line();
+        save_checkpoint(*task, &checkpoints, pos, config, store_info, ctx);
+      }
+    }
+    if (exit_code != 0) break;
+    progress.finish_line();
+    if (epoch_done || pos.step == total_steps) {
+      task->end_of_epoch(pos.epoch, pos.step, run_log);
+      if (epoch_done) {
+        ++pos.epoch;
+        pos.batch_in_epoch = 0;
+      }
+      save_checkpoint(*task, &checkpoints, pos, config, store_info, ctx);
+      run_log.flush();
+    }
+  }
+
+  // Run summary: throughput, where the time went, memory, and achieved GFLOP/s beside a plain matmul.
+  const double wall = seconds_since(run_start);
+  const double steps = static_cast<double>(pos.step - first_step);
+  if (steps > 0) {
+    const double data_wait = loader.wait_seconds() - wait_at_start;
+    struct rusage usage {};
+    getrusage(RUSAGE_SELF, &usage);
+    double peak_mb = usage.ru_maxrss / 1024.0;
+    torch::Tensor peak = torch::tensor({peak_mb}, torch::kFloat64);
+    ctx.comm->all_reduce_sum_(peak);
+    const double images_per_s = images_done / step_seconds;
+    std::ostringstream s;
+    s << "summary: " << fixed(steps, 0) << " steps in " << fixed(wall, 1) << " s, " << fixed(images_per_s, 1)
+      << " images/s (all ranks); per step: data wait " << fixed(1e3 * data_wait / steps, 1) << " ms, forward+backward "
+      << fixed(1e3 * times.forward_backward / steps, 1) << " ms, exposed communication "
+      << fixed(1e3 * times.communication / steps, 1) << " ms, optimizer " << fixed(1e3 * times.optimizer / steps, 1)
+      << " ms; peak memory " << fixed(peak_mb, 0) << " MB on rank " << ctx.rank << " (mean over ranks "
+      << fixed(peak[0].item<double>() / ctx.world_size, 0) << " MB)";
+    log(s.str());
+    if (task->train_flops_per_image() > 0) {
+      const double matmul = measure_matmul_gflops();
+      const double achieved = task->train_flops_per_image() * images_per_s / ctx.world_size / 1e9;
+      log("summary: " + fixed(achieved, 1) + " GFLOP/s per rank in training steps; plain 1024^3 matmul now: " +
+          fixed(matmul, 1) + " GFLOP/s (" + fixed(100 * achieved / matmul, 0) + "%)");
+    }
+  }
+  run_log.flush();
+  return exit_code;
+}
+
+}  // namespace facetrain

@@ -1,0 +1,177 @@
+// The perceptual-loss VAE task (seed 004; Hou et al., "Deep Feature Consistent VAE", 2017): loss =
+// reconstruction (MSE or L1, mean over pixels) + kl_weight * KL (closed form, mean over the batch) +
+// perceptual weight * VGG feature distance. Fine-tuning starts from model.vae.init_from, optionally on a
+// mined subset, typically with a smaller KL weight (seed 004 uses 0.02).
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "models/init.h"
+#include "trainer/comm/gradient_sync.h"
+#include "trainer/image_grid.h"
+#include "trainer/model_factory.h"
+#include "trainer/model_io.h"
+#include "trainer/optim.h"
+#include "trainer/run_log.h"
+#include "trainer/scoring.h"
+#include "trainer/task.h"
+
+namespace facetrain {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+class VaeTask : public TrainingTask {
+ public:
+  explicit VaeTask(const TaskInputs& in)
+      : config_(in.config), ctx_(in.ctx), run_dir_(in.run_dir), model_(vae_options_from(in.config, in.store)) {
+    const auto& v = config_.model().vae();
+    if (!v.init_from().empty()) {
+      load_module_weights(*model_, v.init_from(), "model");
+      log("vae: fine-tuning from " + v.init_from());
+    }
+    model_->to(ctx_.device);
+    if (v.perceptual().weight() > 0) {
+      perceptual_ = PerceptualLoss(perceptual_options_from(config_));
+      perceptual_->to(ctx_.device);
+    }
+    parameters_ = model_->parameters();
+    optimizer_ = make_optimizer(config_.optimizer(), parameters_);
+    buckets_ = std::make_unique<GradientBuckets>(*ctx_.comm, parameters_,
+                                                 static_cast<int64_t>(config_.distributed().bucket_cap_mb() * 1e6));
+    auto generator = torch::make_generator<torch::CPUGeneratorImpl>(1234);
+    prior_z_ = torch::randn({v.sample_count(), model_->options().latent_size}, generator).to(ctx_.device);
+    log("vae: " + std::to_string(count_parameters(*model_)) + " parameters, latent " +
+        std::to_string(model_->options().latent_size) +
+        (perceptual_ ? ", perceptual " + config_.model().vae().perceptual().network() : ", no perceptual term"));
+  }
+
+  std::string kind() const override { return "vae"; }
+  Normalization normalization() const override { return Normalization::kMinusOneOne; }
+  void broadcast_state() override { broadcast_module_state(*ctx_.comm, *model_); }
+
+  StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t, StepTimes* times) override {
+    model_->train();
+    set_learning_rate(*optimizer_, lr);
+    optimizer_->zero_grad();
+    const int n = static_cast<int>(micro.size());
+    auto t = Clock::now();
+    double total = 0, rec_sum = 0, kl_sum = 0, perc_sum = 0;
+    for (int m = 0; m < n; ++m) {
+      buckets_->set_sync_enabled(m == n - 1);
+      torch::Tensor images = micro[m].images.to(ctx_.device);
+      const VaeOutputs out = model_->forward(images);
+      torch::Tensor rec = reconstruction_loss(out.recon, images);
+      torch::Tensor kl = kl_divergence(out.mu, out.logvar);
+      torch::Tensor loss = rec + config_.model().vae().kl_weight() * kl;
+      if (perceptual_) {
+        torch::Tensor perc = perceptual_->forward(out.recon, images);
+        loss = loss + config_.model().vae().perceptual().weight() * perc;
+        perc_sum += perc.item<double>() / n;
+      }
+      (loss / n).backward();
+      total += loss.item<double>() / n;
+      rec_sum += rec.item<double>() / n;
+      kl_sum += kl.item<double>() / n;
+    }
+    times->forward_backward += seconds_since(t);
+    synced_optimizer_step(*buckets_, *optimizer_, parameters_, config_.optimizer().grad_clip_norm(), times);
+    std::vector<std::pair<std::string, double>> scalars{{"reconstruction", rec_sum}, {"kl", kl_sum}};
+    if (perceptual_) scalars.emplace_back("perceptual", perc_sum);
+    return {total, scalars};
+  }
+
+  void end_of_epoch(int64_t epoch, int64_t step, RunLog& log_out) override {
+    average_buffers(*ctx_.comm, *model_);  // (collective) BatchNorm statistics equal on every rank
+    model_->eval();
+    StoreReader store(config_.data().store());
+    std::string split;
+    const std::vector<int64_t> indices = validation_indices(store, config_.data().val_split(), &split);
+    if (!indices.empty()) {
+      // Per-image mean squared error of the posterior-mean reconstruction, in [0,1] pixel units, gathered.
+      GatheredScores scores = score_store_images(
+          config_.data().store(), indices, Normalization::kMinusOneOne, 64, 1, ctx_,
+          [&](const torch::Tensor& images) {
+            torch::Tensor recon = model_->decode(model_->encode(images).first);
+            return ((recon - images) / 2).pow(2).flatten(1).mean(1, true);
+          });
+      const double mse = scores.outputs.mean().item<double>();
+      const double psnr = (10.0 * torch::log10(1.0 / scores.outputs.clamp_min(1e-10))).mean().item<double>();
+      log_out.scalars(step, {{"val/mse", mse}, {"val/psnr", psnr}});
+      char line[200];
+      std::snprintf(line, sizeof(line), "epoch %lld %s: reconstruction MSE %.5f, PSNR %.2f dB (%zu images)",
+                    static_cast<long long>(epoch), split.c_str(), mse, psnr, indices.size());
+      log(line);
+    }
+    if (ctx_.rank != 0 || indices.empty()) return;
+    // Inputs beside reconstructions, and samples from the prior.
+    torch::NoGradGuard no_grad;
+    const int64_t shown = std::min<int64_t>(config_.model().vae().sample_count(), indices.size());
+    LoaderOptions options;
+    options.subset.assign(indices.begin(), indices.begin() + shown);
+    options.batch_size = shown;
+    options.shuffle = false;
+    options.drop_last = false;
+    options.normalization = Normalization::kMinusOneOne;
+    ShardLoader loader(config_.data().store(), options);
+    loader.start_epoch(0);
+    Batch batch;
+    FT_CHECK(loader.next(&batch), "no validation batch");
+    torch::Tensor images = batch.images.to(ctx_.device);
+    torch::Tensor recon = model_->decode(model_->encode(images).first);
+    // Pairs side by side: input, reconstruction, input, reconstruction, ...
+    torch::Tensor pairs = torch::stack({images, recon}, 1).flatten(0, 1);
+    write_grid(log_out, "reconstructions", make_image_grid(pairs, 8, -1, 1), epoch, step);
+    write_grid(log_out, "prior_samples", make_image_grid(model_->decode(prior_z_), 8, -1, 1), epoch, step);
+  }
+
+  void save(torch::serialize::OutputArchive& archive) override {
+    torch::serialize::OutputArchive model_archive, optimizer_archive;
+    model_->save(model_archive);
+    optimizer_->save(optimizer_archive);
+    archive.write("model", model_archive);
+    archive.write("optimizer", optimizer_archive);
+  }
+
+  void load(torch::serialize::InputArchive& archive) override {
+    torch::serialize::InputArchive model_archive, optimizer_archive;
+    archive.read("model", model_archive);
+    archive.read("optimizer", optimizer_archive);
+    model_->load(model_archive);
+    optimizer_->load(optimizer_archive);
+  }
+
+ private:
+  torch::Tensor reconstruction_loss(const torch::Tensor& recon, const torch::Tensor& images) const {
+    if (config_.model().vae().reconstruction() == "l1") return torch::l1_loss(recon, images);
+    return torch::mse_loss(recon, images);
+  }
+
+  void write_grid(RunLog& log_out, const std::string& name, const ImageGrid& grid, int64_t epoch, int64_t step) {
+    char file[96];
+    std::snprintf(file, sizeof(file), "samples/%s-epoch-%03lld.png", name.c_str(), static_cast<long long>(epoch));
+    write_png((std::filesystem::path(run_dir_) / file).string(), grid);
+    log_out.image("samples/" + name, grid.pixels.data(), grid.height, grid.width, grid.channels, step);
+  }
+
+  const proto::RunConfig& config_;
+  ProcessContext& ctx_;
+  std::string run_dir_;
+  Vae model_;
+  PerceptualLoss perceptual_{nullptr};
+  std::vector<torch::Tensor> parameters_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<GradientBuckets> buckets_;
+  torch::Tensor prior_z_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainingTask> make_vae_task(const TaskInputs& inputs) { return std::make_unique<VaeTask>(inputs); }
+
+}  // namespace facetrain

@@ -1,0 +1,132 @@
+// The ViT classifier task (seed 001): cross-entropy with optional 'balanced' class weights and label
+// smoothing, AdamW with warmup + cosine, gradient clipping; validation loss/accuracy/F1/AUC each epoch.
+#include <torch/torch.h>
+
+#include <chrono>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "models/init.h"
+#include "models/vit.h"
+#include "trainer/comm/gradient_sync.h"
+#include "trainer/metrics.h"
+#include "trainer/optim.h"
+#include "trainer/run_log.h"
+#include "trainer/scoring.h"
+#include "trainer/task.h"
+#include "trainer/model_factory.h"
+
+namespace facetrain {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+class VitTask : public TrainingTask {
+ public:
+  explicit VitTask(const TaskInputs& in)
+      : config_(in.config), ctx_(in.ctx), store_(in.store), model_(vit_options_from(in.config, in.store)) {
+    model_->to(ctx_.device);
+    parameters_ = model_->parameters();
+    optimizer_ = make_optimizer(config_.optimizer(), parameters_);
+    buckets_ = std::make_unique<GradientBuckets>(*ctx_.comm, parameters_,
+                                                 static_cast<int64_t>(config_.distributed().bucket_cap_mb() * 1e6));
+    if (config_.model().vit().class_weights()) {
+      class_weights_ = torch::tensor(store_.class_weights).to(ctx_.device);
+      log("vit: loss weighted by the store's balanced class weights");
+    }
+    log("vit: " + std::to_string(count_parameters(*model_)) + " parameters, " +
+        std::to_string(model_->options().tokens()) + " tokens per image");
+  }
+
+  std::string kind() const override { return "vit"; }
+  Normalization normalization() const override { return Normalization::kMeanStd; }
+  void broadcast_state() override { broadcast_module_state(*ctx_.comm, *model_); }
+
+  StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t, StepTimes* times) override {
+    model_->train();
+    set_learning_rate(*optimizer_, lr);
+    optimizer_->zero_grad();
+    auto t = Clock::now();
+    double loss_sum = 0;
+    const int n = static_cast<int>(micro.size());
+    for (int m = 0; m < n; ++m) {
+      // Only the last micro-batch communicates; earlier ones accumulate locally in .grad.
+      buckets_->set_sync_enabled(m == n - 1);
+      torch::Tensor logits = model_->forward(micro[m].images.to(ctx_.device));
+      torch::Tensor loss = loss_of(logits, micro[m].labels.to(ctx_.device)) / n;
+      loss.backward();
+      loss_sum += loss.item<double>();
+    }
+    times->forward_backward += seconds_since(t);
+    const double norm =
+        synced_optimizer_step(*buckets_, *optimizer_, parameters_, config_.optimizer().grad_clip_norm(), times);
+    return {loss_sum, {{"grad_norm", norm}}};
+  }
+
+  void end_of_epoch(int64_t epoch, int64_t step, RunLog& log_out) override {
+    StoreReader store(config_.data().store());
+    std::string split;
+    const std::vector<int64_t> indices = validation_indices(store, config_.data().val_split(), &split);
+    if (indices.empty()) return;
+    model_->eval();
+    const int64_t classes = static_cast<int64_t>(store_.class_names.size());
+    GatheredScores scores = score_store_images(
+        config_.data().store(), indices, Normalization::kMeanStd, std::max<int64_t>(config_.data().batch_size(), 64),
+        classes, ctx_, [&](const torch::Tensor& images) { return model_->forward(images); });
+    const double loss = torch::nn::functional::cross_entropy(scores.outputs, scores.labels).item<double>();
+    torch::Tensor probs = torch::softmax(scores.outputs, 1).contiguous();
+    std::vector<float> flat(probs.data_ptr<float>(), probs.data_ptr<float>() + probs.numel());
+    std::vector<int64_t> labels(scores.labels.data_ptr<int64_t>(),
+                                scores.labels.data_ptr<int64_t>() + scores.labels.numel());
+    const ClassificationMetrics m = classification_metrics(flat, labels, static_cast<int>(classes), loss);
+    log_out.scalars(step, {{"val/loss", m.loss}, {"val/accuracy", m.accuracy}, {"val/f1", m.macro_f1},
+                           {"val/auc", m.auc}});
+    char line[256];
+    std::snprintf(line, sizeof(line), "epoch %lld %s: loss %.4f, accuracy %.4f, macro F1 %.4f, AUC %.4f (%lld images)",
+                  static_cast<long long>(epoch), split.c_str(), m.loss, m.accuracy, m.macro_f1, m.auc,
+                  static_cast<long long>(m.count));
+    log(line);
+  }
+
+  void save(torch::serialize::OutputArchive& archive) override {
+    torch::serialize::OutputArchive model_archive, optimizer_archive;
+    model_->save(model_archive);
+    optimizer_->save(optimizer_archive);
+    archive.write("model", model_archive);
+    archive.write("optimizer", optimizer_archive);
+  }
+
+  void load(torch::serialize::InputArchive& archive) override {
+    torch::serialize::InputArchive model_archive, optimizer_archive;
+    archive.read("model", model_archive);
+    archive.read("optimizer", optimizer_archive);
+    model_->load(model_archive);
+    optimizer_->load(optimizer_archive);
+  }
+
+  double train_flops_per_image() const override { return 3.0 * vit_flops_per_image(model_->options()); }
+
+ private:
+  torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels) {
+    auto options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(
+        config_.model().vit().label_smoothing());
+    if (class_weights_.defined()) options.weight(class_weights_);
+    return torch::nn::functional::cross_entropy(logits, labels, options);
+  }
+
+  const proto::RunConfig& config_;
+  ProcessContext& ctx_;
+  const StoreInfo& store_;
+  Vit model_;
+  std::vector<torch::Tensor> parameters_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<GradientBuckets> buckets_;
+  torch::Tensor class_weights_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs) { return std::make_unique<VitTask>(inputs); }
+
+}  // namespace facetrain
