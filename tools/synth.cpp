@@ -223,14 +223,14 @@ SynthFace render_synth_face(uint64_t seed, int64_t index, int size, double val_f
   const cv::Scalar nose_color = skin * rng.uniform(0.65, 0.8);
   paint.polyline({{0, 0.0}, {nose_dx, nose_len}, {nose_dx - 0.1 * a, nose_len + 0.03 * b}}, false, nose_color, 1.0);
 
-  // 5. mouth: the smiling class bends the corners up (the middle sags 0.22-0.6 half-widths below them,
-  // some with an open mouth and teeth); the neutral class is flat or slightly down (-0.12..0.08).
+  // 5. mouth: the smiling class bends the corners up (the middle sags 0.3-0.65 half-widths below them,
+  // 45% with an open mouth and teeth); the neutral class is flat or slightly down (-0.1..0.06).
   const double mx = rng.uniform(-0.04, 0.04) * a, my = 0.52 * b * rng.uniform(0.92, 1.08);
-  const double mw = 0.36 * a * rng.uniform(0.8, 1.2);
-  const double sag = face.smiling ? mw * rng.uniform(0.22, 0.6) : mw * rng.uniform(-0.12, 0.08);
+  const double mw = 0.42 * a * rng.uniform(0.85, 1.15);
+  const double sag = face.smiling ? mw * rng.uniform(0.3, 0.65) : mw * rng.uniform(-0.1, 0.06);
   const bool open_mouth = face.smiling && rng.uniform() < 0.45;
   const cv::Scalar lips = mix(skin, cv::Scalar(170, 60, 70), rng.uniform(0.45, 0.8));
-  const double lip_width = rng.uniform(1.0, 2.0);
+  const double lip_width = rng.uniform(1.2, 2.2);
   if (open_mouth) {
     const double top = sag * 0.35, bottom = sag * 1.5;
     std::vector<cv::Point2d> outline = mouth_curve(mx, my - sag / 2, mw, top, false);
@@ -273,7 +273,7 @@ SynthFace render_synth_face(uint64_t seed, int64_t index, int size, double val_f
   if (rng.uniform() < 0.5) cv::GaussianBlur(image, image, cv::Size(0, 0), rng.uniform(0.3, 1.0) * unit);
   const double light = rng.uniform(0.0, 0.25), light_dir = rng.uniform(0, 2 * kPi);
   const double contrast = rng.uniform(0.8, 1.15), brightness = rng.uniform(-20, 20);
-  const double sigma = rng.uniform(2.0, 12.0);
+  const double sigma = rng.uniform(2.0, 10.0);
   const float lx = static_cast<float>(std::cos(light_dir) * light / S);
   const float ly = static_cast<float>(std::sin(light_dir) * light / S);
   cv::Mat shaded;

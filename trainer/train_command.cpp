@@ -24,7 +24,7 @@ int train_command(int argc, char** argv, ProcessContext& ctx) {
        cxxopts::value<std::string>()->default_value("none"))
       ("threads", "LibTorch threads per rank (default: distributed.threads_per_rank, else cores/ranks per node)",
        cxxopts::value<int>()->default_value("0"))
-      ("quiet", "no progress output")
+      ("quiet", "no progress bar: plain periodic lines only")
       ("h,help", "show this help");
   cxxopts::ParseResult args;
   try {
@@ -47,8 +47,6 @@ int train_command(int argc, char** argv, ProcessContext& ctx) {
     ctx.threads = threads;
     torch::set_num_threads(threads);
   }
-  log_all(describe(ctx));
-
   TrainOptions train_options;
   train_options.resume = args["resume"].as<std::string>();
   train_options.quiet = args.count("quiet") > 0;

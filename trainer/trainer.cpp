@@ -246,6 +246,17 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   install_stop_handlers();
   ctx.comm->set_timeout_seconds(config.distributed().collective_timeout_s());
   const fs::path run_dir = config.logging().run_dir();
+  // The data and the model.
+  const std::string kind = model_kind(config);
+  StoreReader probe(config.data().store());
+  const StoreInfo store_info = probe.info();
+  TaskInputs inputs{config, ctx, store_info, run_dir.string()};
+  torch::manual_seed(config.data().seed());  // model initialisation (rank 0's is broadcast to all)
+  std::unique_ptr<TrainingTask> task = make_task(kind, inputs);
+  ShardLoader loader(config.data().store(), loader_options(config, ctx, task->normalization()));
+  log_all(describe(ctx));  // one placement line per rank, once the inputs are known to be good
+
+  // The run directory is created only once the inputs are known to be good (no half-made runs).
   if (ctx.rank == 0) {
     std::error_code ec;
     fs::create_directories(run_dir, ec);
@@ -253,14 +264,6 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
     write_text_atomically(run_dir / "config.pbtxt", to_text(config));
   }
   ctx.comm->barrier();
-
-  // The data and the model.
-  const std::string kind = model_kind(config);
-  StoreReader probe(config.data().store());
-  const StoreInfo store_info = probe.info();
-  TaskInputs inputs{config, ctx, store_info, run_dir.string()};
-  std::unique_ptr<TrainingTask> task = make_task(kind, inputs);
-  ShardLoader loader(config.data().store(), loader_options(config, ctx, task->normalization()));
 
   const int accumulation = config.schedule().accumulation_steps();
   const int64_t steps_per_epoch = loader.batches_per_epoch() / accumulation;

@@ -13,7 +13,7 @@ LOCAL=${FACETRAIN_SLURM_LOCAL:-$SRC/../shared/slurm-local}
 [ -f "$LOCAL/start-local-slurm.sh" ] || skip "slurm-local not found at $LOCAL (set FACETRAIN_SLURM_LOCAL)"
 [ "$(id -u)" = 0 ] || skip "slurm-local must run as root"
 
-STEPS=40
+STEPS=60
 PREEMPT_AFTER=10
 t_test=$(now)
 make_store "$WORK/tiny.h5"
@@ -27,6 +27,7 @@ say "reference run: $STEPS steps in $(elapsed "$t0") s"
 
 # 2. The cluster, on ports of its own so a developer's cluster on the default ports is left alone.
 export SLURM_LOCAL_CTLD_PORT=${SLURM_LOCAL_CTLD_PORT:-6927} SLURM_LOCAL_SLURMD_PORT=${SLURM_LOCAL_SLURMD_PORT:-6928}
+chmod 755 "$WORK"  # munged wants every directory above its socket searchable by all (mktemp made it 0700)
 CLEANUPS+=("bash '$LOCAL/stop-local-slurm.sh' '$WORK/slurm' >/dev/null 2>&1")
 t0=$(now)
 if ! env_lines=$(bash "$LOCAL/start-local-slurm.sh" "$WORK/slurm" 2> "$WORK/slurm-start.log"); then

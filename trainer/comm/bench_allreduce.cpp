@@ -72,7 +72,7 @@ void run_sweep(Communicator& comm, const std::vector<int64_t>& sizes, int fixed_
                int64_t cap_bytes) {
   const int n = comm.size();
   const double bus_factor = n > 1 ? 2.0 * (n - 1) / n : 0.0;
-  log("      size  |  MPI_Allreduce: ms   algbw  busbw  |  gradient sync: ms   algbw  busbw  | ratio | "
+  log("bytes       |  MPI_Allreduce: ms   algbw  busbw  |  gradient sync: ms   algbw  busbw  | ratio | "
       "backward alone ms");
   for (const int64_t bytes : sizes) {
     const int64_t count = bytes / 4;
@@ -130,7 +130,7 @@ void run_sweep(Communicator& comm, const std::vector<int64_t>& sizes, int fixed_
     const double b = static_cast<double>(count * 4);
     const double algbw_mpi = b / mpi / 1e9, algbw_sync = b / sync / 1e9;
     char size_text[32];
-    std::snprintf(size_text, sizeof(size_text), "%10s", comm_detail::format_bytes(bytes).c_str());
+    std::snprintf(size_text, sizeof(size_text), "%10lld", static_cast<long long>(bytes));
     log(std::string(size_text) + "  |  " + fmt("%16.3f", 1e3 * mpi) + fmt(" %7.2f", algbw_mpi) + fmt(" %6.2f", algbw_mpi * bus_factor) +
         "  |  " + fmt("%16.3f", 1e3 * sync) + fmt(" %7.2f", algbw_sync) + fmt(" %6.2f", algbw_sync * bus_factor) +
         "  | " + fmt("%4.0f%%", 100.0 * mpi / sync) + " | " + fmt("%8.3f", 1e3 * backward) + "   (" +

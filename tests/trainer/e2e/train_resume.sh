@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# End-to-end: N real MPI ranks train a tiny ViT; a second run gets SIGUSR1 on ONE rank mid-run, every rank
+# stops at the same step with exit code 75 after a checkpoint, `--resume auto` finishes it, and the per-step
+# losses of the stopped+resumed run equal those of the uninterrupted run (CPU, same thread count).
+# Usage: train_resume.sh FACETRAIN_BINARY RANKS
+set -euo pipefail
+ft=$1
+ranks=$2
+work=$(mktemp -d); echo "work dir $work"
+trap 'pkill -f "$work" 2>/dev/null || true; [[ -n "${KEEP:-}" ]] || rm -rf "$work"' EXIT
+mpirun_=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$ranks")
+
+"$ft" synth --output "$work/store.h5" --count 1200 --size 16 --seed 3 --quiet
+cat > "$work/run.pbtxt" <<CFG
+model { vit { patch_size: 4 width: 32 depth: 2 heads: 2 mlp_ratio: 2 } }
+data { store: "$work/store.h5" batch_size: 16 val_split: "val" }
+optimizer { kind: "adamw" lr: 0.003 grad_clip_norm: 1.0 }
+schedule { max_steps: 30 warmup_steps: 5 }
+logging { run_dir: "$work/unused" every_steps: 1 }
+CFG
+
+losses() {  # "step loss" per line for the train/loss records of a metrics.jsonl
+  grep '"train/loss"' "$1" | sed -E 's/.*"step": *([0-9]+).*"train\/loss": *([-0-9.eE+]+).*/\1 \2/'
+}
+
+# 1. Uninterrupted reference run.
+"${mpirun_[@]}" "$ft" train --config "$work/run.pbtxt" --set logging.run_dir="$work/a" --threads 1 --quiet \
+  > "$work/a.log" 2>&1 || { cat "$work/a.log"; echo "FAIL: reference run failed"; exit 1; }
+[[ $(losses "$work/a/metrics.jsonl" | wc -l) -eq 30 ]] || { echo "FAIL: reference run has no 30 loss records"; exit 1; }
+
+# 2. The same run, SIGUSR1 to rank 1 only once it has logged step 8.
+"${mpirun_[@]}" "$ft" train --config "$work/run.pbtxt" --set logging.run_dir="$work/b" --threads 1 --quiet \
+  > "$work/b1.log" 2>&1 &
+job=$!
+for _ in $(seq 1 600); do
+  [[ -f "$work/b/metrics.jsonl" ]] && [[ $(losses "$work/b/metrics.jsonl" | wc -l) -ge 8 ]] && break
+  sleep 0.1
+done
+rank1=$(pgrep -f "logging.run_dir=$work/b" | while read -r p; do
+  tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=1$' && echo "$p"; done | head -1)
+[[ -n "$rank1" ]] || { echo "FAIL: rank 1 not found"; exit 1; }
+kill -USR1 "$rank1"
+set +e; wait "$job"; code=$?; set -e
+[[ $code -eq 75 ]] || { cat "$work/b1.log"; echo "FAIL: stopped run exited $code, expected 75"; exit 1; }
+grep -q "stop requested" "$work/b1.log" || { echo "FAIL: no stop message"; exit 1; }
+stopped_at=$(losses "$work/b/metrics.jsonl" | tail -1 | cut -d' ' -f1)
+ls "$work/b/checkpoints/" | grep -q "checkpoint-0*${stopped_at}.ckpt" || {
+  ls "$work/b/checkpoints/"; echo "FAIL: no checkpoint at the stop step $stopped_at"; exit 1; }
+[[ $stopped_at -lt 30 ]] || { echo "FAIL: the signal arrived too late to test a resume"; exit 1; }
+
+# 3. Resume and finish.
+"${mpirun_[@]}" "$ft" train --config "$work/run.pbtxt" --set logging.run_dir="$work/b" --threads 1 --quiet \
+  --resume auto > "$work/b2.log" 2>&1 || { cat "$work/b2.log"; echo "FAIL: resumed run failed"; exit 1; }
+grep -q "resumed from .*at step $stopped_at" "$work/b2.log" || { cat "$work/b2.log"; echo "FAIL: no resume line"; exit 1; }
+
+if ! diff <(losses "$work/a/metrics.jsonl") <(losses "$work/b/metrics.jsonl"); then
+  echo "FAIL: losses of the stopped+resumed run differ from the uninterrupted run (stopped at $stopped_at)"
+  exit 1
+fi
+echo "PASS: $ranks ranks stopped at step $stopped_at by SIGUSR1 on rank 1, resumed, 30 losses identical"
