@@ -39,12 +39,14 @@ wait "$mpirun_pid" || rc=$?
 dt=$(elapsed "$t_stall")
 [ "$rc" != 0 ] || { cat "$WORK/run.log"; fail "mpirun exited 0 although a rank hung"; }
 
-# Rank 0's report: one line with the step, the operation and the rank(s) that did not arrive.
+# Rank 0's report: one line with the step, the operation and the rank(s) that did not arrive, e.g.
+#   [rank 0] error: allreduce of gradient bucket 1 of 1 (174.5 kB) at step 6 did not complete within 5 s;
+#   ranks that did not arrive: 1 (...)
 line=$(grep -E '^\[rank 0\]' "$WORK/run.log" | grep -E "step $STALL_STEP\b" | head -n 1 || true)
 [ -n "$line" ] || { cat "$WORK/run.log"; fail "no '[rank 0] ...' error line naming step $STALL_STEP"; }
 echo "$line" | grep -Eiq "all-?reduce|broadcast|barrier|all-?gather|bucket" ||
   { cat "$WORK/run.log"; fail "the error line does not name the operation: $line"; }
-echo "$line" | grep -Eq "rank(s|\(s\))?:? \[?1([^0-9]|$)" ||
+echo "$line" | grep -Eq "(ranks?|rank\(s\)|arrive|missing):? \[?1([^0-9]|$)" ||
   { cat "$WORK/run.log"; fail "the error line does not name the missing rank 1: $line"; }
 grep -Eq "did not arrive|missing|waiting for|timed out|timeout" <<< "$line" ||
   { cat "$WORK/run.log"; fail "the error line does not say it timed out: $line"; }

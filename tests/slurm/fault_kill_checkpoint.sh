@@ -19,6 +19,10 @@ t0=$(now)
 "${MPIRUN[@]}" "$BIN" train --config "$WORK/reference.pbtxt" --threads 1 --quiet > "$WORK/reference.log" 2>&1 ||
   { cat "$WORK/reference.log"; fail "the reference run failed"; }
 say "reference run: $STEPS steps in $(elapsed "$t0") s"
+# Kill moments are drawn from 0..3 steps after an attempt's first step, in this machine's step time.
+step_s=$("$PY" -c 'import json,sys
+t=[json.loads(l)["time"] for l in open(sys.argv[1]) if l.strip()]
+print(max(0.02, (t[-1]-t[0])/(len(t)-1)))' "$WORK/reference/metrics.jsonl")
 
 write_config "$WORK/run.pbtxt" "$WORK/tiny.h5" "$WORK/run" "$STEPS" 1
 metrics=$WORK/run/metrics.jsonl
@@ -50,8 +54,10 @@ check_resume() {
 
 mid_write=0
 previous=0
+kills=0
 for i in $(seq "$KILLS"); do
   expected=$(newest_on_disk)
+  if [ "$expected" -ge $((STEPS - 2)) ]; then say "the run is nearly done after $kills kills; stop killing"; break; fi
   [ "$expected" -ge "$previous" ] || fail "newest checkpoint went back from step $previous to $expected"
   previous=$expected
   log=$WORK/attempt-$i.log
@@ -59,7 +65,7 @@ for i in $(seq "$KILLS"); do
   pid=$!
   CLEANUPS+=("kill -9 -- -$pid 2>/dev/null")
   # Let this attempt resume (its metrics.jsonl trimmed) and train a step of its own, then kill it somewhere
-  # in the next 0-1.5 s: with a checkpoint every step, many of those instants fall inside a checkpoint write.
+  # in the next 0-3 step times: with a checkpoint every step, many of those instants fall inside a checkpoint write.
   end=$((SECONDS + 120))
   until grep -q "steps in all" "$log"; do
     kill -0 "$pid" 2>/dev/null || { cat "$log"; fail "attempt $i ended before training"; }
@@ -67,16 +73,19 @@ for i in $(seq "$KILLS"); do
     sleep 0.1
   done
   wait_for_step "$metrics" $((expected + 1)) 120 "$pid"
-  delay=$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 1.5 * r / 32768 }')
+  delay=$(awk -v r="$RANDOM" -v s="$step_s" 'BEGIN { printf "%.2f", 3 * s * r / 32768 }')
   sleep "$delay"
   kill -9 -- "-$pid" 2>/dev/null || true  # the whole process group: mpirun and both ranks
   wait "$pid" 2>/dev/null || true
   for _ in $(seq 50); do pgrep -g "$pid" > /dev/null || break; sleep 0.1; done
   ! pgrep -g "$pid" > /dev/null || fail "processes of attempt $i survived SIGKILL"
+  kills=$((kills + 1))
   check_resume "$log" "$expected"
   if compgen -G "$ckpts/*.partial" > /dev/null; then mid_write=$((mid_write + 1)); fi
-  say "attempt $i: resumed at step $expected, killed after +${delay} s at logged step $(last_step "$metrics"); newest checkpoint now $(newest_on_disk)"
+  say "attempt $i: resumed at step $expected, killed +${delay} s after a new step, at logged step $(last_step "$metrics"); newest checkpoint now $(newest_on_disk)"
 done
+
+[ "$kills" -ge 4 ] || fail "only $kills kills landed before the run finished (steps too fast for the delays?)"
 
 # The last attempt runs to the end.
 expected=$(newest_on_disk)
@@ -84,4 +93,4 @@ expected=$(newest_on_disk)
   { cat "$WORK/final.log"; fail "the final attempt failed"; }
 check_resume "$WORK/final.log" "$expected"
 check_losses "$metrics" "$WORK/reference/metrics.jsonl" "$STEPS"
-say "PASS: $KILLS kills ($mid_write left a .partial file, i.e. landed mid-write); every restart found a complete checkpoint"
+say "PASS: $kills kills ($mid_write left a .partial file, i.e. landed mid-write); every restart found a complete checkpoint"

@@ -35,7 +35,7 @@ fi
 rc=0
 wait "$mpirun_pid" || rc=$?
 dt=$(elapsed "$t_kill")
-! kill -0 "$rank0" 2>/dev/null || fail "rank 0 (pid $rank0) outlived mpirun"
+! alive "$rank0" || fail "rank 0 (pid $rank0) outlived mpirun"
 [ "$rc" != 0 ] || { cat "$WORK/run.log"; fail "mpirun exited 0 after a rank was killed"; }
 grep -Eq "rank 1 .*(signal 9|Killed)" "$WORK/run.log" ||
   { cat "$WORK/run.log"; fail "no message naming rank 1 and its signal"; }

@@ -26,6 +26,9 @@ fail() { echo "FAIL ($TEST_NAME): $*"; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
+# alive PID: the process exists and is not a zombie (PID 1 here may reap orphans late).
+alive() { [ -e "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+
 # make_store PATH: a small procedural face data set (32x32 RGB, 2 classes), made in about a second.
 make_store() {
   "$BIN" synth --output "$1" --count 768 --size 32 --seed 11 >/dev/null ||

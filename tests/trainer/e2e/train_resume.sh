@@ -36,8 +36,10 @@ for _ in $(seq 1 600); do
   [[ -f "$work/b/metrics.jsonl" ]] && [[ $(losses "$work/b/metrics.jsonl" | wc -l) -ge 8 ]] && break
   sleep 0.1
 done
-rank1=$(pgrep -f "logging.run_dir=$work/b" | while read -r p; do
-  tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=1$' && echo "$p"; done | head -1)
+rank1=""
+for p in $(pgrep -f "logging.run_dir=$work/b"); do
+  if tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=1$'; then rank1=$p; fi
+done
 [[ -n "$rank1" ]] || { echo "FAIL: rank 1 not found"; exit 1; }
 kill -USR1 "$rank1"
 set +e; wait "$job"; code=$?; set -e
