@@ -169,7 +169,7 @@ void scalar_kernel(const Plan& p) {
 }
 
 #ifdef FACETRAIN_HAVE_AVX2_KERNEL
-// Channel k of 8 gathered taps (bytes k of each 32-bit lane) as floats.
+// Channel k of 8 loaded taps (byte k of each 32-bit lane) as floats.
 __attribute__((target("avx2,fma"))) inline __m256 tap_channel(__m256i taps, int k) {
   return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(taps, 8 * k), _mm256_set1_epi32(0xFF)));
 }
@@ -196,7 +196,7 @@ __attribute__((target("avx2,fma"))) void avx2_kernel(const Plan& p) {
   const __m256i minus1 = _mm256_set1_epi32(-1), zero = _mm256_setzero_si256();
   const __m256i wm1 = _mm256_set1_epi32(w - 1), hm1 = _mm256_set1_epi32(h - 1);
   const __m256i vstride = _mm256_set1_epi32(stride), vc = _mm256_set1_epi32(C);
-  // A 32-bit gather at offset o reads bytes o..o+3: keep o + 3 inside the image.
+  // A 32-bit load at offset o reads bytes o..o+3: keep o + 3 inside the image.
   const __m256i last_safe = _mm256_set1_epi32(static_cast<int>(hw * C) - 4);
   const __m256i cval_taps = _mm256_set1_epi32(static_cast<int>(p.cval) * 0x01010101);
   const bool constant = p.mode == FillMode::kConstant;

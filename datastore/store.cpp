@@ -336,6 +336,11 @@ struct StoreWriter::Impl {
     std::error_code ec;
     fs::remove(partial, ec);
   }
+
+  // Also runs when the StoreWriter constructor throws after creating the partial file.
+  ~Impl() {
+    if (!finished && !partial.empty()) close_and_remove();
+  }
 };
 
 StoreWriter::StoreWriter(const std::string& path, const StoreLayout& layout, bool overwrite)
@@ -377,9 +382,7 @@ StoreWriter::StoreWriter(const std::string& path, const StoreLayout& layout, boo
   write_attr_string(m.images, "layout", "N x height x width x channels, uint8, RGB channel order");
 }
 
-StoreWriter::~StoreWriter() {
-  if (impl_ && !impl_->finished) impl_->close_and_remove();
-}
+StoreWriter::~StoreWriter() = default;  // Impl removes an unfinished partial file
 
 void StoreWriter::append(const uint8_t* pixels, int64_t label, Split split, const std::string& filename,
                          const std::vector<int8_t>& attributes, int32_t identity) {

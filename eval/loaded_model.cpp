@@ -1,7 +1,6 @@
 // Loading a trained model for evaluation (see loaded_model.h).
 #include "eval/loaded_model.h"
 
-#include <filesystem>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -15,22 +14,6 @@
 namespace facetrain {
 namespace {
 
-namespace fs = std::filesystem;
-
-// A run directory stands for its newest valid checkpoint.
-std::string resolve_checkpoint(const std::string& path) {
-  if (!fs::is_directory(path)) {
-    FT_USER_CHECK(fs::exists(path), "--checkpoint: " << path << " does not exist");
-    return path;
-  }
-  const fs::path dir = fs::exists(fs::path(path) / "checkpoints") ? fs::path(path) / "checkpoints" : fs::path(path);
-  CheckpointStore store(dir.string(), 1);
-  std::vector<std::string> skipped;
-  auto found = store.latest_valid(&skipped);
-  for (const auto& s : skipped) log(s);
-  FT_USER_CHECK(found.has_value(), "--checkpoint: no valid checkpoint in " << dir.string());
-  return found->path;
-}
 
 // The shape the model was trained on, stored in checkpoints as model_input = [h, w, c, classes].
 void check_store_fits(const std::string& path, const StoreInfo& store, const std::string& kind) {
@@ -58,7 +41,7 @@ void check_store_fits(const std::string& path, const StoreInfo& store, const std
 LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string& model_config,
                                 const StoreInfo& store, const std::string& expected_kind, torch::Device device) {
   LoadedModel m;
-  m.source = resolve_checkpoint(checkpoint);
+  m.source = resolve_checkpoint_path(checkpoint, "--checkpoint");
   if (!model_config.empty()) {
     m.config = load_run_config(model_config, {});
   } else {

@@ -14,6 +14,7 @@ std::vector<Subcommand> all_subcommands() {
       {"stats", "counts per class and split, class weights, shape, mean and std of a store", stats_command, {}},
       {"synth", "write a procedural face-like data set (tests, demos, scale benchmarks)", synth_command, {}},
       {"train", "train a ViT, DCGAN or VAE data-parallel (mpirun -np N / srun)", {}, train_command},
+      {"export", "write a checkpoint's model as safetensors (for other tools)", export_command, {}},
       {"bench loader", "images/s of the sharded loader: raw, normalized, augmented", bench_loader_command, {}},
       {"bench allreduce", "gradient-sync bandwidth against plain MPI_Allreduce", {},
        [](int argc, char** argv, ProcessContext&) { return bench_allreduce_command(argc, argv); }},

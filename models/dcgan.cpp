@@ -95,9 +95,11 @@ torch::Tensor DcganGeneratorImpl::forward(const torch::Tensor& z) {
   if (o.arch == DcganArch::kPaper) return main_->forward(z.view({b, o.z_size, 1, 1}));
   const int64_t top = o.g_width << (o.num_layers() - 1);
   auto x = fc_(z.view({b, o.z_size})).view({b, top, 4, 4});
+  // Activations in place: neither BatchNorm's nor a convolution's backward reads its output, and relu/tanh
+  // backward read only their result, so this saves one allocation and pass per layer with identical gradients.
   for (size_t i = 0; i < t_convs_.size(); ++i) {
     x = t_convs_[i]->forward(x);
-    x = (i + 1 < t_convs_.size()) ? torch::relu(x) : torch::tanh(x);
+    x = (i + 1 < t_convs_.size()) ? torch::relu_(x) : torch::tanh_(x);
   }
   return x;
 }
@@ -139,7 +141,10 @@ torch::Tensor DcganDiscriminatorImpl::forward(const torch::Tensor& images) {
   const int64_t b = images.size(0);
   if (o.arch == DcganArch::kPaper) return main_->forward(images).view({b, o.d_outputs});
   auto x = images;
-  for (auto& conv : convs_) x = torch::leaky_relu(conv->forward(x), o.leaky_slope);
+  for (auto& conv : convs_) {
+    x = conv->forward(x);
+    torch::leaky_relu_(x, o.leaky_slope);  // in place: see the generator
+  }
   return fc_(x.flatten(1));
 }
 

@@ -81,11 +81,17 @@ std::vector<torch::Tensor> VggFeaturesImpl::forward(const torch::Tensor& x, cons
   FT_CHECK(deepest < static_cast<int64_t>(features_->size()), "layer " << deepest << " beyond the built stack");
   std::map<int64_t, torch::Tensor> captured;
   auto h = x;
+  auto wanted = [&](int64_t i) { return std::find(indices.begin(), indices.end(), i) != indices.end(); };
   for (int64_t i = 0; i <= deepest; ++i) {
-    h = features_[i]->as<nn::Conv2d>() ? features_[i]->as<nn::Conv2d>()->forward(h)
-        : features_[i]->as<nn::ReLU>() ? features_[i]->as<nn::ReLU>()->forward(h)
-                                        : features_[i]->as<nn::MaxPool2d>()->forward(h);
-    if (std::find(indices.begin(), indices.end(), i) != indices.end()) captured[i] = h;
+    if (auto* conv = features_[i]->as<nn::Conv2d>()) {
+      h = conv->forward(h);
+    } else if (features_[i]->as<nn::ReLU>()) {
+      // In place unless the conv output before it was asked for (a conv's backward does not read its output).
+      h = wanted(i - 1) ? torch::relu(h) : torch::relu_(h);
+    } else {
+      h = features_[i]->as<nn::MaxPool2d>()->forward(h);
+    }
+    if (wanted(i)) captured[i] = h;
   }
   std::vector<torch::Tensor> out;
   for (int64_t i : indices) out.push_back(captured.at(i));

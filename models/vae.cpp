@@ -61,9 +61,12 @@ VaeResDownImpl::VaeResDownImpl(int64_t in, int64_t out, double slope)
 
 torch::Tensor VaeResDownImpl::forward(const torch::Tensor& x) {
   auto skip = conv3_(torch::avg_pool2d(x, 2, 2));
-  auto h = torch::leaky_relu(bn1_(conv1_(x)), slope_);
+  // Activations in place (BatchNorm/add backward do not read their outputs; leaky_relu's reads its result).
+  auto h = bn1_(conv1_(x));
+  torch::leaky_relu_(h, slope_);
   h = bn2_(conv2_(torch::avg_pool2d(h, 2, 2)));
-  return torch::leaky_relu(h + skip, slope_);
+  h = h + skip;
+  return torch::leaky_relu_(h, slope_);
 }
 
 VaeResUpImpl::VaeResUpImpl(int64_t in, int64_t out, int64_t scale, double slope)
@@ -83,9 +86,12 @@ VaeResUpImpl::VaeResUpImpl(int64_t in, int64_t out, int64_t scale, double slope)
 
 torch::Tensor VaeResUpImpl::forward(const torch::Tensor& x) {
   auto skip = conv3_(upsample(x, scale_));
-  auto h = torch::leaky_relu(bn1_(conv1_(x)), slope_);
+  // Activations in place (BatchNorm/add backward do not read their outputs; leaky_relu's reads its result).
+  auto h = bn1_(conv1_(x));
+  torch::leaky_relu_(h, slope_);
   h = bn2_(conv2_(upsample(h, scale_)));
-  return torch::leaky_relu(h + skip, slope_);
+  h = h + skip;
+  return torch::leaky_relu_(h, slope_);
 }
 
 VaeImpl::VaeImpl(const VaeOptions& options)

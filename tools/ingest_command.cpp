@@ -24,7 +24,7 @@ int ingest_command(int argc, char** argv) {
       ("channels", "3 = RGB, 1 = grayscale (default 3; idx: 1)", cxxopts::value<std::string>())
       ("face-crop", "crop around the largest frontal face (Haar cascade; center crop when none is found)")
       ("face-cascade", "cascade XML for --face-crop (default: opencv-data's haarcascade_frontalface_default.xml)",
-       cxxopts::value<std::string>()->default_value(""))
+       cxxopts::value<std::string>())
       ("label-attribute", "celeba: the attribute used as the label", cxxopts::value<std::string>()->default_value("Smiling"))
       ("idx-classes", "idx: class names: auto (fashion when the folder name says so), fashion or digits",
        cxxopts::value<std::string>()->default_value("auto"))
@@ -64,7 +64,7 @@ int ingest_command(int argc, char** argv) {
     FT_USER_CHECK(o.channels == 1 || o.channels == 3, "--channels " << o.channels << " is not 1 or 3");
   }
   o.face_crop = args.count("face-crop") > 0;
-  o.face_cascade = args["face-cascade"].as<std::string>();
+  if (args.count("face-cascade")) o.face_cascade = args["face-cascade"].as<std::string>();
   o.label_attribute = args["label-attribute"].as<std::string>();
   o.idx_classes = args["idx-classes"].as<std::string>();
   if (args.count("val-fraction")) o.val_fraction = double_flag(args, "val-fraction");

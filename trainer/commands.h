@@ -7,5 +7,7 @@ namespace facetrain {
 
 // facetrain train --config FILE [--set a.b=v ...] [--resume auto|none|PATH] [--threads N]
 int train_command(int argc, char** argv, ProcessContext& ctx);
+// facetrain export --checkpoint FILE --output FILE.safetensors
+int export_command(int argc, char** argv);
 
 }  // namespace facetrain

@@ -3,7 +3,10 @@
 
 #include <google/protobuf/text_format.h>
 
+#include <filesystem>
+
 #include "common/error.h"
+#include "common/log.h"
 #include "models/safetensors.h"
 #include "trainer/records/checkpoint_store.h"
 
@@ -21,6 +24,19 @@ torch::serialize::InputArchive open_archive(const std::string& path, const Check
 }
 
 }  // namespace
+
+std::string resolve_checkpoint_path(const std::string& path, const std::string& flag) {
+  namespace fs = std::filesystem;
+  FT_USER_CHECK(fs::exists(path), flag << ": " << path << " does not exist");
+  if (!fs::is_directory(path)) return path;
+  const fs::path dir = fs::exists(fs::path(path) / "checkpoints") ? fs::path(path) / "checkpoints" : fs::path(path);
+  CheckpointStore store(dir.string(), 1);
+  std::vector<std::string> skipped;
+  auto found = store.latest_valid(&skipped);
+  for (const auto& s : skipped) log(s);
+  FT_USER_CHECK(found.has_value(), flag << ": no valid checkpoint in " << dir.string());
+  return found->path;
+}
 
 bool is_safetensors_path(const std::string& path) {
   const std::string ext = ".safetensors";
@@ -56,6 +72,20 @@ void load_module_weights(torch::nn::Module& module, const std::string& path, con
     throw UserError(path + ": '" + key + "' does not fit this model (" +
                     std::string(e.what_without_backtrace()).substr(0, 200) + ")");
   }
+}
+
+StoreInfo model_input_from_checkpoint(const std::string& path) {
+  const Checkpoint checkpoint = read_checkpoint_file(path);
+  torch::serialize::InputArchive archive = open_archive(path, checkpoint);
+  torch::Tensor shape;
+  FT_USER_CHECK(archive.try_read("model_input", shape) && shape.numel() == 4,
+                path << ": checkpoint does not record its model's input shape");
+  StoreInfo info;
+  info.height = static_cast<int>(shape[0].item<int64_t>());
+  info.width = static_cast<int>(shape[1].item<int64_t>());
+  info.channels = static_cast<int>(shape[2].item<int64_t>());
+  for (int64_t k = 0; k < shape[3].item<int64_t>(); ++k) info.class_names.push_back("class " + std::to_string(k));
+  return info;
 }
 
 }  // namespace facetrain

@@ -37,7 +37,7 @@ double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& 
   t = Clock::now();
   // With no clipping asked, a huge max norm still returns the global L2 norm (for the logs) and never scales.
   const double norm =
-      torch::nn::utils::clip_grad_norm_(parameters, clip_norm > 0 ? clip_norm : std::numeric_limits<double>::max());
+      torch::nn::utils::clip_grad_norm_(parameters, clip_norm > 0 ? clip_norm : static_cast<double>(std::numeric_limits<float>::max()));
   optimizer.step();
   times->optimizer += seconds_since(t);
   return norm;

@@ -32,8 +32,9 @@ class VaeTask : public TrainingTask {
       : config_(in.config), ctx_(in.ctx), run_dir_(in.run_dir), model_(vae_options_from(in.config, in.store)) {
     const auto& v = config_.model().vae();
     if (!v.init_from().empty()) {
-      load_module_weights(*model_, v.init_from(), "model");
-      log("vae: fine-tuning from " + v.init_from());
+      const std::string source = resolve_checkpoint_path(v.init_from(), "model.vae.init_from");
+      load_module_weights(*model_, source, "model");
+      log("vae: fine-tuning from " + source);
     }
     model_->to(ctx_.device);
     if (v.perceptual().weight() > 0) {

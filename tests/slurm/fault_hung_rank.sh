@@ -13,10 +13,10 @@ SLACK_S=10  # abort + teardown allowance beyond the timeout
 make_store "$WORK/tiny.h5"
 write_config "$WORK/run.pbtxt" "$WORK/tiny.h5" "$WORK/run" 100000 0 "distributed { collective_timeout_s: $TIMEOUT_S }"
 FACETRAIN_FAULT_STALL_RANK=1 FACETRAIN_FAULT_STALL_STEP=$STALL_STEP \
-  "${MPIRUN[@]}" -x FACETRAIN_FAULT_STALL_RANK -x FACETRAIN_FAULT_STALL_STEP \
+  setsid "${MPIRUN[@]}" -x FACETRAIN_FAULT_STALL_RANK -x FACETRAIN_FAULT_STALL_STEP \
   "$BIN" train --config "$WORK/run.pbtxt" --threads 1 --quiet > "$WORK/run.log" 2>&1 &
 mpirun_pid=$!
-CLEANUPS+=("kill -9 $mpirun_pid 2>/dev/null")
+CLEANUPS+=("kill_session $mpirun_pid")
 
 # The stall starts when rank 1 says so; the clock runs from there.
 end=$((SECONDS + 120))

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # tests/slurm/fault_kill_checkpoint.sh FACETRAIN: no partial checkpoint ever replaces a good one, whatever
 # instant the job dies at. A 2-rank run checkpointing every step is SIGKILLed as a whole (mpirun and both
-# ranks at once, like a node failure) at a random moment, 8 times; every restart with --resume auto must find
+# ranks at once, like a node failure) 8 times: at random moments, and (every second time) the instant a
+# checkpoint write begins; every restart with --resume auto must find
 # a complete checkpoint (no file skipped as truncated/corrupt, the newest on disk, never an older step than
 # before), and the run, finished at last, must log steps 1..N once each with the losses of a run that was
 # never killed. FACETRAIN_FAULT_SEED fixes the random moments (printed, to replay a failure).
 source "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 STEPS=60
 KILLS=${FACETRAIN_FAULT_KILLS:-8}
@@ -63,7 +65,7 @@ for i in $(seq "$KILLS"); do
   log=$WORK/attempt-$i.log
   setsid "${MPIRUN[@]}" "$BIN" train --config "$WORK/run.pbtxt" --resume auto --threads 1 --quiet > "$log" 2>&1 &
   pid=$!
-  CLEANUPS+=("kill -9 -- -$pid 2>/dev/null")
+  CLEANUPS+=("kill_session $pid")
   # Let this attempt resume (its metrics.jsonl trimmed) and train a step of its own, then kill it somewhere
   # in the next 0-3 step times: with a checkpoint every step, many of those instants fall inside a checkpoint write.
   end=$((SECONDS + 120))
@@ -73,16 +75,30 @@ for i in $(seq "$KILLS"); do
     sleep 0.1
   done
   wait_for_step "$metrics" $((expected + 1)) 120 "$pid"
-  delay=$(awk -v r="$RANDOM" -v s="$step_s" 'BEGIN { printf "%.2f", 3 * s * r / 32768 }')
-  sleep "$delay"
-  kill -9 -- "-$pid" 2>/dev/null || true  # the whole process group: mpirun and both ranks
+  if [ $((i % 2)) = 0 ]; then
+    # Every second attempt dies the instant its next checkpoint write begins (inotify on the .partial file).
+    rm -f "$WORK/armed"
+    # shellcheck disable=SC2046  # one pid per word
+    "$PY" "$HERE/kill_on_write.py" "$ckpts" 60 "$WORK/armed" $(ps -o pid= -s "$pid") > "$WORK/killed-on" &
+    watcher=$!
+    until [ -e "$WORK/armed" ]; do kill -0 "$watcher" 2>/dev/null || break; sleep 0.02; done
+    wait "$watcher" || fail "attempt $i: no checkpoint write to kill within 60 s"
+    how="during the write of $(cat "$WORK/killed-on")"
+  else
+    delay=$(awk -v r="$RANDOM" -v s="$step_s" 'BEGIN { printf "%.2f", 3 * s * r / 32768 }')
+    sleep "$delay"
+    how="+${delay} s after a new step"
+  fi
+  # The whole session at once, like a node failure: mpirun and both ranks (Open MPI gives each rank its own
+  # process group, so a group kill would miss them; the session holds them all).
+  kill_session "$pid"
   wait "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do pgrep -g "$pid" > /dev/null || break; sleep 0.1; done
-  ! pgrep -g "$pid" > /dev/null || fail "processes of attempt $i survived SIGKILL"
+  for _ in $(seq 50); do [ -z "$(session_alive "$pid")" ] && break; sleep 0.1; done
+  [ -z "$(session_alive "$pid")" ] || fail "processes of attempt $i survived SIGKILL: $(session_alive "$pid")"
   kills=$((kills + 1))
   check_resume "$log" "$expected"
   if compgen -G "$ckpts/*.partial" > /dev/null; then mid_write=$((mid_write + 1)); fi
-  say "attempt $i: resumed at step $expected, killed +${delay} s after a new step, at logged step $(last_step "$metrics"); newest checkpoint now $(newest_on_disk)"
+  say "attempt $i: resumed at step $expected, killed $how, at logged step $(last_step "$metrics"); newest checkpoint now $(newest_on_disk)"
 done
 
 [ "$kills" -ge 4 ] || fail "only $kills kills landed before the run finished (steps too fast for the delays?)"

@@ -7,9 +7,9 @@ source "$(dirname "$0")/lib.sh"
 
 make_store "$WORK/tiny.h5"
 write_config "$WORK/run.pbtxt" "$WORK/tiny.h5" "$WORK/run" 100000 0 "distributed { collective_timeout_s: 600 }"
-"${MPIRUN[@]}" "$BIN" train --config "$WORK/run.pbtxt" --threads 1 --quiet > "$WORK/run.log" 2>&1 &
+setsid "${MPIRUN[@]}" "$BIN" train --config "$WORK/run.pbtxt" --threads 1 --quiet > "$WORK/run.log" 2>&1 &
 mpirun_pid=$!
-CLEANUPS+=("kill -9 $mpirun_pid 2>/dev/null")
+CLEANUPS+=("kill_session $mpirun_pid")
 wait_for_step "$WORK/run/metrics.jsonl" 3 120 "$mpirun_pid"
 
 # The ranks are mpirun's children; rank 1 is the one whose environment says so.

@@ -29,6 +29,13 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 # alive PID: the process exists and is not a zombie (PID 1 here may reap orphans late).
 alive() { [ -e "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 
+# session_alive SID: the live processes of session SID. Runs are started with `setsid` so that a session
+# holds mpirun and its ranks (Open MPI gives each rank its own process group, so group kills miss them).
+session_alive() { ps -o pid=,stat= -s "$1" | awk '$2 !~ /^Z/ { print $1 }'; }
+# kill_session SID: SIGKILL to every process of the session at once.
+# shellcheck disable=SC2046  # one pid per word
+kill_session() { kill -9 $(ps -o pid= -s "$1") 2>/dev/null || true; }
+
 # make_store PATH: a small procedural face data set (32x32 RGB, 2 classes), made in about a second.
 make_store() {
   "$BIN" synth --output "$1" --count 768 --size 32 --seed 11 >/dev/null ||

@@ -76,7 +76,7 @@ struct GradientBuckets::State {
   // more than the all-reduce's own margin; see README.md), then count the bucket down.
   void mark_ready(Slot& s) {
     s.ready = true;
-    static const bool post = std::getenv("FT_EXPERIMENT_POSTDIV") != nullptr;
+    static const bool post = std::getenv("FT_EXPERIMENT_POSTDIV") != nullptr || std::getenv("FT_EXPERIMENT_NODIV") != nullptr;
     if (scale != 1.0 && !post) {
       torch::NoGradGuard no_grad;
       s.alias.mul_(scale);

@@ -2,20 +2,33 @@
 # End-to-end: N real MPI ranks train a tiny ViT; a second run gets SIGUSR1 on ONE rank mid-run, every rank
 # stops at the same step with exit code 75 after a checkpoint, `--resume auto` finishes it, and the per-step
 # losses of the stopped+resumed run equal those of the uninterrupted run (CPU, same thread count).
-# Usage: train_resume.sh FACETRAIN_BINARY RANKS
+# Usage: train_resume.sh FACETRAIN_BINARY RANKS [vit|dcgan|vae]
 set -euo pipefail
 ft=$1
 ranks=$2
+kind=${3:-vit}
 work=$(mktemp -d); echo "work dir $work"
 trap 'pkill -f "$work" 2>/dev/null || true; [[ -n "${KEEP:-}" ]] || rm -rf "$work"' EXIT
 mpirun_=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$ranks")
 
 "$ft" synth --output "$work/store.h5" --count 1200 --size 16 --seed 3 --quiet
+steps=30
+case $kind in
+  vit) model='vit { patch_size: 4 width: 32 depth: 2 heads: 2 mlp_ratio: 2 }'
+       optimizer='kind: "adamw" lr: 0.003 grad_clip_norm: 1.0' ;;
+  dcgan) model='dcgan { architecture: "seed32" z_size: 16 g_width: 16 d_width: 16 sample_count: 16 }'
+         steps=300  # a step takes milliseconds: enough of them for the signal to land mid-run
+         optimizer='kind: "adam" lr: 0.0002 beta1: 0.5 weight_decay: 0' ;;
+  vae) model='vae { latent_size: 8 base_width: 8 kl_weight: 0.001 sample_count: 8
+                    perceptual { weight: 0.1 allow_random_features: true layers: "relu1_1" } }'
+       optimizer='kind: "adam" lr: 0.001 weight_decay: 0' ;;
+  *) echo "unknown model kind $kind"; exit 2 ;;
+esac
 cat > "$work/run.pbtxt" <<CFG
-model { vit { patch_size: 4 width: 32 depth: 2 heads: 2 mlp_ratio: 2 } }
+model { $model }
 data { store: "$work/store.h5" batch_size: 16 val_split: "val" }
-optimizer { kind: "adamw" lr: 0.003 grad_clip_norm: 1.0 }
-schedule { max_steps: 30 warmup_steps: 5 }
+optimizer { $optimizer }
+schedule { max_steps: $steps warmup_steps: 5 }
 logging { run_dir: "$work/unused" every_steps: 1 }
 CFG
 
@@ -26,7 +39,7 @@ losses() {  # "step loss" per line for the train/loss records of a metrics.jsonl
 # 1. Uninterrupted reference run.
 "${mpirun_[@]}" "$ft" train --config "$work/run.pbtxt" --set logging.run_dir="$work/a" --threads 1 --quiet \
   > "$work/a.log" 2>&1 || { cat "$work/a.log"; echo "FAIL: reference run failed"; exit 1; }
-[[ $(losses "$work/a/metrics.jsonl" | wc -l) -eq 30 ]] || { echo "FAIL: reference run has no 30 loss records"; exit 1; }
+[[ $(losses "$work/a/metrics.jsonl" | wc -l) -eq $steps ]] || { echo "FAIL: reference run has not $steps loss records"; exit 1; }
 
 # 2. The same run, SIGUSR1 to rank 1 only once it has logged step 8.
 "${mpirun_[@]}" "$ft" train --config "$work/run.pbtxt" --set logging.run_dir="$work/b" --threads 1 --quiet \
@@ -48,7 +61,7 @@ grep -q "stop requested" "$work/b1.log" || { echo "FAIL: no stop message"; exit 
 stopped_at=$(losses "$work/b/metrics.jsonl" | tail -1 | cut -d' ' -f1)
 ls "$work/b/checkpoints/" | grep -q "checkpoint-0*${stopped_at}.ckpt" || {
   ls "$work/b/checkpoints/"; echo "FAIL: no checkpoint at the stop step $stopped_at"; exit 1; }
-[[ $stopped_at -lt 30 ]] || { echo "FAIL: the signal arrived too late to test a resume"; exit 1; }
+[[ $stopped_at -lt $steps ]] || { echo "FAIL: the signal arrived too late to test a resume"; exit 1; }
 
 # 3. Resume and finish.
 "${mpirun_[@]}" "$ft" train --config "$work/run.pbtxt" --set logging.run_dir="$work/b" --threads 1 --quiet \
@@ -59,4 +72,4 @@ if ! diff <(losses "$work/a/metrics.jsonl") <(losses "$work/b/metrics.jsonl"); t
   echo "FAIL: losses of the stopped+resumed run differ from the uninterrupted run (stopped at $stopped_at)"
   exit 1
 fi
-echo "PASS: $ranks ranks stopped at step $stopped_at by SIGUSR1 on rank 1, resumed, 30 losses identical"
+echo "PASS: $kind on $ranks ranks stopped at step $stopped_at by SIGUSR1 on rank 1, resumed, $steps losses identical"
