@@ -2,6 +2,8 @@
 #include "launcher/commands.h"
 
 #include "datastore/commands.h"
+#include "eval/commands.h"
+#include "slurm/commands.h"
 #include "tools/commands.h"
 #include "trainer/comm/commands.h"
 #include "trainer/commands.h"
@@ -14,6 +16,16 @@ std::vector<Subcommand> all_subcommands() {
       {"stats", "counts per class and split, class weights, shape, mean and std of a store", stats_command, {}},
       {"synth", "write a procedural face-like data set (tests, demos, scale benchmarks)", synth_command, {}},
       {"train", "train a ViT, DCGAN or VAE data-parallel (mpirun -np N / srun)", {}, train_command},
+      {"eval metrics", "loss, accuracy, precision/recall/F1, ROC AUC, confusion matrix, predictions.csv", {},
+       eval_metrics_command},
+      {"eval mine", "keep the images a classifier scores above a threshold (list, contact sheet, store)", {},
+       eval_mine_command},
+      {"eval attention", "ViT attention maps (class-token, rollout) laid over the images", {},
+       eval_attention_command},
+      {"eval morph", "VAE latent morphs between images: GIF, MP4, PNG strip", {}, eval_morph_command},
+      {"eval samples", "DCGAN sample grids and latent interpolations", {}, eval_samples_command},
+      {"eval report", "one self-contained HTML report of a run and its evaluations", {}, eval_report_command},
+      {"submit", "render the Slurm batch script for a config (and submit it with --submit)", submit_command, {}},
       {"export", "write a checkpoint's model as safetensors (for other tools)", export_command, {}},
       {"bench loader", "images/s of the sharded loader: raw, normalized, augmented", bench_loader_command, {}},
       {"bench allreduce", "gradient-sync bandwidth against plain MPI_Allreduce", {},

@@ -37,6 +37,7 @@ fi
 rc=0
 wait "$mpirun_pid" || rc=$?
 dt=$(elapsed "$t_stall")
+say "the job ended ${dt} s after the stall (mpirun exit $rc)"
 [ "$rc" != 0 ] || { cat "$WORK/run.log"; fail "mpirun exited 0 although a rank hung"; }
 
 # Rank 0's report: one line with the step, the operation and the rank(s) that did not arrive, e.g.

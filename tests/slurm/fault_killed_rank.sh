@@ -35,6 +35,7 @@ fi
 rc=0
 wait "$mpirun_pid" || rc=$?
 dt=$(elapsed "$t_kill")
+say "the job ended ${dt} s after the kill (mpirun exit $rc)"
 ! alive "$rank0" || fail "rank 0 (pid $rank0) outlived mpirun"
 [ "$rc" != 0 ] || { cat "$WORK/run.log"; fail "mpirun exited 0 after a rank was killed"; }
 grep -Eq "rank 1 .*(signal 9|Killed)" "$WORK/run.log" ||
