@@ -98,6 +98,32 @@ TEST(Dcgan, OtherSizesWidthsAndChannels) {
   EXPECT_THROW(DcganDiscriminator(DcganOptions::seed32())->forward(torch::randn({1, 3, 64, 64})), UserError);
 }
 
+TEST(Dcgan, TrainingStepGivesFiniteGradientsToEveryParameter) {
+  // D runs on real and fake batches and G through D, as in a GAN step (in-place activations must not break
+  // autograd; BatchNorm in training mode).
+  torch::manual_seed(5);
+  for (auto options : {DcganOptions::seed32(), DcganOptions::paper64()}) {
+    options.g_width = 8;
+    options.d_width = 8;
+    DcganGenerator g(options);
+    DcganDiscriminator d(options);
+    init_dcgan_weights(*g);
+    init_dcgan_weights(*d);
+    const auto s = options.image_size;
+    auto fake = g->forward(torch::randn({4, 100}));
+    auto loss = torch::binary_cross_entropy_with_logits(d->forward(torch::rand({4, 3, s, s}) * 2 - 1), torch::ones({4, 1})) +
+                torch::binary_cross_entropy_with_logits(d->forward(fake), torch::zeros({4, 1}));
+    loss.backward();
+    for (auto* m : {static_cast<torch::nn::Module*>(g.get()), static_cast<torch::nn::Module*>(d.get())}) {
+      for (const auto& p : m->named_parameters()) {
+        ASSERT_TRUE(p.value().grad().defined()) << p.key();
+        EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
+        EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+      }
+    }
+  }
+}
+
 TEST(Dcgan, InitStatistics) {
   torch::manual_seed(4);
   DcganGenerator g(DcganOptions::paper64());

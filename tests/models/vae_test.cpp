@@ -61,6 +61,23 @@ TEST(Vae, OutputActivationsAndEvalDeterminism) {
   EXPECT_FALSE(torch::equal(c.recon, d.recon));  // training: z sampled
 }
 
+TEST(Vae, TrainingStepGivesFiniteGradientsToEveryParameter) {
+  torch::manual_seed(3);
+  VaeOptions o;
+  o.image_size = 16;
+  o.latent_size = 8;
+  o.base_width = 8;
+  Vae vae(o);
+  auto x = torch::rand({4, 3, 16, 16}) * 2 - 1;
+  auto out = vae->forward(x);
+  (torch::mse_loss(out.recon, x) + 0.1 * kl_divergence(out.mu, out.logvar)).backward();
+  for (const auto& p : vae->named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+  }
+}
+
 TEST(Vae, ReparameterizationHasTheRightMoments) {
   torch::manual_seed(2);
   auto mu = torch::full({200000, 1}, 1.5), logvar = torch::full({200000, 1}, std::log(0.25));

@@ -10,7 +10,7 @@ packages=(
   libopencv-dev opencv-data
   libhdf5-dev hdf5-tools
   libprotobuf-dev protobuf-compiler
-  libcxxopts-dev libgtest-dev nlohmann-json3-dev libgif-dev
+  libcxxopts-dev libgtest-dev nlohmann-json3-dev libgif-dev libjs-chart.js
   dataset-fashion-mnist
 )
 if [[ "${FACETRAIN_TEST_DEPS:-0}" == 1 ]]; then

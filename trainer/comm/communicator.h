@@ -57,6 +57,17 @@ class Communicator {
   std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor) {
     return all_reduce_sum_async_(tensor, std::string());
   }
+  // In-place mean over ranks (the sum divided by size()), floating-point tensors only. The division is
+  // fused into the reduction (NCCL's ncclAvg; the MPI backend's own ring for large tensors), so it costs
+  // no extra pass over memory: what gradient averaging uses.
+  virtual std::unique_ptr<PendingCollective> all_reduce_mean_async_(torch::Tensor& tensor,
+                                                                    const std::string& label) = 0;
+  std::unique_ptr<PendingCollective> all_reduce_mean_async_(torch::Tensor& tensor) {
+    return all_reduce_mean_async_(tensor, std::string());
+  }
+  void all_reduce_mean_(torch::Tensor& tensor, const std::string& label = std::string()) {
+    all_reduce_mean_async_(tensor, label)->wait();
+  }
   // Copies root's tensor into every rank's (same shape and dtype everywhere; any dtype: bytes are moved).
   virtual void broadcast_(torch::Tensor& tensor, int root, const std::string& label) = 0;
   void broadcast_(torch::Tensor& tensor, int root) { broadcast_(tensor, root, std::string()); }

@@ -115,17 +115,6 @@ namespace {
 
 bool g_started_mpi = false;
 
-// Operations whose PendingCollective was destroyed before completion: MPI forbids cancelling or freeing a
-// non-blocking collective's request, so the buffer must stay valid until the process ends.
-struct Orphan {
-  std::vector<MPI_Request> requests;
-  std::vector<torch::Tensor> buffers;
-};
-std::vector<Orphan>& orphans() {
-  static std::vector<Orphan> o;
-  return o;
-}
-
 bool mpi_is_live() {
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
@@ -197,6 +186,10 @@ constexpr int64_t kMaxCount = int64_t{1} << 30;
 constexpr int kQueryTag = 1;
 constexpr int kReplyTag = 2;
 
+// all_reduce_mean_ runs its own ring from this size up; below it, MPI_Iallreduce and a division (latency
+// matters there, the extra pass over a few hundred kB does not).
+constexpr int64_t kRingMinBytes = 256 * 1024;
+
 // Element type for reductions: a switch, never a silent cast.
 MPI_Datatype mpi_sum_type(torch::ScalarType type) {
   switch (type) {
@@ -233,38 +226,190 @@ struct Operation {
   std::string label;
 };
 
+// A started operation. advance() makes whatever progress is possible without blocking (MPI_Test drives
+// Open MPI's progress) and returns true once complete. It owns every buffer MPI may still touch.
+class MpiWork {
+ public:
+  virtual ~MpiWork() = default;
+  virtual bool advance() = 0;
+};
+
+// Work whose PendingCollective was destroyed, or whose blocking call timed out, before completion: MPI
+// forbids cancelling or freeing a non-blocking collective's request, so its buffers stay valid until the
+// process ends.
+std::vector<std::unique_ptr<MpiWork>>& orphans() {
+  static std::vector<std::unique_ptr<MpiWork>> o;
+  return o;
+}
+
+// MPI non-blocking collectives (one or several requests), optionally followed by a scale.
+class RequestWork final : public MpiWork {
+ public:
+  explicit RequestWork(std::vector<torch::Tensor> buffers, double scale_after = 1.0)
+      : buffers_(std::move(buffers)), scale_after_(scale_after) {}
+  std::vector<MPI_Request>& requests() { return requests_; }
+
+  bool advance() override {
+    if (done_) return true;
+    int done = 0;
+    FT_MPI_CHECK(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE));
+    if (!done) return false;
+    if (scale_after_ != 1.0) buffers_.front().mul_(scale_after_);
+    done_ = true;
+    buffers_.clear();
+    return true;
+  }
+
+ private:
+  std::vector<MPI_Request> requests_;
+  std::vector<torch::Tensor> buffers_;  // front(): the result (scaled when scale_after_ != 1)
+  double scale_after_;
+  bool done_ = false;
+};
+
+// Scratch buffers for the ring, reused across operations (a fresh 12 MB allocation per bucket costs
+// page faults every step). Shared with the work objects, which hand their buffer back when done.
+class ScratchPool {
+ public:
+  torch::Tensor acquire(int64_t bytes) {
+    auto best = free_.end();
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->nbytes() >= static_cast<size_t>(bytes) && (best == free_.end() || it->nbytes() < best->nbytes())) best = it;
+    }
+    if (best == free_.end()) return torch::empty({std::max<int64_t>(bytes, 64)}, torch::kUInt8);
+    torch::Tensor t = *best;
+    free_.erase(best);
+    return t;
+  }
+  void release(torch::Tensor t) { free_.push_back(std::move(t)); }
+
+ private:
+  std::vector<torch::Tensor> free_;
+};
+
+template <typename T>
+void add_into(T* x, const T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+template <typename T>
+void add_scale_into(T* x, const T* y, int64_t n, T scale) {
+  for (int64_t i = 0; i < n; ++i) x[i] = (x[i] + y[i]) * scale;
+}
+
+// In-place mean over ranks as a ring (reduce-scatter, then allgather) of non-blocking point-to-point
+// messages, the division fused into the last reduce-scatter step: per rank 2(n-1)/n of the bytes cross
+// the wire, as in MPI's own ring, and no pass over memory is added for the mean. Each rank ends its
+// reduce-scatter holding chunk (rank+1) mod n reduced. Messages of one operation share a tag and follow
+// each other on every (left -> right) edge in order; concurrent operations use different tags.
+template <typename T>
+class RingMeanWork final : public MpiWork {
+ public:
+  RingMeanWork(MPI_Comm comm, int rank, int size, int tag, torch::Tensor tensor, std::shared_ptr<ScratchPool> pool)
+      : comm_(comm), rank_(rank), size_(size), tag_(tag), tensor_(std::move(tensor)), pool_(std::move(pool)) {
+    count_ = tensor_.numel();
+    FT_CHECK((count_ + size_ - 1) / size_ <= INT_MAX, "all_reduce_mean_: a ring chunk exceeds 2^31 elements");
+    data_ = tensor_.data_ptr<T>();
+    scratch_ = pool_->acquire(((count_ + size_ - 1) / size_) * static_cast<int64_t>(sizeof(T)));
+    start_step();  // data starts moving at launch
+  }
+  ~RingMeanWork() override {
+    if (phase_ == Phase::kDone) pool_->release(std::move(scratch_));
+  }
+
+  bool advance() override {
+    while (phase_ != Phase::kDone) {
+      int done = 0;
+      FT_MPI_CHECK(MPI_Testall(2, requests_, &done, MPI_STATUSES_IGNORE));
+      if (!done) return false;
+      finish_step();
+      if (phase_ != Phase::kDone) start_step();
+    }
+    return true;
+  }
+
+ private:
+  enum class Phase { kReduceScatter, kAllgather, kDone };
+
+  int64_t lo(int chunk) const { return count_ * chunk / size_; }
+  int64_t length(int chunk) const { return lo(chunk + 1) - lo(chunk); }
+  int wrap(int k) const { return ((k % size_) + size_) % size_; }
+  MPI_Datatype type() const { return sizeof(T) == 4 ? MPI_FLOAT : MPI_DOUBLE; }
+
+  void start_step() {
+    const int right = wrap(rank_ + 1), left = wrap(rank_ - 1);
+    if (phase_ == Phase::kReduceScatter) {
+      send_ = wrap(rank_ - step_);
+      recv_ = wrap(rank_ - step_ - 1);
+      FT_MPI_CHECK(MPI_Irecv(scratch_.data_ptr(), static_cast<int>(length(recv_)), type(), left, tag_, comm_,
+                             &requests_[0]));
+    } else {
+      send_ = wrap(rank_ + 1 - step_);
+      recv_ = wrap(rank_ - step_);
+      FT_MPI_CHECK(MPI_Irecv(data_ + lo(recv_), static_cast<int>(length(recv_)), type(), left, tag_, comm_,
+                             &requests_[0]));
+    }
+    FT_MPI_CHECK(MPI_Isend(data_ + lo(send_), static_cast<int>(length(send_)), type(), right, tag_, comm_,
+                           &requests_[1]));
+  }
+
+  void finish_step() {
+    if (phase_ == Phase::kReduceScatter) {
+      const T* incoming = reinterpret_cast<const T*>(scratch_.data_ptr());
+      if (step_ == size_ - 2) {
+        add_scale_into(data_ + lo(recv_), incoming, length(recv_), static_cast<T>(1.0 / size_));
+      } else {
+        add_into(data_ + lo(recv_), incoming, length(recv_));
+      }
+    }
+    if (++step_ == size_ - 1) {
+      step_ = 0;
+      phase_ = phase_ == Phase::kReduceScatter ? Phase::kAllgather : Phase::kDone;
+    }
+  }
+
+  MPI_Comm comm_;
+  int rank_, size_, tag_;
+  torch::Tensor tensor_;
+  std::shared_ptr<ScratchPool> pool_;
+  torch::Tensor scratch_;
+  int64_t count_ = 0;
+  T* data_ = nullptr;
+  Phase phase_ = Phase::kReduceScatter;
+  int step_ = 0, send_ = 0, recv_ = 0;
+  MPI_Request requests_[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+};
+
 class MpiCommunicator;
 
 class MpiPending final : public PendingCollective {
  public:
-  MpiPending(MpiCommunicator* comm, std::vector<MPI_Request> requests, torch::Tensor tensor, Operation op)
-      : comm_(comm), requests_(std::move(requests)), tensor_(std::move(tensor)), op_(std::move(op)) {}
+  MpiPending(MpiCommunicator* comm, std::unique_ptr<MpiWork> work, Operation op)
+      : comm_(comm), work_(std::move(work)), op_(std::move(op)) {}
   ~MpiPending() override;
   void wait() override;
   bool test() override;
 
  private:
   MpiCommunicator* comm_;
-  std::vector<MPI_Request> requests_;
-  torch::Tensor tensor_;  // keeps the buffer alive while MPI may write it
+  std::unique_ptr<MpiWork> work_;
   Operation op_;
   bool done_ = false;
 };
 
-// Every operation, blocking ones included, is an MPI non-blocking collective completed by polling: MPI
-// never matches a blocking collective on one rank with a non-blocking one on another, so one kind
-// everywhere lets ranks mix all_reduce_sum_ and all_reduce_sum_async_ (and differ in timeout) safely, and
-// polling is what makes the timeout and the watchdog possible. Open MPI's libnbc costs a few microseconds
-// more than its blocking algorithms for tiny messages; the gradient buckets need the non-blocking kind anyway.
+// Every operation, blocking ones included, is non-blocking MPI completed by polling: MPI never matches a
+// blocking collective on one rank with a non-blocking one on another, so one kind everywhere lets ranks
+// mix all_reduce_sum_ and all_reduce_sum_async_ (and differ in timeout) safely, and polling is what makes
+// the timeout and the watchdog possible. Open MPI's libnbc costs a few microseconds more than its blocking
+// algorithms for tiny messages; the gradient buckets need the non-blocking kind anyway.
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator() {
+  MpiCommunicator() : scratch_(std::make_shared<ScratchPool>()) {
     FT_CHECK(mpi_is_live(), "make_mpi_communicator() needs comm_initialize() first");
     // (collective) every rank
     FT_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &data_));
+    FT_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &ring_));
     FT_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &control_));
-    FT_MPI_CHECK(MPI_Comm_set_errhandler(data_, MPI_ERRORS_RETURN));
-    FT_MPI_CHECK(MPI_Comm_set_errhandler(control_, MPI_ERRORS_RETURN));
+    for (MPI_Comm c : {data_, ring_, control_}) FT_MPI_CHECK(MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN));
     FT_MPI_CHECK(MPI_Comm_rank(data_, &rank_));
     FT_MPI_CHECK(MPI_Comm_size(data_, &size_));
     MPI_Comm node = MPI_COMM_NULL;
@@ -281,6 +426,7 @@ class MpiCommunicator final : public Communicator {
       if (message.request != MPI_REQUEST_NULL) MPI_Request_free(&message.request);
     }
     MPI_Comm_free(&control_);
+    MPI_Comm_free(&ring_);
     MPI_Comm_free(&data_);
   }
 
@@ -289,17 +435,14 @@ class MpiCommunicator final : public Communicator {
   std::string backend() const override { return "mpi"; }
 
   using Communicator::all_gather;
+  using Communicator::all_reduce_mean_async_;
   using Communicator::all_reduce_sum_;
   using Communicator::all_reduce_sum_async_;
   using Communicator::barrier;
   using Communicator::broadcast_;
 
   void all_reduce_sum_(torch::Tensor& tensor, const std::string& label) override {
-    check_cpu_contiguous(tensor, "all_reduce_sum_");
-    const MPI_Datatype type = mpi_sum_type(tensor.scalar_type());
-    const Operation op = begin(label, "allreduce of " + format_bytes(tensor.nbytes()));
-    std::vector<MPI_Request> requests = start_iallreduce(tensor, type);
-    wait_blocking(requests, op, {tensor});
+    all_reduce_sum_async_(tensor, label)->wait();
   }
 
   std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor,
@@ -307,7 +450,28 @@ class MpiCommunicator final : public Communicator {
     check_cpu_contiguous(tensor, "all_reduce_sum_async_");
     const MPI_Datatype type = mpi_sum_type(tensor.scalar_type());
     Operation op = begin(label, "allreduce of " + format_bytes(tensor.nbytes()));
-    return std::make_unique<MpiPending>(this, start_iallreduce(tensor, type), tensor, std::move(op));
+    return std::make_unique<MpiPending>(this, start_iallreduce(tensor, type, 1.0), std::move(op));
+  }
+
+  std::unique_ptr<PendingCollective> all_reduce_mean_async_(torch::Tensor& tensor,
+                                                            const std::string& label) override {
+    check_cpu_contiguous(tensor, "all_reduce_mean_async_");
+    const torch::ScalarType dtype = tensor.scalar_type();
+    FT_CHECK(dtype == torch::kFloat32 || dtype == torch::kFloat64,
+             "all_reduce_mean_: the MPI mean takes float32 or float64, got " << dtype);
+    Operation op = begin(label, "allreduce (mean) of " + format_bytes(tensor.nbytes()));
+    std::unique_ptr<MpiWork> work;
+    if (size_ > 1 && static_cast<int64_t>(tensor.nbytes()) >= kRingMinBytes) {
+      const int tag = 1 + static_cast<int>(op.seq % 30000);
+      if (dtype == torch::kFloat32) {
+        work = std::make_unique<RingMeanWork<float>>(ring_, rank_, size_, tag, tensor, scratch_);
+      } else {
+        work = std::make_unique<RingMeanWork<double>>(ring_, rank_, size_, tag, tensor, scratch_);
+      }
+    } else {
+      work = start_iallreduce(tensor, mpi_sum_type(dtype), 1.0 / size_);
+    }
+    return std::make_unique<MpiPending>(this, std::move(work), std::move(op));
   }
 
   void broadcast_(torch::Tensor& tensor, int root, const std::string& label) override {
@@ -315,12 +479,12 @@ class MpiCommunicator final : public Communicator {
     FT_CHECK(root >= 0 && root < size_, "broadcast_: root " << root << " outside 0.." << size_ - 1);
     const Operation op = begin(label, "broadcast of " + format_bytes(tensor.nbytes()) + " from rank " +
                                           std::to_string(root));
-    std::vector<MPI_Request> requests;
+    auto work = std::make_unique<RequestWork>(std::vector<torch::Tensor>{tensor});
     for_chunks(tensor.nbytes(), 1, tensor.data_ptr(), [&](void* p, int count) {
-      requests.emplace_back();
-      FT_MPI_CHECK(MPI_Ibcast(p, count, MPI_BYTE, root, data_, &requests.back()));
+      work->requests().emplace_back();
+      FT_MPI_CHECK(MPI_Ibcast(p, count, MPI_BYTE, root, data_, &work->requests().back()));
     });
-    wait_blocking(requests, op, {tensor});
+    run_blocking(std::move(work), op);
   }
 
   torch::Tensor all_gather(const torch::Tensor& tensor, const std::string& label) override {
@@ -336,19 +500,20 @@ class MpiCommunicator final : public Communicator {
     }
     const std::string what = label.empty() ? "allgather of " + format_bytes(local.nbytes()) : label;
 
-    // (collective) every rank: exchange [rows, shape code] so the receive sizes are known.
-    // Buffers are tensors so that a timed-out request can keep them alive (see wait_blocking).
+    // (collective) every rank: exchange [rows, shape code] so the receive sizes are known. Every buffer
+    // is a tensor owned by the work, so a timed-out operation can keep it alive.
     torch::Tensor mine = torch::tensor({rows, shape_code}, torch::kInt64);
     torch::Tensor all_meta = torch::empty({2 * static_cast<int64_t>(size_)}, torch::kInt64);
     {
       const Operation op = begin(what + " (sizes)", "");
-      std::vector<MPI_Request> requests(1);
+      auto work = std::make_unique<RequestWork>(std::vector<torch::Tensor>{all_meta, mine});
+      work->requests().emplace_back();
       FT_MPI_CHECK(MPI_Iallgather(mine.data_ptr(), 2, MPI_INT64_T, all_meta.data_ptr(), 2, MPI_INT64_T, data_,
-                                  &requests[0]));
-      wait_blocking(requests, op, {mine, all_meta});
+                                  &work->requests().back()));
+      run_blocking(std::move(work), op);
     }
     const int64_t* meta = all_meta.data_ptr<int64_t>();
-    // int32 tensors: MPI may read the count arrays of a non-blocking collective until it completes.
+    // MPI may read the count arrays of a non-blocking collective until it completes.
     torch::Tensor counts_tensor = torch::empty({size_}, torch::kInt32);
     torch::Tensor displacements_tensor = torch::empty({size_}, torch::kInt32);
     int* counts = counts_tensor.data_ptr<int>();
@@ -371,33 +536,33 @@ class MpiCommunicator final : public Communicator {
     torch::Tensor out = torch::empty(out_shape, local.options());
     // (collective) every rank
     const Operation op = begin(what, "");
-    std::vector<MPI_Request> requests(1);
+    auto work = std::make_unique<RequestWork>(
+        std::vector<torch::Tensor>{out, local, counts_tensor, displacements_tensor});
+    work->requests().emplace_back();
     FT_MPI_CHECK(MPI_Iallgatherv(local.data_ptr(), counts[rank_], MPI_BYTE, out.data_ptr(), counts, displacements,
-                                 MPI_BYTE, data_, &requests[0]));
-    wait_blocking(requests, op, {local, out, counts_tensor, displacements_tensor});
+                                 MPI_BYTE, data_, &work->requests().back()));
+    run_blocking(std::move(work), op);
     return out;
   }
 
   void barrier(const std::string& label) override {
     const Operation op = begin(label, "barrier");
-    std::vector<MPI_Request> requests(1);
-    FT_MPI_CHECK(MPI_Ibarrier(data_, &requests[0]));
-    wait_blocking(requests, op, {});
+    auto work = std::make_unique<RequestWork>(std::vector<torch::Tensor>{});
+    work->requests().emplace_back();
+    FT_MPI_CHECK(MPI_Ibarrier(data_, &work->requests().back()));
+    run_blocking(std::move(work), op);
   }
 
-  // Polls the requests until complete. After timeout_seconds_ asks the other ranks which collective they
+  // Advances `work` until complete. After timeout_seconds_ asks the other ranks which collective they
   // have reached and throws CollectiveTimeout naming the operation, the step and the ranks not there.
-  // Polling (not MPI_Waitall) is what makes the timeout possible. It spins like a blocking MPI call: the
-  // data moves inside MPI_Test (libnbc progresses there), and a sched_yield() hands the core to any other
-  // runnable process for a whole time slice — with other work on the machine that doubled the measured
-  // time of a 16 MB all-reduce. Only when this node has more ranks than cores does it yield, so the
-  // rank that still has to arrive gets the core (what Open MPI does when oversubscribed).
-  void wait_requests(std::vector<MPI_Request>& requests, const Operation& op) {
+  // Polling (not MPI_Wait) is what makes the timeout possible. It spins like a blocking MPI call: the
+  // data moves inside MPI_Test (libnbc and the ring progress there), and a sched_yield() hands the core to
+  // any other runnable process for a whole time slice — with other work on the machine that doubled the
+  // measured time of a 16 MB all-reduce. Only when this node has more ranks than cores does it yield, so
+  // the rank that still has to arrive gets the core (what Open MPI does when oversubscribed).
+  void poll(MpiWork& work, const Operation& op) {
     const auto start = Clock::now();
-    for (;;) {
-      int done = 0;
-      FT_MPI_CHECK(MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE));
-      if (done) return;
+    while (!work.advance()) {
       const double waited = std::chrono::duration<double>(Clock::now() - start).count();
       if (waited > 1e-3) serve_queries();
       if (timeout_seconds_ > 0 && waited > timeout_seconds_) throw CollectiveTimeout(timeout_message(op));
@@ -405,22 +570,15 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
-  // wait_requests for a blocking call: on a timeout the requests and their buffers are kept alive until the
-  // process ends (MPI may still use them; a non-blocking collective cannot be cancelled), then rethrown.
-  void wait_blocking(std::vector<MPI_Request>& requests, const Operation& op, std::vector<torch::Tensor> buffers) {
+  // poll() for a blocking call: on a timeout the work (with its buffers) is kept until the process ends
+  // (MPI may still use them; a non-blocking collective cannot be cancelled), then the timeout rethrown.
+  void run_blocking(std::unique_ptr<MpiWork> work, const Operation& op) {
     try {
-      wait_requests(requests, op);
+      poll(*work, op);
     } catch (const CollectiveTimeout&) {
-      orphans().push_back({std::move(requests), std::move(buffers)});
+      orphans().push_back(std::move(work));
       throw;
     }
-  }
-
-  bool test_requests(std::vector<MPI_Request>& requests) {
-    int done = 0;
-    FT_MPI_CHECK(MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE));
-    serve_queries();
-    return done != 0;
   }
 
   // Answers other ranks' "which collective are you at?" queries with [query id, collectives started, step],
@@ -468,13 +626,13 @@ class MpiCommunicator final : public Communicator {
     } while (remaining > 0);
   }
 
-  std::vector<MPI_Request> start_iallreduce(torch::Tensor& tensor, MPI_Datatype type) {
-    std::vector<MPI_Request> requests;
+  std::unique_ptr<RequestWork> start_iallreduce(torch::Tensor& tensor, MPI_Datatype type, double scale_after) {
+    auto work = std::make_unique<RequestWork>(std::vector<torch::Tensor>{tensor}, scale_after);
     for_chunks(tensor.numel(), tensor.element_size(), tensor.data_ptr(), [&](void* p, int count) {
-      requests.emplace_back();
-      FT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p, count, type, MPI_SUM, data_, &requests.back()));
+      work->requests().emplace_back();
+      FT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p, count, type, MPI_SUM, data_, &work->requests().back()));
     });
-    return requests;
+    return work;
   }
 
   void send_control(int peer, int tag, int64_t a, int64_t b, int64_t c) {
@@ -550,7 +708,9 @@ class MpiCommunicator final : public Communicator {
   }
 
   MPI_Comm data_ = MPI_COMM_NULL;     // the collectives
+  MPI_Comm ring_ = MPI_COMM_NULL;     // the mean's ring messages
   MPI_Comm control_ = MPI_COMM_NULL;  // watchdog queries and answers, never blocking the data path
+  std::shared_ptr<ScratchPool> scratch_;
   int rank_ = 0, size_ = 1;
   bool oversubscribed_ = false;  // more ranks on this node than cores: yield while polling
   int64_t started_ = 0;  // collectives started on data_
@@ -561,28 +721,21 @@ class MpiCommunicator final : public Communicator {
 MpiPending::~MpiPending() {
   if (done_ || !mpi_is_live()) return;
   try {
-    if (test()) return;
+    if (work_->advance()) return;
   } catch (...) {
   }
-  orphans().push_back({std::move(requests_), {std::move(tensor_)}});
+  orphans().push_back(std::move(work_));
 }
 
 void MpiPending::wait() {
   if (done_) return;
-  comm_->wait_requests(requests_, op_);
+  comm_->poll(*work_, op_);
   done_ = true;
-  tensor_ = torch::Tensor();
 }
 
 bool MpiPending::test() {
-  if (done_) {
-    comm_->serve_queries();  // test() is a progress point: keep answering the watchdog
-    return true;
-  }
-  if (comm_->test_requests(requests_)) {
-    done_ = true;
-    tensor_ = torch::Tensor();
-  }
+  comm_->serve_queries();  // test() is a progress point: keep answering the watchdog
+  if (!done_) done_ = work_->advance();
   return done_;
 }
 

@@ -157,6 +157,7 @@ class NcclCommunicator final : public Communicator {
   std::string backend() const override { return "nccl"; }
 
   using Communicator::all_gather;
+  using Communicator::all_reduce_mean_async_;
   using Communicator::all_reduce_sum_;
   using Communicator::all_reduce_sum_async_;
   using Communicator::barrier;
@@ -172,6 +173,17 @@ class NcclCommunicator final : public Communicator {
     return launch(tensor, label.empty() ? "allreduce of " + comm_detail::format_bytes(tensor.nbytes()) : label,
                   [&] {
                     FT_NCCL_CHECK(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), type, ncclSum,
+                                                comm_, stream_.stream()));
+                  });
+  }
+
+  std::unique_ptr<PendingCollective> all_reduce_mean_async_(torch::Tensor& tensor, const std::string& label) override {
+    check(tensor, "all_reduce_mean_async_");
+    FT_CHECK(tensor.is_floating_point(), "all_reduce_mean_: floating-point tensors only, got " << tensor.scalar_type());
+    const ncclDataType_t type = nccl_type(tensor.scalar_type());
+    return launch(tensor, label.empty() ? "allreduce (mean) of " + comm_detail::format_bytes(tensor.nbytes()) : label,
+                  [&] {
+                    FT_NCCL_CHECK(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), type, ncclAvg,
                                                 comm_, stream_.stream()));
                   });
   }

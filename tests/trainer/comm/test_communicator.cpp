@@ -64,12 +64,38 @@ TEST_P(CommunicatorTest, AllReduceLargeAndEmpty) {
   EXPECT_EQ(empty.numel(), 0);
 }
 
+// Element i of rank r holds i + r: the mean is i + (n-1)/2. Sizes below and above the ring's threshold,
+// counts that do not divide by the number of ranks.
+TEST_P(CommunicatorTest, AllReduceMeanClosedForm) {
+  for (int64_t count : {1, 1000, 65'537, 1'000'003}) {
+    for (auto type : {torch::kFloat32, torch::kFloat64}) {
+      torch::Tensor t = (torch::arange(count, torch::kFloat64).remainder(1000) + r_).to(type);
+      if (count % 2) {
+        comm_->all_reduce_mean_(t);
+      } else {
+        comm_->all_reduce_mean_async_(t)->wait();
+      }
+      torch::Tensor want = (torch::arange(count, torch::kFloat64).remainder(1000) + (n_ - 1) / 2.0).to(type);
+      EXPECT_TRUE(torch::allclose(t, want, 1e-6, 1e-6)) << type << " count " << count;
+    }
+  }
+  // Several means in flight at once complete independently.
+  std::vector<torch::Tensor> ts;
+  std::vector<std::unique_ptr<PendingCollective>> pending;
+  for (int k = 0; k < 3; ++k) ts.push_back(torch::full({300'000}, static_cast<float>(r_ + 10 * k)));
+  for (auto& t : ts) pending.push_back(comm_->all_reduce_mean_async_(t));
+  for (int k = 2; k >= 0; --k) pending[k]->wait();
+  for (int k = 0; k < 3; ++k) EXPECT_TRUE(torch::allclose(ts[k], torch::full({300'000}, (n_ - 1) / 2.0f + 10 * k)));
+}
+
 TEST_P(CommunicatorTest, UnsupportedDtypeOrLayoutThrowsBeforeCommunicating) {
   for (auto type : {torch::kBFloat16, torch::kFloat16, torch::kBool}) {
     torch::Tensor t = torch::ones({4}, type);
     EXPECT_THROW(comm_->all_reduce_sum_(t), std::exception) << type;
     EXPECT_THROW(comm_->all_reduce_sum_async_(t), std::exception) << type;
   }
+  torch::Tensor integers = torch::ones({4}, torch::kInt64);
+  EXPECT_THROW(comm_->all_reduce_mean_(integers), std::exception);
   torch::Tensor strided = torch::ones({4, 4}).t();
   ASSERT_FALSE(strided.is_contiguous());
   EXPECT_THROW(comm_->all_reduce_sum_(strided), std::exception);
