@@ -318,7 +318,7 @@ bool cpu_has_avx2() {
 void augment_inverse_map(const AugmentParams& p, int height, int width, double matrix[6]) {
   constexpr double kDeg = M_PI / 180.0;
   const double c = std::cos(p.theta * kDeg), s = std::sin(p.theta * kDeg);
-  const double rotation[9] = {c, s, 0, -s, c, 0, 0, 0, 1};
+  const double rotation[9] = {c, -s, 0, s, c, 0, 0, 0, 1};
   const double shift[9] = {1, 0, p.tx, 0, 1, p.ty, 0, 0, 1};
   const double sh = p.shear * kDeg;
   const double shear[9] = {1, -std::sin(sh), 0, 0, std::cos(sh), 0, 0, 0, 1};

@@ -18,7 +18,7 @@ void apply_thread_flag(ProcessContext& ctx, int64_t threads) {
   FT_USER_CHECK(threads >= 0, "--threads must be >= 0 (0: the launcher's per-rank default), got " << threads);
   if (threads == 0) return;
   ctx.threads = static_cast<int>(threads);
-  torch::set_num_threads(ctx.threads);
+  set_compute_threads(ctx.threads);
 }
 
 std::vector<int64_t> select_store_indices(const StoreReader& store, const std::string& split) {

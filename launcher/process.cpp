@@ -58,7 +58,7 @@ ProcessContext place_process(Communicator& comm, int threads_override) {
   const int cores = usable_cores();
   const bool bound = cores < static_cast<int>(std::thread::hardware_concurrency());
   ctx.threads = threads_override > 0 ? threads_override : std::max(1, bound ? cores : cores / ctx.local_size);
-  torch::set_num_threads(ctx.threads);
+  set_compute_threads(ctx.threads);
   return ctx;
 }
 

@@ -29,3 +29,12 @@ inline std::string describe(const ProcessContext& ctx) {
 }
 
 }  // namespace facetrain
+
+namespace facetrain {
+
+// Sets the compute threads of this process: LibTorch's intra-op pool and, when the BLAS behind
+// libblas.so.3 is OpenBLAS, its own thread pool too (LibTorch does not manage it, and unbound ranks would
+// otherwise each start one OpenBLAS thread per core: oversubscription, and rank-count-dependent sums).
+void set_compute_threads(int threads);
+
+}  // namespace facetrain

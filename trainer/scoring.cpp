@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <numeric>
+
 #include "common/error.h"
 
 namespace facetrain {
@@ -12,7 +14,18 @@ GatheredScores score_store_images(const std::string& store_path, const std::vect
                                   ProcessContext& ctx,
                                   const std::function<torch::Tensor(const torch::Tensor&)>& model) {
   torch::NoGradGuard no_grad;
-  const std::vector<int64_t> mine = eval_shard(indices, ctx.rank, ctx.world_size);
+  // Ranks take whole global batches (a contiguous run of them), so every image is scored in the same batch
+  // whatever the number of ranks: outputs are bitwise the same on 1, 2 or 3 ranks, not just close.
+  const int64_t batches = (static_cast<int64_t>(indices.size()) + batch_size - 1) / batch_size;
+  std::vector<int64_t> batch_ids(batches);
+  std::iota(batch_ids.begin(), batch_ids.end(), 0);
+  const std::vector<int64_t> my_batches = eval_shard(batch_ids, ctx.rank, ctx.world_size);
+  std::vector<int64_t> mine;
+  if (!my_batches.empty()) {
+    const auto begin = my_batches.front() * batch_size;
+    const auto end = std::min<int64_t>((my_batches.back() + 1) * batch_size, indices.size());
+    mine.assign(indices.begin() + begin, indices.begin() + end);
+  }
   std::vector<torch::Tensor> outputs, labels;
   if (!mine.empty()) {
     LoaderOptions options;

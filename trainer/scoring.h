@@ -1,5 +1,5 @@
 // Scoring a list of store images with a model on every rank: each rank takes a contiguous, non-padded
-// slice (eval_shard), runs the model, and the results are gathered in the original order on every rank —
+// run of whole batches (eval_shard over batches), runs the model, and the results are gathered in the original order on every rank —
 // so every image is counted exactly once whatever the number of ranks. Used by validation and eval.
 #pragma once
 

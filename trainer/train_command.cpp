@@ -45,7 +45,7 @@ int train_command(int argc, char** argv, ProcessContext& ctx) {
   if (threads <= 0) threads = config.distributed().threads_per_rank();
   if (threads > 0) {
     ctx.threads = threads;
-    torch::set_num_threads(threads);
+    set_compute_threads(threads);
   }
   TrainOptions train_options;
   train_options.resume = args["resume"].as<std::string>();
