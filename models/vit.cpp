@@ -28,15 +28,19 @@ torch::Tensor maybe_dropout(const torch::Tensor& x, double p, bool training) {
   return F::dropout(x, F::DropoutFuncOptions().p(p).training(true));
 }
 
-// Runs a Linear on the trailing dimension of a contiguous (..., in) tensor as one 2-D addmm (bias fused into
-// the GEMM), whatever LibTorch's linear() does with 3-D inputs.
-torch::Tensor linear_2d(const torch::nn::Linear& linear, const torch::Tensor& x) {
+// y = x W^T + b on the trailing dimension of a (..., in) tensor as one 2-D addmm (bias fused into the GEMM),
+// whatever LibTorch's linear() does with 3-D inputs.
+torch::Tensor affine(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   const auto in = x.size(-1);
   auto sizes = x.sizes().vec();
   auto x2 = x.reshape({-1, in});
-  auto y = linear->bias.defined() ? torch::addmm(linear->bias, x2, linear->weight.t()) : torch::mm(x2, linear->weight.t());
+  auto y = bias.defined() ? torch::addmm(bias, x2, weight.t()) : torch::mm(x2, weight.t());
   sizes.back() = y.size(1);
   return y.view(sizes);
+}
+
+torch::Tensor linear_2d(const torch::nn::Linear& linear, const torch::Tensor& x) {
+  return affine(x, linear->weight, linear->bias);
 }
 
 }  // namespace
@@ -131,9 +135,22 @@ torch::Tensor VitAttentionImpl::forward(const torch::Tensor& x, torch::Tensor* a
   const int64_t bh = b * heads_;
   // One GEMM for q, k and v; then one copy into (3, B*heads, T, head_dim) so that every batched matmul below
   // reads contiguous matrices (bmm needs a single batch stride; the (B, heads) pair has none in this layout).
-  auto qkv = linear_2d(qkv_, x).view({b, t, 3, heads_, hd}).permute({2, 0, 3, 1, 4}).reshape({3, bh, t, hd});
-  auto q = qkv[0], k = qkv[1], v = qkv[2];
-  if (cls_only) q = q.narrow(1, 0, 1);
+  torch::Tensor q, k, v;
+  if (!cls_only) {
+    auto qkv = linear_2d(qkv_, x).view({b, t, 3, heads_, hd}).permute({2, 0, 3, 1, 4}).reshape({3, bh, t, hd});
+    q = qkv[0], k = qkv[1], v = qkv[2];
+  } else {
+    // Class-token query only: k, v for every token, q for row 0 (rows 0..w-1 of the fused weight are q).
+    const auto& weight = qkv_->weight;
+    const auto& bias = qkv_->bias;
+    auto kv = affine(x, weight.narrow(0, w, 2 * w), bias.defined() ? bias.narrow(0, w, 2 * w) : bias)
+                  .view({b, t, 2, heads_, hd})
+                  .permute({2, 0, 3, 1, 4})
+                  .reshape({2, bh, t, hd});
+    k = kv[0], v = kv[1];
+    q = affine(x.select(1, 0), weight.narrow(0, 0, w), bias.defined() ? bias.narrow(0, 0, w) : bias)
+            .view({bh, 1, hd});
+  }
   const int64_t rows = q.size(1);
 
   // scores = scale * q k^T. (Not baddbmm(empty, .., beta=0, alpha=scale): LibTorch 1.13's CPU kernel for small
