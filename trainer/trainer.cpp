@@ -320,7 +320,13 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
                                          config.schedule().min_lr_ratio());
       torch::manual_seed(config.data().seed() * 1000003ULL + static_cast<uint64_t>(pos.step) * 7919ULL +
                          static_cast<uint64_t>(ctx.rank));
-      StepOutput out = task->train_step(micro, lr, pos.step, &times);
+      StepOutput out;
+      try {
+        out = task->train_step(micro, lr, pos.step, &times);
+      } catch (const CollectiveTimeout& e) {
+        // The watchdog names the operation and the missing ranks; the loop adds the step.
+        throw CollectiveTimeout("at step " + std::to_string(pos.step + 1) + ": " + e.what());
+      }
       pos.step += 1;
       pos.batch_in_epoch += accumulation;
       const double dt = seconds_since(t0);

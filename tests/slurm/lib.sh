@@ -1,6 +1,6 @@
 # tests/slurm/lib.sh: shared by the Slurm and fault tests (sourced, not run). Sets BIN (the facetrain binary,
-# first argument) and WORK (a fresh directory, removed when the test passes, kept and named when it fails),
-# and provides the tiny store and ViT config, metrics polling, and loss comparison.
+# first argument) and WORK (a fresh directory, removed when the test passes, kept and named when it fails or
+# FACETRAIN_TEST_KEEP is set), and provides the tiny store and ViT config, metrics polling, loss comparison.
 # shellcheck shell=bash disable=SC2034  # variables here are used by the tests that source this file
 set -euo pipefail
 
@@ -9,6 +9,9 @@ BIN=${1:?usage: bash $0 path/to/facetrain}
 TEST_NAME=$(basename "$0" .sh)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/facetrain-$TEST_NAME-XXXXXX")
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# One thread per rank everywhere, as slurm/train.sbatch sets it for a 1-CPU task: OpenBLAS sizes its own
+# thread pool from OMP_NUM_THREADS (not from --threads), and a different pool changes the last float bits.
+export OMP_NUM_THREADS=1
 # Two ranks on whatever cores are free: ctest may run other tests beside this one.
 MPIRUN=(mpirun --oversubscribe --bind-to none -np 2)
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3  # stdlib json only
@@ -17,7 +20,11 @@ CLEANUPS=()  # commands run on exit, last first
 on_exit() {
   local rc=$?
   for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${CLEANUPS[$i]}" || true; done
-  if [ "$rc" = 0 ] || [ "$rc" = 77 ]; then rm -rf "$WORK"; else echo "($TEST_NAME: files kept in $WORK)"; fi
+  if { [ "$rc" = 0 ] || [ "$rc" = 77 ]; } && [ -z "${FACETRAIN_TEST_KEEP:-}" ]; then
+    rm -rf "$WORK"
+  else
+    echo "($TEST_NAME: files kept in $WORK)"
+  fi
 }
 trap on_exit EXIT
 
