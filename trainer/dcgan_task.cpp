@@ -14,13 +14,12 @@
 #include "trainer/model_factory.h"
 #include "trainer/optim.h"
 #include "trainer/run_log.h"
+#include "trainer/stopwatch.h"
 #include "trainer/task.h"
 
 namespace facetrain {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 torch::Tensor bce_with_logits(const torch::Tensor& logits, float target) {
   return torch::binary_cross_entropy_with_logits(logits.view({-1}), torch::full({logits.size(0)}, target, logits.options()));

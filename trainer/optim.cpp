@@ -1,14 +1,11 @@
 // Optimizer construction and the shared synced step (see optim.h).
 #include "trainer/optim.h"
 
-#include <chrono>
 #include <limits>
 
+#include "trainer/stopwatch.h"
+
 namespace facetrain {
-namespace {
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-}  // namespace
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const proto::OptimizerConfig& c,
                                                         std::vector<torch::Tensor> parameters) {

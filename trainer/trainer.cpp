@@ -26,15 +26,13 @@
 #include "trainer/run_log.h"
 #include "trainer/schedule.h"
 #include "trainer/stop_signal.h"
+#include "trainer/stopwatch.h"
 #include "trainer/task.h"
 
 namespace facetrain {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 void write_text_atomically(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".partial";

@@ -18,13 +18,12 @@
 #include "trainer/optim.h"
 #include "trainer/run_log.h"
 #include "trainer/scoring.h"
+#include "trainer/stopwatch.h"
 #include "trainer/task.h"
 
 namespace facetrain {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 class VaeTask : public TrainingTask {
  public:

@@ -139,7 +139,8 @@ void run_sweep(Communicator& comm, const std::vector<int64_t>& sizes, int fixed_
 }
 
 // (collective) every rank: a 4-layer MLP's training step, bucketed at `cap_bytes`; how long finalize()
-// still waits after backward (exposed communication) with and without MPI progress from the hooks.
+// still waits after backward (exposed communication) with and without MPI progress from the hooks. The two
+// settings alternate step by step so both see the same machine noise.
 void run_overlap(Communicator& comm, int64_t cap_bytes, int steps) {
   torch::manual_seed(1);
   torch::nn::Sequential mlp(torch::nn::Linear(1024, 1024), torch::nn::ReLU(), torch::nn::Linear(1024, 1024),
@@ -150,30 +151,35 @@ void run_overlap(Communicator& comm, int64_t cap_bytes, int steps) {
   int64_t param_bytes = 0;
   for (const auto& p : mlp->parameters()) param_bytes += p.numel() * 4;
   log("overlap: 4 x Linear(1024, 1024), batch 128, " + comm_detail::format_bytes(param_bytes) + " of gradients in " +
-      std::to_string(buckets.bucket_count()) + " buckets; per step, median of " + std::to_string(steps));
-  for (const bool progress : {true, false, true, false}) {
-    buckets.set_progress_in_hooks(progress);
-    std::vector<double> t_backward(steps), t_finalize(steps);
-    for (int s = -2; s < steps; ++s) {
-      mlp->zero_grad();
-      torch::Tensor loss = mlp->forward(x).square().mean();
-      comm.barrier();
-      auto t = Clock::now();
-      loss.backward();
-      const double backward = seconds_since(t);
-      t = Clock::now();
-      buckets.finalize();
-      const double finalize = seconds_since(t);
-      if (s >= 0) {
-        t_backward[s] = backward;
-        t_finalize[s] = finalize;
-      }
+      std::to_string(buckets.bucket_count()) + " buckets; per step, medians of " + std::to_string(steps) +
+      " steps per setting (alternating)");
+  std::vector<double> t_backward[2], t_finalize[2], t_total[2];
+  for (int s = -2; s < 2 * steps; ++s) {
+    const int setting = (s + 2) % 2;  // 0: progress in hooks on, 1: off
+    buckets.set_progress_in_hooks(setting == 0);
+    mlp->zero_grad();
+    torch::Tensor loss = mlp->forward(x).square().mean();
+    comm.barrier();
+    auto t = Clock::now();
+    loss.backward();
+    const double backward = seconds_since(t);
+    t = Clock::now();
+    buckets.finalize();
+    const double finalize = seconds_since(t);
+    if (s >= 0) {
+      t_backward[setting].push_back(backward);
+      t_finalize[setting].push_back(finalize);
+      t_total[setting].push_back(backward + finalize);
     }
-    max_over_ranks(t_backward);
-    max_over_ranks(t_finalize);
-    log(std::string("  progress in hooks ") + (progress ? "on:  " : "off: ") + "backward (launching buckets) " +
-        fmt("%.2f", 1e3 * median(t_backward)) + " ms, finalize (exposed communication) " +
-        fmt("%.2f", 1e3 * median(t_finalize)) + " ms");
+  }
+  for (int setting = 0; setting < 2; ++setting) {
+    max_over_ranks(t_backward[setting]);
+    max_over_ranks(t_finalize[setting]);
+    max_over_ranks(t_total[setting]);
+    log(std::string("  progress in hooks ") + (setting == 0 ? "on:  " : "off: ") + "backward (launching buckets) " +
+        fmt("%.2f", 1e3 * median(t_backward[setting])) + " ms, finalize (exposed communication) " +
+        fmt("%.2f", 1e3 * median(t_finalize[setting])) + " ms, backward + finalize " +
+        fmt("%.2f", 1e3 * median(t_total[setting])) + " ms");
   }
 }
 
@@ -194,7 +200,7 @@ int bench_allreduce_command(int argc, char** argv) {
       ("bucket-cap-mb", "gradient bucket cap", cxxopts::value<double>()->default_value("25"))
       ("threads", "LibTorch intra-op threads per rank", cxxopts::value<int>()->default_value("1"))
       ("overlap", "also measure exposed communication of an MLP step with/without hook progress")
-      ("overlap-steps", "steps per --overlap setting", cxxopts::value<int>()->default_value("15"))
+      ("overlap-steps", "steps per --overlap setting", cxxopts::value<int>()->default_value("31"))
       ("h,help", "show this help");
   cxxopts::ParseResult args;
   try {
