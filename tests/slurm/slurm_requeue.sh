@@ -39,7 +39,7 @@ say "slurm-local up in $(elapsed "$t0") s"
 
 # 3. Submit the real script (CPU variant: no GPUs requested), 2 ranks x 1 CPU.
 write_config "$WORK/tiny.pbtxt" "$WORK/tiny.h5" "$WORK/run" "$STEPS" 5
-cd "$WORK"
+cd "$WORK" || exit 1
 "$BIN" submit --config "$WORK/tiny.pbtxt" --cpu --tasks-per-node 2 --cpus-per-task 1 --time 00:10:00 \
   --output-script "$WORK/job.sbatch" --submit > "$WORK/submit.out" 2>&1 || { cat "$WORK/submit.out"; fail "submit failed"; }
 job=$(awk '/^Submitted batch job/ { print $4 }' "$WORK/submit.out")

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 SRC=${FACETRAIN_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-cd "$WORK"
+cd "$WORK" || exit 1
 : > "$WORK/tiny.h5"  # submit checks only that the store exists
 write_config "$WORK/tiny.pbtxt" "tiny.h5" "runs/tiny" 40 5
 printf 'model { vit { } }\nbogus_field: 1\n' > "$WORK/bad.pbtxt"
