@@ -19,11 +19,6 @@ t0=$(now)
 "${MPIRUN[@]}" "$BIN" train --config "$WORK/reference.pbtxt" --threads 1 --quiet > "$WORK/reference.log" 2>&1 ||
   { cat "$WORK/reference.log"; fail "the reference run failed"; }
 say "reference run: $STEPS steps in $(elapsed "$t0") s"
-# Kill moments are drawn from 0..3 steps after an attempt's first step, in this machine's step time.
-step_s=$("$PY" -c 'import json,sys
-t=[json.loads(l)["time"] for l in open(sys.argv[1]) if l.strip()]
-print(max(0.02, (t[-1]-t[0])/(len(t)-1)))' "$WORK/reference/metrics.jsonl")
-
 write_config "$WORK/run.pbtxt" "$WORK/tiny.h5" "$WORK/run" "$STEPS" 1
 metrics=$WORK/run/metrics.jsonl
 ckpts=$WORK/run/checkpoints
@@ -64,16 +59,15 @@ for i in $(seq "$KILLS"); do
   setsid "${MPIRUN[@]}" "$BIN" train --config "$WORK/run.pbtxt" --resume auto --threads 1 --quiet > "$log" 2>&1 &
   pid=$!
   CLEANUPS+=("kill_session $pid")
-  # Let this attempt resume (its metrics.jsonl trimmed) and train a step of its own, then kill it somewhere
-  # in the next 0-3 step times: with a checkpoint every step, many of those instants fall inside a checkpoint write.
+  # Let this attempt resume (its metrics.jsonl is then trimmed) and train on its own before it is killed.
   end=$((SECONDS + 120))
   until grep -q "steps in all" "$log"; do
     kill -0 "$pid" 2>/dev/null || { cat "$log"; fail "attempt $i ended before training"; }
     [ "$SECONDS" -lt "$end" ] || { cat "$log"; fail "attempt $i did not start training in 120 s"; }
     sleep 0.1
   done
-  wait_for_step "$metrics" $((expected + 1)) 120 "$pid"
   if [ $((i % 2)) = 0 ]; then
+    wait_for_step "$metrics" $((expected + 1)) 120 "$pid"
     # Every second attempt dies the instant its next checkpoint write begins (inotify on the .partial file).
     rm -f "$WORK/armed"
     # shellcheck disable=SC2046  # one pid per word
@@ -83,9 +77,13 @@ for i in $(seq "$KILLS"); do
     wait "$watcher" || fail "attempt $i: no checkpoint write to kill within 60 s"
     how="during the write of $(cat "$WORK/killed-on")"
   else
-    delay=$(awk -v r="$RANDOM" -v s="$step_s" 'BEGIN { printf "%.2f", 3 * s * r / 32768 }')
+    # A random moment: 1-3 steps into the attempt, then a random fraction of a step (measured right now, as
+    # this machine's speed varies), so the progress per attempt stays small whatever the speed.
+    target=$((expected + 1 + RANDOM % 3))
+    wait_for_step "$metrics" "$target" 120 "$pid"
+    delay=$(awk -v r="$RANDOM" -v s="$(step_time "$metrics" "$target")" 'BEGIN { printf "%.3f", s * r / 32768 }')
     sleep "$delay"
-    how="+${delay} s after a new step"
+    how="${delay} s after step $target"
   fi
   # The whole session at once, like a node failure: mpirun and both ranks (Open MPI gives each rank its own
   # process group, so a group kill would miss them; the session holds them all).

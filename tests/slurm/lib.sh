@@ -64,15 +64,23 @@ ${6:-}
 EOF
 }
 
-# last_step METRICS: the largest "step" in a metrics.jsonl (0 when it does not exist yet).
+# last_step METRICS: the largest "step" in a metrics.jsonl (0 when it does not exist yet). awk, not a JSON
+# parser: it runs every 0.1 s while a run trains (a torn last line simply does not match).
 last_step() {
   [ -s "$1" ] || { echo 0; return; }
+  awk 'match($0, /^\{"step": *[0-9]+/) { v = substr($0, RSTART, RLENGTH); sub(/.*: */, "", v);
+       if (v + 0 > m) m = v + 0 } END { print m + 0 }' "$1"
+}
+
+# step_time METRICS STEP: seconds between the lines of STEP - 1 and STEP (their "time" fields).
+step_time() {
   "$PY" -c 'import json,sys
-s=0
-for line in open(sys.argv[1]):
-    try: s=max(s,json.loads(line)["step"])
+t={}
+for l in open(sys.argv[1]):
+    try: r=json.loads(l); t[r["step"]]=r["time"]
     except Exception: pass
-print(s)' "$1"
+s=int(sys.argv[2])
+print(max(0.01, t[s]-t[s-1]) if s in t and s-1 in t else 0.1)' "$1" "$2"
 }
 
 # wait_for_step METRICS STEP TIMEOUT_S [PID]: until the run logged STEP (fails on timeout or if PID died).
