@@ -2,6 +2,7 @@
 // attention and attention rollout — as heat-map overlays per image, one grid, and attention.json.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +21,8 @@
 
 namespace facetrain {
 namespace {
+
+constexpr int kImagesPerGridRow = 4;
 
 struct Methods {
   bool cls = true, rollout = true;
@@ -78,7 +81,9 @@ int eval_attention_command(int argc, char** argv, ProcessContext& ctx) {
       ("scale", "integer display upscale of the images (0: automatic, >= 128 px)",
        cxxopts::value<std::string>()->default_value("0"))
       ("batch-size", "images per forward pass per rank", cxxopts::value<std::string>()->default_value("32"))
-      ("threads", "LibTorch threads per rank (0: launcher default)", cxxopts::value<std::string>()->default_value("0"))
+      ("threads", "compute threads per rank; the default 1 makes the outputs bitwise identical on any number of "
+                  "ranks (more threads change float rounding); 0: the launcher's per-core choice",
+       cxxopts::value<std::string>()->default_value("1"))
       ("h,help", "show this help");
   const cxxopts::ParseResult args = parse_flags(options, argc, argv);
   if (args.count("help")) {
@@ -178,9 +183,10 @@ int eval_attention_command(int argc, char** argv, ProcessContext& ctx) {
     entry["files"] = files;
     images.push_back(entry);
   }
-  // Grid: one row per image — the image, then each method's overlay.
+  // Grid: per image the image, then each method's overlay, side by side; up to 4 images per grid row.
+  const int images_per_row = std::min(n, kImagesPerGridRow);
   const ImageGrid grid_image =
-      make_image_grid(tiles.permute({0, 3, 1, 2}).to(torch::kFloat32), columns, 0.0f, 255.0f);
+      make_image_grid(tiles.permute({0, 3, 1, 2}).to(torch::kFloat32), columns * images_per_row, 0.0f, 255.0f);
   write_png((std::filesystem::path(output) / "attention_grid.png").string(), grid_image);
 
   nlohmann::json columns_json = nlohmann::json::array({"image"});
@@ -201,6 +207,7 @@ int eval_attention_command(int argc, char** argv, ProcessContext& ctx) {
       {"scale", scale},
       {"grid_file", "attention_grid.png"},
       {"grid_columns", columns_json},
+      {"grid_images_per_row", images_per_row},
       {"images", images}};
   write_text_file((std::filesystem::path(output) / "attention.json").string(), doc.dump(2) + "\n");
   log("attention: wrote " + std::to_string(n) + " images' maps, attention_grid.png and attention.json to " + output);

@@ -2,11 +2,14 @@
 // block before the first frame, then per frame a graphics control extension (delay) and the LZW-coded indices.
 #include "eval/gif_writer.h"
 
+#include <fcntl.h>
 #include <gif_lib.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "common/error.h"
@@ -82,9 +85,13 @@ GifWriter::GifWriter(const std::string& path, int width, int height, int channel
            "GIF delay/loop out of range");
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
+  // Opened here rather than by EGifOpenFileName, which creates files with mode 0600; 0666 minus the umask
+  // gives the GIF the same permissions as every other output (a report server must be able to read it).
+  const int fd = ::open(partial_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  FT_USER_CHECK(fd >= 0, partial_ << ": cannot open for writing (" << std::strerror(errno) << ")");
   int error = 0;
-  gif_ = EGifOpenFileName(partial_.c_str(), /*GifTestExistence=*/false, &error);
-  FT_USER_CHECK(gif_ != nullptr, partial_ << ": cannot open for writing (" << GifErrorString(error) << ")");
+  gif_ = EGifOpenFileHandle(fd, &error);  // owns fd from here (closed by EGifCloseFile)
+  FT_USER_CHECK(gif_ != nullptr, partial_ << ": cannot start a GIF (" << GifErrorString(error) << ")");
 }
 
 GifWriter::~GifWriter() {

@@ -142,7 +142,9 @@ int eval_morph_command(int argc, char** argv, ProcessContext& ctx) {
       ("scale", "integer upscale of GIF/MP4 frames (0: automatic, >= 128 px)",
        cxxopts::value<std::string>()->default_value("0"))
       ("output", "output directory", cxxopts::value<std::string>())
-      ("threads", "LibTorch threads per rank (0: launcher default)", cxxopts::value<std::string>()->default_value("0"))
+      ("threads", "compute threads per rank; the default 1 makes the outputs bitwise identical on any number of "
+                  "ranks (more threads change float rounding); 0: the launcher's per-core choice",
+       cxxopts::value<std::string>()->default_value("1"))
       ("h,help", "show this help");
   const cxxopts::ParseResult args = parse_flags(options, argc, argv);
   if (args.count("help")) {

@@ -121,6 +121,11 @@ GradientBuckets::GradientBuckets(Communicator& comm, std::vector<torch::Tensor> 
     FT_CHECK(p.defined(), st.name << " parameter " << i << " is undefined");
     if (!p.requires_grad()) continue;
     FT_CHECK(p.is_leaf(), st.name << " parameter " << i << " is not a leaf tensor");
+    FT_CHECK(p.is_floating_point() && p.layout() == torch::kStrided,
+             st.name << " parameter " << i << " is not a dense floating-point tensor (" << p.scalar_type() << ")");
+    FT_CHECK(comm.backend() != "mpi" || p.scalar_type() == torch::kFloat32 || p.scalar_type() == torch::kFloat64,
+             st.name << " parameter " << i << " is " << p.scalar_type()
+                     << ": the MPI backend averages float32/float64 gradients only (keep fp32 weights on CPU)");
     device = p.device();
     shape_code = shape_code * 1000003 + i * 31 + static_cast<int64_t>(p.scalar_type());
     for (int64_t d : p.sizes()) shape_code = shape_code * 1000003 + d;

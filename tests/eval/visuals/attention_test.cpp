@@ -245,10 +245,11 @@ TEST_F(AttentionCommand, WritesOverlaysGridAndJson) {
       EXPECT_EQ(png.rows, 16);
     }
   }
-  // Grid: 3 rows x 3 columns of 16 px tiles with 2 px gaps.
+  // Grid: the 3 images side by side, each as image | cls | rollout: one row of 9 tiles of 16 px, 2 px gaps.
   const cv::Mat grid = cv::imread(out + "/attention_grid.png", cv::IMREAD_UNCHANGED);
-  EXPECT_EQ(grid.cols, 3 * 16 + 4 * 2);
-  EXPECT_EQ(grid.rows, 3 * 16 + 4 * 2);
+  EXPECT_EQ(grid.cols, 9 * 16 + 10 * 2);
+  EXPECT_EQ(grid.rows, 1 * 16 + 2 * 2);
+  EXPECT_EQ(doc["grid_images_per_row"], 3);
   EXPECT_FALSE(std::filesystem::exists(out + "/attention_grid.png.partial"));
 }
 
@@ -266,7 +267,17 @@ TEST_F(AttentionCommand, CountTakesTheFirstImagesOfTheSplitAndMethodSelectsColum
   EXPECT_EQ(doc["images"][1]["index"], val[1]);
   EXPECT_FALSE(doc["images"][0].contains("rollout_map"));
   const cv::Mat grid = cv::imread(out + "/attention_grid.png", cv::IMREAD_UNCHANGED);
-  EXPECT_EQ(grid.cols, 2 * 8 + 3 * 2);
+  EXPECT_EQ(grid.cols, 4 * 8 + 5 * 2);  // 2 images x (image | cls)
+}
+
+TEST_F(AttentionCommand, GridWrapsAfterFourImages) {
+  const std::string out = dir_.file("out3");
+  ASSERT_EQ(run({"--checkpoint", vit_checkpoint_, "--store", store_path_, "--split", "train", "--count", "6",
+                 "--method", "rollout", "--output", out, "--scale", "1"}),
+            0);
+  const cv::Mat grid = cv::imread(out + "/attention_grid.png", cv::IMREAD_UNCHANGED);
+  EXPECT_EQ(grid.cols, 8 * 8 + 9 * 2);  // 4 images x (image | rollout)
+  EXPECT_EQ(grid.rows, 2 * 8 + 3 * 2);  // 6 images: 2 grid rows
 }
 
 TEST_F(AttentionCommand, BadInputIsAUserError) {

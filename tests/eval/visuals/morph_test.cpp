@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/videoio.hpp>
 
 #include "common/error.h"
 #include "datastore/fixtures.h"
@@ -194,6 +195,9 @@ TEST(GifWriter, GrayFramesReadBackExactlyWithLoopAndDelay) {
     EXPECT_FALSE(std::filesystem::exists(path));  // only the partial file until finish()
     gif.finish();
   }
+  // Same permissions as any file this process creates (giflib's own open would make it 0600).
+  { std::ofstream(dir.file("plain.txt")) << "x"; }
+  EXPECT_EQ(std::filesystem::status(path).permissions(), std::filesystem::status(dir.file("plain.txt")).permissions());
   const ReadGif got = read_gif(path);
   EXPECT_EQ(got.width, w);
   EXPECT_EQ(got.height, h);
@@ -319,7 +323,16 @@ TEST_F(MorphCommand, WritesGifStripJsonAndMaybeMp4) {
     EXPECT_FALSE(doc["mp4_error"].get<std::string>().empty());  // said why
     EXPECT_FALSE(std::filesystem::exists(out + "/morph.mp4"));
   } else {
-    EXPECT_GT(std::filesystem::file_size(out + "/morph.mp4"), 0u);
+    // Read back through OpenCV (FFmpeg): every frame, at the GIF's size.
+    cv::VideoCapture video(out + "/morph.mp4", cv::CAP_FFMPEG);
+    ASSERT_TRUE(video.isOpened());
+    EXPECT_EQ(video.get(cv::CAP_PROP_FRAME_WIDTH), 16);
+    EXPECT_EQ(video.get(cv::CAP_PROP_FRAME_HEIGHT), 16);
+    EXPECT_NEAR(video.get(cv::CAP_PROP_FPS), 10.0, 1e-6);
+    int decoded = 0;
+    cv::Mat frame;
+    while (video.read(frame)) ++decoded;
+    EXPECT_EQ(decoded, 12);
   }
   for (const auto& entry : std::filesystem::directory_iterator(out)) {
     EXPECT_EQ(entry.path().string().find("partial"), std::string::npos) << entry.path();

@@ -141,6 +141,8 @@ class GradientSyncTest : public ::testing::Test {
     return buckets.bucket_count();
   }
 
+  void average_closed_form(const std::vector<int64_t>& shape);
+
   std::unique_ptr<Communicator> comm_;
   int n_ = 1, r_ = 0;
 };
@@ -215,11 +217,19 @@ TEST_F(GradientSyncTest, ReverseOrderRuleWithExactFits) {
   EXPECT_EQ(buckets.bucket_parameters(2), (std::vector<int64_t>{1, 0}));
 }
 
-// Averaging with values known in closed form: parameter p of rank r gets gradient (r + 1) * (p + 1).
+// Averaging with values known in closed form: parameter p of rank r gets gradient (r + 1) * (p + 1) + step.
+// Small buckets (MPI_Iallreduce) and 480 kB ones (the communicator's ring).
 TEST_F(GradientSyncTest, AverageClosedFormAndRepeatedSteps) {
+  for (const std::vector<int64_t>& shape : {std::vector<int64_t>{5, 3}, std::vector<int64_t>{300, 400}}) {
+    average_closed_form(shape);
+  }
+}
+
+void GradientSyncTest::average_closed_form(const std::vector<int64_t>& shape) {
   std::vector<torch::Tensor> params;
-  for (int p = 0; p < 4; ++p) params.push_back(torch::zeros({5, 3}).requires_grad_(true));
-  GradientBuckets buckets(*comm_, params, 2 * 15 * 4);
+  for (int p = 0; p < 4; ++p) params.push_back(torch::zeros(shape).requires_grad_(true));
+  GradientBuckets buckets(*comm_, params, 2 * params[0].numel() * 4);  // two parameters per bucket
+  EXPECT_EQ(buckets.bucket_count(), 2);
   for (int step = 0; step < 3; ++step) {
     for (auto& p : params) {
       if (p.grad().defined()) p.mutable_grad().zero_();
@@ -231,8 +241,8 @@ TEST_F(GradientSyncTest, AverageClosedFormAndRepeatedSteps) {
     const double mean_rank_factor = (n_ + 1) / 2.0;  // mean of r + 1 over ranks
     for (int p = 0; p < 4; ++p) {
       EXPECT_TRUE(torch::allclose(params[p].grad(),
-                                  torch::full({5, 3}, static_cast<float>(mean_rank_factor * (p + 1) + step))))
-          << "step " << step << " parameter " << p;
+                                  torch::full(shape, static_cast<float>(mean_rank_factor * (p + 1) + step))))
+          << "step " << step << " parameter " << p << " of " << params[p].numel() << " elements";
     }
   }
 }
