@@ -4,6 +4,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <system_error>
 #include <mutex>
 
 namespace facetrain {
@@ -33,6 +37,16 @@ void log_all(const std::string& line) {
   std::fflush(stderr);
 }
 
-bool stdout_is_terminal() { return isatty(fileno(stdout)) != 0; }
+bool stdout_is_terminal() {
+  if (isatty(fileno(stdout)) == 0) return false;
+  // Open MPI gives every local rank a pseudo-terminal as stdout, whatever mpirun's own stdout is; what the
+  // user sees is the launcher's (mpirun or its node daemon, our parent) stdout, e.g. a Slurm log file.
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr) return true;
+  std::error_code ec;
+  const std::string target =
+      std::filesystem::read_symlink("/proc/" + std::to_string(getppid()) + "/fd/1", ec).string();
+  if (ec) return false;
+  return target.rfind("/dev/pts/", 0) == 0 || target.rfind("/dev/tty", 0) == 0;
+}
 
 }  // namespace facetrain

@@ -1,5 +1,5 @@
 // Flag handling shared by the eval subcommands: cxxopts parsing with one-line UserErrors that name the
-// flag (tools/flags.h), required flags, the --split / --class / --threads values every command reads the
+// flag (common/flags.h), required flags, the --split / --class / --threads values every command reads the
 // same way. Read-only for eval/attention* and eval/morph* (they may include it).
 #pragma once
 
@@ -10,7 +10,7 @@
 #include <cxxopts.hpp>
 
 #include "datastore/store.h"
-#include "tools/flags.h"
+#include "common/flags.h"
 #include "trainer/process_context.h"
 
 namespace facetrain {

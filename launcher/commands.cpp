@@ -28,6 +28,8 @@ std::vector<Subcommand> all_subcommands() {
       {"submit", "render the Slurm batch script for a config (and submit it with --submit)", submit_command, {}},
       {"export", "write a checkpoint's model as safetensors (for other tools)", export_command, {}},
       {"bench loader", "images/s of the sharded loader: raw, normalized, augmented", bench_loader_command, {}},
+      {"bench step", "median time of one training step of a config's model (random batches; 1 or N ranks)", {},
+       bench_step_command},
       {"bench allreduce", "gradient-sync bandwidth against plain MPI_Allreduce", {},
        [](int argc, char** argv, ProcessContext&) { return bench_allreduce_command(argc, argv); }},
   };

@@ -5,7 +5,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "tools/commands.h"
-#include "tools/flags.h"
+#include "common/flags.h"
 #include "tools/ingest.h"
 #include "tools/stop_signal.h"
 

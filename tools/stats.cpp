@@ -13,7 +13,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "tools/commands.h"
-#include "tools/flags.h"
+#include "common/flags.h"
 
 namespace facetrain {
 

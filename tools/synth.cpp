@@ -17,7 +17,7 @@
 #include "common/log.h"
 #include "datastore/random.h"
 #include "tools/commands.h"
-#include "tools/flags.h"
+#include "common/flags.h"
 #include "tools/ordered_pipeline.h"
 #include "tools/stop_signal.h"
 

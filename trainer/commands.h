@@ -9,5 +9,7 @@ namespace facetrain {
 int train_command(int argc, char** argv, ProcessContext& ctx);
 // facetrain export --checkpoint FILE --output FILE.safetensors
 int export_command(int argc, char** argv);
+// facetrain bench step --config FILE [--set a.b=v ...] [--steps N] [--warmup N] [--image/--channels/--classes]
+int bench_step_command(int argc, char** argv, ProcessContext& ctx);
 
 }  // namespace facetrain

@@ -13,6 +13,7 @@
 #include "trainer/image_grid.h"
 #include "trainer/model_factory.h"
 #include "trainer/optim.h"
+#include "trainer/precision.h"
 #include "trainer/run_log.h"
 #include "trainer/stopwatch.h"
 #include "trainer/task.h"
@@ -33,7 +34,9 @@ class DcganTask : public TrainingTask {
  public:
   explicit DcganTask(const TaskInputs& in)
       : config_(in.config), ctx_(in.ctx), run_dir_(in.run_dir), options_(dcgan_options_from(in.config, in.store)),
-        generator_(options_), discriminator_(options_) {
+        generator_(options_), discriminator_(options_),
+        precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
+        d_scaler_(precision_ == Precision::kFp16), g_scaler_(precision_ == Precision::kFp16) {
     init_dcgan_weights(*generator_);
     init_dcgan_weights(*discriminator_);
     generator_->to(ctx_.device);
@@ -76,17 +79,22 @@ class DcganTask : public TrainingTask {
     for (int m = 0; m < n; ++m) {
       d_buckets_->set_sync_enabled(m == n - 1);
       torch::Tensor real = micro[m].images.to(ctx_.device);
-      fakes[m] = generator_->forward(torch::randn({real.size(0), options_.z_size}, real.options()));
-      torch::Tensor d_real = discriminator_->forward(real);
-      torch::Tensor d_fake = discriminator_->forward(fakes[m].detach());
+      torch::Tensor d_real, d_fake;
+      {
+        AutocastScope autocast(precision_, ctx_.device);
+        fakes[m] = generator_->forward(torch::randn({real.size(0), options_.z_size}, real.options()));
+        d_real = discriminator_->forward(real).to(torch::kFloat);
+        d_fake = discriminator_->forward(fakes[m].detach()).to(torch::kFloat);
+      }
       torch::Tensor d_loss = (bce_with_logits(d_real, real_label) + bce_with_logits(d_fake, 0.0f)) / n;
-      d_loss.backward();
+      d_scaler_.scale_loss(d_loss).backward();
       d_loss_sum += d_loss.item<double>();
       d_real_sum += torch::sigmoid(d_real).mean().item<double>() / n;
       d_fake_sum += torch::sigmoid(d_fake).mean().item<double>() / n;
     }
     times->forward_backward += seconds_since(t);
-    synced_optimizer_step(*d_buckets_, *d_optimizer_, d_parameters_, config_.optimizer().grad_clip_norm(), times);
+    synced_optimizer_step(*d_buckets_, *d_optimizer_, d_parameters_, config_.optimizer().grad_clip_norm(), times,
+                          &d_scaler_);
 
     // G step: D frozen (no D gradients, so D's buckets see nothing), G pushed towards "real".
     g_optimizer_->zero_grad();
@@ -95,15 +103,26 @@ class DcganTask : public TrainingTask {
     double g_loss_sum = 0;
     for (int m = 0; m < n; ++m) {
       g_buckets_->set_sync_enabled(m == n - 1);
-      torch::Tensor g_loss = bce_with_logits(discriminator_->forward(fakes[m]), 1.0f) / n;
-      g_loss.backward();
+      torch::Tensor d_out;
+      {
+        AutocastScope autocast(precision_, ctx_.device);
+        d_out = discriminator_->forward(fakes[m]).to(torch::kFloat);
+      }
+      torch::Tensor g_loss = bce_with_logits(d_out, 1.0f) / n;
+      g_scaler_.scale_loss(g_loss).backward();
       g_loss_sum += g_loss.item<double>();
     }
     times->forward_backward += seconds_since(t);
     set_requires_grad(d_parameters_, true);
-    synced_optimizer_step(*g_buckets_, *g_optimizer_, g_parameters_, config_.optimizer().grad_clip_norm(), times);
-    return {d_loss_sum + g_loss_sum,
-            {{"d_loss", d_loss_sum}, {"g_loss", g_loss_sum}, {"d_real", d_real_sum}, {"d_fake", d_fake_sum}}};
+    synced_optimizer_step(*g_buckets_, *g_optimizer_, g_parameters_, config_.optimizer().grad_clip_norm(), times,
+                          &g_scaler_);
+    StepOutput out{d_loss_sum + g_loss_sum,
+                   {{"d_loss", d_loss_sum}, {"g_loss", g_loss_sum}, {"d_real", d_real_sum}, {"d_fake", d_fake_sum}}};
+    if (d_scaler_.enabled()) {
+      out.scalars.emplace_back("d_loss_scale", d_scaler_.scale());
+      out.scalars.emplace_back("g_loss_scale", g_scaler_.scale());
+    }
+    return out;
   }
 
   void end_of_epoch(int64_t epoch, int64_t step, RunLog& log_out) override {
@@ -132,6 +151,8 @@ class DcganTask : public TrainingTask {
     archive.write("discriminator", d);
     archive.write("generator_optimizer", go);
     archive.write("discriminator_optimizer", dopt);
+    d_scaler_.save(archive, "discriminator_loss_scaler");
+    g_scaler_.save(archive, "generator_loss_scaler");
   }
 
   void load(torch::serialize::InputArchive& archive) override {
@@ -144,6 +165,8 @@ class DcganTask : public TrainingTask {
     discriminator_->load(d);
     g_optimizer_->load(go);
     d_optimizer_->load(dopt);
+    d_scaler_.load(archive, "discriminator_loss_scaler");
+    g_scaler_.load(archive, "generator_loss_scaler");
   }
 
  private:
@@ -153,6 +176,8 @@ class DcganTask : public TrainingTask {
   DcganOptions options_;
   DcganGenerator generator_;
   DcganDiscriminator discriminator_;
+  Precision precision_;
+  LossScaler d_scaler_, g_scaler_;
   std::vector<torch::Tensor> g_parameters_, d_parameters_;
   std::unique_ptr<torch::optim::Optimizer> g_optimizer_, d_optimizer_;
   std::unique_ptr<GradientBuckets> g_buckets_, d_buckets_;

@@ -9,6 +9,7 @@
 
 #include "trainer/comm/gradient_sync.h"
 #include "trainer/config.pb.h"
+#include "trainer/precision.h"
 #include "trainer/task.h"
 
 namespace facetrain {
@@ -17,9 +18,11 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const proto::OptimizerCo
                                                         std::vector<torch::Tensor> parameters);
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
-// (collective) Waits for the gradient buckets (exposed communication), clips the global norm when
-// clip_norm > 0, and steps the optimizer; adds the times to `times`. Returns the pre-clip gradient norm.
+// (collective) Waits for the gradient buckets (exposed communication), unscales the gradients when a loss
+// scaler is given (fp16), clips the global norm when clip_norm > 0, and steps the optimizer; adds the times
+// to `times`. Returns the pre-clip gradient norm, or 0 when the scaler found inf/NaN and skipped the step.
 double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& optimizer,
-                             const std::vector<torch::Tensor>& parameters, double clip_norm, StepTimes* times);
+                             const std::vector<torch::Tensor>& parameters, double clip_norm, StepTimes* times,
+                             LossScaler* scaler = nullptr);
 
 }  // namespace facetrain

@@ -59,5 +59,11 @@ struct TaskInputs {
 std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs);
 std::unique_ptr<TrainingTask> make_dcgan_task(const TaskInputs& inputs);
 std::unique_ptr<TrainingTask> make_vae_task(const TaskInputs& inputs);
+// The task for model_kind(config): "vit", "dcgan" or "vae".
+std::unique_ptr<TrainingTask> make_task(const std::string& kind, const TaskInputs& inputs);
+
+// Plain 1024^3 float32 matmul rate of this process now, GFLOP/s (median of 5): the yardstick beside a
+// model's achieved GFLOP/s in run summaries and `facetrain bench step`.
+double measure_matmul_gflops();
 
 }  // namespace facetrain

@@ -102,12 +102,6 @@ LoaderOptions loader_options(const proto::RunConfig& c, const ProcessContext& ct
   return o;
 }
 
-std::unique_ptr<TrainingTask> make_task(const std::string& kind, const TaskInputs& inputs) {
-  if (kind == "vit") return make_vit_task(inputs);
-  if (kind == "dcgan") return make_dcgan_task(inputs);
-  return make_vae_task(inputs);
-}
-
 // Where training stands; saved in every checkpoint.
 struct Position {
   int64_t step = 0;             // optimizer steps done
@@ -217,6 +211,20 @@ void maybe_stall_for_fault_test(int rank, int64_t step) {
   for (;;) std::this_thread::sleep_for(std::chrono::seconds(60));
 }
 
+std::string fixed(double v, int digits) {
+  std::ostringstream oss;
+  oss << std::fixed << std::setprecision(digits) << v;
+  return oss.str();
+}
+
+}  // namespace
+
+std::unique_ptr<TrainingTask> make_task(const std::string& kind, const TaskInputs& inputs) {
+  if (kind == "vit") return make_vit_task(inputs);
+  if (kind == "dcgan") return make_dcgan_task(inputs);
+  return make_vae_task(inputs);
+}
+
 double measure_matmul_gflops() {
   torch::NoGradGuard no_grad;
   auto a = torch::randn({1024, 1024});
@@ -231,14 +239,6 @@ double measure_matmul_gflops() {
   std::sort(rates.begin(), rates.end());
   return rates[rates.size() / 2];
 }
-
-std::string fixed(double v, int digits) {
-  std::ostringstream oss;
-  oss << std::fixed << std::setprecision(digits) << v;
-  return oss.str();
-}
-
-}  // namespace
 
 int run_training(const proto::RunConfig& config, ProcessContext& ctx, const TrainOptions& options) {
   install_stop_handlers();

@@ -16,6 +16,7 @@
 #include "trainer/model_factory.h"
 #include "trainer/model_io.h"
 #include "trainer/optim.h"
+#include "trainer/precision.h"
 #include "trainer/run_log.h"
 #include "trainer/scoring.h"
 #include "trainer/stopwatch.h"
@@ -28,7 +29,12 @@ namespace {
 class VaeTask : public TrainingTask {
  public:
   explicit VaeTask(const TaskInputs& in)
-      : config_(in.config), ctx_(in.ctx), run_dir_(in.run_dir), model_(vae_options_from(in.config, in.store)) {
+      : config_(in.config),
+        ctx_(in.ctx),
+        run_dir_(in.run_dir),
+        model_(vae_options_from(in.config, in.store)),
+        precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
+        scaler_(precision_ == Precision::kFp16) {
     const auto& v = config_.model().vae();
     if (!v.init_from().empty()) {
       const std::string source = resolve_checkpoint_path(v.init_from(), "model.vae.init_from");
@@ -65,24 +71,32 @@ class VaeTask : public TrainingTask {
     for (int m = 0; m < n; ++m) {
       buckets_->set_sync_enabled(m == n - 1);
       torch::Tensor images = micro[m].images.to(ctx_.device);
-      const VaeOutputs out = model_->forward(images);
-      torch::Tensor rec = reconstruction_loss(out.recon, images);
-      torch::Tensor kl = kl_divergence(out.mu, out.logvar);
+      VaeOutputs out;
+      torch::Tensor perc;
+      {
+        AutocastScope autocast(precision_, ctx_.device);
+        out = model_->forward(images);
+        if (perceptual_) perc = perceptual_->forward(out.recon, images).to(torch::kFloat);
+      }
+      const torch::Tensor recon = out.recon.to(torch::kFloat);
+      torch::Tensor rec = reconstruction_loss(recon, images);
+      torch::Tensor kl = kl_divergence(out.mu.to(torch::kFloat), out.logvar.to(torch::kFloat));
       torch::Tensor loss = rec + config_.model().vae().kl_weight() * kl;
       if (perceptual_) {
-        torch::Tensor perc = perceptual_->forward(out.recon, images);
         loss = loss + config_.model().vae().perceptual().weight() * perc;
         perc_sum += perc.item<double>() / n;
       }
-      (loss / n).backward();
+      scaler_.scale_loss(loss / n).backward();
       total += loss.item<double>() / n;
       rec_sum += rec.item<double>() / n;
       kl_sum += kl.item<double>() / n;
     }
     times->forward_backward += seconds_since(t);
-    synced_optimizer_step(*buckets_, *optimizer_, parameters_, config_.optimizer().grad_clip_norm(), times);
+    synced_optimizer_step(*buckets_, *optimizer_, parameters_, config_.optimizer().grad_clip_norm(), times,
+                          &scaler_);
     std::vector<std::pair<std::string, double>> scalars{{"reconstruction", rec_sum}, {"kl", kl_sum}};
     if (perceptual_) scalars.emplace_back("perceptual", perc_sum);
+    if (scaler_.enabled()) scalars.emplace_back("loss_scale", scaler_.scale());
     return {total, scalars};
   }
 
@@ -136,6 +150,7 @@ class VaeTask : public TrainingTask {
     optimizer_->save(optimizer_archive);
     archive.write("model", model_archive);
     archive.write("optimizer", optimizer_archive);
+    scaler_.save(archive, "loss_scaler");
   }
 
   void load(torch::serialize::InputArchive& archive) override {
@@ -144,6 +159,7 @@ class VaeTask : public TrainingTask {
     archive.read("optimizer", optimizer_archive);
     model_->load(model_archive);
     optimizer_->load(optimizer_archive);
+    scaler_.load(archive, "loss_scaler");
   }
 
  private:
@@ -163,6 +179,8 @@ class VaeTask : public TrainingTask {
   ProcessContext& ctx_;
   std::string run_dir_;
   Vae model_;
+  Precision precision_;
+  LossScaler scaler_;
   PerceptualLoss perceptual_{nullptr};
   std::vector<torch::Tensor> parameters_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;

@@ -11,6 +11,7 @@
 #include "trainer/comm/gradient_sync.h"
 #include "trainer/metrics.h"
 #include "trainer/optim.h"
+#include "trainer/precision.h"
 #include "trainer/run_log.h"
 #include "trainer/scoring.h"
 #include "trainer/stopwatch.h"
@@ -24,7 +25,12 @@ namespace {
 class VitTask : public TrainingTask {
  public:
   explicit VitTask(const TaskInputs& in)
-      : config_(in.config), ctx_(in.ctx), store_(in.store), model_(vit_options_from(in.config, in.store)) {
+      : config_(in.config),
+        ctx_(in.ctx),
+        store_(in.store),
+        model_(vit_options_from(in.config, in.store)),
+        precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
+        scaler_(precision_ == Precision::kFp16) {
     model_->to(ctx_.device);
     parameters_ = model_->parameters();
     optimizer_ = make_optimizer(config_.optimizer(), parameters_);
@@ -52,15 +58,21 @@ class VitTask : public TrainingTask {
     for (int m = 0; m < n; ++m) {
       // Only the last micro-batch communicates; earlier ones accumulate locally in .grad.
       buckets_->set_sync_enabled(m == n - 1);
-      torch::Tensor logits = model_->forward(micro[m].images.to(ctx_.device));
-      torch::Tensor loss = loss_of(logits, micro[m].labels.to(ctx_.device)) / n;
-      loss.backward();
+      torch::Tensor logits;
+      {
+        AutocastScope autocast(precision_, ctx_.device);
+        logits = model_->forward(micro[m].images.to(ctx_.device));
+      }
+      torch::Tensor loss = loss_of(logits.to(torch::kFloat), micro[m].labels.to(ctx_.device)) / n;
+      scaler_.scale_loss(loss).backward();
       loss_sum += loss.item<double>();
     }
     times->forward_backward += seconds_since(t);
-    const double norm =
-        synced_optimizer_step(*buckets_, *optimizer_, parameters_, config_.optimizer().grad_clip_norm(), times);
-    return {loss_sum, {{"grad_norm", norm}}};
+    const double norm = synced_optimizer_step(*buckets_, *optimizer_, parameters_,
+                                              config_.optimizer().grad_clip_norm(), times, &scaler_);
+    StepOutput out{loss_sum, {{"grad_norm", norm}}};
+    if (scaler_.enabled()) out.scalars.emplace_back("loss_scale", scaler_.scale());
+    return out;
   }
 
   void end_of_epoch(int64_t epoch, int64_t step, RunLog& log_out) override {
@@ -94,6 +106,7 @@ class VitTask : public TrainingTask {
     optimizer_->save(optimizer_archive);
     archive.write("model", model_archive);
     archive.write("optimizer", optimizer_archive);
+    scaler_.save(archive, "loss_scaler");
   }
 
   void load(torch::serialize::InputArchive& archive) override {
@@ -102,6 +115,7 @@ class VitTask : public TrainingTask {
     archive.read("optimizer", optimizer_archive);
     model_->load(model_archive);
     optimizer_->load(optimizer_archive);
+    scaler_.load(archive, "loss_scaler");
   }
 
   double train_flops_per_image() const override { return 3.0 * vit_flops_per_image(model_->options()); }
@@ -118,6 +132,8 @@ class VitTask : public TrainingTask {
   ProcessContext& ctx_;
   const StoreInfo& store_;
   Vit model_;
+  Precision precision_;
+  LossScaler scaler_;
   std::vector<torch::Tensor> parameters_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<GradientBuckets> buckets_;

@@ -1,4 +1,4 @@
-// Flag parsing shared by the tools subcommands: cxxopts errors and bad numbers become one-line UserErrors
+// Flag parsing shared by every subcommand: cxxopts errors and bad numbers become one-line UserErrors
 // that name the flag (cxxopts' own "Argument 'x' failed to parse" does not say which flag).
 #pragma once
 

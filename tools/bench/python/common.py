@@ -1,0 +1,60 @@
+"""Shared helpers for facetrain's Python reference benches (cross-checks only): thread/BLAS identification,
+the optimizer step as facetrain does it, and step timing."""
+import os
+import time
+
+import torch
+
+
+def blas_tag():
+    """Which BLAS implementation is mapped into this process (reference / openblas-pthread / openblas-openmp)."""
+    libs = set()
+    for line in open("/proc/self/maps"):
+        path = line.split()[-1]
+        if path.startswith("/") and ("blas" in path or "lapack" in path):
+            real = os.path.realpath(path)
+            libs.add(os.path.basename(os.path.dirname(real)) + "/" + os.path.basename(real))
+    if any(l.startswith("openblas-pthread/libopenblas") for l in libs):
+        return "openblas-pthread"
+    if any(l.startswith("openblas-openmp/libopenblas") for l in libs):
+        return "openblas-openmp"
+    return "reference" if any(l.startswith("blas/") for l in libs) else "+".join(sorted(libs)) or "none"
+
+
+def env_tag():
+    return " ".join(f"{k}={os.environ.get(k, 'unset')}" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"))
+
+
+def median(values):
+    """Upper median (v[n // 2] of the sorted list), the one facetrain's `bench step` reports."""
+    return sorted(values)[len(values) // 2]
+
+
+def clip_and_step(parameters, optimizer, clip_norm):
+    """trainer/optim.cpp synced_optimizer_step (minus the sync): the global gradient norm is computed every
+    step (clip_grad_norm_ with float max when clipping is off, for the logs), then the optimizer steps."""
+    torch.nn.utils.clip_grad_norm_(parameters, clip_norm if clip_norm > 0 else torch.finfo(torch.float32).max)
+    optimizer.step()
+
+
+def time_steps(step, warmup, steps, before=None, reduce=None):
+    """Runs step() warmup+steps times; returns (median_s, min_s, cpu_util, cpu_s_per_step) over the timed steps.
+    before(): called untimed before each step (DDP: a barrier, so that every rank starts together).
+    reduce(dt): maps this process's step time to the reported one (DDP: the max over ranks).
+    cpu_util = process CPU seconds / wall seconds (all threads; >1 means several busy threads)."""
+    ts = []
+    for i in range(warmup + steps):
+        if i == warmup:
+            c0 = os.times()
+        if before is not None:
+            before()
+        t = time.perf_counter()
+        step()
+        dt = time.perf_counter() - t
+        if reduce is not None:
+            dt = reduce(dt)
+        if i >= warmup:
+            ts.append(dt)
+    c1 = os.times()
+    cpu_s = c1.user - c0.user + c1.system - c0.system
+    return median(ts), min(ts), cpu_s / sum(ts), cpu_s / steps
