@@ -52,8 +52,11 @@ int64_t VitOptions::mlp_hidden() const {
 void VitOptions::validate() const {
   FT_USER_CHECK(image_size > 0, "model.vit.image_size must be positive, got " << image_size);
   FT_USER_CHECK(patch_size > 0, "model.vit.patch_size must be positive, got " << patch_size);
-  FT_USER_CHECK(image_size % patch_size == 0, "model.vit.image_size (" << image_size
-                    << ") must be a multiple of model.vit.patch_size (" << patch_size << ")");
+  for (int64_t c : stem_channels) FT_USER_CHECK(c > 0, "model.vit.stem_channels must be positive, got " << c);
+  FT_USER_CHECK(image_size % token_stride() == 0,
+                "model.vit.image_size (" << image_size << ") must be a multiple of model.vit.patch_size (" << patch_size
+                                         << ")" << (stem_channels.empty() ? "" : " x the stem's stride (")
+                                         << (stem_channels.empty() ? "" : std::to_string(stem_stride()) + ")"));
   FT_USER_CHECK(channels > 0, "model.vit.channels must be positive, got " << channels);
   FT_USER_CHECK(num_classes > 0, "model.vit.num_classes must be positive, got " << num_classes);
   FT_USER_CHECK(width > 0 && heads > 0 && width % heads == 0,
@@ -96,8 +99,16 @@ double head_flops(const VitOptions& o) {
 }
 
 double patch_flops(const VitOptions& o) {
-  return 2.0 * static_cast<double>(o.num_patches()) * static_cast<double>(o.channels * o.patch_size * o.patch_size) *
-         static_cast<double>(o.width);
+  double macs = 0;
+  int64_t in = o.channels, side = o.image_size;
+  for (int64_t c : o.stem_channels) {  // 3x3 stride-2 convs
+    side /= 2;
+    macs += static_cast<double>(side * side) * static_cast<double>(in * 9 * c);
+    in = c;
+  }
+  macs += static_cast<double>(o.num_patches()) * static_cast<double>(in * o.patch_size * o.patch_size) *
+          static_cast<double>(o.width);
+  return 2.0 * macs;
 }
 }  // namespace
 
@@ -202,7 +213,19 @@ torch::Tensor VitBlockImpl::forward(const torch::Tensor& x, torch::Tensor* atten
 }
 
 VitPatchEmbedImpl::VitPatchEmbedImpl(const VitOptions& o)
-    : proj_(torch::nn::Conv2dOptions(o.channels, o.width, o.patch_size).stride(o.patch_size)) {
+    : proj_(torch::nn::Conv2dOptions(o.stem_channels.empty() ? o.channels : o.stem_channels.back(), o.width,
+                                     o.patch_size)
+                .stride(o.patch_size)) {
+  int64_t in = o.channels;
+  for (size_t i = 0; i < o.stem_channels.size(); ++i) {
+    // LibTorch's default (Kaiming-uniform) init, as torch.nn.Conv2d; no normalisation layer, so no buffers
+    // to keep equal across ranks.
+    torch::nn::Conv2d conv(torch::nn::Conv2dOptions(in, o.stem_channels[i], 3).stride(2).padding(1));
+    stem_list_->push_back(conv);
+    stem_.push_back(conv);
+    in = o.stem_channels[i];
+  }
+  if (!stem_.empty()) register_module("stem", stem_list_);
   register_module("proj", proj_);
   trunc_normal_(proj_->weight, 0.0, 0.02, -0.04, 0.04);
   torch::NoGradGuard no_grad;
@@ -210,7 +233,9 @@ VitPatchEmbedImpl::VitPatchEmbedImpl(const VitOptions& o)
 }
 
 torch::Tensor VitPatchEmbedImpl::forward(const torch::Tensor& x) {
-  return proj_(x).flatten(2).transpose(1, 2);  // (B, width, g, g) -> (B, g*g, width)
+  torch::Tensor h = x;
+  for (auto& conv : stem_) h = torch::gelu(conv(h));
+  return proj_(h).flatten(2).transpose(1, 2);  // (B, width, g, g) -> (B, g*g, width)
 }
 
 // ---------------------------------------------------------------------------------------------------------

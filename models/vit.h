@@ -36,8 +36,14 @@ struct VitOptions {
   bool qkv_bias = true;           // bias in the fused qkv projection
   VitPool pool = VitPool::kCls;
   int64_t head_hidden = 0;        // > 0: two-layer head pre_logits(Linear) -> GELU -> head(Linear), as seed 001
+  // Convolutional stem before the patch embedding (Xiao et al., "Early Convolutions Help Transformers See
+  // Better", NeurIPS 2021): one 3x3 stride-2 conv + GELU per entry, with that many output channels; the patch
+  // embedding then runs on the reduced map. Empty: the plain ViT (and the only layout pretrained files have).
+  std::vector<int64_t> stem_channels;
 
-  int64_t grid() const { return image_size / patch_size; }       // patches per side
+  int64_t stem_stride() const { return int64_t{1} << stem_channels.size(); }
+  int64_t token_stride() const { return stem_stride() * patch_size; }  // image pixels per token side
+  int64_t grid() const { return image_size / token_stride(); }   // patches per side
   int64_t num_patches() const { return grid() * grid(); }
   int64_t tokens() const { return num_patches() + 1; }          // patches + class token
   int64_t mlp_hidden() const;
@@ -92,11 +98,14 @@ struct VitBlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(VitBlock);
 
-// Conv patch embedding: (B, C, H, W) -> (B, num_patches, width), patches in row-major order.
+// Conv patch embedding: (B, C, H, W) -> (B, num_patches, width), patches in row-major order; after the
+// optional convolutional stem (stem.N.{weight,bias}).
 struct VitPatchEmbedImpl : torch::nn::Module {
   VitPatchEmbedImpl(const VitOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
 
+  torch::nn::ModuleList stem_list_;       // registered as "stem" when not empty
+  std::vector<torch::nn::Conv2d> stem_;  // the same modules, typed
   torch::nn::Conv2d proj_;
 };
 TORCH_MODULE(VitPatchEmbed);
@@ -108,7 +117,7 @@ struct VitOutput {
 
 // Parameter names (= checkpoint / safetensors keys), chosen identical to timm's VisionTransformer state_dict
 // keys so that timm files load by identity and exported files keep names other tools know:
-//   cls_token [1,1,W]  pos_embed [1,T,W]  patch_embed.proj.{weight,bias}
+//   cls_token [1,1,W]  pos_embed [1,T,W]  [patch_embed.stem.N.{weight,bias}]  patch_embed.proj.{weight,bias}
 //   blocks.N.norm1.{weight,bias}  blocks.N.attn.qkv.{weight,bias}  blocks.N.attn.proj.{weight,bias}
 //   blocks.N.norm2.{weight,bias}  blocks.N.mlp.fc1.{weight,bias}  blocks.N.mlp.fc2.{weight,bias}
 //   norm.{weight,bias}  [pre_logits.{weight,bias}]  head.{weight,bias}

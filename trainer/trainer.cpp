@@ -358,7 +358,10 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
         exit_code = kExitStopped;
         break;
       }
-      if (every_ckpt > 0 && pos.step % every_ckpt == 0 && pos.step < total_steps) {
+      // The last step of an epoch is checkpointed by the end of the epoch (after validation and the
+      // BatchNorm averaging), not twice.
+      const bool epoch_ends = pos.batch_in_epoch >= steps_per_epoch * accumulation;
+      if (every_ckpt > 0 && pos.step % every_ckpt == 0 && pos.step < total_steps && !epoch_ends) {
         progress.finish_line();
         save_checkpoint(*task, &checkpoints, pos, config, store_info, ctx);
       }

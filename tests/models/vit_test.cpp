@@ -1,5 +1,5 @@
 // ViT: output and attention shapes at several sizes, parameter counts (hand formula and timm's published
-// ViT-B/16 count), attention rows summing to 1, uniform attention for zero qkv, float32 softmax, FLOP count.
+// ViT-B/16 count), attention rows summing to 1, uniform attention for zero qkv, float32 softmax, FLOP count, the convolutional stem.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -146,6 +146,32 @@ TEST(Vit, FlopCountOfTheBenchmarkConfig) {
   // The class-token shortcut skips (q, proj, MLP) for 64 tokens and their attention rows in the last block:
   // 64 * (192*192 + 192*192 + 2*192*768) + 64 * 2*65*192 = 23,592,960 + 1,597,440 MACs.
   EXPECT_DOUBLE_EQ(vit_executed_flops_per_image(o), 365699328.0 - 2.0 * (23592960.0 + 1597440.0));
+}
+
+TEST(Vit, ConvolutionalStemShapesNamesAndFlops) {
+  // 28x28x1, stem 8 -> 16 channels (28 -> 14 -> 7), patch 1: a 7x7 grid of 49 tokens + class token.
+  auto o = tiny(28, 1, 1);
+  o.stem_channels = {8, 16};
+  EXPECT_EQ(o.token_stride(), 4);
+  EXPECT_EQ(o.grid(), 7);
+  Vit model(o);
+  auto x = torch::randn({2, 1, 28, 28});
+  EXPECT_EQ(model->forward(x).sizes(), (std::vector<int64_t>{2, 5}));
+  auto out = model->forward_with_attention(x);
+  EXPECT_EQ(out.attention[0].sizes(), (std::vector<int64_t>{2, 4, 50, 50}));
+  auto params = model->named_parameters();
+  EXPECT_EQ(params["patch_embed.stem.0.weight"].sizes(), (std::vector<int64_t>{8, 1, 3, 3}));
+  EXPECT_EQ(params["patch_embed.stem.1.weight"].sizes(), (std::vector<int64_t>{16, 8, 3, 3}));
+  EXPECT_EQ(params["patch_embed.proj.weight"].sizes(), (std::vector<int64_t>{32, 16, 1, 1}));
+  // Patch-embedding FLOPs: stem 14*14*(1*9*8) + 7*7*(8*9*16) MACs, then 49 tokens of 16 -> 32.
+  auto plain = o;
+  plain.stem_channels.clear();
+  plain.patch_size = 4;  // same 7x7 grid without a stem: 49 tokens of 16 pixels -> 32
+  EXPECT_DOUBLE_EQ(vit_flops_per_image(o) - vit_flops_per_image(plain),
+                   2.0 * (14 * 14 * 72 + 7 * 7 * 1152 + 49 * 16 * 32 - 49 * 16 * 32));
+  // The stride must divide the image: 28 / (4 * 2) is not whole.
+  o.patch_size = 2;
+  EXPECT_THROW(Vit{o}, UserError);
 }
 
 TEST(Vit, BadOptionsAndInputsAreUserErrors) {

@@ -183,7 +183,7 @@ GradientBuckets::GradientBuckets(Communicator& comm, std::vector<torch::Tensor> 
     bucket.flat = torch::zeros({numel}, first.options().requires_grad(false));
     bucket.waiting = static_cast<int64_t>(bucket.slots.size());
     std::ostringstream label;
-    label << "allreduce of " << st.name << " bucket " << b << " of " << count << " ("
+    label << "allreduce of " << st.name << " bucket " << b + 1 << " of " << count << " ("  // 1-based for people
           << format_bytes(bucket.flat.nbytes()) << ")";
     bucket.label = label.str();
     int64_t offset = 0;
