@@ -15,8 +15,9 @@ packages=(
 )
 if [[ "${FACETRAIN_TEST_DEPS:-0}" == 1 ]]; then
   # Cross-checks and end-to-end tests: Debian's PyTorch/h5py (never a runtime dependency), a real browser
-  # for the HTML report, and PMIx so srun --mpi=pmix works on the local Slurm cluster.
-  packages+=(python3-torch python3-h5py chromium libpmix-dev)
+  # for the HTML report, the Slurm daemons + munge of the one-node test cluster (../shared/slurm-local) and
+  # PMIx so srun --mpi=pmix works there, procps (ps, pgrep) for the fault-injection tests.
+  packages+=(python3-torch python3-h5py chromium slurmctld slurmd slurm-client munge libpmix-dev procps)
 fi
 
 missing=()
