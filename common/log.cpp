@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <system_error>
-#include <mutex>
 
 namespace facetrain {
 namespace {
@@ -35,6 +35,12 @@ void log_all(const std::string& line) {
   std::lock_guard<std::mutex> lock(g_mutex);
   std::fprintf(stderr, "[rank %d] %s\n", g_rank, line.c_str());
   std::fflush(stderr);
+}
+
+std::string fixed_decimals(double value, int digits) {
+  char text[64];
+  std::snprintf(text, sizeof(text), "%.*f", digits, value);
+  return text;
 }
 
 bool stdout_is_terminal() {

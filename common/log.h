@@ -14,6 +14,8 @@ int log_world_size();
 void log(const std::string& line);
 // (every rank) one line to stderr prefixed with "[rank r] ".
 void log_all(const std::string& line);
+// `value` with `digits` decimals (printf %.*f): figures in log lines.
+std::string fixed_decimals(double value, int digits);
 // True when stdout is a terminal (progress bars) rather than a file (Slurm logs: plain periodic lines).
 bool stdout_is_terminal();
 

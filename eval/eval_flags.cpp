@@ -14,13 +14,6 @@ std::string required_flag(const cxxopts::ParseResult& args, const std::string& n
   return args[name].as<std::string>();
 }
 
-void apply_thread_flag(ProcessContext& ctx, int64_t threads) {
-  FT_USER_CHECK(threads >= 0, "--threads must be >= 0 (0: the launcher's per-rank default), got " << threads);
-  if (threads == 0) return;
-  ctx.threads = static_cast<int>(threads);
-  set_compute_threads(ctx.threads);
-}
-
 std::vector<int64_t> select_store_indices(const StoreReader& store, const std::string& split) {
   std::vector<int64_t> indices;
   if (split == "all") {

@@ -19,9 +19,6 @@ namespace facetrain {
 std::string required_flag(const cxxopts::ParseResult& args, const std::string& name, const std::string& program,
                           const std::string& what);
 
-// --threads N (> 0) sets ctx.threads and LibTorch's intra-op threads; 0 keeps the launcher's choice.
-void apply_thread_flag(ProcessContext& ctx, int64_t threads);
-
 // The store indices `split` names: "all" (every image) or "train" | "val" | "test" (ascending). Throws
 // UserError naming --split and the store when the selection is empty (e.g. a store without a test split).
 std::vector<int64_t> select_store_indices(const StoreReader& store, const std::string& split);

@@ -55,8 +55,7 @@ void VitOptions::validate() const {
   for (int64_t c : stem_channels) FT_USER_CHECK(c > 0, "model.vit.stem_channels must be positive, got " << c);
   FT_USER_CHECK(image_size % token_stride() == 0,
                 "model.vit.image_size (" << image_size << ") must be a multiple of model.vit.patch_size (" << patch_size
-                                         << ")" << (stem_channels.empty() ? "" : " x the stem's stride (")
-                                         << (stem_channels.empty() ? "" : std::to_string(stem_stride()) + ")"));
+                                         << ") x the stem's stride (" << stem_stride() << ")");
   FT_USER_CHECK(channels > 0, "model.vit.channels must be positive, got " << channels);
   FT_USER_CHECK(num_classes > 0, "model.vit.num_classes must be positive, got " << num_classes);
   FT_USER_CHECK(width > 0 && heads > 0 && width % heads == 0,

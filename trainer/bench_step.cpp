@@ -6,7 +6,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cxxopts.hpp>
 #include <filesystem>
 #include <sstream>
@@ -57,12 +56,6 @@ StoreInfo input_shape(const proto::RunConfig& config, const cxxopts::ParseResult
   return info;
 }
 
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
-  return buf;
-}
-
 }  // namespace
 
 int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
@@ -92,12 +85,8 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
   proto::RunConfig config = load_run_config(args["config"].as<std::string>(), overrides);
   const int steps = bounded_int_flag(args, "steps", 1, 100000);
   const int warmup = bounded_int_flag(args, "warmup", 0, 100000);
-  int threads = bounded_int_flag(args, "threads", 0, 1024);
-  if (threads == 0) threads = config.distributed().threads_per_rank();
-  if (threads > 0) {
-    ctx.threads = threads;
-    set_compute_threads(threads);
-  }
+  const int64_t threads = int_flag(args, "threads");
+  apply_thread_flag(ctx, threads != 0 ? threads : config.distributed().threads_per_rank());
   const StoreInfo info = input_shape(config, args);
   const std::string kind = model_kind(config);
   // Nothing is written: samples and checkpoints belong to runs, not benchmarks.
@@ -145,22 +134,22 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
 
   std::ostringstream s;
   s << "bench step: " << kind << ", " << ctx.world_size << " rank(s) x " << ctx.threads << " thread(s), batch "
-    << batch << " x " << accumulation << " per rank: median step " << fixed(step, 4) << " s (min "
-    << fixed(*std::min_element(step_s.begin(), step_s.end()), 4) << ", max "
-    << fixed(*std::max_element(step_s.begin(), step_s.end()), 4) << ", " << steps << " steps, slowest rank), "
-    << fixed(images_per_s, 1) << " images/s (all ranks)\n"
-    << "  rank 0 medians per step: forward+backward " << fixed(median(fb_ms), 1) << " ms, exposed communication "
-    << fixed(median(comm_ms), 1) << " ms, optimizer " << fixed(median(opt_ms), 1) << " ms; peak memory "
+    << batch << " x " << accumulation << " per rank: median step " << fixed_decimals(step, 4) << " s (min "
+    << fixed_decimals(*std::min_element(step_s.begin(), step_s.end()), 4) << ", max "
+    << fixed_decimals(*std::max_element(step_s.begin(), step_s.end()), 4) << ", " << steps << " steps, slowest rank), "
+    << fixed_decimals(images_per_s, 1) << " images/s (all ranks)\n"
+    << "  rank 0 medians per step: forward+backward " << fixed_decimals(median(fb_ms), 1) << " ms, exposed communication "
+    << fixed_decimals(median(comm_ms), 1) << " ms, optimizer " << fixed_decimals(median(opt_ms), 1) << " ms; peak memory "
     << usage.ru_maxrss / 1024 << " MB\n";
   if (gflops > 0) {
-    s << "  " << fixed(gflops, 1) << " GFLOP/s per rank; plain 1024^3 matmul now " << fixed(matmul, 1) << " GFLOP/s ("
-      << fixed(100 * gflops / matmul, 0) << "%)\n";
+    s << "  " << fixed_decimals(gflops, 1) << " GFLOP/s per rank; plain 1024^3 matmul now " << fixed_decimals(matmul, 1) << " GFLOP/s ("
+      << fixed_decimals(100 * gflops / matmul, 0) << "%)\n";
   }
   // One key=value line for scripts (tools/bench/compare.sh).
   s << "bench_step kind=" << kind << " ranks=" << ctx.world_size << " threads=" << ctx.threads << " batch=" << batch
-    << " accumulation=" << accumulation << " steps=" << steps << " step_s=" << fixed(step, 4)
-    << " images_per_s=" << fixed(images_per_s, 1) << " gflops=" << fixed(gflops, 1)
-    << " matmul_gflops=" << fixed(matmul, 1);
+    << " accumulation=" << accumulation << " steps=" << steps << " step_s=" << fixed_decimals(step, 4)
+    << " images_per_s=" << fixed_decimals(images_per_s, 1) << " gflops=" << fixed_decimals(gflops, 1)
+    << " matmul_gflops=" << fixed_decimals(matmul, 1);
   log(s.str());
   return 0;
 }

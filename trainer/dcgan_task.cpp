@@ -21,7 +21,6 @@
 namespace facetrain {
 namespace {
 
-
 torch::Tensor bce_with_logits(const torch::Tensor& logits, float target) {
   return torch::binary_cross_entropy_with_logits(logits.view({-1}), torch::full({logits.size(0)}, target, logits.options()));
 }

@@ -9,11 +9,6 @@ VitOptions vit_options_from(const proto::RunConfig& config, const StoreInfo& sto
   const auto& v = config.model().vit();
   FT_USER_CHECK(store.height == store.width, "data.store: the ViT needs square images, the store has "
                                                  << store.height << "x" << store.width);
-  const int64_t stride = (int64_t{1} << v.stem_channels_size()) * v.patch_size();
-  FT_USER_CHECK(store.height % stride == 0,
-                "model.vit.patch_size: " << v.patch_size()
-                                         << (v.stem_channels_size() > 0 ? " x the stem's stride " + std::to_string(stride / v.patch_size()) : "")
-                                         << " does not divide the store's image size " << store.height);
   FT_USER_CHECK(store.class_names.size() >= 2,
                 "data.store: a classifier needs at least 2 classes, the store has " << store.class_names.size());
   VitOptions o;
@@ -28,6 +23,9 @@ VitOptions vit_options_from(const proto::RunConfig& config, const StoreInfo& sto
   o.dropout = v.dropout();
   o.head_hidden = v.head_hidden();
   o.stem_channels.assign(v.stem_channels().begin(), v.stem_channels().end());
+  FT_USER_CHECK(o.patch_size > 0 && o.image_size % o.token_stride() == 0,
+                "model.vit.patch_size: " << o.patch_size << " (x " << o.stem_stride()
+                                         << " for the stem) does not divide the store's image size " << store.height);
   o.validate();
   return o;
 }

@@ -1,9 +1,10 @@
-// set_compute_threads (see process_context.h). openblas_set_num_threads is looked up at run time so any
-// BLAS can sit behind the libblas.so.3 alternative.
+// set_compute_threads and apply_thread_flag (see process_context.h). openblas_set_num_threads is looked up
+// at run time so any BLAS can sit behind the libblas.so.3 alternative.
 #include <dlfcn.h>
 
 #include <torch/torch.h>
 
+#include "common/error.h"
 #include "trainer/process_context.h"
 
 namespace facetrain {
@@ -14,6 +15,13 @@ void set_compute_threads(int threads) {
   if (auto set_openblas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
     set_openblas(threads);
   }
+}
+
+void apply_thread_flag(ProcessContext& ctx, int64_t threads) {
+  FT_USER_CHECK(threads >= 0, "--threads must be >= 0 (0: the launcher's per-rank default), got " << threads);
+  if (threads == 0) return;
+  ctx.threads = static_cast<int>(threads);
+  set_compute_threads(ctx.threads);
 }
 
 }  // namespace facetrain

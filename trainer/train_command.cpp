@@ -41,12 +41,8 @@ int train_command(int argc, char** argv, ProcessContext& ctx) {
       args.count("set") ? args["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
   const proto::RunConfig config = load_run_config(args["config"].as<std::string>(), overrides);
 
-  int threads = args["threads"].as<int>();
-  if (threads <= 0) threads = config.distributed().threads_per_rank();
-  if (threads > 0) {
-    ctx.threads = threads;
-    set_compute_threads(threads);
-  }
+  const int threads = args["threads"].as<int>();
+  apply_thread_flag(ctx, threads != 0 ? threads : config.distributed().threads_per_rank());
   TrainOptions train_options;
   train_options.resume = args["resume"].as<std::string>();
   train_options.quiet = args.count("quiet") > 0;

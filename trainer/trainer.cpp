@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <algorithm>
 #include <fstream>
-#include <iomanip>
 #include <sstream>
 #include <thread>
 
@@ -211,12 +210,6 @@ void maybe_stall_for_fault_test(int rank, int64_t step) {
   for (;;) std::this_thread::sleep_for(std::chrono::seconds(60));
 }
 
-std::string fixed(double v, int digits) {
-  std::ostringstream oss;
-  oss << std::fixed << std::setprecision(digits) << v;
-  return oss.str();
-}
-
 }  // namespace
 
 std::unique_ptr<TrainingTask> make_task(const std::string& kind, const TaskInputs& inputs) {
@@ -318,13 +311,8 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
                                          config.schedule().min_lr_ratio());
       torch::manual_seed(config.data().seed() * 1000003ULL + static_cast<uint64_t>(pos.step) * 7919ULL +
                          static_cast<uint64_t>(ctx.rank));
-      StepOutput out;
-      try {
-        out = task->train_step(micro, lr, pos.step, &times);
-      } catch (const CollectiveTimeout& e) {
-        // The watchdog names the operation and the missing ranks; the loop adds the step.
-        throw CollectiveTimeout("at step " + std::to_string(pos.step + 1) + ": " + e.what());
-      }
+      ctx.comm->set_step(pos.step + 1);  // collective timeouts name the step, here and in the peers' answers
+      StepOutput out = task->train_step(micro, lr, pos.step, &times);
       pos.step += 1;
       pos.batch_in_epoch += accumulation;
       const double dt = seconds_since(t0);
@@ -391,18 +379,18 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
     ctx.comm->all_reduce_sum_(peak);
     const double images_per_s = images_done / step_seconds;
     std::ostringstream s;
-    s << "summary: " << fixed(steps, 0) << " steps in " << fixed(wall, 1) << " s, " << fixed(images_per_s, 1)
-      << " images/s (all ranks); per step: data wait " << fixed(1e3 * data_wait / steps, 1) << " ms, forward+backward "
-      << fixed(1e3 * times.forward_backward / steps, 1) << " ms, exposed communication "
-      << fixed(1e3 * times.communication / steps, 1) << " ms, optimizer " << fixed(1e3 * times.optimizer / steps, 1)
-      << " ms; peak memory " << fixed(peak_mb, 0) << " MB on rank " << ctx.rank << " (mean over ranks "
-      << fixed(peak[0].item<double>() / ctx.world_size, 0) << " MB)";
+    s << "summary: " << fixed_decimals(steps, 0) << " steps in " << fixed_decimals(wall, 1) << " s, " << fixed_decimals(images_per_s, 1)
+      << " images/s (all ranks); per step: data wait " << fixed_decimals(1e3 * data_wait / steps, 1) << " ms, forward+backward "
+      << fixed_decimals(1e3 * times.forward_backward / steps, 1) << " ms, exposed communication "
+      << fixed_decimals(1e3 * times.communication / steps, 1) << " ms, optimizer " << fixed_decimals(1e3 * times.optimizer / steps, 1)
+      << " ms; peak memory " << fixed_decimals(peak_mb, 0) << " MB on rank " << ctx.rank << " (mean over ranks "
+      << fixed_decimals(peak[0].item<double>() / ctx.world_size, 0) << " MB)";
     log(s.str());
     if (task->train_flops_per_image() > 0) {
       const double matmul = measure_matmul_gflops();
       const double achieved = task->train_flops_per_image() * images_per_s / ctx.world_size / 1e9;
-      log("summary: " + fixed(achieved, 1) + " GFLOP/s per rank in training steps; plain 1024^3 matmul now: " +
-          fixed(matmul, 1) + " GFLOP/s (" + fixed(100 * achieved / matmul, 0) + "%)");
+      log("summary: " + fixed_decimals(achieved, 1) + " GFLOP/s per rank in training steps; plain 1024^3 matmul now: " +
+          fixed_decimals(matmul, 1) + " GFLOP/s (" + fixed_decimals(100 * achieved / matmul, 0) + "%)");
     }
   }
   run_log.flush();

@@ -25,7 +25,6 @@
 namespace facetrain {
 namespace {
 
-
 class VaeTask : public TrainingTask {
  public:
   explicit VaeTask(const TaskInputs& in)

@@ -21,7 +21,6 @@
 namespace facetrain {
 namespace {
 
-
 class VitTask : public TrainingTask {
  public:
   explicit VitTask(const TaskInputs& in)

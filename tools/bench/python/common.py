@@ -1,5 +1,6 @@
 """Shared helpers for facetrain's Python reference benches (cross-checks only): thread/BLAS identification,
 the optimizer step as facetrain does it, and step timing."""
+import argparse
 import os
 import time
 
@@ -58,3 +59,35 @@ def time_steps(step, warmup, steps, before=None, reduce=None):
     c1 = os.times()
     cpu_s = c1.user - c0.user + c1.system - c0.system
     return median(ts), min(ts), cpu_s / sum(ts), cpu_s / steps
+
+
+def parser(doc, batch, batch_help=None):
+    """The flags every reference bench takes (each script adds its model's own before parse())."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (per process)")
+    p.add_argument("--batch", type=int, default=batch, help=batch_help)
+    p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--tag", default="", help="free text echoed at the start of the line")
+    return p
+
+
+def parse(p):
+    """Parses, checks --steps, sets the thread count and the model-init seed."""
+    a = p.parse_args()
+    if a.steps < 1:
+        p.error("--steps must be >= 1")
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    return a
+
+
+def report(name, a, model, timing, images_per_step=None, gflop_per_step=0.0):
+    """Prints the one key=value line (tools/bench/compare.py reads step_s, images_per_s, gflops).
+    model: the script's own key=value fields; timing: time_steps()'s result; images_per_step: all ranks'."""
+    med, best, cpu, cpu_step = timing
+    images = a.batch if images_per_step is None else images_per_step
+    gflops = f" gflops={gflop_per_step / med:.1f}" if gflop_per_step else ""
+    print(f"{a.tag}{name} torch={torch.__version__} blas={blas_tag()} threads={a.threads} {env_tag()} "
+          f"batch={a.batch} {model} steps={a.steps} step_s={med:.4f} min_s={best:.4f} "
+          f"images_per_s={images / med:.1f}{gflops} cpu_util={cpu:.2f} cpu_s_per_step={cpu_step:.4f}", flush=True)

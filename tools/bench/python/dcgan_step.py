@@ -6,13 +6,11 @@ BCE-with-logits, Adam 2e-4 betas (0.5, 0.999), global grad norm computed every s
 on real + detached fakes, then G step (D frozen) reusing the SAME fakes; --regen-fakes draws new z for the G step
 (as the seed notebook). Random images in [-1, 1]. Cross-check only. Prints ONE line: step seconds (median)
 and images/s."""
-import argparse
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import blas_tag, clip_and_step, env_tag, time_steps
+from common import clip_and_step, parse, parser, report, time_steps
 
 
 def num_layers(image):
@@ -77,11 +75,7 @@ def bce(logits, target):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
-    p.add_argument("--warmup", type=int, default=2)
+    p = parser(__doc__, batch=64)
     p.add_argument("--image", type=int, default=32, help="4 * 2^n")
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--g-width", type=int, default=32, help="generator base width (seed conv_dim)")
@@ -89,12 +83,7 @@ def main():
     p.add_argument("--z", type=int, default=100)
     p.add_argument("--label-smoothing", type=float, default=0.0, help="real label = 1 - this in D's real loss")
     p.add_argument("--regen-fakes", action="store_true", help="G step draws new z (seed notebook) instead of reusing")
-    p.add_argument("--tag", default="", help="free text echoed at the start of the line")
-    a = p.parse_args()
-    if a.steps < 1:
-        p.error("--steps must be >= 1")
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    a = parse(p)
     D, G = Discriminator(a.image, a.channels, a.d_width), Generator(a.image, a.channels, a.z, a.g_width)
     init_dcgan_weights(D)
     init_dcgan_weights(G)
@@ -121,11 +110,8 @@ def main():
             q.requires_grad_(True)
         clip_and_step(g_params, g_opt, 0.0)
 
-    med, best, cpu, cpu_step = time_steps(step, a.warmup, a.steps)
-    print(f"{a.tag}dcgan_step torch={torch.__version__} blas={blas_tag()} threads={a.threads} {env_tag()} "
-          f"batch={a.batch} image={a.image} channels={a.channels} g_width={a.g_width} d_width={a.d_width} z={a.z} "
-          f"regen_fakes={int(a.regen_fakes)} steps={a.steps} step_s={med:.4f} min_s={best:.4f} "
-          f"images_per_s={a.batch / med:.1f} cpu_util={cpu:.2f} cpu_s_per_step={cpu_step:.4f}", flush=True)
+    report("dcgan_step", a, f"image={a.image} channels={a.channels} g_width={a.g_width} d_width={a.d_width} "
+           f"z={a.z} regen_fakes={int(a.regen_fakes)}", time_steps(step, a.warmup, a.steps))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ buffers not broadcast. Each step starts after a barrier; its time is the max ove
 --world 1 still wraps the model in DDP on a 1-process group (as facetrain still runs its bucket sync on one
 rank); --plain-single drops the wrapper (then it is vit_step.py's step). Cross-check only.
 Prints ONE line (rank 0): step seconds (median of the slowest rank's time) and images/s over all ranks."""
-import argparse
 import socket
 
 import torch
@@ -15,8 +14,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from common import blas_tag, env_tag, time_steps
-from vit_step import add_model_args, build, vit_flops_per_image
+from common import parse, parser, report, time_steps
+from vit_step import add_model_args, build, model_fields, train_gflop_per_image
 
 
 def free_port():
@@ -40,34 +39,24 @@ def worker(rank, a, port):
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return t.item()
 
-    med, best, cpu, cpu_step = time_steps(step, a.warmup, a.steps, before=dist.barrier, reduce=slowest)
-    if rank == 0:
-        images_per_s = a.batch * a.world / med
-        gflops = 3 * vit_flops_per_image(a.image, a.patch, a.channels, a.width, a.depth, a.mlp_ratio, a.classes) \
-            * images_per_s / a.world / 1e9
-        print(f"{a.tag}ddp_step torch={torch.__version__} blas={blas_tag()} backend=gloo world={a.world} "
-              f"wrapper={'ddp' if use_ddp else 'none'} threads={a.threads} {env_tag()} batch={a.batch} "
-              f"width={a.width} depth={a.depth} heads={a.heads} all_tokens={int(a.all_tokens)} steps={a.steps} "
-              f"step_s={med:.4f} min_s={best:.4f} images_per_s={images_per_s:.1f} gflops={gflops:.1f} "
-              f"cpu_util_rank0={cpu:.2f} cpu_s_per_step_rank0={cpu_step:.4f}", flush=True)
+    timing = time_steps(step, a.warmup, a.steps, before=dist.barrier, reduce=slowest)
+    if rank == 0:  # images over all ranks; GFLOP/s per rank; cpu_* are rank 0's (barrier included)
+        report("ddp_step", a, f"backend=gloo world={a.world} wrapper={'ddp' if use_ddp else 'none'} "
+               f"{model_fields(a)}", timing, images_per_step=a.batch * a.world,
+               gflop_per_step=train_gflop_per_image(a) * a.batch)
     dist.destroy_process_group()
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser(__doc__, batch=64, batch_help="per rank")
     p.add_argument("--world", type=int, default=2, help="processes (ranks)")
-    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads per process")
-    p.add_argument("--batch", type=int, default=64, help="per rank")
-    p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
-    p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--port", type=int, default=0, help="rendezvous port on 127.0.0.1; 0 = a free one")
     p.add_argument("--bucket-cap-mb", type=float, default=25.0, help="as distributed.bucket_cap_mb")
     p.add_argument("--plain-single", action="store_true", help="with --world 1: no DDP wrapper")
     add_model_args(p)
-    p.add_argument("--tag", default="", help="free text echoed at the start of the line")
-    a = p.parse_args()
-    if a.steps < 1 or a.world < 1:
-        p.error("--steps and --world must be >= 1")
+    a = parse(p)
+    if a.world < 1:
+        p.error("--world must be >= 1")
     mp.spawn(worker, args=(a, a.port or free_port()), nprocs=a.world, join=True)
 
 

@@ -6,14 +6,12 @@ MSE reconstruction + kl_weight * KL + perceptual_weight * VGG feature loss; Adam
 every step. The VGG is torchvision's vgg16/vgg19 `features` cut after the deepest requested layer, frozen, with
 RANDOM weights (timing only). Random images in [-1, 1]. Cross-check only. Prints ONE line: step seconds
 (median) and images/s."""
-import argparse
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from common import blas_tag, clip_and_step, env_tag, time_steps
+from common import clip_and_step, parse, parser, report, time_steps
 
 # vae.h: CNN-VAE calls F.rrelu(x), which outside training is a leaky ReLU of slope (1/8 + 1/3) / 2.
 LEAKY_SLOPE = (1.0 / 8.0 + 1.0 / 3.0) / 2.0
@@ -132,11 +130,7 @@ class PerceptualLoss(nn.Module):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
-    p.add_argument("--warmup", type=int, default=2)
+    p = parser(__doc__, batch=64)
     p.add_argument("--image", type=int, default=64, help="4 * 2^n")
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--latent", type=int, default=128)
@@ -147,12 +141,7 @@ def main():
     p.add_argument("--network", choices=("vgg16", "vgg19"), default="vgg16")
     p.add_argument("--layers", default="relu1_1,relu2_1,relu3_1", help="comma-separated VGG layer names")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam lr (configs/vae-synth64, vae-celeba64)")
-    p.add_argument("--tag", default="", help="free text echoed at the start of the line")
-    a = p.parse_args()
-    if a.steps < 1:
-        p.error("--steps must be >= 1")
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    a = parse(p)
     layers = [s for s in a.layers.split(",") if s]
     perceptual = PerceptualLoss(a.network, layers) if a.perceptual_weight > 0 else None
     model = Vae(a.image, a.channels, a.latent, a.base_width)
@@ -170,12 +159,9 @@ def main():
         loss.backward()
         clip_and_step(params, opt, 0.0)
 
-    med, best, cpu, cpu_step = time_steps(step, a.warmup, a.steps)
-    print(f"{a.tag}vae_step torch={torch.__version__} blas={blas_tag()} threads={a.threads} {env_tag()} "
-          f"batch={a.batch} image={a.image} channels={a.channels} latent={a.latent} base_width={a.base_width} "
-          f"perceptual={a.network if perceptual is not None else 'none'}:{'+'.join(layers)}:{a.perceptual_weight:g} "
-          f"steps={a.steps} step_s={med:.4f} min_s={best:.4f} images_per_s={a.batch / med:.1f} "
-          f"cpu_util={cpu:.2f} cpu_s_per_step={cpu_step:.4f}", flush=True)
+    report("vae_step", a, f"image={a.image} channels={a.channels} latent={a.latent} base_width={a.base_width} "
+           f"perceptual={a.network if perceptual is not None else 'none'}:{'+'.join(layers)}:{a.perceptual_weight:g}",
+           time_steps(step, a.warmup, a.steps))
 
 
 if __name__ == "__main__":

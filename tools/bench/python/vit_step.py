@@ -5,13 +5,11 @@ final LayerNorm (eps 1e-6), linear head on the class token; cross-entropy, AdamW
 Like facetrain, the last block computes only the class-token row after attention (--all-tokens: every row).
 Random N(0,1) images (what `facetrain bench step` feeds a mean/std-normalised model). Cross-check only.
 Prints ONE line: step seconds (median) and images/s."""
-import argparse
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import blas_tag, clip_and_step, env_tag, time_steps
+from common import clip_and_step, parse, parser, report, time_steps
 
 
 def affine(x, weight, bias):
@@ -145,6 +143,15 @@ def add_model_args(p):
     p.add_argument("--label-smoothing", type=float, default=0.0)
 
 
+def model_fields(a):
+    return f"width={a.width} depth={a.depth} heads={a.heads} all_tokens={int(a.all_tokens)}"
+
+
+def train_gflop_per_image(a):
+    """3x the forward count (forward + backward), the convention of `bench step`."""
+    return 3 * vit_flops_per_image(a.image, a.patch, a.channels, a.width, a.depth, a.mlp_ratio, a.classes) / 1e9
+
+
 def build(a, wrap=None, data_seed=1000):
     """One-step closure for args from add_model_args (+ --batch): model, AdamW, a random batch drawn after
     torch.manual_seed(data_seed) (bench_step.cpp: 1000 + rank). wrap(model) -> the module the step calls
@@ -168,26 +175,12 @@ def build(a, wrap=None, data_seed=1000):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
-    p.add_argument("--warmup", type=int, default=2)
+    p = parser(__doc__, batch=128)
     add_model_args(p)
-    p.add_argument("--tag", default="", help="free text echoed at the start of the line")
-    a = p.parse_args()
-    if a.steps < 1:
-        p.error("--steps must be >= 1")
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    a = parse(p)
     step = build(a)
-    med, best, cpu, cpu_step = time_steps(step, a.warmup, a.steps)
-    gflop = 3 * vit_flops_per_image(a.image, a.patch, a.channels, a.width, a.depth, a.mlp_ratio, a.classes) \
-        * a.batch / 1e9
-    print(f"{a.tag}vit_step torch={torch.__version__} blas={blas_tag()} threads={a.threads} {env_tag()} "
-          f"batch={a.batch} width={a.width} depth={a.depth} heads={a.heads} all_tokens={int(a.all_tokens)} "
-          f"steps={a.steps} step_s={med:.4f} min_s={best:.4f} images_per_s={a.batch / med:.1f} "
-          f"gflops={gflop / med:.1f} cpu_util={cpu:.2f} cpu_s_per_step={cpu_step:.4f}", flush=True)
+    report("vit_step", a, model_fields(a), time_steps(step, a.warmup, a.steps),
+           gflop_per_step=train_gflop_per_image(a) * a.batch)
 
 
 if __name__ == "__main__":
