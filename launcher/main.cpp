@@ -85,6 +85,14 @@ int main(int argc, char** argv) {
 
   try {
     return run(*command, sub_argc, sub_argv.data());
+  } catch (const facetrain::JobUserError& e) {
+    // Every rank knows (run_setup_on_every_rank): one line, a clean exit on each rank, no MPI_Abort.
+    if (e.print_here()) {
+      if (facetrain::log_rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
+      else std::fprintf(stderr, "[rank %d] error: %s\n", facetrain::log_rank(), e.what());
+    }
+    if (facetrain::comm_initialized()) facetrain::comm_finalize();
+    return 2;
   } catch (const facetrain::UserError& e) {
     if (facetrain::log_world_size() > 1) {
       std::fprintf(stderr, "[rank %d] error: %s\n", facetrain::log_rank(), e.what());

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "trainer/comm/communicator.h"
 #include "trainer/commands.h"
 #include "trainer/config.h"
 #include "trainer/trainer.h"
@@ -26,23 +27,31 @@ int train_command(int argc, char** argv, ProcessContext& ctx) {
        cxxopts::value<int>()->default_value("0"))
       ("quiet", "no progress bar: plain periodic lines only")
       ("h,help", "show this help");
+  // Flags and config are checked on every rank and agreed on: a bad file under mpirun is one line.
   cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    throw UserError(std::string(argv[0]) + ": " + e.what());
-  }
-  if (args.count("help")) {
+  proto::RunConfig config;
+  bool help = false;
+  run_setup_on_every_rank(*ctx.comm, [&] {
+    try {
+      args = options.parse(argc, argv);
+    } catch (const cxxopts::exceptions::exception& e) {
+      throw UserError(std::string(argv[0]) + ": " + e.what());
+    }
+    if (args.count("help")) {
+      help = true;
+      return;
+    }
+    FT_USER_CHECK(args.count("config"), argv[0] << ": --config FILE is required (see configs/)");
+    const std::vector<std::string> overrides =
+        args.count("set") ? args["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+    config = load_run_config(args["config"].as<std::string>(), overrides);
+    const int threads = args["threads"].as<int>();
+    apply_thread_flag(ctx, threads != 0 ? threads : config.distributed().threads_per_rank());
+  });
+  if (help) {
     log(options.help());
     return 0;
   }
-  FT_USER_CHECK(args.count("config"), argv[0] << ": --config FILE is required (see configs/)");
-  const std::vector<std::string> overrides =
-      args.count("set") ? args["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  const proto::RunConfig config = load_run_config(args["config"].as<std::string>(), overrides);
-
-  const int threads = args["threads"].as<int>();
-  apply_thread_flag(ctx, threads != 0 ? threads : config.distributed().threads_per_rank());
   TrainOptions train_options;
   train_options.resume = args["resume"].as<std::string>();
   train_options.quiet = args.count("quiet") > 0;

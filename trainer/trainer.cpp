@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "datastore/loader.h"
+#include "trainer/comm/communicator.h"
 #include "trainer/config.h"
 #include "trainer/records/checkpoint_store.h"
 #include "trainer/records/progress.h"
@@ -237,31 +238,36 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   install_stop_handlers();
   ctx.comm->set_timeout_seconds(config.distributed().collective_timeout_s());
   const fs::path run_dir = config.logging().run_dir();
-  // The data and the model.
   const std::string kind = model_kind(config);
-  StoreReader probe(config.data().store());
-  const StoreInfo store_info = probe.info();
-  TaskInputs inputs{config, ctx, store_info, run_dir.string()};
-  torch::manual_seed(config.data().seed());  // model initialisation (rank 0's is broadcast to all)
-  std::unique_ptr<TrainingTask> task = make_task(kind, inputs);
-  ShardLoader loader(config.data().store(), loader_options(config, ctx, task->normalization()));
+  const int accumulation = config.schedule().accumulation_steps();
+  StoreInfo store_info;
+  std::unique_ptr<TrainingTask> task;
+  std::unique_ptr<ShardLoader> loader_holder;
+  int64_t steps_per_epoch = 0;
+  // The data, the model and the run directory, checked on every rank before the first collective and agreed
+  // on (a bad store or field: one line, no aborted job). The agreement is also the barrier after rank 0 has
+  // made the run directory.
+  run_setup_on_every_rank(*ctx.comm, [&] {
+    store_info = StoreReader(config.data().store()).info();
+    torch::manual_seed(config.data().seed());  // model initialisation (rank 0's is broadcast to all)
+    task = make_task(kind, TaskInputs{config, ctx, store_info, run_dir.string()});
+    loader_holder = std::make_unique<ShardLoader>(config.data().store(), loader_options(config, ctx, task->normalization()));
+    steps_per_epoch = loader_holder->batches_per_epoch() / accumulation;
+    FT_USER_CHECK(steps_per_epoch > 0, "data.batch_size: " << config.data().batch_size() << " x " << ctx.world_size
+                                                           << " ranks x " << accumulation
+                                                           << " micro-batches leaves no full step in one epoch of "
+                                                           << loader_holder->images_per_epoch() << " images");
+    // The run directory is created only once the inputs are known to be good (no half-made runs).
+    if (ctx.rank == 0) {
+      std::error_code ec;
+      fs::create_directories(run_dir, ec);
+      FT_USER_CHECK(!ec, "logging.run_dir: cannot create " << run_dir.string() << ": " << ec.message());
+      write_text_atomically(run_dir / "config.pbtxt", to_text(config));
+    }
+  });
+  ShardLoader& loader = *loader_holder;
   log_all(describe(ctx));  // one placement line per rank, once the inputs are known to be good
 
-  // The run directory is created only once the inputs are known to be good (no half-made runs).
-  if (ctx.rank == 0) {
-    std::error_code ec;
-    fs::create_directories(run_dir, ec);
-    FT_USER_CHECK(!ec, "logging.run_dir: cannot create " << run_dir.string() << ": " << ec.message());
-    write_text_atomically(run_dir / "config.pbtxt", to_text(config));
-  }
-  ctx.comm->barrier();
-
-  const int accumulation = config.schedule().accumulation_steps();
-  const int64_t steps_per_epoch = loader.batches_per_epoch() / accumulation;
-  FT_USER_CHECK(steps_per_epoch > 0, "data.batch_size: " << config.data().batch_size() << " x " << ctx.world_size
-                                                         << " ranks x " << accumulation
-                                                         << " micro-batches leaves no full step in one epoch of "
-                                                         << loader.images_per_epoch() << " images");
   const int64_t total_steps = config.schedule().max_steps() > 0
                                   ? config.schedule().max_steps()
                                   : steps_per_epoch * config.schedule().epochs();

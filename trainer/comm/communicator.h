@@ -6,9 +6,12 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "common/error.h"
 
 namespace facetrain {
 
@@ -103,5 +106,22 @@ std::unique_ptr<Communicator> make_nccl_communicator(int device_index);
 double all_reduce_sum(Communicator& comm, double value);
 double all_reduce_max(Communicator& comm, double value);
 bool any_rank(Communicator& comm, bool flag);  // true on every rank when flag is true on any rank
+
+// A UserError the whole job has agreed on (run_setup_on_every_rank below): every rank throws it, only
+// `print_here` ranks print it (rank 0, or the failing ranks when rank 0 did not fail), and every rank exits
+// cleanly with the bad-input code instead of aborting the job: one line for a bad config under mpirun.
+class JobUserError : public UserError {
+ public:
+  JobUserError(const std::string& message, bool print_here) : UserError(message), print_here_(print_here) {}
+  bool print_here() const { return print_here_; }
+
+ private:
+  bool print_here_;
+};
+
+// Runs `setup` (which must not call collectives) on every rank, then agrees: when it threw a UserError on
+// any rank, every rank throws JobUserError (printed once, no job abort); otherwise returns on every rank.
+// For the checks of flags, config, store and model that come before a job's first collective.
+void run_setup_on_every_rank(Communicator& comm, const std::function<void()>& setup);
 
 }  // namespace facetrain

@@ -774,4 +774,25 @@ bool any_rank(Communicator& comm, bool flag) {
   return t.item<int32_t>() > 0;
 }
 
+void run_setup_on_every_rank(Communicator& comm, const std::function<void()>& setup) {
+  std::string message;
+  bool failed = false;
+  try {
+    setup();
+  } catch (const UserError& e) {
+    failed = true;
+    message = e.what();
+  }
+  if (comm.size() == 1) {
+    if (failed) throw UserError(message);
+    return;
+  }
+  if (!any_rank(comm, failed)) return;
+  // Usually every rank failed the same way (same flags, same shared files): rank 0 speaks for all. A rank
+  // whose failure rank 0 did not share (a file missing on one node) speaks for itself.
+  const bool rank0_failed = any_rank(comm, comm.rank() == 0 && failed);
+  const bool print_here = failed && (comm.rank() == 0 || !rank0_failed);
+  throw JobUserError(print_here ? message : "another rank failed its setup", print_here);
+}
+
 }  // namespace facetrain

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "common/error.h"
 #include "trainer/comm/communicator.h"
@@ -153,6 +154,32 @@ TEST_P(CommunicatorTest, ScalarHelpersAndBarrier) {
   EXPECT_FALSE(any_rank(*comm_, false));
   EXPECT_TRUE(any_rank(*comm_, true));
   comm_->barrier();
+}
+
+// A setup error on some ranks becomes JobUserError on every rank; who prints: rank 0 when it failed, else
+// the ranks that failed. No error anywhere: every rank returns (and the setup ran on each).
+TEST_P(CommunicatorTest, SetupErrorsAreAgreedOnEveryRank) {
+  int ran = 0;
+  run_setup_on_every_rank(*comm_, [&] { ++ran; });
+  EXPECT_EQ(ran, 1);
+
+  auto outcome = [&](bool fail_here) {
+    try {
+      run_setup_on_every_rank(*comm_, [&] { FT_USER_CHECK(!fail_here, "bad field on rank " << r_); });
+    } catch (const JobUserError& e) {
+      return std::make_pair(std::string(e.print_here() ? e.what() : "-"), true);
+    } catch (const UserError& e) {  // a world of one: the plain error
+      return std::make_pair(std::string(e.what()), false);
+    }
+    return std::make_pair(std::string("returned"), false);
+  };
+  const auto all = outcome(true);
+  EXPECT_EQ(all.first, r_ == 0 ? "bad field on rank 0" : "-");
+  EXPECT_EQ(all.second, n_ > 1);
+  const auto last = outcome(r_ == n_ - 1);  // only the last rank fails: it speaks for itself
+  EXPECT_EQ(last.first, r_ == n_ - 1 ? "bad field on rank " + std::to_string(r_) : "-");
+  EXPECT_EQ(last.second, n_ > 1);
+  EXPECT_EQ(outcome(false).first, "returned");
 }
 
 INSTANTIATE_TEST_SUITE_P(BlockingAndTimed, CommunicatorTest, ::testing::Values(0.0, 30.0));
