@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "common/flags.h"
 #include "common/log.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/commands.h"
@@ -32,11 +33,7 @@ int train_command(int argc, char** argv, ProcessContext& ctx) {
   proto::RunConfig config;
   bool help = false;
   run_setup_on_every_rank(*ctx.comm, [&] {
-    try {
-      args = options.parse(argc, argv);
-    } catch (const cxxopts::exceptions::exception& e) {
-      throw UserError(std::string(argv[0]) + ": " + e.what());
-    }
+    args = parse_flags(options, argc, argv);
     if (args.count("help")) {
       help = true;
       return;
