@@ -119,6 +119,8 @@ int eval_attention_command(int argc, char** argv, ProcessContext& ctx) {
       std::to_string(ctx.world_size) + " rank(s), " + std::to_string(grid) + "x" + std::to_string(grid) + " patches, " +
       std::to_string(vo.depth) + " blocks");
 
+  agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
+
   // (collective) every rank: ranks score contiguous slices (eval_shard); rows come back in selection order.
   // One row per image: logits | class-token map (raw) | rollout map (raw).
   const GatheredScores scores = score_store_images(

@@ -14,6 +14,12 @@ std::string required_flag(const cxxopts::ParseResult& args, const std::string& n
   return args[name].as<std::string>();
 }
 
+bool flip_tta_flag(const cxxopts::ParseResult& args) {
+  const std::string tta = args["tta"].as<std::string>();
+  FT_USER_CHECK(tta == "none" || tta == "flip", "--tta must be none or flip, got '" << tta << "'");
+  return tta == "flip";
+}
+
 std::vector<int64_t> select_store_indices(const StoreReader& store, const std::string& split) {
   std::vector<int64_t> indices;
   if (split == "all") {

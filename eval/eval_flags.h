@@ -19,6 +19,10 @@ namespace facetrain {
 std::string required_flag(const cxxopts::ParseResult& args, const std::string& name, const std::string& program,
                           const std::string& what);
 
+// --tta: "none" (default) or "flip" (average each image's and its mirror image's probabilities). True for
+// flip; UserError naming the flag otherwise.
+bool flip_tta_flag(const cxxopts::ParseResult& args);
+
 // The store indices `split` names: "all" (every image) or "train" | "val" | "test" (ascending). Throws
 // UserError naming --split and the store when the selection is empty (e.g. a store without a test split).
 std::vector<int64_t> select_store_indices(const StoreReader& store, const std::string& split);

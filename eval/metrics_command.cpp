@@ -25,6 +25,8 @@ int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
       ("split", "train | val | test | all", cxxopts::value<std::string>()->default_value("test"))
       ("output", "directory for metrics.json and predictions.csv", cxxopts::value<std::string>())
       ("batch", "images per forward pass on each rank", cxxopts::value<std::string>()->default_value("256"))
+      ("tta", "test-time augmentation: none | flip (mean of the image's and its mirror's probabilities)",
+       cxxopts::value<std::string>()->default_value("none"))
       ("threads", "LibTorch threads per rank (0: launcher default)", cxxopts::value<std::string>()->default_value("0"))
       ("h,help", "show this help");
   const cxxopts::ParseResult args = parse_flags(options, argc, argv);
@@ -37,6 +39,7 @@ int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string output = required_flag(args, "output", program, "the output directory");
   const std::string split = args["split"].as<std::string>();
   const int64_t batch = int_flag(args, "batch");
+  const bool average_flips = flip_tta_flag(args);
   FT_USER_CHECK(batch > 0, "--batch must be > 0, got " << batch);
   apply_thread_flag(ctx, int_flag(args, "threads"));
 
@@ -47,14 +50,17 @@ int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
   log("eval metrics: " + model.source + " on " + std::to_string(indices.size()) + " " + split + " images of " +
       store_path + " (" + std::to_string(ctx.world_size) + " rank" + (ctx.world_size > 1 ? "s" : "") + ")");
 
+  agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
+
   // (collective) every rank scores its slice; all rows arrive on every rank.
-  const ClassifierScores scores = score_with_classifier(model, store_path, indices, batch, ctx);
+  const ClassifierScores scores = score_with_classifier(model, store_path, indices, batch, ctx, average_flips);
   const std::vector<std::string>& class_names = store.info().class_names;
   const ClassificationMetrics metrics =
       classification_metrics(scores.probabilities, scores.labels, scores.classes, scores.mean_loss);
 
   if (ctx.rank == 0) {  // (rank 0 only) files and the printed table
-    const nlohmann::json context = {{"checkpoint", model.source}, {"store", store_path}, {"split", split}};
+    const nlohmann::json context = {{"checkpoint", model.source}, {"store", store_path}, {"split", split},
+                                   {"tta", average_flips ? "flip" : "none"}};
     const std::filesystem::path dir(output);
     write_text_file((dir / "metrics.json").string(), metrics_json(metrics, scores, class_names, context).dump(2) + "\n");
     write_text_file((dir / "predictions.csv").string(), predictions_csv(scores, store.filenames(), class_names));

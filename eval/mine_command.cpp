@@ -36,6 +36,8 @@ int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
       ("contact-sheet-max", "at most this many hits (the best) on the contact sheet",
        cxxopts::value<std::string>()->default_value("100"))
       ("batch", "images per forward pass on each rank", cxxopts::value<std::string>()->default_value("256"))
+      ("tta", "test-time augmentation: none | flip (mean of the image's and its mirror's probabilities)",
+       cxxopts::value<std::string>()->default_value("none"))
       ("threads", "LibTorch threads per rank (0: launcher default)", cxxopts::value<std::string>()->default_value("0"))
       ("h,help", "show this help");
   const cxxopts::ParseResult args = parse_flags(options, argc, argv);
@@ -61,6 +63,7 @@ int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
   const int64_t sheet_max = int_flag(args, "contact-sheet-max");
   FT_USER_CHECK(sheet_max >= 0, "--contact-sheet-max must be >= 0, got " << sheet_max);
   const int64_t batch = int_flag(args, "batch");
+  const bool average_flips = flip_tta_flag(args);
   FT_USER_CHECK(batch > 0, "--batch must be > 0, got " << batch);
   apply_thread_flag(ctx, int_flag(args, "threads"));
 
@@ -74,8 +77,10 @@ int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
       store_path + ", class '" + class_name + "', threshold " + args["threshold"].as<std::string>() + " (" +
       std::to_string(ctx.world_size) + " rank" + (ctx.world_size > 1 ? "s" : "") + ")");
 
+  agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
+
   // (collective) every rank scores its slice; all rows arrive on every rank.
-  const ClassifierScores scores = score_with_classifier(model, store_path, indices, batch, ctx);
+  const ClassifierScores scores = score_with_classifier(model, store_path, indices, batch, ctx, average_flips);
   std::vector<float> class_scores(indices.size());
   for (size_t i = 0; i < indices.size(); ++i) class_scores[i] = scores.probability(i, cls);
   const std::vector<MinedImage> hits = select_hits(indices, class_scores, threshold);

@@ -180,6 +180,8 @@ int eval_morph_command(int argc, char** argv, ProcessContext& ctx) {
       " frames per pair, " + args["interpolation"].as<std::string>() + ", " + std::to_string(n * frames) +
       " frames on " + std::to_string(ctx.world_size) + " rank(s)");
 
+  agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
+
   // (collective) every rank: encode (posterior means), ranks taking contiguous slices. Batch size 1 keeps each
   // latent independent of how the images are split over ranks (batched kernels may round differently).
   const GatheredScores encoded = score_store_images(

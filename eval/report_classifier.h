@@ -27,8 +27,11 @@ struct ClassifierScores {
 
 // (collective) every rank, with the same `indices`: ranks score contiguous non-padded slices
 // (score_store_images) and every rank receives all rows in the order of `indices`. model.kind must be "vit".
+// With `average_flips` each image's probabilities are the mean of the image's and its mirror image's
+// (test-time augmentation for models trained with horizontal flips); the loss is that mean's.
 ClassifierScores score_with_classifier(const LoadedModel& model, const std::string& store_path,
-                                       const std::vector<int64_t>& indices, int64_t batch_size, ProcessContext& ctx);
+                                       const std::vector<int64_t>& indices, int64_t batch_size, ProcessContext& ctx,
+                                       bool average_flips = false);
 
 // metrics.json: counts, loss, accuracy, macro and per-class precision/recall/F1/AUC, the confusion matrix
 // ([true][predicted]) and ROC curves (binary: class 1 only; multiclass: one-vs-rest per class). NaN (an

@@ -59,6 +59,7 @@ int eval_report_command(int argc, char** argv, ProcessContext& ctx) {
         std::to_string(contents.charts.size()) + " charts, " + std::to_string(contents.images) + " images); sections: " +
         (available.empty() ? "none" : available) + (missing.empty() ? "" : "; not available: " + missing));
   }
+  agree_setup_done(*ctx.comm);  // rank 0's report is written (else: one line from it, no abort)
   ctx.comm->barrier();
   return 0;
 }

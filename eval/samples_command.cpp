@@ -98,6 +98,11 @@ int eval_samples_command(int argc, char** argv, ProcessContext& ctx) {
   const LoadedModel gan =
       load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), shape, "dcgan", ctx.device);
   const int64_t z_size = gan.generator->options().z_size;
+  LoadedModel classifier;  // kind "" without --classifier
+  if (!classifier_path.empty()) {
+    classifier = load_model_for_eval(classifier_path, args["classifier-config"].as<std::string>(), store->info(),
+                                     "vit", ctx.device);
+  }
   log("eval samples: " + gan.source + " (" + std::to_string(shape.height) + "x" + std::to_string(shape.width) + "x" +
       std::to_string(shape.channels) + ", z " + std::to_string(z_size) + "), seed " + std::to_string(seed));
 
@@ -127,9 +132,10 @@ int eval_samples_command(int argc, char** argv, ProcessContext& ctx) {
     }
   }
 
+  // Every rank's flags, files and models are good, and rank 0's grids are written (else: one line, no abort).
+  agree_setup_done(*ctx.comm);
+
   if (!classifier_path.empty()) {
-    const LoadedModel classifier = load_model_for_eval(classifier_path, args["classifier-config"].as<std::string>(),
-                                                store->info(), "vit", ctx.device);
     // (collective) every rank classifies a contiguous, non-padded slice of the samples; gathered in order.
     std::vector<int64_t> all(static_cast<size_t>(classified));
     for (int64_t i = 0; i < classified; ++i) all[i] = i;

@@ -31,7 +31,7 @@ std::vector<Subcommand> all_subcommands() {
       {"bench step", "median time of one training step of a config's model (random batches; 1 or N ranks)", {},
        bench_step_command},
       {"bench allreduce", "gradient-sync bandwidth against plain MPI_Allreduce", {},
-       [](int argc, char** argv, ProcessContext&) { return bench_allreduce_command(argc, argv); }},
+       [](int argc, char** argv, ProcessContext& ctx) { return bench_allreduce_command(argc, argv, *ctx.comm); }},
   };
 }
 

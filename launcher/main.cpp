@@ -48,6 +48,9 @@ const Subcommand* find_command(const std::vector<Subcommand>& commands, int argc
   return nullptr;
 }
 
+// How long a rank whose setup failed waits for the others' setups (they open stores and load models).
+constexpr double kSetupAgreementTimeoutSeconds = 300;
+
 int run(const Subcommand& command, int argc, char** argv) {
   if (command.run) return command.run(argc, argv);
   facetrain::comm_initialize(&argc, &argv);
@@ -56,7 +59,18 @@ int run(const Subcommand& command, int argc, char** argv) {
     auto world = facetrain::make_mpi_communicator();
     facetrain::set_log_rank(world->rank(), world->size());
     facetrain::ProcessContext ctx = facetrain::place_process(*world, 0);
-    code = command.run_on_ranks(argc, argv, ctx);
+    try {
+      code = command.run_on_ranks(argc, argv, ctx);
+    } catch (const facetrain::JobUserError&) {
+      throw;
+    } catch (const facetrain::UserError& e) {
+      // Bad input found before the command's setup agreement: the other ranks are in it (or on their way).
+      // Join it for this rank so the job ends with one line and no abort. A command that reached a
+      // collective without agreeing first would leave this waiting: the timeout turns that into an abort.
+      if (world->setup_agreed()) throw;
+      world->set_timeout_seconds(kSetupAgreementTimeoutSeconds);
+      facetrain::agree_setup_failed(*world, e.what());
+    }
   }
   facetrain::comm_finalize();
   return code;

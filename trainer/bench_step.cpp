@@ -93,6 +93,7 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
   TaskInputs inputs{config, ctx, info, ""};
   torch::manual_seed(config.data().seed());
   std::unique_ptr<TrainingTask> task = make_task(kind, inputs);
+  agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
   task->broadcast_state();
   log_all(describe(ctx));
 

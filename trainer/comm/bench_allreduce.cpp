@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/flags.h"
 #include "common/log.h"
 #include "trainer/comm/comm_internal.h"
 #include "trainer/comm/commands.h"
@@ -185,7 +186,7 @@ void run_overlap(Communicator& comm, int64_t cap_bytes, int steps) {
 
 }  // namespace
 
-int bench_allreduce_command(int argc, char** argv) {
+int bench_allreduce_command(int argc, char** argv, Communicator& world) {
   cxxopts::Options options(argv[0],
                            "algbw and busbw (nccl-tests convention: busbw = algbw * 2(n-1)/n) of the gradient-sync "
                            "path against a plain MPI_Allreduce of the same bytes. Run under mpirun -np N.");
@@ -202,12 +203,7 @@ int bench_allreduce_command(int argc, char** argv) {
       ("overlap", "also measure exposed communication of an MLP step with/without hook progress")
       ("overlap-steps", "steps per --overlap setting", cxxopts::value<int>()->default_value("31"))
       ("h,help", "show this help");
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    throw UserError(std::string(argv[0]) + ": " + e.what());
-  }
+  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
   if (args.count("help")) {
     log(options.help());
     return 0;
@@ -227,9 +223,8 @@ int bench_allreduce_command(int argc, char** argv) {
   FT_USER_CHECK(cap_mb > 0, "--bucket-cap-mb must be positive");
   FT_USER_CHECK(threads >= 1, "--threads must be at least 1");
   torch::set_num_threads(threads);
+  agree_setup_done(world);
 
-  const bool own_mpi = !comm_initialized();
-  if (own_mpi) comm_initialize(&argc, &argv);
   {
     auto comm = make_mpi_communicator();
     set_log_rank(comm->rank(), comm->size());
@@ -244,7 +239,6 @@ int bench_allreduce_command(int argc, char** argv) {
     run_sweep(*comm, sizes, reps, param_bytes, cap_bytes);
     if (args.count("overlap")) run_overlap(*comm, 4'000'000, args["overlap-steps"].as<int>());
   }
-  if (own_mpi) comm_finalize();
   return 0;
 }
 

@@ -88,9 +88,15 @@ class Communicator {
   void set_step(int64_t step) { step_ = step; }
   int64_t step() const { return step_; }
 
+  // Whether this rank has taken part in the job's setup agreement (agree_setup_done below). Until then a
+  // UserError on this rank is one the other ranks cannot know of: the launcher joins the agreement for it.
+  bool setup_agreed() const { return setup_agreed_; }
+  void set_setup_agreed() { setup_agreed_ = true; }
+
  protected:
   double timeout_seconds_ = 0;
   int64_t step_ = -1;
+  bool setup_agreed_ = false;
 };
 
 // A duplicate of MPI_COMM_WORLD (its own message space), CPU tensors. Requires comm_initialize().
@@ -119,9 +125,15 @@ class JobUserError : public UserError {
   bool print_here_;
 };
 
-// Runs `setup` (which must not call collectives) on every rank, then agrees: when it threw a UserError on
-// any rank, every rank throws JobUserError (printed once, no job abort); otherwise returns on every rank.
-// For the checks of flags, config, store and model that come before a job's first collective.
+// The setup agreement of a command that runs on ranks. Its setup (flags, config, files, model: no
+// collectives) ends with agree_setup_done() on every rank whose setup succeeded, before the first
+// collective; a rank whose setup threw a UserError calls agree_setup_failed() instead (the launcher does
+// it for any command). Either way every rank then throws JobUserError (printed once, every rank exits
+// with the bad-input code, no job abort) when any rank failed; otherwise agree_setup_done() returns.
+void agree_setup_done(Communicator& comm);
+[[noreturn]] void agree_setup_failed(Communicator& comm, const std::string& message);
+// Runs `setup` on every rank and agrees on its outcome (above): for setups that run in the middle of a
+// command (the trainer's, after the command's own).
 void run_setup_on_every_rank(Communicator& comm, const std::function<void()>& setup);
 
 }  // namespace facetrain

@@ -774,15 +774,11 @@ bool any_rank(Communicator& comm, bool flag) {
   return t.item<int32_t>() > 0;
 }
 
-void run_setup_on_every_rank(Communicator& comm, const std::function<void()>& setup) {
-  std::string message;
-  bool failed = false;
-  try {
-    setup();
-  } catch (const UserError& e) {
-    failed = true;
-    message = e.what();
-  }
+namespace {
+
+// Both sides of the setup agreement: two flag all-reduces that every rank makes whether it failed or not.
+void agree_on_setup(Communicator& comm, bool failed, const std::string& message) {
+  comm.set_setup_agreed();
   if (comm.size() == 1) {
     if (failed) throw UserError(message);
     return;
@@ -793,6 +789,24 @@ void run_setup_on_every_rank(Communicator& comm, const std::function<void()>& se
   const bool rank0_failed = any_rank(comm, comm.rank() == 0 && failed);
   const bool print_here = failed && (comm.rank() == 0 || !rank0_failed);
   throw JobUserError(print_here ? message : "another rank failed its setup", print_here);
+}
+
+}  // namespace
+
+void agree_setup_done(Communicator& comm) { agree_on_setup(comm, false, std::string()); }
+
+void agree_setup_failed(Communicator& comm, const std::string& message) {
+  agree_on_setup(comm, true, message);
+  throw UserError(message);  // not reached: agree_on_setup throws when this rank failed
+}
+
+void run_setup_on_every_rank(Communicator& comm, const std::function<void()>& setup) {
+  try {
+    setup();
+  } catch (const UserError& e) {
+    agree_setup_failed(comm, e.what());
+  }
+  agree_setup_done(comm);
 }
 
 }  // namespace facetrain

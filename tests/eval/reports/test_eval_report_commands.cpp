@@ -103,8 +103,10 @@ struct Reference {
   double loss = 0;
 };
 
-// The single-rank computation: every selected image through one loader and one forward pass.
-Reference reference_scores(const std::string& checkpoint, const std::string& store_path, Split split) {
+// The single-rank computation: every selected image through one loader and one forward pass (with
+// `flips`, also the mirror images, and the two probabilities averaged).
+Reference reference_scores(const std::string& checkpoint, const std::string& store_path, Split split,
+                           bool flips = false) {
   StoreReader store(store_path);
   Reference r;
   r.indices = store.split_indices(split);
@@ -124,6 +126,11 @@ Reference reference_scores(const std::string& checkpoint, const std::string& sto
   r.probs = torch::softmax(logits, 1).contiguous();
   r.labels = batch.labels;
   r.loss = torch::nn::functional::cross_entropy(logits, batch.labels).item<double>();
+  if (flips) {
+    const torch::Tensor mirrored = torch::softmax(vit->forward(batch.images.flip({3})), 1);
+    r.probs = ((r.probs + mirrored) / 2).contiguous();
+    r.loss = torch::nn::functional::nll_loss(r.probs.log(), batch.labels).item<double>();
+  }
   return r;
 }
 
@@ -195,6 +202,24 @@ TEST_F(EvalCommands, MetricsEqualTheSingleRankComputation) {
     EXPECT_EQ(std::stoll(row[2]), labels[i]);
     EXPECT_EQ(std::stoll(row[3]), ref.probs[i].argmax().item<int64_t>());
     for (int c = 0; c < 3; ++c) EXPECT_NEAR(std::stod(row[4 + c]), ref.probs[i][c].item<float>(), 1e-6);
+  }
+}
+
+TEST_F(EvalCommands, FlipTtaAveragesEachImageWithItsMirror) {
+  ASSERT_EQ(run(eval_metrics_command, {"--checkpoint", vit_run_, "--store", store_, "--split", "test", "--output",
+                                       out("metrics_tta"), "--batch", "3", "--tta", "flip"}),
+            0);
+  const Reference plain = reference_scores(vit_run_, store_, Split::kTest);
+  const Reference ref = reference_scores(vit_run_, store_, Split::kTest, /*flips=*/true);
+  // The fixture's images are not mirror-symmetric, so the averaged scores differ from the plain ones.
+  ASSERT_GT((ref.probs - plain.probs).abs().max().item<float>(), 1e-4);
+  const nlohmann::json j = nlohmann::json::parse(read_text(out("metrics_tta") + "/metrics.json"));
+  EXPECT_EQ(j["tta"], "flip");
+  EXPECT_NEAR(j["loss"].get<double>(), ref.loss, 1e-5);
+  const auto rows = csv_rows(out("metrics_tta") + "/predictions.csv");
+  ASSERT_EQ(rows.size(), 12u);
+  for (size_t i = 0; i < 11; ++i) {
+    for (int c = 0; c < 3; ++c) EXPECT_NEAR(std::stod(rows[i + 1][4 + c]), ref.probs[i][c].item<float>(), 1e-6);
   }
 }
 

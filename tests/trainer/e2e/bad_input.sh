@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Bad input to `facetrain train` gives one clear line naming the file/line/field or flag, exit code 2, and
-# no run directory. With RANKS > 1 every case runs under mpirun: the ranks agree on the error, so it is
-# still ONE line of facetrain's (mpirun adds its own notice that processes exited non-zero) and no abort.
+# no run directory; with RANKS > 1 every case runs under mpirun (tests/lib/bad_input.sh).
 # Usage: bad_input.sh FACETRAIN_BINARY [RANKS]
 set -uo pipefail
 ft=$1
@@ -9,24 +8,7 @@ ranks=${2:-1}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail=0
-expect() {  # expect NAME PATTERN -- command...
-  local name=$1 pattern=$2; shift 3
-  local out code lines
-  if [[ $ranks -gt 1 ]]; then
-    out=$(mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$ranks" "$@" 2>&1); code=$?
-    lines=$(printf '%s\n' "$out" | grep -E '(^|\] )error: ' || true)
-    if grep -q "MPI_ABORT" <<<"$out"; then echo "FAIL $name: the job was aborted: $out"; fail=1; return; fi
-  else
-    out=$("$@" 2>&1); code=$?
-    lines=$out
-  fi
-  if [[ $code -ne 2 ]]; then echo "FAIL $name: exit $code, expected 2: $out"; fail=1; return; fi
-  if [[ $(printf '%s\n' "$lines" | grep -c .) -ne 1 ]]; then echo "FAIL $name: not one line: $out"; fail=1; return; fi
-  if [[ -e $work/r ]]; then echo "FAIL $name: left a run directory behind"; fail=1; return; fi
-  out=$lines
-  if ! grep -qE -- "$pattern" <<<"$out"; then echo "FAIL $name: '$out' does not match /$pattern/"; fail=1; return; fi
-  echo "ok   $name: $out"
-}
+source "$(dirname "$0")/../../lib/bad_input.sh"
 printf 'model { vit { width: 64 } }\ndata { stor: "x.h5" }\n' > "$work/unknown.pbtxt"
 printf 'model { vit { width: "wide" } }\n' > "$work/value.pbtxt"
 printf 'model { vit { width: 64 heads: 5 } }\ndata { store: "%s/none.h5" }\nlogging { run_dir: "%s/r" }\n' "$work" "$work" > "$work/heads.pbtxt"

@@ -1,0 +1,22 @@
+# Shared by the bad-input tests: `expect NAME PATTERN -- command...` runs a facetrain command that must fail
+# on bad input with ONE "error:" line matching PATTERN, exit code 2 and no directory $work/r left behind.
+# With ranks > 1 it runs under mpirun: the ranks agree on the error, so it is still one line of facetrain's
+# (mpirun adds its own notice that processes exited non-zero) and the job is not aborted.
+# The sourcing script sets: ranks (1 = no mpirun), work (a scratch directory), fail=0.
+expect() {
+  local name=$1 pattern=$2; shift 3
+  local out code lines
+  if [[ $ranks -gt 1 ]]; then
+    out=$(mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$ranks" "$@" 2>&1); code=$?
+    lines=$(printf '%s\n' "$out" | grep -E '(^|\] )error: ' || true)
+    if grep -q "MPI_ABORT" <<<"$out"; then echo "FAIL $name: the job was aborted: $out"; fail=1; return; fi
+  else
+    out=$("$@" 2>&1); code=$?
+    lines=$out
+  fi
+  if [[ $code -ne 2 ]]; then echo "FAIL $name: exit $code, expected 2: $out"; fail=1; return; fi
+  if [[ $(printf '%s\n' "$lines" | grep -c .) -ne 1 ]]; then echo "FAIL $name: not one line: $out"; fail=1; return; fi
+  if [[ -e $work/r ]]; then echo "FAIL $name: left a run directory behind"; fail=1; return; fi
+  if ! grep -qE -- "$pattern" <<<"$lines"; then echo "FAIL $name: '$lines' does not match /$pattern/"; fail=1; return; fi
+  echo "ok   $name: $lines"
+}
