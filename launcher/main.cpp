@@ -1,6 +1,7 @@
 // facetrain's entry point and error boundary: dispatches subcommands, starts MPI for the ones that run on
-// ranks, and is the only place that ends the process. A UserError prints one line; any other exception
-// prints "[rank r] ..." and, with more than one rank, aborts the whole job so no peer waits in a collective.
+// ranks, and is the only place that ends the process. A UserError prints one line: before a command's setup
+// agreement every rank learns of it and exits cleanly, after it (one rank's, mid-job) the job is aborted so
+// no peer waits in a collective; any other exception prints "[rank r] ..." and aborts the same way.
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -26,6 +27,13 @@ void print_help(const std::vector<Subcommand>& commands) {
   for (const auto& c : commands) std::printf("  %-18s %s\n", c.name.c_str(), c.summary.c_str());
   std::printf("\nExit codes: 0 ok, 1 internal error, 2 bad input (one line names the file, flag or field),\n"
               "75 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (resume with --resume auto).\n");
+}
+
+// One line on stderr, "[rank r] error: ..." when it may be one rank's among several, flushed before any abort.
+void print_error(const char* message, bool name_rank) {
+  if (name_rank) std::fprintf(stderr, "[rank %d] error: %s\n", facetrain::log_rank(), message);
+  else std::fprintf(stderr, "error: %s\n", message);
+  std::fflush(stderr);
 }
 
 const Subcommand* find_command(const std::vector<Subcommand>& commands, int argc, char** argv, int* consumed) {
@@ -100,24 +108,17 @@ int main(int argc, char** argv) {
   try {
     return run(*command, sub_argc, sub_argv.data());
   } catch (const facetrain::JobUserError& e) {
-    // Every rank knows (run_setup_on_every_rank): one line, a clean exit on each rank, no MPI_Abort.
-    if (e.print_here()) {
-      if (facetrain::log_rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
-      else std::fprintf(stderr, "[rank %d] error: %s\n", facetrain::log_rank(), e.what());
-    }
+    // Every rank knows (the setup agreement): one line, a clean exit on each rank, no MPI_Abort.
+    if (e.print_here()) print_error(e.what(), facetrain::log_rank() != 0);
     if (facetrain::comm_initialized()) facetrain::comm_finalize();
     return 2;
   } catch (const facetrain::UserError& e) {
-    if (facetrain::log_world_size() > 1) {
-      std::fprintf(stderr, "[rank %d] error: %s\n", facetrain::log_rank(), e.what());
-      std::fflush(stderr);
-      facetrain::comm_abort(2);
-    }
-    std::fprintf(stderr, "error: %s\n", e.what());
+    const bool several_ranks = facetrain::log_world_size() > 1;
+    print_error(e.what(), several_ranks);
+    if (several_ranks) facetrain::comm_abort(2);
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "[rank %d] error: %s\n", facetrain::log_rank(), e.what());
-    std::fflush(stderr);
+    print_error(e.what(), true);
     if (facetrain::comm_initialized() && facetrain::log_world_size() > 1) facetrain::comm_abort(1);
     return 1;
   }
