@@ -15,6 +15,7 @@ mpirun_=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$ranks")
 steps=30
 case $kind in
   vit) model='vit { patch_size: 4 width: 32 depth: 2 heads: 2 mlp_ratio: 2 }'
+       steps=100  # ~10-20 ms a step: 30 left too little room for the signal to land before the end
        optimizer='kind: "adamw" lr: 0.003 grad_clip_norm: 1.0' ;;
   dcgan) model='dcgan { architecture: "seed32" z_size: 16 g_width: 16 d_width: 16 sample_count: 16 }'
          steps=300  # a step takes milliseconds: enough of them for the signal to land mid-run
