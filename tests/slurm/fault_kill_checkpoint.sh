@@ -77,9 +77,11 @@ for i in $(seq "$KILLS"); do
     wait "$watcher" || fail "attempt $i: no checkpoint write to kill within 60 s"
     how="during the write of $(cat "$WORK/killed-on")"
   else
-    # A random moment: 1-3 steps into the attempt, then a random fraction of a step (measured right now, as
-    # this machine's speed varies), so the progress per attempt stays small whatever the speed.
-    target=$((expected + 1 + RANDOM % 3))
+    # A random moment: 2-3 steps into the attempt, then a random fraction of a step (measured right now, as
+    # this machine's speed varies), so the progress per attempt stays small whatever the speed. Not 1 step:
+    # the first step's time would be measured from the previous attempt's last step, restart included (a
+    # second or more, long enough for the whole run to finish before the kill).
+    target=$((expected + 2 + RANDOM % 2))
     wait_for_step "$metrics" "$target" 120 "$pid"
     delay=$(awk -v r="$RANDOM" -v s="$(step_time "$metrics" "$target")" 'BEGIN { printf "%.3f", s * r / 32768 }')
     sleep "$delay"
