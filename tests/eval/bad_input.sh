@@ -3,13 +3,7 @@
 # naming the flag or file, exit code 2; with RANKS > 1 under mpirun, still one line and no job abort
 # (the launcher joins the setup agreement for a rank whose setup failed).
 # Usage: bad_input.sh FACETRAIN_BINARY [RANKS]
-set -uo pipefail
-ft=$1
-ranks=${2:-1}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail=0
-source "$(dirname "$0")/../lib/bad_input.sh"
+source "$(dirname "$0")/../lib/bad_input.sh" "$@"
 "$ft" synth --output "$work/faces.h5" --count 40 --size 16 > /dev/null 2>&1 || { echo "FAIL: synth"; exit 1; }
 s=$work/faces.h5
 expect metrics-flag "--bogus|bogus" -- "$ft" eval metrics --bogus

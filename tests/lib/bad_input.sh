@@ -2,7 +2,15 @@
 # on bad input with ONE "error:" line matching PATTERN, exit code 2 and no directory $work/r left behind.
 # With ranks > 1 it runs under mpirun: the ranks agree on the error, so it is still one line of facetrain's
 # (mpirun adds its own notice that processes exited non-zero) and the job is not aborted.
-# The sourcing script sets: ranks (1 = no mpirun), work (a scratch directory), fail=0.
+# Source it as `source .../bad_input.sh "$@"` from a script called as SCRIPT FACETRAIN_BINARY [RANKS]: it sets
+# ft (the binary), ranks (1 = no mpirun), work (a scratch directory, removed on exit) and fail=0.
+set -uo pipefail
+ft=$1
+ranks=${2:-1}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail=0
+
 expect() {
   local name=$1 pattern=$2; shift 3
   local out code lines

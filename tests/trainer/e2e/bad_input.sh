@@ -2,13 +2,7 @@
 # Bad input to `facetrain train` gives one clear line naming the file/line/field or flag, exit code 2, and
 # no run directory; with RANKS > 1 every case runs under mpirun (tests/lib/bad_input.sh).
 # Usage: bad_input.sh FACETRAIN_BINARY [RANKS]
-set -uo pipefail
-ft=$1
-ranks=${2:-1}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail=0
-source "$(dirname "$0")/../../lib/bad_input.sh"
+source "$(dirname "$0")/../../lib/bad_input.sh" "$@"
 printf 'model { vit { width: 64 } }\ndata { stor: "x.h5" }\n' > "$work/unknown.pbtxt"
 printf 'model { vit { width: "wide" } }\n' > "$work/value.pbtxt"
 printf 'model { vit { width: 64 heads: 5 } }\ndata { store: "%s/none.h5" }\nlogging { run_dir: "%s/r" }\n' "$work" "$work" > "$work/heads.pbtxt"
