@@ -19,7 +19,7 @@
 #define FACETRAIN_HAVE_AVX2_KERNEL 1
 #endif
 
-#include "common/error.h"
+#include "core/error.h"
 #include "datastore/random.h"
 
 namespace facetrain {

@@ -15,7 +15,7 @@
 #include <numeric>
 #include <thread>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "datastore/random.h"
 
 namespace facetrain {

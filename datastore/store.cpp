@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <numeric>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "datastore/hdf5_check.h"
 
 namespace facetrain {

@@ -7,7 +7,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "common/error.h"
+#include "core/error.h"
 
 namespace facetrain {
 namespace {

@@ -3,7 +3,7 @@
 // gather the results: every image counted exactly once), and writes plain files into --output (rank 0).
 #pragma once
 
-#include "trainer/process_context.h"
+#include "core/process_context.h"
 
 namespace facetrain {
 

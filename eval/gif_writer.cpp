@@ -12,7 +12,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "common/error.h"
+#include "core/error.h"
 
 namespace facetrain {
 namespace {

@@ -2,14 +2,14 @@
 #include "eval/loaded_model.h"
 
 
-#include "common/error.h"
-#include "common/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "models/pretrained.h"
 #include "models/safetensors.h"
-#include "trainer/config.h"
-#include "trainer/model_factory.h"
-#include "trainer/model_io.h"
-#include "trainer/records/checkpoint_store.h"
+#include "core/config.h"
+#include "models/model_options.h"
+#include "models/checkpoint.h"
+#include "models/checkpoint_store.h"
 
 namespace facetrain {
 namespace {

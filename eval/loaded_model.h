@@ -9,7 +9,7 @@
 #include "models/dcgan.h"
 #include "models/vae.h"
 #include "models/vit.h"
-#include "trainer/config.pb.h"
+#include "core/config.pb.h"
 
 namespace facetrain {
 

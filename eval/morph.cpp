@@ -8,8 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/error.h"
-#include "eval/eval_flags.h"
+#include "core/error.h"
+#include "launcher/commands/eval_flags.h"
 
 namespace facetrain {
 namespace {

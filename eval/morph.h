@@ -13,7 +13,7 @@
 
 #include "datastore/store.h"
 #include "models/vae.h"
-#include "trainer/process_context.h"
+#include "core/process_context.h"
 
 namespace facetrain {
 

@@ -17,9 +17,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/error.h"
-#include "eval/report_files.h"
-#include "trainer/config.pb.h"
+#include "core/error.h"
+#include "eval/files.h"
+#include "core/config.pb.h"
 
 namespace facetrain {
 namespace {

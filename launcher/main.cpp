@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "common/error.h"
-#include "common/log.h"
-#include "launcher/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "launcher/command_table.h"
 #include "launcher/process.h"
-#include "trainer/comm/communicator.h"
+#include "comm/communicator.h"
 
 namespace {
 

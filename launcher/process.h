@@ -2,7 +2,7 @@
 // when LibTorch has CUDA), and the per-rank thread count (default: usable cores / ranks on this node).
 #pragma once
 
-#include "trainer/process_context.h"
+#include "core/process_context.h"
 
 namespace facetrain {
 

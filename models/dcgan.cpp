@@ -5,7 +5,7 @@
 
 #include <torch/torch.h>
 
-#include "common/error.h"
+#include "core/error.h"
 
 namespace facetrain {
 namespace {

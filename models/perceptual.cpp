@@ -7,7 +7,7 @@
 
 #include <torch/torch.h>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "models/pretrained.h"
 #include "models/safetensors.h"
 

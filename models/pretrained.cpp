@@ -10,7 +10,7 @@
 
 #include <torch/torch.h>
 
-#include "common/error.h"
+#include "core/error.h"
 
 namespace facetrain {
 namespace {

@@ -8,7 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "slurm/train_sbatch_text.h"  // generated from slurm/train.sbatch: kTrainSbatchText
 
 namespace facetrain {

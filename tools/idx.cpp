@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <memory>
 
-#include "common/error.h"
+#include "core/error.h"
 
 namespace facetrain {
 namespace fs = std::filesystem;

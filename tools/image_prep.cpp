@@ -14,7 +14,7 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/objdetect.hpp>
 
-#include "common/error.h"
+#include "core/error.h"
 
 namespace facetrain {
 namespace fs = std::filesystem;

@@ -11,8 +11,8 @@
 
 #include <opencv2/core.hpp>
 
-#include "common/error.h"
-#include "common/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "datastore/store.h"
 #include "tools/idx.h"
 #include "tools/image_prep.h"

@@ -13,7 +13,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/core/utility.hpp>
 
-#include "common/error.h"
+#include "core/error.h"
 
 namespace facetrain {
 

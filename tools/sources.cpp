@@ -12,7 +12,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "datastore/random.h"
 #include "datastore/store.h"
 

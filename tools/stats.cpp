@@ -10,10 +10,10 @@
 #include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
 
-#include "common/error.h"
-#include "common/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "tools/commands.h"
-#include "common/flags.h"
+#include "launcher/flags.h"
 
 namespace facetrain {
 

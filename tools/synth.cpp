@@ -13,11 +13,11 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "common/error.h"
-#include "common/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "datastore/random.h"
 #include "tools/commands.h"
-#include "common/flags.h"
+#include "launcher/flags.h"
 #include "tools/ordered_pipeline.h"
 #include "tools/stop_signal.h"
 

@@ -7,15 +7,15 @@
 #include <chrono>
 #include <filesystem>
 
-#include "common/log.h"
+#include "core/log.h"
 #include "models/init.h"
-#include "trainer/comm/gradient_sync.h"
-#include "trainer/image_grid.h"
-#include "trainer/model_factory.h"
+#include "comm/gradient_sync.h"
+#include "eval/image_grid.h"
+#include "models/model_options.h"
 #include "trainer/optim.h"
 #include "trainer/precision.h"
 #include "trainer/run_log.h"
-#include "trainer/stopwatch.h"
+#include "core/stopwatch.h"
 #include "trainer/task.h"
 
 namespace facetrain {

@@ -3,7 +3,7 @@
 
 #include <limits>
 
-#include "trainer/stopwatch.h"
+#include "core/stopwatch.h"
 
 namespace facetrain {
 

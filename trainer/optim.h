@@ -7,8 +7,8 @@
 #include <memory>
 #include <vector>
 
-#include "trainer/comm/gradient_sync.h"
-#include "trainer/config.pb.h"
+#include "comm/gradient_sync.h"
+#include "core/config.pb.h"
 #include "trainer/precision.h"
 #include "trainer/task.h"
 

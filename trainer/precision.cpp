@@ -3,7 +3,7 @@
 
 #include <ATen/autocast_mode.h>
 
-#include "common/error.h"
+#include "core/error.h"
 
 namespace facetrain {
 

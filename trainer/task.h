@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "datastore/loader.h"
-#include "trainer/config.pb.h"
-#include "trainer/process_context.h"
+#include "core/config.pb.h"
+#include "core/process_context.h"
 
 namespace facetrain {
 

@@ -16,17 +16,17 @@
 #include <sstream>
 #include <thread>
 
-#include "common/error.h"
-#include "common/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "datastore/loader.h"
-#include "trainer/comm/communicator.h"
-#include "trainer/config.h"
-#include "trainer/records/checkpoint_store.h"
+#include "comm/communicator.h"
+#include "core/config.h"
+#include "models/checkpoint_store.h"
 #include "trainer/records/progress.h"
 #include "trainer/run_log.h"
 #include "trainer/schedule.h"
-#include "trainer/stop_signal.h"
-#include "trainer/stopwatch.h"
+#include "core/stop_signal.h"
+#include "core/stopwatch.h"
 #include "trainer/task.h"
 
 namespace facetrain {

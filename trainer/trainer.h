@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "trainer/config.pb.h"
-#include "trainer/process_context.h"
+#include "core/config.pb.h"
+#include "core/process_context.h"
 
 namespace facetrain {
 

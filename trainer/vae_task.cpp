@@ -8,18 +8,18 @@
 #include <cmath>
 #include <filesystem>
 
-#include "common/error.h"
-#include "common/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "models/init.h"
-#include "trainer/comm/gradient_sync.h"
-#include "trainer/image_grid.h"
-#include "trainer/model_factory.h"
-#include "trainer/model_io.h"
+#include "comm/gradient_sync.h"
+#include "eval/image_grid.h"
+#include "models/model_options.h"
+#include "models/checkpoint.h"
 #include "trainer/optim.h"
 #include "trainer/precision.h"
 #include "trainer/run_log.h"
-#include "trainer/scoring.h"
-#include "trainer/stopwatch.h"
+#include "eval/scoring.h"
+#include "core/stopwatch.h"
 #include "trainer/task.h"
 
 namespace facetrain {

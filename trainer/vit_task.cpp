@@ -4,19 +4,19 @@
 
 #include <chrono>
 
-#include "common/error.h"
-#include "common/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "models/init.h"
 #include "models/vit.h"
-#include "trainer/comm/gradient_sync.h"
-#include "trainer/metrics.h"
+#include "comm/gradient_sync.h"
+#include "eval/metrics.h"
 #include "trainer/optim.h"
 #include "trainer/precision.h"
 #include "trainer/run_log.h"
-#include "trainer/scoring.h"
-#include "trainer/stopwatch.h"
+#include "eval/scoring.h"
+#include "core/stopwatch.h"
 #include "trainer/task.h"
-#include "trainer/model_factory.h"
+#include "models/model_options.h"
 
 namespace facetrain {
 namespace {

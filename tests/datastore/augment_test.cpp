@@ -14,7 +14,7 @@
 #include <tuple>
 #include <vector>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "datastore/augment.h"
 
 namespace facetrain {

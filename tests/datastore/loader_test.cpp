@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "datastore/augment.h"
 #include "datastore/loader.h"
 #include "tests/datastore/fixtures.h"

@@ -13,7 +13,7 @@
 #include <memory>
 #include <string>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "datastore/store.h"
 #include "tests/datastore/fixtures.h"
 

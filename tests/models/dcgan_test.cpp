@@ -5,7 +5,7 @@
 
 #include <map>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "models/dcgan.h"
 #include "models/init.h"
 

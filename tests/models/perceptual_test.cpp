@@ -8,7 +8,7 @@
 
 #include <unistd.h>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "models/perceptual.h"
 #include "models/pretrained.h"
 #include "models/safetensors.h"

@@ -8,7 +8,7 @@
 #include <functional>
 #include <torch/torch.h>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "models/pretrained.h"
 #include "models/safetensors.h"
 #include "models/vit.h"

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "models/dcgan.h"
 #include "models/safetensors.h"
 #include "models/vit.h"

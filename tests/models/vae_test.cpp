@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "models/init.h"
 #include "models/vae.h"
 

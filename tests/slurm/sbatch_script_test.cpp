@@ -8,7 +8,7 @@
 #include <sstream>
 #include <string>
 
-#include "common/error.h"
+#include "core/error.h"
 #include "slurm/sbatch_script.h"
 
 namespace facetrain {

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "common/error.h"
+#include "core/error.h"
 
 namespace facetrain {
 namespace {

@@ -9,7 +9,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "common/log.h"
+#include "core/log.h"
 
 namespace facetrain {
 namespace {

@@ -5,8 +5,8 @@
 #include <fstream>
 #include <iterator>
 
-#include "common/error.h"
-#include "trainer/records/crc32c.h"
+#include "core/error.h"
+#include "core/crc32c.h"
 
 namespace facetrain {
 namespace {

@@ -1,0 +1,245 @@
+// `facetrain bench allreduce`: bandwidth of the gradient-sync path (GradientBuckets: autograd hooks, bucket
+// views, pre-division, MPI_Iallreduce, wait) against a plain blocking MPI_Allreduce of the same bytes, plus
+// (--overlap) how much of the communication a real backward pass hides, with and without hook progress.
+#include <mpi.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cxxopts.hpp>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "launcher/flags.h"
+#include "core/log.h"
+#include "comm/comm_internal.h"
+#include "trainer/comm/commands.h"
+#include "comm/communicator.h"
+#include "comm/gradient_sync.h"
+
+namespace facetrain {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// (collective) every rank: element-wise max over ranks (a collective's time is its slowest rank's).
+void max_over_ranks(std::vector<double>& v) {
+  FT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+}
+
+// Synthetic parameters: `bytes` of float32 cut into tensors of at most `param_bytes` (real models are
+// made of many small tensors; ViT's largest is ~0.6 MB).
+std::vector<torch::Tensor> make_parameters(int64_t bytes, int64_t param_bytes) {
+  std::vector<torch::Tensor> params;
+  int64_t remaining = bytes / 4;
+  const int64_t chunk = std::max<int64_t>(1, param_bytes / 4);
+  while (remaining > 0) {
+    const int64_t n = std::min(remaining, chunk);
+    params.push_back(torch::full({n}, 0.5f).requires_grad_(true));
+    remaining -= n;
+  }
+  return params;
+}
+
+// A graph whose backward only hands every parameter its gradient: d(sum p)/dp = 1, accumulated by autograd
+// into .grad (one pass over the bytes, the same work a real backward does at the leaves).
+torch::Tensor sum_of(const std::vector<torch::Tensor>& params) {
+  torch::Tensor loss = params[0].sum();
+  for (size_t i = 1; i < params.size(); ++i) loss = loss + params[i].sum();
+  return loss;
+}
+
+void set_zero_grads(const std::vector<torch::Tensor>& params) {
+  for (const auto& p : params) p.mutable_grad() = torch::zeros_like(p);
+}
+
+std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), format, v);
+  return buf;
+}
+
+// (collective) every rank: the size sweep.
+void run_sweep(Communicator& comm, const std::vector<int64_t>& sizes, int fixed_reps, int64_t param_bytes,
+               int64_t cap_bytes) {
+  const int n = comm.size();
+  const double bus_factor = n > 1 ? 2.0 * (n - 1) / n : 0.0;
+  log("bytes       |  MPI_Allreduce: ms   algbw  busbw  |  gradient sync: ms   algbw  busbw  | ratio | "
+      "backward alone ms");
+  for (const int64_t bytes : sizes) {
+    const int64_t count = bytes / 4;
+    torch::Tensor plain = torch::ones({count});
+    std::vector<torch::Tensor> params = make_parameters(bytes, param_bytes);
+    std::vector<torch::Tensor> reference = make_parameters(bytes, param_bytes);
+    set_zero_grads(reference);
+    GradientBuckets buckets(comm, params, cap_bytes, "bench");
+
+    auto time_plain = [&] {
+      comm.barrier();
+      const auto t = Clock::now();
+      FT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, plain.data_ptr(), static_cast<int>(count), MPI_FLOAT, MPI_SUM,
+                                 MPI_COMM_WORLD));
+      return seconds_since(t);
+    };
+    auto time_sync = [&] {
+      torch::Tensor loss = sum_of(params);  // forward, not timed
+      comm.barrier();
+      const auto t = Clock::now();
+      loss.backward();
+      buckets.finalize();
+      return seconds_since(t);
+    };
+    auto time_backward = [&] {
+      torch::Tensor loss = sum_of(reference);
+      comm.barrier();
+      const auto t = Clock::now();
+      loss.backward();
+      return seconds_since(t);
+    };
+
+    // Warm-up (the first synced backward also moves .grad into the buckets), then the repetition count.
+    time_plain();
+    time_sync();
+    time_backward();
+    std::vector<double> estimate{time_plain() + time_sync() + time_backward()};
+    max_over_ranks(estimate);
+    const int reps = fixed_reps > 0 ? fixed_reps : std::clamp(static_cast<int>(1.5 / estimate[0]), 7, 301);
+
+    // Interleaved, so every arm sees the same machine noise.
+    std::vector<double> t_plain(reps), t_sync(reps), t_backward(reps);
+    for (int r = 0; r < reps; ++r) {
+      t_plain[r] = time_plain();
+      t_sync[r] = time_sync();
+      t_backward[r] = time_backward();
+    }
+    max_over_ranks(t_plain);
+    max_over_ranks(t_sync);
+    max_over_ranks(t_backward);
+    const double mpi = median(t_plain);
+    const double backward = median(t_backward);
+    // The cost of gradient sync is what it adds to a backward pass that accumulates the same gradients.
+    const double sync = median(t_sync) - backward;
+    const double b = static_cast<double>(count * 4);
+    const double algbw_mpi = b / mpi / 1e9, algbw_sync = b / sync / 1e9;
+    char size_text[32];
+    std::snprintf(size_text, sizeof(size_text), "%10lld", static_cast<long long>(bytes));
+    log(std::string(size_text) + "  |  " + fmt("%16.3f", 1e3 * mpi) + fmt(" %7.2f", algbw_mpi) + fmt(" %6.2f", algbw_mpi * bus_factor) +
+        "  |  " + fmt("%16.3f", 1e3 * sync) + fmt(" %7.2f", algbw_sync) + fmt(" %6.2f", algbw_sync * bus_factor) +
+        "  | " + fmt("%4.0f%%", 100.0 * mpi / sync) + " | " + fmt("%8.3f", 1e3 * backward) + "   (" +
+        std::to_string(reps) + " reps, " + std::to_string(buckets.bucket_count()) + " bucket(s))");
+  }
+}
+
+// (collective) every rank: a 4-layer MLP's training step, bucketed at `cap_bytes`; how long finalize()
+// still waits after backward (exposed communication) with and without MPI progress from the hooks. The two
+// settings alternate step by step so both see the same machine noise.
+void run_overlap(Communicator& comm, int64_t cap_bytes, int steps) {
+  torch::manual_seed(1);
+  torch::nn::Sequential mlp(torch::nn::Linear(1024, 1024), torch::nn::ReLU(), torch::nn::Linear(1024, 1024),
+                            torch::nn::ReLU(), torch::nn::Linear(1024, 1024), torch::nn::ReLU(),
+                            torch::nn::Linear(1024, 1024));
+  GradientBuckets buckets(comm, mlp->parameters(), cap_bytes, "overlap");
+  torch::Tensor x = torch::randn({128, 1024});
+  int64_t param_bytes = 0;
+  for (const auto& p : mlp->parameters()) param_bytes += p.numel() * 4;
+  log("overlap: 4 x Linear(1024, 1024), batch 128, " + comm_detail::format_bytes(param_bytes) + " of gradients in " +
+      std::to_string(buckets.bucket_count()) + " buckets; per step, medians of " + std::to_string(steps) +
+      " steps per setting (alternating)");
+  std::vector<double> t_backward[2], t_finalize[2], t_total[2];
+  for (int s = -2; s < 2 * steps; ++s) {
+    const int setting = (s + 2) % 2;  // 0: progress in hooks on, 1: off
+    buckets.set_progress_in_hooks(setting == 0);
+    mlp->zero_grad();
+    torch::Tensor loss = mlp->forward(x).square().mean();
+    comm.barrier();
+    auto t = Clock::now();
+    loss.backward();
+    const double backward = seconds_since(t);
+    t = Clock::now();
+    buckets.finalize();
+    const double finalize = seconds_since(t);
+    if (s >= 0) {
+      t_backward[setting].push_back(backward);
+      t_finalize[setting].push_back(finalize);
+      t_total[setting].push_back(backward + finalize);
+    }
+  }
+  for (int setting = 0; setting < 2; ++setting) {
+    max_over_ranks(t_backward[setting]);
+    max_over_ranks(t_finalize[setting]);
+    max_over_ranks(t_total[setting]);
+    log(std::string("  progress in hooks ") + (setting == 0 ? "on:  " : "off: ") + "backward (launching buckets) " +
+        fmt("%.2f", 1e3 * median(t_backward[setting])) + " ms, finalize (exposed communication) " +
+        fmt("%.2f", 1e3 * median(t_finalize[setting])) + " ms, backward + finalize " +
+        fmt("%.2f", 1e3 * median(t_total[setting])) + " ms");
+  }
+}
+
+}  // namespace
+
+int bench_allreduce_command(int argc, char** argv, Communicator& world) {
+  cxxopts::Options options(argv[0],
+                           "algbw and busbw (nccl-tests convention: busbw = algbw * 2(n-1)/n) of the gradient-sync "
+                           "path against a plain MPI_Allreduce of the same bytes. Run under mpirun -np N.");
+  options.add_options()
+      ("min-bytes", "smallest message", cxxopts::value<int64_t>()->default_value("1024"))
+      ("max-bytes", "largest message (always measured)", cxxopts::value<int64_t>()->default_value("100000000"))
+      ("factor", "growth factor between sizes", cxxopts::value<int64_t>()->default_value("4"))
+      ("reps", "repetitions per size (0: about 1.5 s of work per size, 7..301)",
+       cxxopts::value<int>()->default_value("0"))
+      ("param-bytes", "synthetic parameters are float32 tensors of at most this size",
+       cxxopts::value<int64_t>()->default_value("1000000"))
+      ("bucket-cap-mb", "gradient bucket cap", cxxopts::value<double>()->default_value("25"))
+      ("threads", "LibTorch intra-op threads per rank", cxxopts::value<int>()->default_value("1"))
+      ("overlap", "also measure exposed communication of an MLP step with/without hook progress")
+      ("overlap-steps", "steps per --overlap setting", cxxopts::value<int>()->default_value("31"))
+      ("h,help", "show this help");
+  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
+  if (args.count("help")) {
+    log(options.help());
+    return 0;
+  }
+  const int64_t min_bytes = args["min-bytes"].as<int64_t>();
+  const int64_t max_bytes = args["max-bytes"].as<int64_t>();
+  const int64_t factor = args["factor"].as<int64_t>();
+  const int reps = args["reps"].as<int>();
+  const int64_t param_bytes = args["param-bytes"].as<int64_t>();
+  const double cap_mb = args["bucket-cap-mb"].as<double>();
+  const int threads = args["threads"].as<int>();
+  FT_USER_CHECK(min_bytes >= 4 && max_bytes >= min_bytes, "--min-bytes/--max-bytes: need 4 <= min <= max");
+  FT_USER_CHECK(max_bytes / 4 <= (int64_t{1} << 30), "--max-bytes: at most 4 GB");
+  FT_USER_CHECK(factor >= 2, "--factor must be at least 2");
+  FT_USER_CHECK(reps >= 0, "--reps must be 0 (automatic) or positive");
+  FT_USER_CHECK(param_bytes >= 4, "--param-bytes must be at least 4");
+  FT_USER_CHECK(cap_mb > 0, "--bucket-cap-mb must be positive");
+  FT_USER_CHECK(threads >= 1, "--threads must be at least 1");
+  torch::set_num_threads(threads);
+  agree_setup_done(world);
+
+  {
+    auto comm = make_mpi_communicator();
+    set_log_rank(comm->rank(), comm->size());
+    const int64_t cap_bytes = static_cast<int64_t>(cap_mb * 1e6);
+    std::vector<int64_t> sizes;
+    for (int64_t s = min_bytes; s < max_bytes; s *= factor) sizes.push_back(s);
+    sizes.push_back(max_bytes);
+    log("bench allreduce: " + std::to_string(comm->size()) + " ranks x " + std::to_string(threads) +
+        " thread(s), float32, bucket cap " + comm_detail::format_bytes(cap_bytes) + ", parameters of <= " +
+        comm_detail::format_bytes(param_bytes) + "; times are the slowest rank's, medians over repetitions; "
+        "gradient sync = (backward + finalize) - (backward alone); GB/s");
+    run_sweep(*comm, sizes, reps, param_bytes, cap_bytes);
+    if (args.count("overlap")) run_overlap(*comm, 4'000'000, args["overlap-steps"].as<int>());
+  }
+  return 0;
+}
+
+}  // namespace facetrain

@@ -1,0 +1,139 @@
+// The one communication unit of facetrain: every MPI and NCCL call lives under trainer/comm/. Model code,
+// training loops and eval call only this typed API (element count and dtype come from the tensor).
+// Backends: MPI for CPU tensors (always), NCCL for CUDA tensors (compiled when CUDA + NCCL are found).
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace facetrain {
+
+// --- process-wide MPI lifetime (called by launcher/ only) ---------------------------------------
+// Initialises MPI with MPI_THREAD_SERIALIZED (why: mpi_communicator.cpp). Safe when started without
+// mpirun (a world of one); a no-op when MPI is already initialised.
+void comm_initialize(int* argc, char*** argv);
+// Finalises MPI if comm_initialize() started it. Destroy every Communicator first.
+void comm_finalize();
+// Aborts every rank of the job (ncclCommAbort on live NCCL communicators, then MPI_Abort) so no peer
+// blocks in the next collective. Never returns.
+[[noreturn]] void comm_abort(int exit_code);
+bool comm_initialized();
+
+// A started non-blocking collective. Not thread-safe; finish it before its communicator is destroyed.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  // Completes the operation. After the communicator's timeout it throws CollectiveTimeout naming the
+  // operation, the step and the ranks that did not arrive; the operation then stays pending and wait()
+  // may be called again. Destroying an unfinished operation keeps its tensor alive until the process
+  // ends (an MPI non-blocking collective cannot be cancelled).
+  virtual void wait() = 0;
+  virtual bool test() = 0;  // true when complete (no blocking); also drives MPI progress
+};
+
+// Collective: every rank must make the same calls in the same order with tensors of the same shape
+// and dtype. With one rank every operation is a cheap no-op that runs the same code path.
+// `label` (optional everywhere) names the operation in a timeout message, e.g. "allreduce of gradient
+// bucket 3 of 5 (6.2 MB)"; the communicator adds the step and the ranks that did not arrive.
+// Not thread-safe: one thread at a time (the training thread; autograd hooks run on it for CPU tensors).
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string backend() const = 0;  // "mpi" | "nccl"
+
+  // In-place sum over ranks. Contiguous tensors; float32/float64/int32/int64/uint8/int8 (MPI; anything
+  // else throws, never a silent cast), plus bf16/fp16 on NCCL.
+  virtual void all_reduce_sum_(torch::Tensor& tensor, const std::string& label) = 0;
+  void all_reduce_sum_(torch::Tensor& tensor) { all_reduce_sum_(tensor, std::string()); }
+  // Non-blocking version: the tensor must not be touched until wait()/test() reports completion.
+  virtual std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor,
+                                                                   const std::string& label) = 0;
+  std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor) {
+    return all_reduce_sum_async_(tensor, std::string());
+  }
+  // In-place mean over ranks (the sum divided by size()), floating-point tensors only. The division is
+  // fused into the reduction (NCCL's ncclAvg; the MPI backend's own ring for large tensors), so it costs
+  // no extra pass over memory: what gradient averaging uses.
+  virtual std::unique_ptr<PendingCollective> all_reduce_mean_async_(torch::Tensor& tensor,
+                                                                    const std::string& label) = 0;
+  std::unique_ptr<PendingCollective> all_reduce_mean_async_(torch::Tensor& tensor) {
+    return all_reduce_mean_async_(tensor, std::string());
+  }
+  void all_reduce_mean_(torch::Tensor& tensor, const std::string& label = std::string()) {
+    all_reduce_mean_async_(tensor, label)->wait();
+  }
+  // Copies root's tensor into every rank's (same shape and dtype everywhere; any dtype: bytes are moved).
+  virtual void broadcast_(torch::Tensor& tensor, int root, const std::string& label) = 0;
+  void broadcast_(torch::Tensor& tensor, int root) { broadcast_(tensor, root, std::string()); }
+  // Concatenates every rank's tensor along dim 0 in rank order; dim 0 may differ between ranks (sizes are
+  // exchanged), the other dims and the dtype must not.
+  virtual torch::Tensor all_gather(const torch::Tensor& tensor, const std::string& label) = 0;
+  torch::Tensor all_gather(const torch::Tensor& tensor) { return all_gather(tensor, std::string()); }
+  virtual void barrier(const std::string& label) = 0;
+  void barrier() { barrier(std::string()); }
+
+  // Seconds a collective may wait before throwing CollectiveTimeout (0: forever). Set it on every rank.
+  void set_timeout_seconds(double seconds) { timeout_seconds_ = seconds; }
+  double timeout_seconds() const { return timeout_seconds_; }
+  // The training step named in timeout messages (-1: none). The loop sets it once per step.
+  void set_step(int64_t step) { step_ = step; }
+  int64_t step() const { return step_; }
+
+  // Whether this rank has taken part in the job's setup agreement (agree_setup_done below). Until then a
+  // UserError on this rank is one the other ranks cannot know of: the launcher joins the agreement for it.
+  bool setup_agreed() const { return setup_agreed_; }
+  void set_setup_agreed() { setup_agreed_ = true; }
+
+ protected:
+  double timeout_seconds_ = 0;
+  int64_t step_ = -1;
+  bool setup_agreed_ = false;
+};
+
+// A duplicate of MPI_COMM_WORLD (its own message space), CPU tensors. Requires comm_initialize().
+// Collective (MPI_Comm_dup).
+std::unique_ptr<Communicator> make_mpi_communicator();
+// True when this build can create an NCCL communicator (CUDA LibTorch + NCCL compiled and linked).
+bool nccl_available();
+// NCCL over CUDA device `device_index`, the ncclUniqueId broadcast over MPI_COMM_WORLD (collective).
+// Throws UserError when unavailable.
+std::unique_ptr<Communicator> make_nccl_communicator(int device_index);
+
+// Scalar helpers over a communicator (collective).
+double all_reduce_sum(Communicator& comm, double value);
+double all_reduce_max(Communicator& comm, double value);
+bool any_rank(Communicator& comm, bool flag);  // true on every rank when flag is true on any rank
+
+// A UserError the whole job has agreed on (run_setup_on_every_rank below): every rank throws it, only
+// `print_here` ranks print it (rank 0, or the failing ranks when rank 0 did not fail), and every rank exits
+// cleanly with the bad-input code instead of aborting the job: one line for a bad config under mpirun.
+class JobUserError : public UserError {
+ public:
+  JobUserError(const std::string& message, bool print_here) : UserError(message), print_here_(print_here) {}
+  bool print_here() const { return print_here_; }
+
+ private:
+  bool print_here_;
+};
+
+// The setup agreement of a command that runs on ranks. Its setup (flags, config, files, model: no
+// collectives) ends with agree_setup_done() on every rank whose setup succeeded, before the first
+// collective; a rank whose setup threw a UserError calls agree_setup_failed() instead (the launcher does
+// it for any command). Either way every rank then throws JobUserError (printed once, every rank exits
+// with the bad-input code, no job abort) when any rank failed; otherwise agree_setup_done() returns.
+void agree_setup_done(Communicator& comm);
+[[noreturn]] void agree_setup_failed(Communicator& comm, const std::string& message);
+// Runs `setup` on every rank and agrees on its outcome (above): for setups that run in the middle of a
+// command (the trainer's, after the command's own).
+void run_setup_on_every_rank(Communicator& comm, const std::function<void()>& setup);
+
+}  // namespace facetrain

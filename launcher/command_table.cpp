@@ -1,0 +1,38 @@
+// The subcommand table (see commands.h). Each library exposes its commands in <dir>/commands.h.
+#include "launcher/command_table.h"
+
+#include "datastore/commands.h"
+#include "eval/commands.h"
+#include "slurm/commands.h"
+#include "tools/commands.h"
+#include "trainer/comm/commands.h"
+#include "launcher/commands/commands.h"
+
+namespace facetrain {
+
+std::vector<Subcommand> all_subcommands() {
+  return {
+      {"ingest", "turn image folders, CelebA's layout or IDX files into one HDF5 store", ingest_command, {}},
+      {"stats", "counts per class and split, class weights, shape, mean and std of a store", stats_command, {}},
+      {"synth", "write a procedural face-like data set (tests, demos, scale benchmarks)", synth_command, {}},
+      {"train", "train a ViT, DCGAN or VAE data-parallel (mpirun -np N / srun)", {}, train_command},
+      {"eval metrics", "loss, accuracy, precision/recall/F1, ROC AUC, confusion matrix, predictions.csv", {},
+       eval_metrics_command},
+      {"eval mine", "keep the images a classifier scores above a threshold (list, contact sheet, store)", {},
+       eval_mine_command},
+      {"eval attention", "ViT attention maps (class-token, rollout) laid over the images", {},
+       eval_attention_command},
+      {"eval morph", "VAE latent morphs between images: GIF, MP4, PNG strip", {}, eval_morph_command},
+      {"eval samples", "DCGAN sample grids and latent interpolations", {}, eval_samples_command},
+      {"eval report", "one self-contained HTML report of a run and its evaluations", {}, eval_report_command},
+      {"submit", "render the Slurm batch script for a config (and submit it with --submit)", submit_command, {}},
+      {"export", "write a checkpoint's model as safetensors (for other tools)", export_command, {}},
+      {"bench loader", "images/s of the sharded loader: raw, normalized, augmented", bench_loader_command, {}},
+      {"bench step", "median time of one training step of a config's model (random batches; 1 or N ranks)", {},
+       bench_step_command},
+      {"bench allreduce", "gradient-sync bandwidth against plain MPI_Allreduce", {},
+       [](int argc, char** argv, ProcessContext& ctx) { return bench_allreduce_command(argc, argv, *ctx.comm); }},
+  };
+}
+
+}  // namespace facetrain

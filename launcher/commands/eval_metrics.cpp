@@ -1,0 +1,74 @@
+// `facetrain eval metrics`: a classifier's loss, accuracy, precision/recall/F1 (per class and macro), ROC
+// AUC with curve points and the confusion matrix on one split of a store (seed 001's metrics cell), written
+// as metrics.json + predictions.csv and printed as a table. Ranks split the images; each is counted once.
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "eval/commands.h"
+#include "launcher/commands/eval_flags.h"
+#include "eval/loaded_model.h"
+#include "eval/classification.h"
+#include "eval/files.h"
+
+namespace facetrain {
+
+int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
+  const std::string program = argv[0];
+  cxxopts::Options options(program, "Classification metrics of a ViT checkpoint on one split of a store.");
+  options.add_options()
+      ("checkpoint", "a .ckpt, a run directory (its newest valid checkpoint) or a .safetensors file",
+       cxxopts::value<std::string>())
+      ("model-config", "run config (.pbtxt) describing the model; required with a .safetensors file",
+       cxxopts::value<std::string>()->default_value(""))
+      ("store", "HDF5 store to evaluate on", cxxopts::value<std::string>())
+      ("split", "train | val | test | all", cxxopts::value<std::string>()->default_value("test"))
+      ("output", "directory for metrics.json and predictions.csv", cxxopts::value<std::string>())
+      ("batch", "images per forward pass on each rank", cxxopts::value<std::string>()->default_value("256"))
+      ("tta", "test-time augmentation: none | flip (mean of the image's and its mirror's probabilities)",
+       cxxopts::value<std::string>()->default_value("none"))
+      ("threads", "LibTorch threads per rank (0: launcher default)", cxxopts::value<std::string>()->default_value("0"))
+      ("h,help", "show this help");
+  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
+  if (args.count("help")) {
+    log(options.help());
+    return 0;
+  }
+  const std::string checkpoint = required_flag(args, "checkpoint", program, "a ViT checkpoint or run directory");
+  const std::string store_path = required_flag(args, "store", program, "the HDF5 store to evaluate on");
+  const std::string output = required_flag(args, "output", program, "the output directory");
+  const std::string split = args["split"].as<std::string>();
+  const int64_t batch = int_flag(args, "batch");
+  const bool average_flips = flip_tta_flag(args);
+  FT_USER_CHECK(batch > 0, "--batch must be > 0, got " << batch);
+  apply_thread_flag(ctx, int_flag(args, "threads"));
+
+  StoreReader store(store_path);
+  const std::vector<int64_t> indices = select_store_indices(store, split);
+  const LoadedModel model =
+      load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), store.info(), "vit", ctx.device);
+  log("eval metrics: " + model.source + " on " + std::to_string(indices.size()) + " " + split + " images of " +
+      store_path + " (" + std::to_string(ctx.world_size) + " rank" + (ctx.world_size > 1 ? "s" : "") + ")");
+
+  agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
+
+  // (collective) every rank scores its slice; all rows arrive on every rank.
+  const ClassifierScores scores = score_with_classifier(model, store_path, indices, batch, ctx, average_flips);
+  const std::vector<std::string>& class_names = store.info().class_names;
+  const ClassificationMetrics metrics =
+      classification_metrics(scores.probabilities, scores.labels, scores.classes, scores.mean_loss);
+
+  if (ctx.rank == 0) {  // (rank 0 only) files and the printed table
+    const nlohmann::json context = {{"checkpoint", model.source}, {"store", store_path}, {"split", split},
+                                   {"tta", average_flips ? "flip" : "none"}};
+    const std::filesystem::path dir(output);
+    write_text_file((dir / "metrics.json").string(), metrics_json(metrics, scores, class_names, context).dump(2) + "\n");
+    write_text_file((dir / "predictions.csv").string(), predictions_csv(scores, store.filenames(), class_names));
+    log(metrics_table(metrics, class_names));
+    log("eval metrics: wrote " + (dir / "metrics.json").string() + " and " + (dir / "predictions.csv").string());
+  }
+  ctx.comm->barrier();
+  return 0;
+}
+
+}  // namespace facetrain

@@ -1,0 +1,112 @@
+// `facetrain eval mine` (seed 004): score every selected image of a store with a classifier, keep those
+// whose probability for one class is at least a threshold, and write mined.csv (best first), a contact
+// sheet of the hits and optionally a subset store of them. Ranks split the images; each is counted once.
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "eval/commands.h"
+#include "launcher/commands/eval_flags.h"
+#include "eval/loaded_model.h"
+#include "eval/classification.h"
+#include "eval/files.h"
+#include "eval/mining.h"
+
+namespace facetrain {
+
+int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
+  const std::string program = argv[0];
+  cxxopts::Options options(program, "Mine a store with a ViT: keep images whose class probability >= threshold.");
+  options.add_options()
+      ("checkpoint", "a .ckpt, a run directory (its newest valid checkpoint) or a .safetensors file",
+       cxxopts::value<std::string>())
+      ("model-config", "run config (.pbtxt) describing the model; required with a .safetensors file",
+       cxxopts::value<std::string>()->default_value(""))
+      ("store", "HDF5 store to mine", cxxopts::value<std::string>())
+      ("split", "all | train | val | test", cxxopts::value<std::string>()->default_value("all"))
+      ("class", "the class to mine: a class name of the store or its index", cxxopts::value<std::string>())
+      ("threshold", "keep images whose probability of --class is at least this, in (0, 1]",
+       cxxopts::value<std::string>()->default_value("0.995"))
+      ("output", "directory for mined.csv and contact_sheet.png", cxxopts::value<std::string>())
+      ("subset-store", "also write the hits as a new HDF5 store (e.g. to fine-tune the VAE on)",
+       cxxopts::value<std::string>()->default_value(""))
+      ("subset-split", "split of the hits in the subset store: train (all of them, for fine-tuning) | keep",
+       cxxopts::value<std::string>()->default_value("train"))
+      ("overwrite", "replace an existing --subset-store")
+      ("contact-sheet-max", "at most this many hits (the best) on the contact sheet",
+       cxxopts::value<std::string>()->default_value("100"))
+      ("batch", "images per forward pass on each rank", cxxopts::value<std::string>()->default_value("256"))
+      ("tta", "test-time augmentation: none | flip (mean of the image's and its mirror's probabilities)",
+       cxxopts::value<std::string>()->default_value("none"))
+      ("threads", "LibTorch threads per rank (0: launcher default)", cxxopts::value<std::string>()->default_value("0"))
+      ("h,help", "show this help");
+  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
+  if (args.count("help")) {
+    log(options.help());
+    return 0;
+  }
+  // Every check that needs no scoring comes first, on every rank, so a mistake costs no compute.
+  const std::string checkpoint = required_flag(args, "checkpoint", program, "a ViT checkpoint or run directory");
+  const std::string store_path = required_flag(args, "store", program, "the HDF5 store to mine");
+  const std::string output = required_flag(args, "output", program, "the output directory");
+  const std::string class_flag = required_flag(args, "class", program, "the class to mine, by name or index");
+  const double threshold = double_flag(args, "threshold");
+  check_mining_threshold(threshold);
+  const std::string split = args["split"].as<std::string>();
+  const std::string subset_path = args["subset-store"].as<std::string>();
+  const std::string subset_split = args["subset-split"].as<std::string>();
+  FT_USER_CHECK(subset_split == "train" || subset_split == "keep",
+                "--subset-split must be train or keep, got '" << subset_split << "'");
+  const bool overwrite = args.count("overwrite") > 0;
+  FT_USER_CHECK(subset_path.empty() || overwrite || !std::filesystem::exists(subset_path),
+                "--subset-store " << subset_path << " already exists (pass --overwrite to replace it)");
+  const int64_t sheet_max = int_flag(args, "contact-sheet-max");
+  FT_USER_CHECK(sheet_max >= 0, "--contact-sheet-max must be >= 0, got " << sheet_max);
+  const int64_t batch = int_flag(args, "batch");
+  const bool average_flips = flip_tta_flag(args);
+  FT_USER_CHECK(batch > 0, "--batch must be > 0, got " << batch);
+  apply_thread_flag(ctx, int_flag(args, "threads"));
+
+  StoreReader store(store_path);
+  const int cls = parse_class_flag(store.info(), class_flag);
+  const std::vector<int64_t> indices = select_store_indices(store, split);
+  const LoadedModel model =
+      load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), store.info(), "vit", ctx.device);
+  const std::string& class_name = store.info().class_names[cls];
+  log("eval mine: " + model.source + " on " + std::to_string(indices.size()) + " images (" + split + ") of " +
+      store_path + ", class '" + class_name + "', threshold " + args["threshold"].as<std::string>() + " (" +
+      std::to_string(ctx.world_size) + " rank" + (ctx.world_size > 1 ? "s" : "") + ")");
+
+  agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
+
+  // (collective) every rank scores its slice; all rows arrive on every rank.
+  const ClassifierScores scores = score_with_classifier(model, store_path, indices, batch, ctx, average_flips);
+  std::vector<float> class_scores(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) class_scores[i] = scores.probability(i, cls);
+  const std::vector<MinedImage> hits = select_hits(indices, class_scores, threshold);
+
+  if (ctx.rank == 0) {  // (rank 0 only) files and messages
+    const std::filesystem::path dir(output);
+    const std::string csv_path = (dir / "mined.csv").string();
+    const std::vector<int32_t> identities = store.info().has_identities ? store.identities() : std::vector<int32_t>{};
+    write_text_file(csv_path, mined_csv(hits, store.filenames(), identities));
+    log(std::to_string(hits.size()) + " of " + std::to_string(indices.size()) + " images passed (probability of '" +
+        class_name + "' >= " + args["threshold"].as<std::string>() + "): " + csv_path);
+    if (hits.empty()) {
+      log("eval mine: no image passed the threshold; mined.csv holds only its header" +
+          std::string(subset_path.empty() ? "" : ", no subset store written") + " (lower --threshold to mine more)");
+    } else {
+      const std::string sheet = (dir / "contact_sheet.png").string();
+      const int64_t shown = write_contact_sheet(store, hits, sheet_max, 0, sheet);
+      if (shown > 0) log("eval mine: contact sheet of the best " + std::to_string(shown) + " hits: " + sheet);
+      if (!subset_path.empty()) {
+        const int64_t written = write_subset_store(store, hits, subset_path, subset_split == "keep", overwrite);
+        log("eval mine: subset store " + subset_path + " holds " + std::to_string(written) + " images");
+      }
+    }
+  }
+  ctx.comm->barrier();
+  return 0;
+}
+
+}  // namespace facetrain

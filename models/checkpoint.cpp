@@ -1,0 +1,91 @@
+// Model weights from checkpoints and safetensors (see model_io.h).
+#include "models/checkpoint.h"
+
+#include <google/protobuf/text_format.h>
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "models/safetensors.h"
+#include "models/checkpoint_store.h"
+
+namespace facetrain {
+namespace {
+
+torch::serialize::InputArchive open_archive(const std::string& path, const Checkpoint& checkpoint) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(checkpoint.payload.data(), checkpoint.payload.size());
+  } catch (const std::exception& e) {
+    throw UserError(path + ": not a facetrain checkpoint payload (" + std::string(e.what()).substr(0, 120) + ")");
+  }
+  return archive;
+}
+
+}  // namespace
+
+std::string resolve_checkpoint_path(const std::string& path, const std::string& flag) {
+  namespace fs = std::filesystem;
+  FT_USER_CHECK(fs::exists(path), flag << ": " << path << " does not exist");
+  if (!fs::is_directory(path)) return path;
+  const fs::path dir = fs::exists(fs::path(path) / "checkpoints") ? fs::path(path) / "checkpoints" : fs::path(path);
+  CheckpointStore store(dir.string(), 1);
+  std::vector<std::string> skipped;
+  auto found = store.latest_valid(&skipped);
+  for (const auto& s : skipped) log(s);
+  FT_USER_CHECK(found.has_value(), flag << ": no valid checkpoint in " << dir.string());
+  return found->path;
+}
+
+bool is_safetensors_path(const std::string& path) {
+  const std::string ext = ".safetensors";
+  return path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
+}
+
+proto::RunConfig config_from_checkpoint(const std::string& path) {
+  FT_USER_CHECK(!is_safetensors_path(path),
+                path << ": a safetensors file carries no run config; pass --model-config FILE as well");
+  const Checkpoint checkpoint = read_checkpoint_file(path);
+  torch::serialize::InputArchive archive = open_archive(path, checkpoint);
+  c10::IValue text;
+  FT_USER_CHECK(archive.try_read("config", text) && text.isString(), path << ": checkpoint has no run config");
+  proto::RunConfig config;
+  FT_USER_CHECK(google::protobuf::TextFormat::ParseFromString(text.toStringRef(), &config),
+                path << ": the run config inside the checkpoint does not parse");
+  return config;
+}
+
+void load_module_weights(torch::nn::Module& module, const std::string& path, const std::string& key) {
+  if (is_safetensors_path(path)) {
+    load_module_from_tensors(module, read_safetensors(path), /*strict=*/true, path);
+    return;
+  }
+  const Checkpoint checkpoint = read_checkpoint_file(path);
+  torch::serialize::InputArchive archive = open_archive(path, checkpoint);
+  torch::serialize::InputArchive sub;
+  FT_USER_CHECK(archive.try_read(key, sub), path << ": checkpoint has no '" << key
+                                                 << "' (is it a checkpoint of another model kind?)");
+  try {
+    module.load(sub);
+  } catch (const c10::Error& e) {
+    throw UserError(path + ": '" + key + "' does not fit this model (" +
+                    std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  }
+}
+
+StoreInfo model_input_from_checkpoint(const std::string& path) {
+  const Checkpoint checkpoint = read_checkpoint_file(path);
+  torch::serialize::InputArchive archive = open_archive(path, checkpoint);
+  torch::Tensor shape;
+  FT_USER_CHECK(archive.try_read("model_input", shape) && shape.numel() == 4,
+                path << ": checkpoint does not record its model's input shape");
+  StoreInfo info;
+  info.height = static_cast<int>(shape[0].item<int64_t>());
+  info.width = static_cast<int>(shape[1].item<int64_t>());
+  info.channels = static_cast<int>(shape[2].item<int64_t>());
+  for (int64_t k = 0; k < shape[3].item<int64_t>(); ++k) info.class_names.push_back("class " + std::to_string(k));
+  return info;
+}
+
+}  // namespace facetrain

@@ -1,0 +1,73 @@
+// Model options from config + store (see model_factory.h).
+#include "models/model_options.h"
+
+#include "core/error.h"
+
+namespace facetrain {
+
+VitOptions vit_options_from(const proto::RunConfig& config, const StoreInfo& store) {
+  const auto& v = config.model().vit();
+  FT_USER_CHECK(store.height == store.width, "data.store: the ViT needs square images, the store has "
+                                                 << store.height << "x" << store.width);
+  FT_USER_CHECK(store.class_names.size() >= 2,
+                "data.store: a classifier needs at least 2 classes, the store has " << store.class_names.size());
+  VitOptions o;
+  o.image_size = store.height;
+  o.channels = store.channels;
+  o.num_classes = static_cast<int64_t>(store.class_names.size());
+  o.patch_size = v.patch_size();
+  o.width = v.width();
+  o.depth = v.depth();
+  o.heads = v.heads();
+  o.mlp_ratio = v.mlp_ratio();
+  o.dropout = v.dropout();
+  o.head_hidden = v.head_hidden();
+  o.stem_channels.assign(v.stem_channels().begin(), v.stem_channels().end());
+  FT_USER_CHECK(o.patch_size > 0 && o.image_size % o.token_stride() == 0,
+                "model.vit.patch_size: " << o.patch_size << " (x " << o.stem_stride()
+                                         << " for the stem) does not divide the store's image size " << store.height);
+  o.validate();
+  return o;
+}
+
+DcganOptions dcgan_options_from(const proto::RunConfig& config, const StoreInfo& store) {
+  const auto& d = config.model().dcgan();
+  FT_USER_CHECK(store.height == store.width, "data.store: the DCGAN needs square images, the store has "
+                                                 << store.height << "x" << store.width);
+  DcganOptions o = d.architecture() == "paper64" ? DcganOptions::paper64() : DcganOptions::seed32();
+  o.image_size = store.height;
+  o.channels = store.channels;
+  o.z_size = d.z_size();
+  o.g_width = d.g_width();
+  o.d_width = d.d_width();
+  o.validate();
+  return o;
+}
+
+VaeOptions vae_options_from(const proto::RunConfig& config, const StoreInfo& store) {
+  const auto& v = config.model().vae();
+  FT_USER_CHECK(store.height == store.width, "data.store: the VAE needs square images, the store has "
+                                                 << store.height << "x" << store.width);
+  VaeOptions o;
+  o.image_size = store.height;
+  o.channels = store.channels;
+  o.latent_size = v.latent_size();
+  o.base_width = v.base_width();
+  o.validate();
+  return o;
+}
+
+PerceptualOptions perceptual_options_from(const proto::RunConfig& config) {
+  const auto& p = config.model().vae().perceptual();
+  PerceptualOptions o;
+  FT_USER_CHECK(p.network() == "vgg16" || p.network() == "vgg19",
+                "model.vae.perceptual.network must be vgg16 or vgg19 (got '" << p.network() << "')");
+  o.variant = p.network() == "vgg16" ? VggVariant::kVgg16 : VggVariant::kVgg19;
+  if (p.layers_size() > 0) o.layers.assign(p.layers().begin(), p.layers().end());
+  o.weights = p.weights();
+  o.allow_random_features = p.allow_random_features();
+  o.input_range = PixelRange::kMinusOneToOne;
+  return o;
+}
+
+}  // namespace facetrain

@@ -1,0 +1,102 @@
+// Fixtures for the eval attention/morph tests: tiny ViT and VAE checkpoints written the way trainer/trainer.cpp
+// writes them (sub-archive "model", "config" text, "model_input"), a one-rank communicator so a command can run
+// in-process as "1 rank" next to an MPI run, and a helper that calls a command with a vector of flags.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "datastore/store.h"
+#include "comm/communicator.h"
+#include "core/config.h"
+#include "models/model_options.h"
+#include "core/process_context.h"
+#include "models/checkpoint_store.h"
+
+namespace facetrain::testing {
+
+// A world of one: every collective is the identity (what a 1-rank MPI job computes).
+class LocalCommunicator : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string backend() const override { return "local"; }
+  void all_reduce_sum_(torch::Tensor&, const std::string&) override {}
+  std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor&, const std::string&) override {
+    struct Done : PendingCollective {
+      void wait() override {}
+      bool test() override { return true; }
+    };
+    return std::make_unique<Done>();
+  }
+  std::unique_ptr<PendingCollective> all_reduce_mean_async_(torch::Tensor& tensor, const std::string& label) override {
+    return all_reduce_sum_async_(tensor, label);  // a world of one: the mean is the tensor itself
+  }
+  void broadcast_(torch::Tensor&, int, const std::string&) override {}
+  torch::Tensor all_gather(const torch::Tensor& tensor, const std::string&) override { return tensor.clone(); }
+  void barrier(const std::string&) override {}
+};
+
+inline ProcessContext context_for(Communicator& comm) {
+  ProcessContext ctx;
+  ctx.comm = &comm;
+  ctx.rank = comm.rank();
+  ctx.world_size = comm.size();
+  return ctx;
+}
+
+// Runs `command` as `facetrain eval <name> flags...`.
+template <typename Command>
+int run_command(Command command, const std::string& name, const std::vector<std::string>& flags, ProcessContext& ctx) {
+  std::vector<std::string> words = {"facetrain eval " + name};
+  words.insert(words.end(), flags.begin(), flags.end());
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  return command(static_cast<int>(words.size()), argv.data(), ctx);
+}
+
+// The run config of a tiny ViT (patch 2, width 16, 2 blocks, 2 heads) or VAE (latent 8, base width 4).
+inline proto::RunConfig tiny_vit_config() {
+  proto::RunConfig c;
+  c.set_name("tiny-vit");
+  auto* v = c.mutable_model()->mutable_vit();
+  v->set_patch_size(2);
+  v->set_width(16);
+  v->set_depth(2);
+  v->set_heads(2);
+  v->set_mlp_ratio(2);
+  return c;
+}
+
+inline proto::RunConfig tiny_vae_config() {
+  proto::RunConfig c;
+  c.set_name("tiny-vae");
+  auto* v = c.mutable_model()->mutable_vae();
+  v->set_latent_size(8);
+  v->set_base_width(4);
+  return c;
+}
+
+// Writes a checkpoint of `module` (under "model") with the run config and input shape, as the trainer does.
+// Returns its path.
+inline std::string write_model_checkpoint(const std::string& directory, torch::nn::Module& module,
+                                          const proto::RunConfig& config, const StoreInfo& store) {
+  torch::serialize::OutputArchive archive, model_archive;
+  module.save(model_archive);
+  archive.write("model", model_archive);
+  archive.write("config", c10::IValue(to_text(config)));
+  archive.write("model_input",
+                torch::tensor({static_cast<int64_t>(store.height), static_cast<int64_t>(store.width),
+                               static_cast<int64_t>(store.channels), static_cast<int64_t>(store.class_names.size())}));
+  std::ostringstream out;
+  archive.save_to(out);
+  CheckpointStore checkpoints(directory, 1);
+  return checkpoints.write(0, out.str(), "{\"step\": 0}");
+}
+
+}  // namespace facetrain::testing
