@@ -1,4 +1,4 @@
-// `facetrain bench allreduce`: bandwidth of the gradient-sync path (GradientBuckets: autograd hooks, bucket
+// The measurement behind `facetrain bench allreduce` (see allreduce_bench.h): bandwidth of the gradient-sync path (GradientBuckets: autograd hooks, bucket
 // views, pre-division, MPI_Iallreduce, wait) against a plain blocking MPI_Allreduce of the same bytes, plus
 // (--overlap) how much of the communication a real backward pass hides, with and without hook progress.
 #include <mpi.h>
@@ -7,15 +7,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cxxopts.hpp>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
-#include "launcher/flags.h"
 #include "core/log.h"
 #include "comm/comm_internal.h"
-#include "trainer/comm/commands.h"
+#include "comm/allreduce_bench.h"
 #include "comm/communicator.h"
 #include "comm/gradient_sync.h"
 
@@ -186,60 +184,19 @@ void run_overlap(Communicator& comm, int64_t cap_bytes, int steps) {
 
 }  // namespace
 
-int bench_allreduce_command(int argc, char** argv, Communicator& world) {
-  cxxopts::Options options(argv[0],
-                           "algbw and busbw (nccl-tests convention: busbw = algbw * 2(n-1)/n) of the gradient-sync "
-                           "path against a plain MPI_Allreduce of the same bytes. Run under mpirun -np N.");
-  options.add_options()
-      ("min-bytes", "smallest message", cxxopts::value<int64_t>()->default_value("1024"))
-      ("max-bytes", "largest message (always measured)", cxxopts::value<int64_t>()->default_value("100000000"))
-      ("factor", "growth factor between sizes", cxxopts::value<int64_t>()->default_value("4"))
-      ("reps", "repetitions per size (0: about 1.5 s of work per size, 7..301)",
-       cxxopts::value<int>()->default_value("0"))
-      ("param-bytes", "synthetic parameters are float32 tensors of at most this size",
-       cxxopts::value<int64_t>()->default_value("1000000"))
-      ("bucket-cap-mb", "gradient bucket cap", cxxopts::value<double>()->default_value("25"))
-      ("threads", "LibTorch intra-op threads per rank", cxxopts::value<int>()->default_value("1"))
-      ("overlap", "also measure exposed communication of an MLP step with/without hook progress")
-      ("overlap-steps", "steps per --overlap setting", cxxopts::value<int>()->default_value("31"))
-      ("h,help", "show this help");
-  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
-  const int64_t min_bytes = args["min-bytes"].as<int64_t>();
-  const int64_t max_bytes = args["max-bytes"].as<int64_t>();
-  const int64_t factor = args["factor"].as<int64_t>();
-  const int reps = args["reps"].as<int>();
-  const int64_t param_bytes = args["param-bytes"].as<int64_t>();
-  const double cap_mb = args["bucket-cap-mb"].as<double>();
-  const int threads = args["threads"].as<int>();
-  FT_USER_CHECK(min_bytes >= 4 && max_bytes >= min_bytes, "--min-bytes/--max-bytes: need 4 <= min <= max");
-  FT_USER_CHECK(max_bytes / 4 <= (int64_t{1} << 30), "--max-bytes: at most 4 GB");
-  FT_USER_CHECK(factor >= 2, "--factor must be at least 2");
-  FT_USER_CHECK(reps >= 0, "--reps must be 0 (automatic) or positive");
-  FT_USER_CHECK(param_bytes >= 4, "--param-bytes must be at least 4");
-  FT_USER_CHECK(cap_mb > 0, "--bucket-cap-mb must be positive");
-  FT_USER_CHECK(threads >= 1, "--threads must be at least 1");
-  torch::set_num_threads(threads);
-  agree_setup_done(world);
-
-  {
-    auto comm = make_mpi_communicator();
-    set_log_rank(comm->rank(), comm->size());
-    const int64_t cap_bytes = static_cast<int64_t>(cap_mb * 1e6);
-    std::vector<int64_t> sizes;
-    for (int64_t s = min_bytes; s < max_bytes; s *= factor) sizes.push_back(s);
-    sizes.push_back(max_bytes);
-    log("bench allreduce: " + std::to_string(comm->size()) + " ranks x " + std::to_string(threads) +
-        " thread(s), float32, bucket cap " + comm_detail::format_bytes(cap_bytes) + ", parameters of <= " +
-        comm_detail::format_bytes(param_bytes) + "; times are the slowest rank's, medians over repetitions; "
-        "gradient sync = (backward + finalize) - (backward alone); GB/s");
-    run_sweep(*comm, sizes, reps, param_bytes, cap_bytes);
-    if (args.count("overlap")) run_overlap(*comm, 4'000'000, args["overlap-steps"].as<int>());
-  }
-  return 0;
+void run_allreduce_bench(const AllreduceBenchOptions& o) {
+  auto comm = make_mpi_communicator();
+  set_log_rank(comm->rank(), comm->size());
+  const int64_t cap_bytes = static_cast<int64_t>(o.bucket_cap_mb * 1e6);
+  std::vector<int64_t> sizes;
+  for (int64_t s = o.min_bytes; s < o.max_bytes; s *= o.factor) sizes.push_back(s);
+  sizes.push_back(o.max_bytes);
+  log("bench allreduce: " + std::to_string(comm->size()) + " ranks x " + std::to_string(o.threads) +
+      " thread(s), float32, bucket cap " + comm_detail::format_bytes(cap_bytes) + ", parameters of <= " +
+      comm_detail::format_bytes(o.param_bytes) + "; times are the slowest rank's, medians over repetitions; "
+      "gradient sync = (backward + finalize) - (backward alone); GB/s");
+  run_sweep(*comm, sizes, o.reps, o.param_bytes, cap_bytes);
+  if (o.overlap_steps > 0) run_overlap(*comm, 4'000'000, o.overlap_steps);
 }
 
 }  // namespace facetrain

@@ -1,4 +1,4 @@
-// Internal to trainer/comm (not for other folders): the MPI check macro, the registry of abort hooks that
+// Internal to comm/ (not for other folders): the MPI check macro, the registry of abort hooks that
 // comm_abort() runs before MPI_Abort (live NCCL communicators register ncclCommAbort there), and the
 // formatting shared by timeout messages.
 #pragma once
@@ -25,7 +25,7 @@ std::string describe_operation(const std::string& label, int64_t step);
 }  // namespace comm_detail
 }  // namespace facetrain
 
-// FT_MPI_CHECK(MPI_Allreduce(...)): every MPI call in trainer/comm goes through this. The communicators use
+// FT_MPI_CHECK(MPI_Allreduce(...)): every MPI call in comm/ goes through this. The communicators use
 // MPI_ERRORS_RETURN so an MPI error becomes an exception the launcher reports (and then aborts the job).
 #define FT_MPI_CHECK(call)                                                              \
   do {                                                                                  \

@@ -1,4 +1,4 @@
-// The one communication unit of facetrain: every MPI and NCCL call lives under trainer/comm/. Model code,
+// The one communication unit of facetrain: every MPI and NCCL call lives under comm/. Model code,
 // training loops and eval call only this typed API (element count and dtype come from the tensor).
 // Backends: MPI for CPU tensors (always), NCCL for CUDA tensors (compiled when CUDA + NCCL are found).
 #pragma once

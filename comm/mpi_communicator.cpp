@@ -41,7 +41,7 @@ const char* mpi_hint(int code) {
     case MPI_ERR_COUNT:
     case MPI_ERR_TYPE:
     case MPI_ERR_BUFFER:
-      return "a tensor too large for one MPI call or not contiguous; this is a bug in trainer/comm";
+      return "a tensor too large for one MPI call or not contiguous; this is a bug in comm/";
     case MPI_ERR_COMM:
       return "a communicator used after comm_finalize()? Destroy communicators before finalizing MPI";
     case MPI_ERR_ROOT:
@@ -135,7 +135,7 @@ void comm_initialize(int* argc, char*** argv) {
   // Open MPI runs MPI_Iallreduce through libnbc, whose default for fewer than 4 ranks or MPI_IN_PLACE is a
   // binomial reduce followed by a broadcast: every byte crosses twice, one after the other. Its ring
   // (reduce-scatter + allgather) matches the blocking MPI_Allreduce; measured on 2 ranks here (in-place,
-  // float32, medians): 16 MB 15.7 -> 6.9 ms, 64 MB 123 -> 57 ms (trainer/comm/README.md). A user's own
+  // float32, medians): 16 MB 15.7 -> 6.9 ms, 64 MB 123 -> 57 ms (comm/README.md). A user's own
   // setting wins. (Gradient means use the communicator's own ring; this serves the sums.)
   setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "ring", /*overwrite=*/0);
   int provided = 0;
@@ -210,7 +210,7 @@ MPI_Datatype mpi_sum_type(torch::ScalarType type) {
       break;
   }
   FT_CHECK(false, "the MPI all-reduce does not support dtype " << type
-                  << " (float32, float64, int32, int64, uint8, int8); convert explicitly — trainer/comm never "
+                  << " (float32, float64, int32, int64, uint8, int8); convert explicitly — comm/ never "
                      "casts silently");
 }
 

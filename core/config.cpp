@@ -86,7 +86,7 @@ void apply_override(proto::RunConfig* config, const std::string& assignment) {
     FT_USER_CHECK(descriptor != nullptr, what << ": '" << fields.back()->name() << "' is not a message");
     const pb::FieldDescriptor* field = descriptor->FindFieldByName(name);
     FT_USER_CHECK(field != nullptr, what << ": no field '" << name << "' in " << descriptor->name()
-                                         << " (see trainer/config.proto)");
+                                         << " (see core/config.proto)");
     fields.push_back(field);
     descriptor = field->message_type();
   }

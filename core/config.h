@@ -1,4 +1,4 @@
-// Loading the run config (trainer/config.proto, Protobuf text format) with `--set field.path=value`
+// Loading the run config (core/config.proto, Protobuf text format) with `--set field.path=value`
 // overrides and validation. Every error is a UserError naming the file, line and field, or the flag.
 #pragma once
 

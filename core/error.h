@@ -15,7 +15,7 @@ class UserError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Thrown when a collective does not complete in time (a hung or dead peer); see trainer/comm.
+// Thrown when a collective does not complete in time (a hung or dead peer); see comm/.
 class CollectiveTimeout : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

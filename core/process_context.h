@@ -1,5 +1,6 @@
 // Where this process runs: rank, local rank, host, device and thread count, decided once by the launcher
-// and handed to every command that trains or evaluates. Holds the communicator (not owned).
+// (launcher/process.cpp) and handed to every command that trains or evaluates. Holds the communicator (not
+// owned); include comm/communicator.h to use it.
 #pragma once
 
 #include <torch/types.h>
@@ -7,9 +8,9 @@
 #include <sstream>
 #include <string>
 
-#include "comm/communicator.h"
-
 namespace facetrain {
+
+class Communicator;  // comm/communicator.h
 
 struct ProcessContext {
   Communicator* comm = nullptr;   // world communicator for CPU tensors (MPI); never null
@@ -27,14 +28,5 @@ inline std::string describe(const ProcessContext& ctx) {
       << "/" << ctx.local_size << ", device " << ctx.device.str() << ", threads " << ctx.threads;
   return oss.str();
 }
-
-// Sets the compute threads of this process: LibTorch's intra-op pool and, when the BLAS behind
-// libblas.so.3 is OpenBLAS, its own thread pool too (LibTorch does not manage it, and unbound ranks would
-// otherwise each start one OpenBLAS thread per core: oversubscription, and rank-count-dependent sums).
-void set_compute_threads(int threads);
-
-// A --threads value: N > 0 sets ctx.threads and the compute threads; 0 keeps the launcher's per-rank choice.
-// Throws UserError for a negative value.
-void apply_thread_flag(ProcessContext& ctx, int64_t threads);
 
 }  // namespace facetrain

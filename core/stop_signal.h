@@ -1,19 +1,36 @@
-// Preemption: SIGTERM or SIGUSR1 only sets a flag here (nothing unsafe runs in the handler); the training
-// loop turns the flag into a collective decision at the next step boundary, writes a checkpoint and exits
-// with kExitStopped, which Slurm batch scripts treat as "requeue me".
+// Signals turned into a flag, in one place: nothing unsafe runs in a handler. Two uses:
+// - Training (preemption): SIGTERM or SIGUSR1 sets the flag; the training loop turns it into a collective
+//   decision at the next step boundary, writes a checkpoint and exits with kExitStopped, which Slurm batch
+//   scripts treat as "requeue me".
+// - Long single-process work (ingest, synth): StopOnSignal turns SIGINT/SIGTERM into the flag for its
+//   lifetime; the work stops between windows and unwinds, so the StoreWriter removes its .partial file.
 #pragma once
+
+#include <atomic>
 
 namespace facetrain {
 
 constexpr int kExitStopped = 75;  // EX_TEMPFAIL: checkpoint written, resume with --resume auto
 
-// Installs the SIGTERM/SIGUSR1 handlers (idempotent).
+// Installs the SIGTERM/SIGUSR1 handlers of a training run (idempotent; they stay for the process).
 void install_stop_handlers();
-// True once this process received SIGTERM or SIGUSR1.
+// True once this process received a stop signal (either use).
 bool stop_requested();
 // The signal that set the flag (0 if none).
 int stop_signal();
 // Clears the flag (tests).
 void reset_stop_request();
+
+// Installs SIGINT/SIGTERM handlers for its lifetime and restores the previous ones after. A second signal
+// while the flag is set gets the default action (the process ends at once; a .partial file may remain,
+// never a complete-looking store). One instance at a time.
+class StopOnSignal {
+ public:
+  StopOnSignal();
+  ~StopOnSignal();
+  StopOnSignal(const StopOnSignal&) = delete;
+  StopOnSignal& operator=(const StopOnSignal&) = delete;
+  const std::atomic<bool>* flag() const;
+};
 
 }  // namespace facetrain

@@ -2,6 +2,7 @@
 // into "<path>.partial" and renames it on finish(); StoreReader reads metadata once and images either
 // through H5Dread (hyperslab unions) or, for uncompressed data, with pread at the chunk addresses HDF5 reports.
 #include "datastore/store.h"
+#include "core/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -420,9 +421,7 @@ void StoreWriter::finish() {
   H5Iinc_ref(file);
   m.file.reset();
   FT_H5_CHECK(H5Fclose(file), "could not finish " + m.partial + "; is the disk full?");
-  std::error_code ec;
-  fs::rename(m.partial, m.path, ec);
-  if (ec) throw UserError("cannot rename " + m.partial + " to " + m.path + ": " + ec.message());
+  publish_file(m.partial, m.path);
   m.finished = true;
 }
 

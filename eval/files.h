@@ -1,12 +1,11 @@
 // Plain-file helpers of the eval commands that write reports: CSV fields, whole-file text I/O with atomic
-// replacement, base64 for data: URIs, and the image shape a facetrain checkpoint was trained on.
+// replacement (core/atomic_file.h) and base64 for data: URIs.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "datastore/store.h"
 
 namespace facetrain {
 
@@ -22,14 +21,5 @@ std::string read_file_bytes(const std::string& path, const std::string& what);
 // RFC 4648 base64 (with padding). Hand-written (20 lines) because no library facetrain already links
 // offers it; OpenSSL's EVP_EncodeBlock would add a dependency for this one function.
 std::string base64_encode(const std::string& bytes);
-
-// A checkpoint argument as load_model_for_eval reads it: a run directory stands for its newest valid
-// checkpoint (in <run>/checkpoints or the directory itself); a file stays as it is.
-std::string resolve_checkpoint_path(const std::string& path);
-
-// The shape the checkpoint's model was trained on (its "model_input" entry: height, width, channels,
-// classes) as a StoreInfo with only those fields set — how `eval samples` rebuilds a DCGAN without a store.
-// Throws UserError naming the file when the checkpoint carries no shape (e.g. a .safetensors file).
-StoreInfo trained_input_shape(const std::string& checkpoint);
 
 }  // namespace facetrain

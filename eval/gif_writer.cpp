@@ -1,6 +1,7 @@
 // Animated GIF writer on giflib's streaming encoder (see gif_writer.h): screen descriptor and NETSCAPE2.0 loop
 // block before the first frame, then per frame a graphics control extension (delay) and the LZW-coded indices.
 #include "eval/gif_writer.h"
+#include "core/atomic_file.h"
 
 #include <fcntl.h>
 #include <gif_lib.h>
@@ -162,9 +163,7 @@ void GifWriter::finish() {
   const int status = EGifCloseFile(gif_, &error);
   gif_ = nullptr;  // freed by EGifCloseFile whatever the status
   FT_USER_CHECK(status != GIF_ERROR, partial_ << ": closing the GIF failed (" << GifErrorString(error) << ")");
-  std::error_code ec;
-  std::filesystem::rename(partial_, path_, ec);
-  FT_USER_CHECK(!ec, path_ << ": cannot rename the finished GIF into place (" << ec.message() << ")");
+  publish_file(partial_, path_);
   finished_ = true;
 }
 

@@ -1,5 +1,6 @@
 // Image grids (see image_grid.h).
 #include "eval/image_grid.h"
+#include "core/atomic_file.h"
 
 #include <torch/torch.h>
 
@@ -54,17 +55,7 @@ void write_png(const std::string& path, const ImageGrid& grid) {
   }
   std::vector<uint8_t> png;
   FT_USER_CHECK(cv::imencode(".png", out, png), path << ": PNG encoding failed");
-  const auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent);
-  const std::string tmp = path + ".partial";
-  {
-    FILE* f = std::fopen(tmp.c_str(), "wb");
-    FT_USER_CHECK(f != nullptr, tmp << ": cannot write");
-    const size_t written = std::fwrite(png.data(), 1, png.size(), f);
-    std::fclose(f);
-    FT_USER_CHECK(written == png.size(), tmp << ": short write (disk full?)");
-  }
-  std::filesystem::rename(tmp, path);
+  write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
 }
 
 }  // namespace facetrain

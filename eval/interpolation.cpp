@@ -1,4 +1,4 @@
-// Latent interpolation, sample normalization and class histograms (see report_latent.h).
+// Latent interpolation, sample normalization and class histograms (see interpolation.h).
 #include "eval/interpolation.h"
 
 #include <torch/torch.h>

@@ -1,7 +1,6 @@
 // Latent morphs for `facetrain eval morph` (seed 004's morph_roster.gif): chosen images are encoded by the VAE
 // (posterior mean), the latent path walks a closed loop through them with linear or spherical interpolation,
-// and the decoded frames become a GIF, an MP4 and a PNG strip. Also the image selection both visual commands
-// share (--indices / --mined / --count of a --split).
+// and the decoded frames become a GIF, an MP4 and a PNG strip.
 #pragma once
 
 #include <torch/types.h>
@@ -16,25 +15,6 @@
 #include "core/process_context.h"
 
 namespace facetrain {
-
-// --- image selection (eval attention, eval morph) --------------------------------------------------------
-
-// Exactly one source of images; `count` caps it. Indices are store indices (as predictions.csv and mined.csv
-// of the other eval commands list them), kept in the order given.
-struct ImageSelectionFlags {
-  std::string indices;     // --indices "0,5,9"
-  std::string mined;       // --mined FILE: a CSV with a header naming an "index" column (eval mine's mined.csv)
-  std::string split;       // --split: with neither of the above, the first `count` images of this split
-  int64_t count = 0;       // --count: how many (> 0); with --mined the first `count` rows; not with --indices
-  bool count_given = false;
-};
-
-// Throws UserError naming the flag or file: both --indices and --mined, --indices with an explicit --count,
-// a malformed index, an index outside the store, a CSV without an "index" column, or an empty selection.
-std::vector<int64_t> select_images(const StoreReader& store, const ImageSelectionFlags& flags);
-
-// Store indices from a CSV with a header line naming an "index" column (RFC 4180 quoting allowed in any field).
-std::vector<int64_t> read_index_column(const std::string& csv_path);
 
 // --- latent interpolation --------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
 // Distributed scoring (see scoring.h).
+#include "comm/communicator.h"
 #include "eval/scoring.h"
 
 #include <torch/torch.h>

@@ -1,11 +1,6 @@
-// The subcommand table (see commands.h). Each library exposes its commands in <dir>/commands.h.
+// The subcommand table (see command_table.h); the commands themselves are in launcher/commands/.
 #include "launcher/command_table.h"
 
-#include "datastore/commands.h"
-#include "eval/commands.h"
-#include "slurm/commands.h"
-#include "tools/commands.h"
-#include "trainer/comm/commands.h"
 #include "launcher/commands/commands.h"
 
 namespace facetrain {
@@ -31,7 +26,7 @@ std::vector<Subcommand> all_subcommands() {
       {"bench step", "median time of one training step of a config's model (random batches; 1 or N ranks)", {},
        bench_step_command},
       {"bench allreduce", "gradient-sync bandwidth against plain MPI_Allreduce", {},
-       [](int argc, char** argv, ProcessContext& ctx) { return bench_allreduce_command(argc, argv, *ctx.comm); }},
+       bench_allreduce_command},
   };
 }
 

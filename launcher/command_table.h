@@ -1,5 +1,5 @@
 // The subcommand table of the facetrain binary: name, one-line summary, whether it runs on MPI ranks, and
-// the function that runs it (each library exposes its commands in <dir>/commands.h).
+// the function that runs it (one file per subcommand in launcher/commands/).
 #pragma once
 
 #include <functional>

@@ -1,5 +1,7 @@
 // Process placement (see process.h). Local rank comes from the launcher's environment: Open MPI's mpirun
 // sets OMPI_COMM_WORLD_LOCAL_*, srun sets SLURM_LOCALID / SLURM_NTASKS_PER_NODE-style variables.
+#include "comm/communicator.h"
+#include "launcher/threads.h"
 #include "launcher/process.h"
 
 #include <sched.h>

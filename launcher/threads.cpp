@@ -5,7 +5,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
-#include "core/process_context.h"
+#include "launcher/threads.h"
 
 namespace facetrain {
 

@@ -1,10 +1,12 @@
-// Model weights from checkpoints and safetensors (see model_io.h).
+// The checkpoint payload and loading from checkpoints and safetensors (see checkpoint.h).
 #include "models/checkpoint.h"
 
 #include <google/protobuf/text_format.h>
 
 #include <filesystem>
+#include <sstream>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "models/safetensors.h"
@@ -24,6 +26,48 @@ torch::serialize::InputArchive open_archive(const std::string& path, const Check
 }
 
 }  // namespace
+
+std::string write_checkpoint_payload(const std::function<void(torch::serialize::OutputArchive&)>& save_state,
+                                     const TrainingPosition& position, const proto::RunConfig& config,
+                                     const StoreInfo& input) {
+  torch::serialize::OutputArchive archive;
+  save_state(archive);
+  archive.write("config", c10::IValue(to_text(config)));
+  archive.write("model_input", torch::tensor({static_cast<int64_t>(input.height), static_cast<int64_t>(input.width),
+                                              static_cast<int64_t>(input.channels),
+                                              static_cast<int64_t>(input.class_names.size())}));
+  archive.write("position.step", torch::tensor(position.step));
+  archive.write("position.epoch", torch::tensor(position.epoch));
+  archive.write("position.batch_in_epoch", torch::tensor(position.batch_in_epoch));
+  archive.write("rng.cpu", torch::globalContext().defaultGenerator(torch::kCPU).get_state());
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
+}
+
+TrainingPosition read_checkpoint_payload(const std::string& payload, const std::string& source,
+                                         const std::function<void(torch::serialize::InputArchive&)>& load_state) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(payload.data(), payload.size());
+  } catch (const std::exception& e) {
+    throw UserError(source + ": not a facetrain checkpoint payload (" + std::string(e.what()).substr(0, 120) + ")");
+  }
+  load_state(archive);
+  TrainingPosition position;
+  torch::Tensor t;
+  archive.read("position.step", t);
+  position.step = t.item<int64_t>();
+  archive.read("position.epoch", t);
+  position.epoch = t.item<int64_t>();
+  archive.read("position.batch_in_epoch", t);
+  position.batch_in_epoch = t.item<int64_t>();
+  torch::Tensor rng;
+  archive.read("rng.cpu", rng);
+  at::Generator generator = torch::globalContext().defaultGenerator(torch::kCPU);  // a handle: shares the state
+  generator.set_state(rng);
+  return position;
+}
 
 std::string resolve_checkpoint_path(const std::string& path, const std::string& flag) {
   namespace fs = std::filesystem;
@@ -56,9 +100,10 @@ proto::RunConfig config_from_checkpoint(const std::string& path) {
   return config;
 }
 
-void load_module_weights(torch::nn::Module& module, const std::string& path, const std::string& key) {
+void load_module_weights(torch::nn::Module& module, const std::string& path, const std::string& key,
+                         const std::string& safetensors_prefix) {
   if (is_safetensors_path(path)) {
-    load_module_from_tensors(module, read_safetensors(path), /*strict=*/true, path);
+    load_module_from_tensors(module, read_safetensors(path), /*strict=*/true, path, safetensors_prefix);
     return;
   }
   const Checkpoint checkpoint = read_checkpoint_file(path);
@@ -75,6 +120,8 @@ void load_module_weights(torch::nn::Module& module, const std::string& path, con
 }
 
 StoreInfo model_input_from_checkpoint(const std::string& path) {
+  FT_USER_CHECK(!is_safetensors_path(path),
+                path << ": a safetensors file does not record the image size its model was trained on");
   const Checkpoint checkpoint = read_checkpoint_file(path);
   torch::serialize::InputArchive archive = open_archive(path, checkpoint);
   torch::Tensor shape;

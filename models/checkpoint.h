@@ -1,15 +1,44 @@
-// Model weights in and out of files: facetrain checkpoints (the run config travels inside) and safetensors.
-// Used by fine-tuning (model.vae.init_from), `facetrain export` and every eval command.
+// The facetrain checkpoint format, in one place: what a checkpoint holds, how its payload is written and read,
+// and how a user's path (a file, a run directory) resolves to one. The file framing (header, CRCs, end
+// marker, keep-last, newest valid) is checkpoint_store.h; this header owns the payload inside it.
+//
+// Payload: a torch OutputArchive with
+//   "config"                  the run config as Protobuf text (eval and export rebuild the model from it)
+//   "model_input"             int64 [height, width, channels, classes] the model was trained on
+//   "position.step" / "position.epoch" / "position.batch_in_epoch"   where training stood (int64 each)
+//   "rng.cpu"                 the CPU generator state at the save
+//   one sub-archive per module of the model (registry.h: "model", or "generator" and "discriminator"),
+//   next to whatever else the training task saves (optimizer states, loss scalers).
+// Tests write checkpoints through write_checkpoint_payload(), never a copy of it.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 
-#include "datastore/store.h"
 #include "core/config.pb.h"
+#include "datastore/store.h"
 
 namespace facetrain {
+
+// Where training stands; saved in every checkpoint.
+struct TrainingPosition {
+  int64_t step = 0;            // optimizer steps done
+  int64_t epoch = 0;           // current epoch
+  int64_t batch_in_epoch = 0;  // loader batches of `epoch` already consumed
+};
+
+// The payload bytes of a checkpoint. `save_state` writes the model's modules (and optimizer states) into
+// the archive; `input` is the shape the model trains on (its class count for classifiers).
+std::string write_checkpoint_payload(const std::function<void(torch::serialize::OutputArchive&)>& save_state,
+                                     const TrainingPosition& position, const proto::RunConfig& config,
+                                     const StoreInfo& input);
+
+// Reads a payload: hands the archive to `load_state`, restores the CPU generator, returns the position.
+// Throws UserError naming `source` when the payload is not a facetrain checkpoint.
+TrainingPosition read_checkpoint_payload(const std::string& payload, const std::string& source,
+                                         const std::function<void(torch::serialize::InputArchive&)>& load_state);
 
 bool is_safetensors_path(const std::string& path);
 // A run directory (or its checkpoints/ folder) stands for its newest valid checkpoint; a file stands for
@@ -18,10 +47,13 @@ std::string resolve_checkpoint_path(const std::string& path, const std::string& 
 // The run config stored in a facetrain checkpoint. Throws UserError naming the file.
 proto::RunConfig config_from_checkpoint(const std::string& path);
 // Loads `module` from a checkpoint's sub-archive `key` ("model", "generator", "discriminator") or, for a
-// .safetensors file, from its tensors (facetrain names; strict). Throws UserError naming the file.
-void load_module_weights(torch::nn::Module& module, const std::string& path, const std::string& key);
+// .safetensors file, from its tensors (facetrain names, `prefix` before each; strict). Throws UserError
+// naming the file.
+void load_module_weights(torch::nn::Module& module, const std::string& path, const std::string& key,
+                         const std::string& safetensors_prefix = "");
 // The input shape a checkpoint's model was trained on (height, width, channels and, for classifiers, the
-// number of classes as placeholder class names), enough to rebuild the model without the store.
+// number of classes as placeholder class names "class k"), enough to rebuild the model without the store.
+// Throws UserError naming the file when it records none (e.g. a .safetensors file).
 StoreInfo model_input_from_checkpoint(const std::string& path);
 
 }  // namespace facetrain

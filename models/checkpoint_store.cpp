@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/atomic_file.h"
 #include "core/crc32c.h"
 
 namespace facetrain {
@@ -27,7 +28,6 @@ constexpr size_t kHeaderBytes = 48;
 constexpr size_t kHeaderCrcOffset = 44;
 constexpr char kPrefix[] = "checkpoint-";
 constexpr char kSuffix[] = ".ckpt";
-constexpr char kPartialSuffix[] = ".partial";
 
 void put_le(char* p, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
@@ -81,16 +81,6 @@ std::vector<std::string> names_in(const std::string& directory) {
   return names;
 }
 
-void write_all(int fd, const char* data, size_t n, const std::string& path) {
-  size_t done = 0;
-  while (done < n) {
-    const ssize_t w = ::write(fd, data + done, std::min<size_t>(n - done, size_t{1} << 30));
-    if (w < 0 && errno == EINTR) continue;
-    FT_USER_CHECK(w >= 0, path << ": cannot write checkpoint: " << std::strerror(errno));
-    done += static_cast<size_t>(w);
-  }
-}
-
 bool read_exact(int fd, char* data, size_t n, uint64_t offset) {
   size_t done = 0;
   while (done < n) {
@@ -101,15 +91,6 @@ bool read_exact(int fd, char* data, size_t n, uint64_t offset) {
     done += static_cast<size_t>(r);
   }
   return true;
-}
-
-void fsync_directory(const std::string& directory) {
-  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  FT_USER_CHECK(fd >= 0, directory << ": cannot open checkpoint directory: " << std::strerror(errno));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  FT_USER_CHECK(rc == 0, directory << ": fsync of checkpoint directory failed: " << std::strerror(err));
 }
 
 }  // namespace
@@ -208,7 +189,6 @@ std::string CheckpointStore::write(int64_t step, const std::string& payload, con
   remove_partial_files();  // leftovers of a writer killed mid-write
 
   const std::string final_path = (fs::path(directory_) / file_name(step)).string();
-  const std::string temp_path = final_path + kPartialSuffix;
 
   char header[kHeaderBytes] = {0};
   std::memcpy(header, kMagic, sizeof(kMagic));
@@ -219,31 +199,9 @@ std::string CheckpointStore::write(int64_t step, const std::string& payload, con
   put_le(header + 36, crc32c(meta_json), 4);
   put_le(header + kHeaderCrcOffset, crc32c(header, kHeaderCrcOffset), 4);
 
-  // 1. the whole file under its temporary name, durable before it gets its final name
-  const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  FT_USER_CHECK(fd >= 0, temp_path << ": cannot create checkpoint: " << std::strerror(errno));
-  try {
-    write_all(fd, header, sizeof(header), temp_path);
-    write_all(fd, payload.data(), payload.size(), temp_path);
-    write_all(fd, meta_json.data(), meta_json.size(), temp_path);
-    write_all(fd, kEndMarker, sizeof(kEndMarker), temp_path);
-    FT_USER_CHECK(::fsync(fd) == 0, temp_path << ": fsync failed: " << std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(temp_path.c_str());
-    throw;
-  }
-  const int close_rc = ::close(fd);
-  if (close_rc != 0) ::unlink(temp_path.c_str());
-  FT_USER_CHECK(close_rc == 0, temp_path << ": close failed: " << std::strerror(errno));
-
-  // 2. atomic switch to the final name, made durable in the directory
-  if (::rename(temp_path.c_str(), final_path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(temp_path.c_str());
-    FT_USER_CHECK(false, temp_path << ": cannot rename to " << final_path << ": " << std::strerror(err));
-  }
-  fsync_directory(directory_);
+  // 1-2. the whole file under its temporary name, durable before it gets its final name (core/atomic_file.h)
+  write_file_atomically(final_path, {std::string_view(header, sizeof(header)), payload, meta_json,
+                                     std::string_view(kEndMarker, sizeof(kEndMarker))});
 
   // 3. only now drop the oldest ones beyond keep_last (the new one is durable; never delete it)
   if (keep_last_ > 0) {

@@ -1,4 +1,4 @@
-// Model options from config + store (see model_factory.h).
+// Model options from config + store (see model_options.h).
 #include "models/model_options.h"
 
 #include "core/error.h"

@@ -1,5 +1,6 @@
 // safetensors read/write with full header validation, and module <-> named-tensor mapping (see safetensors.h).
 #include "models/safetensors.h"
+#include "core/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -243,32 +244,7 @@ std::string serialize_safetensors(const TensorMap& tensors, const SafetensorsMet
 }
 
 void write_safetensors(const std::string& path, const TensorMap& tensors, const SafetensorsMetadata& metadata) {
-  const std::string bytes = serialize_safetensors(tensors, metadata);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  FT_USER_CHECK(fd >= 0, path << ": cannot create " << tmp << ": " << std::strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw UserError(path + ": write failed: " + std::strerror(err));
-    }
-    done += static_cast<size_t>(w);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw UserError(path + ": fsync/close failed: " + std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw UserError(path + ": rename from " + tmp + " failed: " + std::strerror(err));
-  }
+  write_file_atomically(path, serialize_safetensors(tensors, metadata));
 }
 
 // ---------------------------------------------------------------------------------------------------------

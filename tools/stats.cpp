@@ -7,13 +7,10 @@
 #include <set>
 #include <sstream>
 
-#include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/log.h"
-#include "tools/commands.h"
-#include "launcher/flags.h"
 
 namespace facetrain {
 
@@ -165,25 +162,6 @@ std::string stats_json(const StoreStats& s) {
   }
   if (info.has_identities) j["identities"] = s.identities;
   return j.dump(2);
-}
-
-int stats_command(int argc, char** argv) {
-  cxxopts::Options options(argv[0], "Counts, class weights, shape and train mean/std of a store.");
-  options.add_options()
-      ("file", "the HDF5 store", cxxopts::value<std::string>())
-      ("json", "print JSON instead of a table")
-      ("h,help", "show this help");
-  options.parse_positional({"file"});
-  options.positional_help("FILE");
-  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
-  FT_USER_CHECK(args.count("file"), argv[0] << ": FILE (an HDF5 store) is required");
-  const StoreStats stats = compute_store_stats(args["file"].as<std::string>());
-  log(args.count("json") ? stats_json(stats) : format_stats_table(stats));
-  return 0;
 }
 
 }  // namespace facetrain

@@ -9,7 +9,7 @@
 
 #include "core/log.h"
 #include "models/init.h"
-#include "comm/gradient_sync.h"
+#include "comm/data_parallel.h"
 #include "eval/image_grid.h"
 #include "models/model_options.h"
 #include "trainer/optim.h"
@@ -44,9 +44,8 @@ class DcganTask : public TrainingTask {
     d_parameters_ = discriminator_->parameters();
     g_optimizer_ = make_optimizer(config_.optimizer(), g_parameters_);
     d_optimizer_ = make_optimizer(config_.optimizer(), d_parameters_);
-    const auto cap = static_cast<int64_t>(config_.distributed().bucket_cap_mb() * 1e6);
-    g_buckets_ = std::make_unique<GradientBuckets>(*ctx_.comm, g_parameters_, cap, "generator gradient");
-    d_buckets_ = std::make_unique<GradientBuckets>(*ctx_.comm, d_parameters_, cap, "discriminator gradient");
+    g_parallel_ = std::make_unique<DataParallel>(*ctx_.comm, *generator_, in.parallel, "generator gradient");
+    d_parallel_ = std::make_unique<DataParallel>(*ctx_.comm, *discriminator_, in.parallel, "discriminator gradient");
     // The fixed latent batch of the per-epoch sample grid, the same on every rank and every resume.
     auto generator = torch::make_generator<torch::CPUGeneratorImpl>(config_.model().dcgan().sample_seed());
     fixed_z_ = torch::randn({config_.model().dcgan().sample_count(), options_.z_size}, generator).to(ctx_.device);
@@ -57,8 +56,8 @@ class DcganTask : public TrainingTask {
   std::string kind() const override { return "dcgan"; }
   Normalization normalization() const override { return Normalization::kMinusOneOne; }
   void broadcast_state() override {
-    broadcast_module_state(*ctx_.comm, *generator_);
-    broadcast_module_state(*ctx_.comm, *discriminator_);
+    g_parallel_->broadcast_state();
+    d_parallel_->broadcast_state();
   }
 
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t, StepTimes* times) override {
@@ -76,7 +75,7 @@ class DcganTask : public TrainingTask {
     std::vector<torch::Tensor> fakes(n);
     double d_loss_sum = 0, d_real_sum = 0, d_fake_sum = 0;
     for (int m = 0; m < n; ++m) {
-      d_buckets_->set_sync_enabled(m == n - 1);
+      d_parallel_->set_sync_enabled(m == n - 1);
       torch::Tensor real = micro[m].images.to(ctx_.device);
       torch::Tensor d_real, d_fake;
       {
@@ -92,7 +91,7 @@ class DcganTask : public TrainingTask {
       d_fake_sum += torch::sigmoid(d_fake).mean().item<double>() / n;
     }
     times->forward_backward += seconds_since(t);
-    synced_optimizer_step(*d_buckets_, *d_optimizer_, d_parameters_, config_.optimizer().grad_clip_norm(), times,
+    synced_optimizer_step(d_parallel_->buckets(), *d_optimizer_, d_parameters_, config_.optimizer().grad_clip_norm(), times,
                           &d_scaler_);
 
     // G step: D frozen (no D gradients, so D's buckets see nothing), G pushed towards "real".
@@ -101,7 +100,7 @@ class DcganTask : public TrainingTask {
     t = Clock::now();
     double g_loss_sum = 0;
     for (int m = 0; m < n; ++m) {
-      g_buckets_->set_sync_enabled(m == n - 1);
+      g_parallel_->set_sync_enabled(m == n - 1);
       torch::Tensor d_out;
       {
         AutocastScope autocast(precision_, ctx_.device);
@@ -113,7 +112,7 @@ class DcganTask : public TrainingTask {
     }
     times->forward_backward += seconds_since(t);
     set_requires_grad(d_parameters_, true);
-    synced_optimizer_step(*g_buckets_, *g_optimizer_, g_parameters_, config_.optimizer().grad_clip_norm(), times,
+    synced_optimizer_step(g_parallel_->buckets(), *g_optimizer_, g_parameters_, config_.optimizer().grad_clip_norm(), times,
                           &g_scaler_);
     StepOutput out{d_loss_sum + g_loss_sum,
                    {{"d_loss", d_loss_sum}, {"g_loss", g_loss_sum}, {"d_real", d_real_sum}, {"d_fake", d_fake_sum}}};
@@ -126,8 +125,8 @@ class DcganTask : public TrainingTask {
 
   void end_of_epoch(int64_t epoch, int64_t step, RunLog& log_out) override {
     // (collective) keep BatchNorm running statistics identical on every rank
-    average_buffers(*ctx_.comm, *generator_);
-    average_buffers(*ctx_.comm, *discriminator_);
+    g_parallel_->average_buffers();
+    d_parallel_->average_buffers();
     if (ctx_.rank != 0) return;
     torch::NoGradGuard no_grad;
     generator_->eval();
@@ -179,7 +178,7 @@ class DcganTask : public TrainingTask {
   LossScaler d_scaler_, g_scaler_;
   std::vector<torch::Tensor> g_parameters_, d_parameters_;
   std::unique_ptr<torch::optim::Optimizer> g_optimizer_, d_optimizer_;
-  std::unique_ptr<GradientBuckets> g_buckets_, d_buckets_;
+  std::unique_ptr<DataParallel> g_parallel_, d_parallel_;
   torch::Tensor fixed_z_;
 };
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "datastore/loader.h"
+#include "comm/data_parallel.h"
 #include "core/config.pb.h"
 #include "core/process_context.h"
 
@@ -45,6 +46,9 @@ class TrainingTask {
   // Model(s) and optimizer state(s) for checkpoints; load() after construction, before training.
   virtual void save(torch::serialize::OutputArchive& archive) = 0;
   virtual void load(torch::serialize::InputArchive& archive) = 0;
+  // Store indices this task trains on instead of the whole train split (the VAE's model.vae.subset); empty
+  // for all of them.
+  virtual std::vector<int64_t> training_subset() const { return {}; }
   // Training FLOPs per image (forward + backward) for the GFLOP/s summary; 0 when unknown.
   virtual double train_flops_per_image() const { return 0; }
 };
@@ -54,13 +58,17 @@ struct TaskInputs {
   ProcessContext& ctx;
   const StoreInfo& store;
   std::string run_dir;
+  const DataParallelOptions& parallel;  // every DataParallel a task makes uses these (trainer: from `distributed`)
 };
 
 std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs);
 std::unique_ptr<TrainingTask> make_dcgan_task(const TaskInputs& inputs);
 std::unique_ptr<TrainingTask> make_vae_task(const TaskInputs& inputs);
-// The task for model_kind(config): "vit", "dcgan" or "vae".
-std::unique_ptr<TrainingTask> make_task(const std::string& kind, const TaskInputs& inputs);
+// The task for the config's model kind (trainer/task.cpp: a switch over models/registry.h's ModelKind).
+std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs);
+
+// The data-parallel options of a run config's `distributed` section.
+DataParallelOptions data_parallel_options(const proto::RunConfig& config);
 
 // Plain 1024^3 float32 matmul rate of this process now, GFLOP/s (median of 5): the yardstick beside a
 // model's achieved GFLOP/s in run summaries and `facetrain bench step`.

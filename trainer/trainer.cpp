@@ -16,12 +16,15 @@
 #include <sstream>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "datastore/loader.h"
 #include "comm/communicator.h"
 #include "core/config.h"
+#include "models/checkpoint.h"
 #include "models/checkpoint_store.h"
+#include "models/registry.h"
 #include "trainer/records/progress.h"
 #include "trainer/run_log.h"
 #include "trainer/schedule.h"
@@ -34,47 +37,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void write_text_atomically(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".partial";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    FT_USER_CHECK(out.good(), tmp.string() << ": cannot write (is the run directory writable?)");
-    out << text;
-  }
-  fs::rename(tmp, path);
-}
-
-// Store indices from the "index" column of a CSV (e.g. the hits of `facetrain eval mine`).
-std::vector<int64_t> read_index_csv(const std::string& path, const std::string& field) {
-  std::ifstream in(path);
-  FT_USER_CHECK(in.good(), field << ": cannot read " << path);
-  std::string header;
-  std::getline(in, header);
-  std::vector<std::string> columns;
-  std::stringstream hs(header);
-  for (std::string c; std::getline(hs, c, ',');) columns.push_back(c);
-  const auto it = std::find(columns.begin(), columns.end(), "index");
-  FT_USER_CHECK(it != columns.end(), path << ": no 'index' column in the header (" << field << ")");
-  const size_t column = static_cast<size_t>(it - columns.begin());
-  std::vector<int64_t> indices;
-  int line_number = 1;
-  for (std::string line; std::getline(in, line);) {
-    ++line_number;
-    if (line.empty()) continue;
-    std::stringstream ls(line);
-    std::string cell;
-    for (size_t i = 0; i <= column; ++i) std::getline(ls, cell, ',');
-    try {
-      indices.push_back(std::stoll(cell));
-    } catch (const std::exception&) {
-      throw UserError(path + ":" + std::to_string(line_number) + ": bad index '" + cell + "' (" + field + ")");
-    }
-  }
-  FT_USER_CHECK(!indices.empty(), path << ": no images listed (" << field << ")");
-  return indices;
-}
-
-LoaderOptions loader_options(const proto::RunConfig& c, const ProcessContext& ctx, Normalization normalization) {
+LoaderOptions loader_options(const proto::RunConfig& c, const ProcessContext& ctx, const TrainingTask& task) {
   LoaderOptions o;
   o.split = parse_split(c.data().train_split(), "data.train_split");
   o.batch_size = c.data().batch_size();
@@ -84,7 +47,8 @@ LoaderOptions loader_options(const proto::RunConfig& c, const ProcessContext& ct
   o.threads = c.data().loader_threads();
   o.prefetch_batches = c.data().prefetch_batches();
   o.chunk_shuffle = c.data().chunk_shuffle();
-  o.normalization = normalization;
+  o.normalization = task.normalization();
+  o.subset = task.training_subset();
   const auto& a = c.augmentation();
   o.augment.rotation_range = a.rotation_range();
   o.augment.width_shift_range = a.width_shift_range();
@@ -96,56 +60,10 @@ LoaderOptions loader_options(const proto::RunConfig& c, const ProcessContext& ct
   o.augment.fill_mode = parse_fill_mode(a.fill_mode(), "augmentation.fill_mode");
   o.augment.cval = a.cval();
   o.augment.random_grayscale = a.random_grayscale();
-  if (c.model().has_vae() && !c.model().vae().subset().empty()) {
-    o.subset = read_index_csv(c.model().vae().subset(), "model.vae.subset");
-  }
   return o;
 }
 
-// Where training stands; saved in every checkpoint.
-struct Position {
-  int64_t step = 0;             // optimizer steps done
-  int64_t epoch = 0;            // current epoch
-  int64_t batch_in_epoch = 0;   // loader batches of `epoch` already consumed
-};
-
-// The archive also carries the run config, so eval and export can rebuild the model from the file alone.
-// The model's input shape [height, width, channels, classes] lets eval name a store that does not fit.
-std::string checkpoint_payload(TrainingTask& task, const Position& pos, const proto::RunConfig& config,
-                               const StoreInfo& store) {
-  torch::serialize::OutputArchive archive;
-  task.save(archive);
-  archive.write("config", c10::IValue(to_text(config)));
-  archive.write("model_input", torch::tensor({static_cast<int64_t>(store.height), static_cast<int64_t>(store.width),
-                                              static_cast<int64_t>(store.channels),
-                                              static_cast<int64_t>(store.class_names.size())}));
-  archive.write("position.step", torch::tensor(pos.step));
-  archive.write("position.epoch", torch::tensor(pos.epoch));
-  archive.write("position.batch_in_epoch", torch::tensor(pos.batch_in_epoch));
-  archive.write("rng.cpu", torch::globalContext().defaultGenerator(torch::kCPU).get_state());
-  std::ostringstream out;
-  archive.save_to(out);
-  return out.str();
-}
-
-Position load_checkpoint_payload(TrainingTask& task, const std::string& payload) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(payload.data(), payload.size());
-  task.load(archive);
-  Position pos;
-  torch::Tensor t;
-  archive.read("position.step", t);
-  pos.step = t.item<int64_t>();
-  archive.read("position.epoch", t);
-  pos.epoch = t.item<int64_t>();
-  archive.read("position.batch_in_epoch", t);
-  pos.batch_in_epoch = t.item<int64_t>();
-  torch::Tensor rng;
-  archive.read("rng.cpu", rng);
-  at::Generator generator = torch::globalContext().defaultGenerator(torch::kCPU);  // a handle: shares the state
-  generator.set_state(rng);
-  return pos;
-}
+using Position = TrainingPosition;  // models/checkpoint.h owns the checkpoint's contents
 
 // (collective) Rank 0 writes the checkpoint; the others wait so nobody races ahead of a slow write.
 void save_checkpoint(TrainingTask& task, CheckpointStore* store, const Position& pos, const proto::RunConfig& config,
@@ -154,7 +72,9 @@ void save_checkpoint(TrainingTask& task, CheckpointStore* store, const Position&
     std::ostringstream meta;
     meta << "{\"step\": " << pos.step << ", \"epoch\": " << pos.epoch << ", \"batch_in_epoch\": " << pos.batch_in_epoch
          << ", \"model\": \"" << task.kind() << "\", \"world_size\": " << ctx.world_size << "}";
-    const std::string path = store->write(pos.step, checkpoint_payload(task, pos, config, store_info), meta.str());
+    const std::string payload = write_checkpoint_payload(
+        [&](torch::serialize::OutputArchive& archive) { task.save(archive); }, pos, config, store_info);
+    const std::string path = store->write(pos.step, payload, meta.str());
     log("checkpoint " + path);
   }
   ctx.comm->barrier();
@@ -193,7 +113,8 @@ bool resume_from(const std::string& resume, CheckpointStore* store, TrainingTask
   if (ctx.rank == 0) std::memcpy(data.data_ptr<uint8_t>(), payload.data(), payload.size());
   ctx.comm->broadcast_(data, 0);
   if (ctx.rank != 0) payload.assign(reinterpret_cast<const char*>(data.data_ptr<uint8_t>()), bytes);
-  *pos = load_checkpoint_payload(task, payload);
+  *pos = read_checkpoint_payload(payload, ctx.rank == 0 ? source : std::string("checkpoint"),
+                                 [&](torch::serialize::InputArchive& archive) { task.load(archive); });
   log("resumed from " + (ctx.rank == 0 ? source : std::string("checkpoint")) + " at step " +
       std::to_string(pos->step) + " (epoch " + std::to_string(pos->epoch) + ", batch " +
       std::to_string(pos->batch_in_epoch) + ")");
@@ -212,12 +133,6 @@ void maybe_stall_for_fault_test(int rank, int64_t step) {
 }
 
 }  // namespace
-
-std::unique_ptr<TrainingTask> make_task(const std::string& kind, const TaskInputs& inputs) {
-  if (kind == "vit") return make_vit_task(inputs);
-  if (kind == "dcgan") return make_dcgan_task(inputs);
-  return make_vae_task(inputs);
-}
 
 double measure_matmul_gflops() {
   torch::NoGradGuard no_grad;
@@ -238,7 +153,8 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   install_stop_handlers();
   ctx.comm->set_timeout_seconds(config.distributed().collective_timeout_s());
   const fs::path run_dir = config.logging().run_dir();
-  const std::string kind = model_kind(config);
+  const std::string kind = model_kind_name(model_kind_of(config));
+  const DataParallelOptions parallel = data_parallel_options(config);
   const int accumulation = config.schedule().accumulation_steps();
   StoreInfo store_info;
   std::unique_ptr<TrainingTask> task;
@@ -250,8 +166,8 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   run_setup_on_every_rank(*ctx.comm, [&] {
     store_info = StoreReader(config.data().store()).info();
     torch::manual_seed(config.data().seed());  // model initialisation (rank 0's is broadcast to all)
-    task = make_task(kind, TaskInputs{config, ctx, store_info, run_dir.string()});
-    loader_holder = std::make_unique<ShardLoader>(config.data().store(), loader_options(config, ctx, task->normalization()));
+    task = make_task(TaskInputs{config, ctx, store_info, run_dir.string(), parallel});
+    loader_holder = std::make_unique<ShardLoader>(config.data().store(), loader_options(config, ctx, *task));
     steps_per_epoch = loader_holder->batches_per_epoch() / accumulation;
     FT_USER_CHECK(steps_per_epoch > 0, "data.batch_size: " << config.data().batch_size() << " x " << ctx.world_size
                                                            << " ranks x " << accumulation
@@ -262,7 +178,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
       std::error_code ec;
       fs::create_directories(run_dir, ec);
       FT_USER_CHECK(!ec, "logging.run_dir: cannot create " << run_dir.string() << ": " << ec.message());
-      write_text_atomically(run_dir / "config.pbtxt", to_text(config));
+      write_file_atomically((run_dir / "config.pbtxt").string(), to_text(config));
     }
   });
   ShardLoader& loader = *loader_holder;

@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "models/init.h"
-#include "comm/gradient_sync.h"
+#include "comm/data_parallel.h"
 #include "eval/image_grid.h"
 #include "models/model_options.h"
 #include "models/checkpoint.h"
@@ -20,6 +20,7 @@
 #include "trainer/run_log.h"
 #include "eval/scoring.h"
 #include "core/stopwatch.h"
+#include "eval/image_selection.h"
 #include "trainer/task.h"
 
 namespace facetrain {
@@ -47,8 +48,7 @@ class VaeTask : public TrainingTask {
     }
     parameters_ = model_->parameters();
     optimizer_ = make_optimizer(config_.optimizer(), parameters_);
-    buckets_ = std::make_unique<GradientBuckets>(*ctx_.comm, parameters_,
-                                                 static_cast<int64_t>(config_.distributed().bucket_cap_mb() * 1e6));
+    parallel_ = std::make_unique<DataParallel>(*ctx_.comm, *model_, in.parallel);
     auto generator = torch::make_generator<torch::CPUGeneratorImpl>(1234);
     prior_z_ = torch::randn({v.sample_count(), model_->options().latent_size}, generator).to(ctx_.device);
     log("vae: " + std::to_string(count_parameters(*model_)) + " parameters, latent " +
@@ -57,8 +57,15 @@ class VaeTask : public TrainingTask {
   }
 
   std::string kind() const override { return "vae"; }
+  std::vector<int64_t> training_subset() const override {
+    const std::string& csv = config_.model().vae().subset();
+    if (csv.empty()) return {};
+    const std::vector<int64_t> indices = read_index_column(csv, "model.vae.subset");
+    FT_USER_CHECK(!indices.empty(), "model.vae.subset: " << csv << " lists no images");
+    return indices;
+  }
   Normalization normalization() const override { return Normalization::kMinusOneOne; }
-  void broadcast_state() override { broadcast_module_state(*ctx_.comm, *model_); }
+  void broadcast_state() override { parallel_->broadcast_state(); }
 
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t, StepTimes* times) override {
     model_->train();
@@ -68,7 +75,7 @@ class VaeTask : public TrainingTask {
     auto t = Clock::now();
     double total = 0, rec_sum = 0, kl_sum = 0, perc_sum = 0;
     for (int m = 0; m < n; ++m) {
-      buckets_->set_sync_enabled(m == n - 1);
+      parallel_->set_sync_enabled(m == n - 1);
       torch::Tensor images = micro[m].images.to(ctx_.device);
       VaeOutputs out;
       torch::Tensor perc;
@@ -91,7 +98,7 @@ class VaeTask : public TrainingTask {
       kl_sum += kl.item<double>() / n;
     }
     times->forward_backward += seconds_since(t);
-    synced_optimizer_step(*buckets_, *optimizer_, parameters_, config_.optimizer().grad_clip_norm(), times,
+    synced_optimizer_step(parallel_->buckets(), *optimizer_, parameters_, config_.optimizer().grad_clip_norm(), times,
                           &scaler_);
     std::vector<std::pair<std::string, double>> scalars{{"reconstruction", rec_sum}, {"kl", kl_sum}};
     if (perceptual_) scalars.emplace_back("perceptual", perc_sum);
@@ -100,7 +107,7 @@ class VaeTask : public TrainingTask {
   }
 
   void end_of_epoch(int64_t epoch, int64_t step, RunLog& log_out) override {
-    average_buffers(*ctx_.comm, *model_);  // (collective) BatchNorm statistics equal on every rank
+    parallel_->average_buffers();  // (collective) BatchNorm statistics equal on every rank
     model_->eval();
     StoreReader store(config_.data().store());
     std::string split;
@@ -183,7 +190,7 @@ class VaeTask : public TrainingTask {
   PerceptualLoss perceptual_{nullptr};
   std::vector<torch::Tensor> parameters_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  std::unique_ptr<GradientBuckets> buckets_;
+  std::unique_ptr<DataParallel> parallel_;
   torch::Tensor prior_z_;
 };
 

@@ -8,7 +8,7 @@
 #include "core/log.h"
 #include "models/init.h"
 #include "models/vit.h"
-#include "comm/gradient_sync.h"
+#include "comm/data_parallel.h"
 #include "eval/metrics.h"
 #include "trainer/optim.h"
 #include "trainer/precision.h"
@@ -31,10 +31,9 @@ class VitTask : public TrainingTask {
         precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
         scaler_(precision_ == Precision::kFp16) {
     model_->to(ctx_.device);
-    parameters_ = model_->parameters();
+    parallel_ = std::make_unique<DataParallel>(*ctx_.comm, *model_, in.parallel);
+    parameters_ = parallel_->parameters();
     optimizer_ = make_optimizer(config_.optimizer(), parameters_);
-    buckets_ = std::make_unique<GradientBuckets>(*ctx_.comm, parameters_,
-                                                 static_cast<int64_t>(config_.distributed().bucket_cap_mb() * 1e6));
     if (config_.model().vit().class_weights()) {
       class_weights_ = torch::tensor(store_.class_weights).to(ctx_.device);
       log("vit: loss weighted by the store's balanced class weights");
@@ -45,7 +44,7 @@ class VitTask : public TrainingTask {
 
   std::string kind() const override { return "vit"; }
   Normalization normalization() const override { return Normalization::kMeanStd; }
-  void broadcast_state() override { broadcast_module_state(*ctx_.comm, *model_); }
+  void broadcast_state() override { parallel_->broadcast_state(); }
 
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t, StepTimes* times) override {
     model_->train();
@@ -56,7 +55,7 @@ class VitTask : public TrainingTask {
     const int n = static_cast<int>(micro.size());
     for (int m = 0; m < n; ++m) {
       // Only the last micro-batch communicates; earlier ones accumulate locally in .grad.
-      buckets_->set_sync_enabled(m == n - 1);
+      parallel_->set_sync_enabled(m == n - 1);
       torch::Tensor logits;
       {
         AutocastScope autocast(precision_, ctx_.device);
@@ -67,7 +66,7 @@ class VitTask : public TrainingTask {
       loss_sum += loss.item<double>();
     }
     times->forward_backward += seconds_since(t);
-    const double norm = synced_optimizer_step(*buckets_, *optimizer_, parameters_,
+    const double norm = synced_optimizer_step(parallel_->buckets(), *optimizer_, parameters_,
                                               config_.optimizer().grad_clip_norm(), times, &scaler_);
     StepOutput out{loss_sum, {{"grad_norm", norm}}};
     if (scaler_.enabled()) out.scalars.emplace_back("loss_scale", scaler_.scale());
@@ -135,7 +134,7 @@ class VitTask : public TrainingTask {
   LossScaler scaler_;
   std::vector<torch::Tensor> parameters_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  std::unique_ptr<GradientBuckets> buckets_;
+  std::unique_ptr<DataParallel> parallel_;
   torch::Tensor class_weights_;
 };
 

@@ -21,7 +21,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "datastore/augment.h"
-#include "datastore/commands.h"
+#include "launcher/commands/commands.h"
 #include "datastore/loader.h"
 #include "datastore/random.h"
 #include "datastore/store.h"

@@ -11,6 +11,8 @@
 #include <sstream>
 #include <vector>
 
+#include "comm/communicator.h"
+#include "launcher/threads.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "datastore/store.h"
@@ -18,6 +20,7 @@
 #include "launcher/commands/commands.h"
 #include "core/config.h"
 #include "core/stopwatch.h"
+#include "models/registry.h"
 #include "trainer/task.h"
 
 namespace facetrain {
@@ -88,11 +91,12 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
   const int64_t threads = int_flag(args, "threads");
   apply_thread_flag(ctx, threads != 0 ? threads : config.distributed().threads_per_rank());
   const StoreInfo info = input_shape(config, args);
-  const std::string kind = model_kind(config);
+  const std::string kind = model_kind_name(model_kind_of(config));
   // Nothing is written: samples and checkpoints belong to runs, not benchmarks.
-  TaskInputs inputs{config, ctx, info, ""};
+  const DataParallelOptions parallel = data_parallel_options(config);
+  TaskInputs inputs{config, ctx, info, "", parallel};
   torch::manual_seed(config.data().seed());
-  std::unique_ptr<TrainingTask> task = make_task(kind, inputs);
+  std::unique_ptr<TrainingTask> task = make_task(inputs);
   agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
   task->broadcast_state();
   log_all(describe(ctx));

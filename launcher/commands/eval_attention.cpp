@@ -8,10 +8,13 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "comm/communicator.h"
+#include "launcher/threads.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "eval/attention.h"
-#include "eval/commands.h"
+#include "eval/image_selection.h"
+#include "launcher/commands/commands.h"
 #include "launcher/commands/eval_flags.h"
 #include "eval/loaded_model.h"
 #include "eval/morph.h"
@@ -111,7 +114,7 @@ int eval_attention_command(int argc, char** argv, ProcessContext& ctx) {
   const std::vector<int64_t> indices = select_images(store, selection);
   const int scale = display_scale(int_flag(args, "scale"), info.height, info.width);
 
-  LoadedModel model = load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), info, "vit", ctx.device);
+  LoadedModel model = load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), info, ModelKind::kVit, ctx.device);
   const VitOptions& vo = model.vit->options();
   const int64_t classes = vo.num_classes, patches = vo.num_patches();
   const int grid = static_cast<int>(vo.grid());

@@ -20,20 +20,6 @@ bool flip_tta_flag(const cxxopts::ParseResult& args) {
   return tta == "flip";
 }
 
-std::vector<int64_t> select_store_indices(const StoreReader& store, const std::string& split) {
-  std::vector<int64_t> indices;
-  if (split == "all") {
-    indices.resize(static_cast<size_t>(store.info().count));
-    for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<int64_t>(i);
-  } else {
-    indices = store.split_indices(parse_split(split, "--split"));
-  }
-  FT_USER_CHECK(!indices.empty(), "--split " << split << ": the store " << store.path() << " has no "
-                                             << (split == "all" ? std::string("images") : split + " images")
-                                             << " (nothing to evaluate)");
-  return indices;
-}
-
 int parse_class_flag(const StoreInfo& store, const std::string& value) {
   const int classes = static_cast<int>(store.class_names.size());
   for (int c = 0; c < classes; ++c) {

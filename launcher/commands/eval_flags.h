@@ -1,6 +1,6 @@
 // Flag handling shared by the eval subcommands: cxxopts parsing with one-line UserErrors that name the
-// flag (common/flags.h), required flags, the --split / --class / --threads values every command reads the
-// same way. Read-only for eval/attention* and eval/morph* (they may include it).
+// flag (launcher/flags.h), required flags, the --split / --class / --threads values every command reads the
+// same way.
 #pragma once
 
 #include <cstdint>
@@ -22,10 +22,6 @@ std::string required_flag(const cxxopts::ParseResult& args, const std::string& n
 // --tta: "none" (default) or "flip" (average each image's and its mirror image's probabilities). True for
 // flip; UserError naming the flag otherwise.
 bool flip_tta_flag(const cxxopts::ParseResult& args);
-
-// The store indices `split` names: "all" (every image) or "train" | "val" | "test" (ascending). Throws
-// UserError naming --split and the store when the selection is empty (e.g. a store without a test split).
-std::vector<int64_t> select_store_indices(const StoreReader& store, const std::string& split);
 
 // A class given by name (exact match of the store's class_names) or by index. Throws UserError naming
 // --class and listing the store's classes.

@@ -3,9 +3,12 @@
 // as metrics.json + predictions.csv and printed as a table. Ranks split the images; each is counted once.
 #include <filesystem>
 
+#include "comm/communicator.h"
+#include "launcher/threads.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "eval/commands.h"
+#include "eval/image_selection.h"
+#include "launcher/commands/commands.h"
 #include "launcher/commands/eval_flags.h"
 #include "eval/loaded_model.h"
 #include "eval/classification.h"
@@ -46,7 +49,7 @@ int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
   StoreReader store(store_path);
   const std::vector<int64_t> indices = select_store_indices(store, split);
   const LoadedModel model =
-      load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), store.info(), "vit", ctx.device);
+      load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), store.info(), ModelKind::kVit, ctx.device);
   log("eval metrics: " + model.source + " on " + std::to_string(indices.size()) + " " + split + " images of " +
       store_path + " (" + std::to_string(ctx.world_size) + " rank" + (ctx.world_size > 1 ? "s" : "") + ")");
 

@@ -3,9 +3,12 @@
 // sheet of the hits and optionally a subset store of them. Ranks split the images; each is counted once.
 #include <filesystem>
 
+#include "comm/communicator.h"
+#include "launcher/threads.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "eval/commands.h"
+#include "eval/image_selection.h"
+#include "launcher/commands/commands.h"
 #include "launcher/commands/eval_flags.h"
 #include "eval/loaded_model.h"
 #include "eval/classification.h"
@@ -71,7 +74,7 @@ int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
   const int cls = parse_class_flag(store.info(), class_flag);
   const std::vector<int64_t> indices = select_store_indices(store, split);
   const LoadedModel model =
-      load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), store.info(), "vit", ctx.device);
+      load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), store.info(), ModelKind::kVit, ctx.device);
   const std::string& class_name = store.info().class_names[cls];
   log("eval mine: " + model.source + " on " + std::to_string(indices.size()) + " images (" + split + ") of " +
       store_path + ", class '" + class_name + "', threshold " + args["threshold"].as<std::string>() + " (" +

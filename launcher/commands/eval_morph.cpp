@@ -13,9 +13,12 @@
 #include <opencv2/videoio.hpp>
 #include <opencv2/videoio/registry.hpp>
 
+#include "comm/communicator.h"
+#include "launcher/threads.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "eval/commands.h"
+#include "eval/image_selection.h"
+#include "launcher/commands/commands.h"
 #include "launcher/commands/eval_flags.h"
 #include "eval/gif_writer.h"
 #include "eval/loaded_model.h"
@@ -173,7 +176,7 @@ int eval_morph_command(int argc, char** argv, ProcessContext& ctx) {
   FT_USER_CHECK(indices.size() >= 2, "a morph needs at least 2 images, the selection has " << indices.size());
   const int scale = display_scale(int_flag(args, "scale"), std::max(info.height, info.width));
 
-  LoadedModel model = load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), info, "vae", ctx.device);
+  LoadedModel model = load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), info, ModelKind::kVae, ctx.device);
   const VaeOptions& vo = model.vae->options();
   const int64_t n = static_cast<int64_t>(indices.size());
   log("morph: " + std::to_string(n) + " images of " + store_path + ", " + std::to_string(frames) +

@@ -4,9 +4,10 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "comm/communicator.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "eval/commands.h"
+#include "launcher/commands/commands.h"
 #include "launcher/commands/eval_flags.h"
 #include "eval/files.h"
 #include "eval/report_html.h"

@@ -8,9 +8,12 @@
 #include <filesystem>
 #include <sstream>
 
+#include "comm/communicator.h"
+#include "launcher/threads.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "eval/commands.h"
+#include "launcher/commands/commands.h"
+#include "models/checkpoint.h"
 #include "launcher/commands/eval_flags.h"
 #include "eval/loaded_model.h"
 #include "eval/files.h"
@@ -93,15 +96,18 @@ int eval_samples_command(int argc, char** argv, ProcessContext& ctx) {
     store = std::make_unique<StoreReader>(store_path);
     shape = store->info();
   } else {
-    shape = trained_input_shape(checkpoint);
+    const std::string path = resolve_checkpoint_path(checkpoint, "--checkpoint");
+    FT_USER_CHECK(!is_safetensors_path(path),
+                  path << ": a safetensors file does not record the image size; pass --store FILE as well");
+    shape = model_input_from_checkpoint(path);
   }
   const LoadedModel gan =
-      load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), shape, "dcgan", ctx.device);
+      load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), shape, ModelKind::kDcgan, ctx.device);
   const int64_t z_size = gan.generator->options().z_size;
   LoadedModel classifier;  // kind "" without --classifier
   if (!classifier_path.empty()) {
     classifier = load_model_for_eval(classifier_path, args["classifier-config"].as<std::string>(), store->info(),
-                                     "vit", ctx.device);
+                                     ModelKind::kVit, ctx.device);
   }
   log("eval samples: " + gan.source + " (" + std::to_string(shape.height) + "x" + std::to_string(shape.width) + "x" +
       std::to_string(shape.channels) + ", z " + std::to_string(z_size) + "), seed " + std::to_string(seed));

@@ -4,10 +4,10 @@
 
 #include "core/error.h"
 #include "core/log.h"
-#include "tools/commands.h"
+#include "launcher/commands/commands.h"
 #include "launcher/flags.h"
 #include "tools/ingest.h"
-#include "tools/stop_signal.h"
+#include "core/stop_signal.h"
 
 namespace facetrain {
 

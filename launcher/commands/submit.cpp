@@ -13,8 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
-#include "slurm/commands.h"
+#include "launcher/commands/commands.h"
 #include "slurm/sbatch_script.h"
 #include "core/config.h"
 
@@ -42,11 +43,11 @@ std::string job_name_for(const proto::RunConfig& config, const std::string& conf
 }
 
 void write_file(const std::string& path, const std::string& text, const std::string& flag) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  FT_USER_CHECK(out.good(), flag << " " << path << ": cannot write the file");
-  out << text;
-  out.close();
-  FT_USER_CHECK(out.good(), flag << " " << path << ": writing failed");
+  try {
+    write_file_atomically(path, text);
+  } catch (const UserError& e) {
+    throw UserError(flag + ": " + e.what());
+  }
   fs::permissions(path, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
                   fs::perm_options::add);
 }

@@ -5,6 +5,7 @@
 #include <cxxopts.hpp>
 #include <iostream>
 
+#include "launcher/threads.h"
 #include "core/error.h"
 #include "launcher/flags.h"
 #include "core/log.h"
@@ -18,7 +19,7 @@ namespace facetrain {
 int train_command(int argc, char** argv, ProcessContext& ctx) {
   cxxopts::Options options(argv[0], "Train a model data-parallel on MPI ranks (mpirun -np N / srun).");
   options.add_options()
-      ("config", "run config, Protobuf text format (configs/*.pbtxt; schema: trainer/config.proto)",
+      ("config", "run config, Protobuf text format (configs/*.pbtxt; schema: core/config.proto)",
        cxxopts::value<std::string>())
       ("set", "override a config field: --set optimizer.lr=3e-4 (repeatable)",
        cxxopts::value<std::vector<std::string>>())

@@ -13,7 +13,7 @@
 
 #include "core/error.h"
 #include "tests/tools/fixtures.h"
-#include "tools/stop_signal.h"
+#include "core/stop_signal.h"
 #include "tools/synth.h"
 
 namespace facetrain {

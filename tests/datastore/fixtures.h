@@ -9,26 +9,9 @@
 #include <vector>
 
 #include "datastore/store.h"
+#include "lib/temp_dir.h"
 
 namespace facetrain::testing {
-
-// A fresh directory under the system temp dir, removed on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / ("facetrain-ds-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 struct FixtureStore {
   std::vector<std::vector<uint8_t>> images;  // HWC

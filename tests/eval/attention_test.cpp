@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "datastore/fixtures.h"
 #include "eval/attention.h"
-#include "eval/commands.h"
+#include "launcher/commands/commands.h"
 #include "eval/visual_fixtures.h"
 #include "models/vae.h"
 #include "models/vit.h"
@@ -191,10 +191,10 @@ class AttentionCommand : public ::testing::Test {
     info_ = store.info();
     torch::manual_seed(5);
     Vit vit(vit_options_from(testing::tiny_vit_config(), info_));
-    vit_checkpoint_ = testing::write_model_checkpoint(dir_.file("vit"), *vit, testing::tiny_vit_config(), info_);
+    vit_checkpoint_ = testing::write_model_checkpoint(dir_.file("vit"), vit.ptr(), testing::tiny_vit_config(), info_);
     vit_ = vit;
     Vae vae(vae_options_from(testing::tiny_vae_config(), info_));
-    vae_checkpoint_ = testing::write_model_checkpoint(dir_.file("vae"), *vae, testing::tiny_vae_config(), info_);
+    vae_checkpoint_ = testing::write_model_checkpoint(dir_.file("vae"), vae.ptr(), testing::tiny_vae_config(), info_);
   }
 
   int run(const std::vector<std::string>& flags) {

@@ -14,7 +14,8 @@
 
 #include "core/error.h"
 #include "datastore/fixtures.h"
-#include "eval/commands.h"
+#include "launcher/commands/commands.h"
+#include "eval/image_selection.h"
 #include "eval/gif_writer.h"
 #include "eval/morph.h"
 #include "eval/visual_fixtures.h"
@@ -284,9 +285,9 @@ class MorphCommand : public ::testing::Test {
     info_ = store.info();
     torch::manual_seed(6);
     Vae vae(vae_options_from(testing::tiny_vae_config(), info_));
-    vae_checkpoint_ = testing::write_model_checkpoint(dir_.file("vae"), *vae, testing::tiny_vae_config(), info_);
+    vae_checkpoint_ = testing::write_model_checkpoint(dir_.file("vae"), vae.ptr(), testing::tiny_vae_config(), info_);
     Vit vit(vit_options_from(testing::tiny_vit_config(), info_));
-    vit_checkpoint_ = testing::write_model_checkpoint(dir_.file("vit"), *vit, testing::tiny_vit_config(), info_);
+    vit_checkpoint_ = testing::write_model_checkpoint(dir_.file("vit"), vit.ptr(), testing::tiny_vit_config(), info_);
   }
 
   int run(const std::vector<std::string>& flags) {

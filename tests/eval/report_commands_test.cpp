@@ -12,8 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "comm/communicator.h"
 #include "core/error.h"
-#include "eval/commands.h"
+#include "launcher/commands/commands.h"
 #include "eval/loaded_model.h"
 #include "eval/mining.h"
 #include "report_fixtures.h"
@@ -110,7 +111,7 @@ Reference reference_scores(const std::string& checkpoint, const std::string& sto
   StoreReader store(store_path);
   Reference r;
   r.indices = store.split_indices(split);
-  const LoadedModel model = load_model_for_eval(checkpoint, "", store.info(), "vit", torch::kCPU);
+  const LoadedModel model = load_model_for_eval(checkpoint, "", store.info(), ModelKind::kVit, torch::kCPU);
   LoaderOptions options;
   options.subset = r.indices;
   options.batch_size = static_cast<int64_t>(r.indices.size());

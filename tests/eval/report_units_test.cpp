@@ -1,7 +1,7 @@
 // Single-process tests of the eval report helpers against hand-computed cases: mining order and threshold
 // edges, mined.csv, metrics.json / predictions.csv forms, latent interpolation, the class histogram's
 // entropy, split and class selection, CSV quoting, base64 (RFC 4648 vectors), the samples' normalization
-// and the report's input errors (the report in a browser: test_eval_report_browser.cpp).
+// and the report's input errors (the report in a browser: report_browser_test.cpp).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "launcher/commands/eval_flags.h"
+#include "eval/image_selection.h"
 #include "eval/classification.h"
 #include "eval/files.h"
 #include "eval/report_html.h"

@@ -1,6 +1,5 @@
-// Fixtures for the eval attention/morph tests: tiny ViT and VAE checkpoints written the way trainer/trainer.cpp
-// writes them (sub-archive "model", "config" text, "model_input"), a one-rank communicator so a command can run
-// in-process as "1 rank" next to an MPI run, and a helper that calls a command with a vector of flags.
+// Fixtures for the eval attention/morph tests: tiny ViT and VAE checkpoints (tests/lib/checkpoint_fixtures.h),
+// a one-rank communicator so a command can run in-process as "1 rank" next to an MPI run, and a helper that calls a command with a vector of flags.
 #pragma once
 
 #include <torch/torch.h>
@@ -15,7 +14,7 @@
 #include "core/config.h"
 #include "models/model_options.h"
 #include "core/process_context.h"
-#include "models/checkpoint_store.h"
+#include "lib/checkpoint_fixtures.h"
 
 namespace facetrain::testing {
 
@@ -82,21 +81,11 @@ inline proto::RunConfig tiny_vae_config() {
   return c;
 }
 
-// Writes a checkpoint of `module` (under "model") with the run config and input shape, as the trainer does.
-// Returns its path.
-inline std::string write_model_checkpoint(const std::string& directory, torch::nn::Module& module,
+// Writes a checkpoint of `module` (a ViT or VAE: registry name "model") through the format's owner
+// (tests/lib/checkpoint_fixtures.h). Returns its path.
+inline std::string write_model_checkpoint(const std::string& directory, const std::shared_ptr<torch::nn::Module>& module,
                                           const proto::RunConfig& config, const StoreInfo& store) {
-  torch::serialize::OutputArchive archive, model_archive;
-  module.save(model_archive);
-  archive.write("model", model_archive);
-  archive.write("config", c10::IValue(to_text(config)));
-  archive.write("model_input",
-                torch::tensor({static_cast<int64_t>(store.height), static_cast<int64_t>(store.width),
-                               static_cast<int64_t>(store.channels), static_cast<int64_t>(store.class_names.size())}));
-  std::ostringstream out;
-  archive.save_to(out);
-  CheckpointStore checkpoints(directory, 1);
-  return checkpoints.write(0, out.str(), "{\"step\": 0}");
+  return write_test_checkpoint(directory, {{"model", module}}, config, store, 0);
 }
 
 }  // namespace facetrain::testing

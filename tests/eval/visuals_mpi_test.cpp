@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "datastore/fixtures.h"
-#include "eval/commands.h"
+#include "launcher/commands/commands.h"
 #include "eval/visual_fixtures.h"
 
 namespace facetrain {
@@ -49,9 +49,9 @@ class VisualsMpi : public ::testing::Test {
       StoreReader store(store_path_);
       torch::manual_seed(8);
       Vit vit(vit_options_from(testing::tiny_vit_config(), store.info()));
-      testing::write_model_checkpoint((dir_ / "vit").string(), *vit, testing::tiny_vit_config(), store.info());
+      testing::write_model_checkpoint((dir_ / "vit").string(), vit.ptr(), testing::tiny_vit_config(), store.info());
       Vae vae(vae_options_from(testing::tiny_vae_config(), store.info()));
-      testing::write_model_checkpoint((dir_ / "vae").string(), *vae, testing::tiny_vae_config(), store.info());
+      testing::write_model_checkpoint((dir_ / "vae").string(), vae.ptr(), testing::tiny_vae_config(), store.info());
     }
     comm_->barrier();
   }

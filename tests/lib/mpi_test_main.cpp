@@ -1,4 +1,4 @@
-// gtest main for tests run under mpirun: initialises MPI through trainer/comm, prints results on rank 0
+// gtest main for tests run under mpirun: initialises MPI through comm/, prints results on rank 0
 // only, and turns any rank's failure into a failing exit code on every rank.
 #include <gtest/gtest.h>
 

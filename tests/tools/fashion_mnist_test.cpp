@@ -4,7 +4,7 @@
 
 #include "datastore/store.h"
 #include "tests/tools/fixtures.h"
-#include "tools/commands.h"
+#include "launcher/commands/commands.h"
 #include "tools/stats.h"
 
 namespace facetrain {

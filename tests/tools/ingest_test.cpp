@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "datastore/store.h"
 #include "tests/tools/fixtures.h"
-#include "tools/commands.h"
+#include "launcher/commands/commands.h"
 #include "tools/ingest.h"
 #include "tools/sources.h"
 

@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "datastore/store.h"
 #include "tests/tools/fixtures.h"
-#include "tools/commands.h"
+#include "launcher/commands/commands.h"
 #include "tools/stats.h"
 #include "tools/synth.h"
 

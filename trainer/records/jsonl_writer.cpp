@@ -1,5 +1,6 @@
 // JsonlWriter (see jsonl_writer.h): nlohmann::ordered_json lines, one write(2) per line on an O_APPEND file.
 #include "trainer/records/jsonl_writer.h"
+#include "core/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -70,15 +71,7 @@ JsonlWriter::JsonlWriter(const std::string& path, int64_t start_step) : path_(pa
     buf << in.rdbuf();
     std::string kept;
     if (keep_lines_up_to(buf.str(), start_step, &kept)) {
-      const std::string tmp = path + ".partial";
-      const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      FT_USER_CHECK(fd >= 0, tmp << ": cannot create: " << std::strerror(errno));
-      write_all(fd, kept, tmp);
-      const bool synced = ::fsync(fd) == 0;
-      ::close(fd);
-      FT_USER_CHECK(synced, tmp << ": fsync failed: " << std::strerror(errno));
-      FT_USER_CHECK(::rename(tmp.c_str(), path.c_str()) == 0,
-                    tmp << ": cannot rename to " << path << ": " << std::strerror(errno));
+      write_file_atomically(path, kept);
     }
   }
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Python reference for facetrain's data-parallel ViT step (`facetrain bench step` under mpirun -np N:
-trainer/bench_step.cpp, trainer/vit_task.cpp, trainer/comm/gradient_sync.cpp): the ViT of vit_step.py trained
+launcher/commands/bench_step.cpp, trainer/vit_task.cpp, comm/gradient_sync.cpp): the ViT of vit_step.py trained
 with PyTorch DistributedDataParallel over gloo on localhost, N processes (torch.multiprocessing.spawn), each with
 its own random batch. Like facetrain's gradient buckets: 25 MB buckets, gradients as views into the buckets,
 buffers not broadcast. Each step starts after a barrier; its time is the max over ranks (all_reduce MAX).

@@ -1,0 +1,18 @@
+// DataParallel (see data_parallel.h).
+#include "comm/data_parallel.h"
+
+#include <utility>
+
+namespace facetrain {
+
+DataParallel::DataParallel(Communicator& comm, torch::nn::Module& module, const DataParallelOptions& options,
+                           std::string name)
+    : comm_(comm), module_(module), parameters_(module.parameters()) {
+  buckets_ = std::make_unique<GradientBuckets>(comm_, parameters_, options.bucket_cap_bytes, std::move(name));
+}
+
+void DataParallel::broadcast_state(int root) { broadcast_module_state(comm_, module_, root); }
+
+void DataParallel::average_buffers() { facetrain::average_buffers(comm_, module_); }
+
+}  // namespace facetrain

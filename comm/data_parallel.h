@@ -1,0 +1,48 @@
+// DataParallel: one module trained data-parallel, as PyTorch's DDP wraps a module and owns its Reducer. It
+// owns the module's gradient buckets (made once from DataParallelOptions, which the trainer builds from the
+// run config's `distributed` section), broadcasts the module's state at the start and averages its buffers.
+// Training tasks describe their modules and losses; nothing else reads communication settings.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "comm/gradient_sync.h"
+
+namespace facetrain {
+
+struct DataParallelOptions {
+  int64_t bucket_cap_bytes = kDefaultBucketCapBytes;  // distributed.bucket_cap_mb
+};
+
+class DataParallel {
+ public:
+  // (collective) every rank, with the same module structure: builds the gradient buckets over the module's
+  // parameters (GradientBuckets' contract applies: gradient_sync.h). `name` labels the buckets in errors.
+  // The communicator and the module must outlive this object.
+  DataParallel(Communicator& comm, torch::nn::Module& module, const DataParallelOptions& options,
+               std::string name = "gradient");
+
+  // The module's parameters, in the order the buckets were built from (for optimizers and clipping).
+  const std::vector<torch::Tensor>& parameters() const { return parameters_; }
+  GradientBuckets& buckets() { return *buckets_; }
+  // Only the backward with sync enabled communicates (gradient accumulation: the last micro-batch).
+  void set_sync_enabled(bool enabled) { buckets_->set_sync_enabled(enabled); }
+
+  // (collective) Makes every rank's parameters and buffers equal to root's (once, at the start).
+  void broadcast_state(int root = 0);
+  // (collective) Averages the module's floating-point buffers (BatchNorm running statistics) over ranks.
+  void average_buffers();
+
+ private:
+  Communicator& comm_;
+  torch::nn::Module& module_;
+  std::vector<torch::Tensor> parameters_;
+  std::unique_ptr<GradientBuckets> buckets_;
+};
+
+}  // namespace facetrain

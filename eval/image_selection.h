@@ -1,0 +1,36 @@
+// Which store images an eval command works on: a whole split, or a selection by --indices, by a mined.csv
+// (--mined) or the first --count of a --split. Also reads the "index" column of CSVs that `eval mine` writes
+// (a VAE's fine-tuning subset is such a file).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "datastore/store.h"
+
+namespace facetrain {
+
+// The store indices `split` names: "all" (every image) or "train" | "val" | "test" (ascending). Throws
+// UserError naming --split and the store when the selection is empty (e.g. a store without a test split).
+std::vector<int64_t> select_store_indices(const StoreReader& store, const std::string& split);
+
+// Exactly one source of images; `count` caps it. Indices are store indices (as predictions.csv and mined.csv
+// of the other eval commands list them), kept in the order given.
+struct ImageSelectionFlags {
+  std::string indices;     // --indices "0,5,9"
+  std::string mined;       // --mined FILE: a CSV with a header naming an "index" column (eval mine's mined.csv)
+  std::string split;       // --split: with neither of the above, the first `count` images of this split
+  int64_t count = 0;       // --count: how many (> 0); with --mined the first `count` rows; not with --indices
+  bool count_given = false;
+};
+
+// Throws UserError naming the flag or file: both --indices and --mined, --indices with an explicit --count,
+// a malformed index, an index outside the store, a CSV without an "index" column, or an empty selection.
+std::vector<int64_t> select_images(const StoreReader& store, const ImageSelectionFlags& flags);
+
+// Store indices from a CSV with a header line naming an "index" column (RFC 4180 quoting allowed in any field).
+// `what` (the flag or config field) starts every error line.
+std::vector<int64_t> read_index_column(const std::string& csv_path, const std::string& what = "--mined");
+
+}  // namespace facetrain

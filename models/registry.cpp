@@ -1,0 +1,101 @@
+// The model registry (see registry.h): one switch per question, no default.
+#include "models/registry.h"
+
+#include "core/error.h"
+#include "models/checkpoint.h"
+#include "models/dcgan.h"
+#include "models/model_options.h"
+#include "models/pretrained.h"
+#include "models/vae.h"
+#include "models/vit.h"
+
+namespace facetrain {
+
+ModelKind model_kind_of(const proto::RunConfig& config, const std::string& source) {
+  switch (config.model().kind_case()) {
+    case proto::ModelConfig::kVit: return ModelKind::kVit;
+    case proto::ModelConfig::kDcgan: return ModelKind::kDcgan;
+    case proto::ModelConfig::kVae: return ModelKind::kVae;
+    case proto::ModelConfig::KIND_NOT_SET: break;
+  }
+  throw UserError(source + ": field 'model' must set one of vit, dcgan, vae");
+}
+
+const char* model_kind_name(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::kVit: return "vit";
+    case ModelKind::kDcgan: return "dcgan";
+    case ModelKind::kVae: return "vae";
+  }
+  FT_CHECK(false, "unknown model kind " << static_cast<int>(kind));
+}
+
+Normalization model_normalization(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::kVit: return Normalization::kMeanStd;
+    case ModelKind::kDcgan: return Normalization::kMinusOneOne;
+    case ModelKind::kVae: return Normalization::kMinusOneOne;
+  }
+  FT_CHECK(false, "unknown model kind " << static_cast<int>(kind));
+}
+
+bool is_classifier(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::kVit: return true;
+    case ModelKind::kDcgan: return false;
+    case ModelKind::kVae: return false;
+  }
+  FT_CHECK(false, "unknown model kind " << static_cast<int>(kind));
+}
+
+std::vector<NamedModule> build_model_modules(const proto::RunConfig& config, const StoreInfo& input) {
+  switch (model_kind_of(config)) {
+    case ModelKind::kVit: return {{"model", Vit(vit_options_from(config, input)).ptr()}};
+    case ModelKind::kDcgan: {
+      const DcganOptions options = dcgan_options_from(config, input);
+      return {{"generator", DcganGenerator(options).ptr()}, {"discriminator", DcganDiscriminator(options).ptr()}};
+    }
+    case ModelKind::kVae: return {{"model", Vae(vae_options_from(config, input)).ptr()}};
+  }
+  FT_CHECK(false, "unknown model kind");
+}
+
+void load_model_modules(ModelKind kind, std::vector<NamedModule>& modules, const std::string& path) {
+  const bool safetensors = is_safetensors_path(path);
+  const bool prefixed = modules.size() > 1;
+  switch (kind) {
+    case ModelKind::kVit:
+      if (safetensors) {
+        // Facetrain's own export or a Hugging Face / timm file: the pretrained loader handles all three.
+        auto vit = std::dynamic_pointer_cast<VitImpl>(modules.at(0).module);
+        FT_CHECK(vit != nullptr, "registry: the ViT's module is not a VitImpl");
+        Vit holder(vit);
+        load_vit_weights(holder, path);
+        return;
+      }
+      break;
+    case ModelKind::kDcgan:
+    case ModelKind::kVae:
+      break;
+  }
+  for (auto& m : modules) load_module_weights(*m.module, path, m.name, prefixed ? m.name + "." : "");
+}
+
+void save_model_modules(torch::serialize::OutputArchive& archive, const std::vector<NamedModule>& modules) {
+  for (const auto& m : modules) {
+    torch::serialize::OutputArchive sub;
+    m.module->save(sub);
+    archive.write(m.name, sub);
+  }
+}
+
+TensorMap model_modules_to_tensors(const std::vector<NamedModule>& modules) {
+  if (modules.size() == 1) return module_to_tensors(*modules[0].module);
+  TensorMap tensors;
+  for (const auto& m : modules) {
+    for (auto& [name, t] : module_to_tensors(*m.module, m.name + ".")) tensors[name] = t;
+  }
+  return tensors;
+}
+
+}  // namespace facetrain

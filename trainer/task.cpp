@@ -1,0 +1,24 @@
+// The training-side registration of model kinds (see task.h): one switch, no default.
+#include "trainer/task.h"
+
+#include "core/error.h"
+#include "models/registry.h"
+
+namespace facetrain {
+
+std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs) {
+  switch (model_kind_of(inputs.config)) {
+    case ModelKind::kVit: return make_vit_task(inputs);
+    case ModelKind::kDcgan: return make_dcgan_task(inputs);
+    case ModelKind::kVae: return make_vae_task(inputs);
+  }
+  FT_CHECK(false, "unknown model kind");
+}
+
+DataParallelOptions data_parallel_options(const proto::RunConfig& config) {
+  DataParallelOptions o;
+  o.bucket_cap_bytes = static_cast<int64_t>(config.distributed().bucket_cap_mb() * 1e6);
+  return o;
+}
+
+}  // namespace facetrain
