@@ -1,48 +1,56 @@
-// Flag parsing shared by every subcommand: cxxopts errors and bad numbers become one-line UserErrors
-// that name the flag (cxxopts' own "Argument 'x' failed to parse" does not say which flag).
+// The flags of one subcommand, declared once and parsed once: every subcommand in launcher/commands/ goes
+// through CommandLine, so every mistake is one UserError line that names the flag (cxxopts' own messages,
+// e.g. "Argument 'abc' failed to parse", name no flag), --help works the same everywhere and a stray
+// argument is an error. cxxopts stays behind this header (launcher/ only).
 #pragma once
 
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <string>
-
-#include <cxxopts.hpp>
-
-#include "core/error.h"
+#include <vector>
 
 namespace facetrain {
 
-inline cxxopts::ParseResult parse_flags(cxxopts::Options& options, int argc, char** argv) {
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    throw UserError(std::string(argv[0]) + ": " + e.what());
-  }
-  FT_USER_CHECK(args.unmatched().empty(), argv[0] << ": unexpected argument '" << args.unmatched().front() << "'");
-  return args;
-}
+class CommandLine {
+ public:
+  // `argv[0]` is "facetrain <command>" (the launcher sets it); `summary` heads the help text.
+  CommandLine(const std::string& program, const std::string& summary);
+  ~CommandLine();
+  CommandLine(const CommandLine&) = delete;
+  CommandLine& operator=(const CommandLine&) = delete;
 
-// Numeric flags are declared as strings and converted here so a bad value names its flag.
-inline int64_t int_flag(const cxxopts::ParseResult& args, const std::string& name) {
-  const std::string text = args[name].as<std::string>();
-  try {
-    size_t used = 0;
-    const long long value = std::stoll(text, &used);
-    if (used == text.size()) return value;
-  } catch (const std::logic_error&) {
-  }
-  throw UserError("--" + name + " '" + text + "' is not an integer");
-}
+  // Declarations, in the order --help lists them. All values are read as text and converted on access, so
+  // a bad number names its flag.
+  CommandLine& text(const std::string& name, const std::string& help, const std::string& fallback = "");
+  // A text flag that must be given: "<program>: --name is required (help)".
+  CommandLine& required(const std::string& name, const std::string& help);
+  CommandLine& toggle(const std::string& name, const std::string& help);     // no value
+  CommandLine& repeated(const std::string& name, const std::string& help);   // --name a --name b
+  // Lines printed after the flags in --help (e.g. "Examples:" with commands).
+  CommandLine& examples(const std::string& text);
+  // The one positional argument (e.g. stats FILE); required.
+  CommandLine& positional(const std::string& name, const std::string& help);
 
-inline double double_flag(const cxxopts::ParseResult& args, const std::string& name) {
-  const std::string text = args[name].as<std::string>();
-  try {
-    size_t used = 0;
-    const double value = std::stod(text, &used);
-    if (used == text.size()) return value;
-  } catch (const std::logic_error&) {
-  }
-  throw UserError("--" + name + " '" + text + "' is not a number");
-}
+  // Parses argv (argv[0] included). Returns false after printing the help for -h/--help: the command then
+  // returns 0. Throws UserError for an unknown flag, a stray argument or a missing required flag.
+  bool parse(int argc, char** argv);
+
+  const std::string& program() const { return program_; }
+  bool given(const std::string& name) const;  // set on the command line (for toggles: switched on)
+  std::string get(const std::string& name) const;
+  std::vector<std::string> all(const std::string& name) const;  // a repeated flag's values, in order
+  // Integer and floating-point values: UserError "--name 'x' is not an integer" / "... must be >= min, got v".
+  int64_t integer(const std::string& name, int64_t min = std::numeric_limits<int64_t>::min()) const;
+  double number(const std::string& name) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string program_;
+  std::string positional_;
+  std::string examples_;
+  std::vector<std::string> required_;
+};
 
 }  // namespace facetrain

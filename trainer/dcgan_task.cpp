@@ -53,8 +53,6 @@ class DcganTask : public TrainingTask {
         std::to_string(count_parameters(*discriminator_)) + " parameters");
   }
 
-  std::string kind() const override { return "dcgan"; }
-  Normalization normalization() const override { return Normalization::kMinusOneOne; }
   void broadcast_state() override {
     g_parallel_->broadcast_state();
     d_parallel_->broadcast_state();
@@ -140,31 +138,12 @@ class DcganTask : public TrainingTask {
   }
 
   void save(torch::serialize::OutputArchive& archive) override {
-    torch::serialize::OutputArchive g, d, go, dopt;
-    generator_->save(g);
-    discriminator_->save(d);
-    g_optimizer_->save(go);
-    d_optimizer_->save(dopt);
-    archive.write("generator", g);
-    archive.write("discriminator", d);
-    archive.write("generator_optimizer", go);
-    archive.write("discriminator_optimizer", dopt);
-    d_scaler_.save(archive, "discriminator_loss_scaler");
-    g_scaler_.save(archive, "generator_loss_scaler");
+    save_training_state(archive, "generator", "generator_", *generator_, *g_optimizer_, g_scaler_);
+    save_training_state(archive, "discriminator", "discriminator_", *discriminator_, *d_optimizer_, d_scaler_);
   }
-
   void load(torch::serialize::InputArchive& archive) override {
-    torch::serialize::InputArchive g, d, go, dopt;
-    archive.read("generator", g);
-    archive.read("discriminator", d);
-    archive.read("generator_optimizer", go);
-    archive.read("discriminator_optimizer", dopt);
-    generator_->load(g);
-    discriminator_->load(d);
-    g_optimizer_->load(go);
-    d_optimizer_->load(dopt);
-    d_scaler_.load(archive, "discriminator_loss_scaler");
-    g_scaler_.load(archive, "generator_loss_scaler");
+    load_training_state(archive, "generator", "generator_", *generator_, *g_optimizer_, g_scaler_);
+    load_training_state(archive, "discriminator", "discriminator_", *discriminator_, *d_optimizer_, d_scaler_);
   }
 
  private:

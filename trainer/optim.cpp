@@ -45,4 +45,25 @@ double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& 
   return norm;
 }
 
+void save_training_state(torch::serialize::OutputArchive& archive, const std::string& name, const std::string& prefix,
+                         const torch::nn::Module& module, const torch::optim::Optimizer& optimizer,
+                         const LossScaler& scaler) {
+  torch::serialize::OutputArchive module_archive, optimizer_archive;
+  module.save(module_archive);
+  optimizer.save(optimizer_archive);
+  archive.write(name, module_archive);
+  archive.write(prefix + "optimizer", optimizer_archive);
+  scaler.save(archive, prefix + "loss_scaler");
+}
+
+void load_training_state(torch::serialize::InputArchive& archive, const std::string& name, const std::string& prefix,
+                         torch::nn::Module& module, torch::optim::Optimizer& optimizer, LossScaler& scaler) {
+  torch::serialize::InputArchive module_archive, optimizer_archive;
+  archive.read(name, module_archive);
+  archive.read(prefix + "optimizer", optimizer_archive);
+  module.load(module_archive);
+  optimizer.load(optimizer_archive);
+  scaler.load(archive, prefix + "loss_scaler");
+}
+
 }  // namespace facetrain

@@ -1,5 +1,5 @@
 // A TrainingTask is the model-specific half of training (ViT classifier, DCGAN, VAE): it owns the modules,
-// optimizers and gradient sync, and runs one optimizer step on a set of micro-batches. The generic loop in
+// optimizers and gradient sync (DataParallel), and runs one optimizer step on a set of micro-batches. The generic loop in
 // trainer.cpp owns data, schedule, checkpoints, signals, logs and the run summary.
 #pragma once
 
@@ -33,9 +33,6 @@ struct StepOutput {
 class TrainingTask {
  public:
   virtual ~TrainingTask() = default;
-  virtual std::string kind() const = 0;
-  // How the loader scales pixels for this model.
-  virtual Normalization normalization() const = 0;
   // (collective) Makes every rank's parameters and buffers equal to rank 0's.
   virtual void broadcast_state() = 0;
   // (collective) One optimizer step: forward/backward on each micro-batch, gradient sync, step(s) at lr.

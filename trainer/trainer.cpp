@@ -47,7 +47,7 @@ LoaderOptions loader_options(const proto::RunConfig& c, const ProcessContext& ct
   o.threads = c.data().loader_threads();
   o.prefetch_batches = c.data().prefetch_batches();
   o.chunk_shuffle = c.data().chunk_shuffle();
-  o.normalization = task.normalization();
+  o.normalization = model_normalization(model_kind_of(c));
   o.subset = task.training_subset();
   const auto& a = c.augmentation();
   o.augment.rotation_range = a.rotation_range();
@@ -71,7 +71,7 @@ void save_checkpoint(TrainingTask& task, CheckpointStore* store, const Position&
   if (ctx.rank == 0) {
     std::ostringstream meta;
     meta << "{\"step\": " << pos.step << ", \"epoch\": " << pos.epoch << ", \"batch_in_epoch\": " << pos.batch_in_epoch
-         << ", \"model\": \"" << task.kind() << "\", \"world_size\": " << ctx.world_size << "}";
+         << ", \"model\": \"" << model_kind_name(model_kind_of(config)) << "\", \"world_size\": " << ctx.world_size << "}";
     const std::string payload = write_checkpoint_payload(
         [&](torch::serialize::OutputArchive& archive) { task.save(archive); }, pos, config, store_info);
     const std::string path = store->write(pos.step, payload, meta.str());

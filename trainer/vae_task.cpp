@@ -56,7 +56,6 @@ class VaeTask : public TrainingTask {
         (perceptual_ ? ", perceptual " + config_.model().vae().perceptual().network() : ", no perceptual term"));
   }
 
-  std::string kind() const override { return "vae"; }
   std::vector<int64_t> training_subset() const override {
     const std::string& csv = config_.model().vae().subset();
     if (csv.empty()) return {};
@@ -64,7 +63,6 @@ class VaeTask : public TrainingTask {
     FT_USER_CHECK(!indices.empty(), "model.vae.subset: " << csv << " lists no images");
     return indices;
   }
-  Normalization normalization() const override { return Normalization::kMinusOneOne; }
   void broadcast_state() override { parallel_->broadcast_state(); }
 
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t, StepTimes* times) override {
@@ -151,21 +149,10 @@ class VaeTask : public TrainingTask {
   }
 
   void save(torch::serialize::OutputArchive& archive) override {
-    torch::serialize::OutputArchive model_archive, optimizer_archive;
-    model_->save(model_archive);
-    optimizer_->save(optimizer_archive);
-    archive.write("model", model_archive);
-    archive.write("optimizer", optimizer_archive);
-    scaler_.save(archive, "loss_scaler");
+    save_training_state(archive, "model", "", *model_, *optimizer_, scaler_);
   }
-
   void load(torch::serialize::InputArchive& archive) override {
-    torch::serialize::InputArchive model_archive, optimizer_archive;
-    archive.read("model", model_archive);
-    archive.read("optimizer", optimizer_archive);
-    model_->load(model_archive);
-    optimizer_->load(optimizer_archive);
-    scaler_.load(archive, "loss_scaler");
+    load_training_state(archive, "model", "", *model_, *optimizer_, scaler_);
   }
 
  private:

@@ -42,8 +42,6 @@ class VitTask : public TrainingTask {
         std::to_string(model_->options().tokens()) + " tokens per image");
   }
 
-  std::string kind() const override { return "vit"; }
-  Normalization normalization() const override { return Normalization::kMeanStd; }
   void broadcast_state() override { parallel_->broadcast_state(); }
 
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t, StepTimes* times) override {
@@ -99,21 +97,10 @@ class VitTask : public TrainingTask {
   }
 
   void save(torch::serialize::OutputArchive& archive) override {
-    torch::serialize::OutputArchive model_archive, optimizer_archive;
-    model_->save(model_archive);
-    optimizer_->save(optimizer_archive);
-    archive.write("model", model_archive);
-    archive.write("optimizer", optimizer_archive);
-    scaler_.save(archive, "loss_scaler");
+    save_training_state(archive, "model", "", *model_, *optimizer_, scaler_);
   }
-
   void load(torch::serialize::InputArchive& archive) override {
-    torch::serialize::InputArchive model_archive, optimizer_archive;
-    archive.read("model", model_archive);
-    archive.read("optimizer", optimizer_archive);
-    model_->load(model_archive);
-    optimizer_->load(optimizer_archive);
-    scaler_.load(archive, "loss_scaler");
+    load_training_state(archive, "model", "", *model_, *optimizer_, scaler_);
   }
 
   double train_flops_per_image() const override { return 3.0 * vit_flops_per_image(model_->options()); }

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <cxxopts.hpp>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -22,6 +21,7 @@
 #include "core/log.h"
 #include "datastore/augment.h"
 #include "launcher/commands/commands.h"
+#include "launcher/flags.h"
 #include "datastore/loader.h"
 #include "datastore/random.h"
 #include "datastore/store.h"
@@ -103,58 +103,43 @@ void generate_noise_store(const std::string& path, int64_t count, int size, int 
 }  // namespace
 
 int bench_loader_command(int argc, char** argv) {
-  cxxopts::Options options(argv[0], "Images/s per rank of the data path: raw reads, normalized batches, "
-                                    "full augmentation, beside memcpy. Pin to one core with `taskset -c 0`.");
-  options.add_options()
-      ("file", "store to read (HDF5, from facetrain ingest/synth)", cxxopts::value<std::string>())
-      ("split", "train | val | test", cxxopts::value<std::string>()->default_value("train"))
-      ("batch", "batch size per rank", cxxopts::value<int64_t>()->default_value("256"))
-      ("threads", "loader worker threads (plus one I/O thread)", cxxopts::value<int>()->default_value("1"))
-      ("prefetch", "loader prefetch depth in batches", cxxopts::value<int>()->default_value("4"))
-      ("seconds", "duration of one repetition", cxxopts::value<double>()->default_value("1"))
-      ("repeats", "repetitions per row (the table shows their median)", cxxopts::value<int>()->default_value("5"))
-      ("generate", "first write FILE as N random-noise images (when FILE does not exist)",
-       cxxopts::value<int64_t>()->default_value("0"))
-      ("size", "image size for --generate", cxxopts::value<int>()->default_value("64"))
-      ("channels", "channels for --generate (1 or 3)", cxxopts::value<int>()->default_value("3"))
-      ("no-simd", "time the portable scalar augmentation kernel instead of AVX2")
-      ("cold", "skip reading FILE once before timing (then the first rows may measure the disk)")
-      ("h,help", "show this help");
-  options.parse_positional({"file"});
-  options.positional_help("FILE");
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    throw UserError(std::string(argv[0]) + ": " + e.what());
-  }
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
-  FT_USER_CHECK(args.count("file"), argv[0] << ": a store FILE is required");
-  const std::string path = args["file"].as<std::string>();
-  const int64_t batch = args["batch"].as<int64_t>();
-  const int threads = args["threads"].as<int>();
-  const int prefetch = args["prefetch"].as<int>();
-  const double seconds = args["seconds"].as<double>();
-  const int repeats = args["repeats"].as<int>();
-  const Split split = parse_split(args["split"].as<std::string>(), "--split");
+  CommandLine cli(argv[0], "Images/s per rank of the data path: raw reads, normalized batches, " "full augmentation, beside memcpy. Pin to one core with `taskset -c 0`.");
+  cli.positional("file", "store to read (HDF5, from facetrain ingest/synth)")
+      .text("split", "train | val | test", "train")
+      .text("batch", "batch size per rank", "256")
+      .text("threads", "loader worker threads (plus one I/O thread)", "1")
+      .text("prefetch", "loader prefetch depth in batches", "4")
+      .text("seconds", "duration of one repetition", "1")
+      .text("repeats", "repetitions per row (the table shows their median)", "5")
+      .text("generate", "first write FILE as N random-noise images (when FILE does not exist)", "0")
+      .text("size", "image size for --generate", "64")
+      .text("channels", "channels for --generate (1 or 3)", "3")
+      .toggle("no-simd", "time the portable scalar augmentation kernel instead of AVX2")
+      .toggle("cold", "skip reading FILE once before timing (then the first rows may measure the disk)");
+  if (!cli.parse(argc, argv)) return 0;
+  FT_USER_CHECK(cli.given("file"), argv[0] << ": a store FILE is required");
+  const std::string path = cli.get("file");
+  const int64_t batch = cli.integer("batch");
+  const int threads = static_cast<int>(cli.integer("threads"));
+  const int prefetch = static_cast<int>(cli.integer("prefetch"));
+  const double seconds = cli.number("seconds");
+  const int repeats = static_cast<int>(cli.integer("repeats"));
+  const Split split = parse_split(cli.get("split"), "--split");
   FT_USER_CHECK(batch >= 1, "--batch must be at least 1");
   FT_USER_CHECK(threads >= 1, "--threads must be at least 1");
   FT_USER_CHECK(seconds > 0, "--seconds must be positive");
   FT_USER_CHECK(repeats >= 1, "--repeats must be at least 1");
-  const int64_t generate = args["generate"].as<int64_t>();
+  const int64_t generate = cli.integer("generate");
   if (generate > 0 && !std::filesystem::exists(path)) {
-    const int size = args["size"].as<int>(), channels = args["channels"].as<int>();
+    const int size = static_cast<int>(cli.integer("size")), channels = static_cast<int>(cli.integer("channels"));
     FT_USER_CHECK(size >= 1 && (channels == 1 || channels == 3), "--size/--channels: bad image shape");
     log("bench loader: writing " + std::to_string(generate) + " noise images to " + path);
     generate_noise_store(path, generate, size, channels);
   }
   torch::set_num_threads(1);  // the loader fills tensors itself; no intra-op work here
-  if (args.count("no-simd")) set_augment_simd(false);
+  if (cli.given("no-simd")) set_augment_simd(false);
 
-  if (!args.count("cold")) {
+  if (!cli.given("cold")) {
     // Every row should see the same (page-cached) file: read it once, sequentially.
     std::ifstream in(path, std::ios::binary);
     std::vector<char> block(8 << 20);

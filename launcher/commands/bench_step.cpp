@@ -6,7 +6,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cxxopts.hpp>
 #include <filesystem>
 #include <sstream>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "datastore/store.h"
+#include "launcher/commands/flag_groups.h"
 #include "launcher/flags.h"
 #include "launcher/commands/commands.h"
 #include "core/config.h"
@@ -31,22 +31,22 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-int bounded_int_flag(const cxxopts::ParseResult& args, const std::string& name, int lo, int hi) {
-  const int64_t v = int_flag(args, name);
+int bounded_int_flag(const CommandLine& cli, const std::string& name, int lo, int hi) {
+  const int64_t v = cli.integer(name);
   FT_USER_CHECK(v >= lo && v <= hi, "--" << name << " " << v << " is out of range [" << lo << ", " << hi << "]");
   return static_cast<int>(v);
 }
 
 // The model's input shape: the config's store when it exists, each flag overriding it.
-StoreInfo input_shape(const proto::RunConfig& config, const cxxopts::ParseResult& args) {
+StoreInfo input_shape(const proto::RunConfig& config, const CommandLine& cli) {
   StoreInfo info;
   const std::string& path = config.data().store();
   const bool have_store = !path.empty() && std::filesystem::exists(path);
   if (have_store) info = StoreReader(path).info();
-  if (args.count("image")) info.height = info.width = bounded_int_flag(args, "image", 1, 4096);
-  if (args.count("channels")) info.channels = bounded_int_flag(args, "channels", 1, 4);
-  if (args.count("classes")) {
-    const int classes = bounded_int_flag(args, "classes", 2, 100000);
+  if (cli.given("image")) info.height = info.width = bounded_int_flag(cli, "image", 1, 4096);
+  if (cli.given("channels")) info.channels = bounded_int_flag(cli, "channels", 1, 4);
+  if (cli.given("classes")) {
+    const int classes = bounded_int_flag(cli, "classes", 2, 100000);
     info.class_names.clear();
     for (int k = 0; k < classes; ++k) info.class_names.push_back("class" + std::to_string(k));
   }
@@ -62,35 +62,21 @@ StoreInfo input_shape(const proto::RunConfig& config, const cxxopts::ParseResult
 }  // namespace
 
 int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
-  cxxopts::Options options(argv[0],
-                           "Time the training step of a config's model on random in-memory batches (mpirun -np N "
-                           "for N ranks; the gradient sync is the trainer's own).");
-  options.add_options()
-      ("config", "run config (configs/*.pbtxt): model, optimizer, batch size, accumulation", cxxopts::value<std::string>())
-      ("set", "override a config field: --set data.batch_size=64 (repeatable)",
-       cxxopts::value<std::vector<std::string>>())
-      ("steps", "timed steps (the median is reported)", cxxopts::value<std::string>()->default_value("10"))
-      ("warmup", "untimed steps first", cxxopts::value<std::string>()->default_value("2"))
-      ("image", "image size (default: the config's store)", cxxopts::value<std::string>())
-      ("channels", "image channels (default: the config's store)", cxxopts::value<std::string>())
-      ("classes", "classes (default: the config's store)", cxxopts::value<std::string>())
-      ("threads", "compute threads per rank (default: distributed.threads_per_rank, else cores/ranks per node)",
-       cxxopts::value<std::string>()->default_value("0"))
-      ("h,help", "show this help");
-  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
-  FT_USER_CHECK(args.count("config"), argv[0] << ": --config FILE is required (see configs/)");
-  const std::vector<std::string> overrides =
-      args.count("set") ? args["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  proto::RunConfig config = load_run_config(args["config"].as<std::string>(), overrides);
-  const int steps = bounded_int_flag(args, "steps", 1, 100000);
-  const int warmup = bounded_int_flag(args, "warmup", 0, 100000);
-  const int64_t threads = int_flag(args, "threads");
+  CommandLine cli(argv[0], "Time the training step of a config's model on random in-memory batches (mpirun -np N " "for N ranks; the gradient sync is the trainer's own).");
+  declare_config_flags(cli, "run config (configs/*.pbtxt): model, optimizer, batch size, accumulation");
+  cli.text("steps", "timed steps (the median is reported)", "10")
+      .text("warmup", "untimed steps first", "2")
+      .text("image", "image size (default: the config's store)")
+      .text("channels", "image channels (default: the config's store)")
+      .text("classes", "classes (default: the config's store)")
+      .text("threads", "compute threads per rank (default: distributed.threads_per_rank, else cores/ranks per node)", "0");
+  if (!cli.parse(argc, argv)) return 0;
+  proto::RunConfig config = config_from_flags(cli);
+  const int steps = bounded_int_flag(cli, "steps", 1, 100000);
+  const int warmup = bounded_int_flag(cli, "warmup", 0, 100000);
+  const int64_t threads = cli.integer("threads");
   apply_thread_flag(ctx, threads != 0 ? threads : config.distributed().threads_per_rank());
-  const StoreInfo info = input_shape(config, args);
+  const StoreInfo info = input_shape(config, cli);
   const std::string kind = model_kind_name(model_kind_of(config));
   // Nothing is written: samples and checkpoints belong to runs, not benchmarks.
   const DataParallelOptions parallel = data_parallel_options(config);
@@ -108,7 +94,7 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
   std::vector<Batch> micro(accumulation);
   for (auto& b : micro) {
     const std::vector<int64_t> shape{batch, info.channels, info.height, info.width};
-    b.images = task->normalization() == Normalization::kMeanStd ? torch::randn(shape)
+    b.images = model_normalization(model_kind_of(config)) == Normalization::kMeanStd ? torch::randn(shape)
                                                                 : torch::rand(shape) * 2 - 1;
     b.labels = torch::randint(static_cast<int64_t>(info.class_names.size()), {batch}, torch::kInt64);
     b.indices = torch::arange(batch, torch::kInt64);

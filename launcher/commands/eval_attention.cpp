@@ -15,7 +15,8 @@
 #include "eval/attention.h"
 #include "eval/image_selection.h"
 #include "launcher/commands/commands.h"
-#include "launcher/commands/eval_flags.h"
+#include "launcher/flags.h"
+#include "launcher/commands/flag_groups.h"
 #include "eval/loaded_model.h"
 #include "eval/morph.h"
 #include "eval/files.h"
@@ -64,57 +65,33 @@ std::vector<float> row_vector(const torch::Tensor& row) {
 }  // namespace
 
 int eval_attention_command(int argc, char** argv, ProcessContext& ctx) {
-  cxxopts::Options options(argv[0], "ViT attention maps of store images: the last block's class-token attention "
-                                    "(heads averaged) and attention rollout, overlaid as heat maps.");
-  options.add_options()
-      ("checkpoint", "ViT checkpoint (.ckpt), run directory (newest valid checkpoint) or .safetensors",
-       cxxopts::value<std::string>())
-      ("model-config", "run config (.pbtxt) describing the model; required with a .safetensors file",
-       cxxopts::value<std::string>()->default_value(""))
-      ("store", "HDF5 store with the images", cxxopts::value<std::string>())
-      ("split", "train | val | test | all: where --count takes its first images", cxxopts::value<std::string>()->default_value("test"))
-      ("indices", "store indices, e.g. 0,5,9 (as predictions.csv / mined.csv list them)",
-       cxxopts::value<std::string>()->default_value(""))
-      ("mined", "CSV with an \"index\" column (eval mine's mined.csv): its images, at most --count",
-       cxxopts::value<std::string>()->default_value(""))
-      ("count", "number of images (first of --split, or of --mined)", cxxopts::value<std::string>()->default_value("16"))
-      ("method", "cls | rollout | both", cxxopts::value<std::string>()->default_value("both"))
-      ("output", "output directory", cxxopts::value<std::string>())
-      ("alpha", "heat-map opacity in [0, 1]", cxxopts::value<std::string>()->default_value("0.5"))
-      ("scale", "integer display upscale of the images (0: automatic, >= 128 px)",
-       cxxopts::value<std::string>()->default_value("0"))
-      ("batch-size", "images per forward pass per rank", cxxopts::value<std::string>()->default_value("32"))
-      ("threads", "compute threads per rank; the default 1 makes the outputs bitwise identical on any number of "
-                  "ranks (more threads change float rounding); 0: the launcher's per-core choice",
-       cxxopts::value<std::string>()->default_value("1"))
-      ("h,help", "show this help");
-  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
-  const std::string checkpoint = required_flag(args, "checkpoint", argv[0], "the ViT to explain");
-  const std::string store_path = required_flag(args, "store", argv[0], "the images");
-  const std::string output = required_flag(args, "output", argv[0], "where the maps go");
-  const Methods methods = parse_method(args["method"].as<std::string>());
-  const double alpha = double_flag(args, "alpha");
+  CommandLine cli(argv[0], "ViT attention maps of store images: the last block's class-token attention (heads "
+                           "averaged) and attention rollout, overlaid as heat maps.");
+  declare_model_flags(cli, "ViT checkpoint (.ckpt), run directory (newest valid checkpoint) or .safetensors");
+  cli.required("store", "HDF5 store with the images").required("output", "output directory");
+  declare_selection_flags(cli, "test", "16");
+  cli.text("method", "cls | rollout | both", "both")
+      .text("alpha", "heat-map opacity in [0, 1]", "0.5")
+      .text("scale", "integer display upscale of the images (0: automatic, >= 128 px)", "0")
+      .text("batch-size", "images per forward pass per rank", "32")
+      .text("threads", kBitwiseThreadsHelp, "1");
+  if (!cli.parse(argc, argv)) return 0;
+  const std::string checkpoint = cli.get("checkpoint");
+  const std::string store_path = cli.get("store");
+  const std::string output = cli.get("output");
+  const Methods methods = parse_method(cli.get("method"));
+  const double alpha = cli.number("alpha");
   FT_USER_CHECK(alpha >= 0 && alpha <= 1, "--alpha must be in [0, 1], got " << alpha);
-  const int64_t batch_size = int_flag(args, "batch-size");
+  const int64_t batch_size = cli.integer("batch-size");
   FT_USER_CHECK(batch_size >= 1, "--batch-size must be >= 1, got " << batch_size);
-  apply_thread_flag(ctx, int_flag(args, "threads"));
+  apply_thread_flag(ctx, cli.integer("threads"));
 
   StoreReader store(store_path);
   const StoreInfo& info = store.info();
-  ImageSelectionFlags selection;
-  selection.indices = args["indices"].as<std::string>();
-  selection.mined = args["mined"].as<std::string>();
-  selection.split = args["split"].as<std::string>();
-  selection.count = int_flag(args, "count");
-  selection.count_given = args.count("count") > 0;
-  const std::vector<int64_t> indices = select_images(store, selection);
-  const int scale = display_scale(int_flag(args, "scale"), info.height, info.width);
+  const std::vector<int64_t> indices = select_images(store, selection_from_flags(cli));
+  const int scale = display_scale(cli.integer("scale"), info.height, info.width);
 
-  LoadedModel model = load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), info, ModelKind::kVit, ctx.device);
+  LoadedModel model = load_model_for_eval(checkpoint, cli.get("model-config"), info, ModelKind::kVit, ctx.device);
   const VitOptions& vo = model.vit->options();
   const int64_t classes = vo.num_classes, patches = vo.num_patches();
   const int grid = static_cast<int>(vo.grid());

@@ -9,7 +9,8 @@
 #include "core/log.h"
 #include "eval/image_selection.h"
 #include "launcher/commands/commands.h"
-#include "launcher/commands/eval_flags.h"
+#include "launcher/flags.h"
+#include "launcher/commands/flag_groups.h"
 #include "eval/loaded_model.h"
 #include "eval/classification.h"
 #include "eval/files.h"
@@ -18,38 +19,26 @@ namespace facetrain {
 
 int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string program = argv[0];
-  cxxopts::Options options(program, "Classification metrics of a ViT checkpoint on one split of a store.");
-  options.add_options()
-      ("checkpoint", "a .ckpt, a run directory (its newest valid checkpoint) or a .safetensors file",
-       cxxopts::value<std::string>())
-      ("model-config", "run config (.pbtxt) describing the model; required with a .safetensors file",
-       cxxopts::value<std::string>()->default_value(""))
-      ("store", "HDF5 store to evaluate on", cxxopts::value<std::string>())
-      ("split", "train | val | test | all", cxxopts::value<std::string>()->default_value("test"))
-      ("output", "directory for metrics.json and predictions.csv", cxxopts::value<std::string>())
-      ("batch", "images per forward pass on each rank", cxxopts::value<std::string>()->default_value("256"))
-      ("tta", "test-time augmentation: none | flip (mean of the image's and its mirror's probabilities)",
-       cxxopts::value<std::string>()->default_value("none"))
-      ("threads", "LibTorch threads per rank (0: launcher default)", cxxopts::value<std::string>()->default_value("0"))
-      ("h,help", "show this help");
-  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
-  const std::string checkpoint = required_flag(args, "checkpoint", program, "a ViT checkpoint or run directory");
-  const std::string store_path = required_flag(args, "store", program, "the HDF5 store to evaluate on");
-  const std::string output = required_flag(args, "output", program, "the output directory");
-  const std::string split = args["split"].as<std::string>();
-  const int64_t batch = int_flag(args, "batch");
-  const bool average_flips = flip_tta_flag(args);
+  CommandLine cli(program, "Classification metrics of a ViT checkpoint on one split of a store.");
+  declare_model_flags(cli, "a .ckpt, a run directory (its newest valid checkpoint) or a .safetensors file");
+  cli.required("store", "HDF5 store to evaluate on")
+      .text("split", "train | val | test | all", "test")
+      .required("output", "directory for metrics.json and predictions.csv");
+  declare_scoring_flags(cli);
+  if (!cli.parse(argc, argv)) return 0;
+  const std::string checkpoint = cli.get("checkpoint");
+  const std::string store_path = cli.get("store");
+  const std::string output = cli.get("output");
+  const std::string split = cli.get("split");
+  const int64_t batch = cli.integer("batch");
+  const bool average_flips = flip_tta(cli);
   FT_USER_CHECK(batch > 0, "--batch must be > 0, got " << batch);
-  apply_thread_flag(ctx, int_flag(args, "threads"));
+  apply_thread_flag(ctx, cli.integer("threads"));
 
   StoreReader store(store_path);
   const std::vector<int64_t> indices = select_store_indices(store, split);
   const LoadedModel model =
-      load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), store.info(), ModelKind::kVit, ctx.device);
+      load_model_for_eval(checkpoint, cli.get("model-config"), store.info(), ModelKind::kVit, ctx.device);
   log("eval metrics: " + model.source + " on " + std::to_string(indices.size()) + " " + split + " images of " +
       store_path + " (" + std::to_string(ctx.world_size) + " rank" + (ctx.world_size > 1 ? "s" : "") + ")");
 

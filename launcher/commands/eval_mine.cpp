@@ -9,7 +9,8 @@
 #include "core/log.h"
 #include "eval/image_selection.h"
 #include "launcher/commands/commands.h"
-#include "launcher/commands/eval_flags.h"
+#include "launcher/flags.h"
+#include "launcher/commands/flag_groups.h"
 #include "eval/loaded_model.h"
 #include "eval/classification.h"
 #include "eval/files.h"
@@ -19,65 +20,49 @@ namespace facetrain {
 
 int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string program = argv[0];
-  cxxopts::Options options(program, "Mine a store with a ViT: keep images whose class probability >= threshold.");
-  options.add_options()
-      ("checkpoint", "a .ckpt, a run directory (its newest valid checkpoint) or a .safetensors file",
-       cxxopts::value<std::string>())
-      ("model-config", "run config (.pbtxt) describing the model; required with a .safetensors file",
-       cxxopts::value<std::string>()->default_value(""))
-      ("store", "HDF5 store to mine", cxxopts::value<std::string>())
-      ("split", "all | train | val | test", cxxopts::value<std::string>()->default_value("all"))
-      ("class", "the class to mine: a class name of the store or its index", cxxopts::value<std::string>())
-      ("threshold", "keep images whose probability of --class is at least this, in (0, 1]",
-       cxxopts::value<std::string>()->default_value("0.995"))
-      ("output", "directory for mined.csv and contact_sheet.png", cxxopts::value<std::string>())
-      ("subset-store", "also write the hits as a new HDF5 store (e.g. to fine-tune the VAE on)",
-       cxxopts::value<std::string>()->default_value(""))
-      ("subset-split", "split of the hits in the subset store: train (all of them, for fine-tuning) | keep",
-       cxxopts::value<std::string>()->default_value("train"))
-      ("overwrite", "replace an existing --subset-store")
-      ("contact-sheet-max", "at most this many hits (the best) on the contact sheet",
-       cxxopts::value<std::string>()->default_value("100"))
-      ("batch", "images per forward pass on each rank", cxxopts::value<std::string>()->default_value("256"))
-      ("tta", "test-time augmentation: none | flip (mean of the image's and its mirror's probabilities)",
-       cxxopts::value<std::string>()->default_value("none"))
-      ("threads", "LibTorch threads per rank (0: launcher default)", cxxopts::value<std::string>()->default_value("0"))
-      ("h,help", "show this help");
-  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
+  CommandLine cli(program, "Mine a store with a ViT: keep images whose class probability >= threshold.");
+  declare_model_flags(cli, "a .ckpt, a run directory (its newest valid checkpoint) or a .safetensors file");
+  cli.required("store", "HDF5 store to mine")
+      .text("split", "all | train | val | test", "all")
+      .required("class", "the class to mine: a class name of the store or its index")
+      .text("threshold", "keep images whose probability of --class is at least this, in (0, 1]", "0.995")
+      .required("output", "directory for mined.csv and contact_sheet.png")
+      .text("subset-store", "also write the hits as a new HDF5 store (e.g. to fine-tune the VAE on)")
+      .text("subset-split", "split of the hits in the subset store: train (all of them, for fine-tuning) | keep", "train")
+      .toggle("overwrite", "replace an existing --subset-store")
+      .text("contact-sheet-max", "at most this many hits (the best) on the contact sheet", "100");
+  declare_scoring_flags(cli);
+  if (!cli.parse(argc, argv)) return 0;
   // Every check that needs no scoring comes first, on every rank, so a mistake costs no compute.
-  const std::string checkpoint = required_flag(args, "checkpoint", program, "a ViT checkpoint or run directory");
-  const std::string store_path = required_flag(args, "store", program, "the HDF5 store to mine");
-  const std::string output = required_flag(args, "output", program, "the output directory");
-  const std::string class_flag = required_flag(args, "class", program, "the class to mine, by name or index");
-  const double threshold = double_flag(args, "threshold");
+  const std::string checkpoint = cli.get("checkpoint");
+  const std::string store_path = cli.get("store");
+  const std::string output = cli.get("output");
+  const std::string class_flag = cli.get("class");
+  const double threshold = cli.number("threshold");
   check_mining_threshold(threshold);
-  const std::string split = args["split"].as<std::string>();
-  const std::string subset_path = args["subset-store"].as<std::string>();
-  const std::string subset_split = args["subset-split"].as<std::string>();
+  const std::string split = cli.get("split");
+  const std::string subset_path = cli.get("subset-store");
+  const std::string subset_split = cli.get("subset-split");
   FT_USER_CHECK(subset_split == "train" || subset_split == "keep",
                 "--subset-split must be train or keep, got '" << subset_split << "'");
-  const bool overwrite = args.count("overwrite") > 0;
+  const bool overwrite = cli.given("overwrite");
   FT_USER_CHECK(subset_path.empty() || overwrite || !std::filesystem::exists(subset_path),
                 "--subset-store " << subset_path << " already exists (pass --overwrite to replace it)");
-  const int64_t sheet_max = int_flag(args, "contact-sheet-max");
+  const int64_t sheet_max = cli.integer("contact-sheet-max");
   FT_USER_CHECK(sheet_max >= 0, "--contact-sheet-max must be >= 0, got " << sheet_max);
-  const int64_t batch = int_flag(args, "batch");
-  const bool average_flips = flip_tta_flag(args);
+  const int64_t batch = cli.integer("batch");
+  const bool average_flips = flip_tta(cli);
   FT_USER_CHECK(batch > 0, "--batch must be > 0, got " << batch);
-  apply_thread_flag(ctx, int_flag(args, "threads"));
+  apply_thread_flag(ctx, cli.integer("threads"));
 
   StoreReader store(store_path);
   const int cls = parse_class_flag(store.info(), class_flag);
   const std::vector<int64_t> indices = select_store_indices(store, split);
   const LoadedModel model =
-      load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), store.info(), ModelKind::kVit, ctx.device);
+      load_model_for_eval(checkpoint, cli.get("model-config"), store.info(), ModelKind::kVit, ctx.device);
   const std::string& class_name = store.info().class_names[cls];
   log("eval mine: " + model.source + " on " + std::to_string(indices.size()) + " images (" + split + ") of " +
-      store_path + ", class '" + class_name + "', threshold " + args["threshold"].as<std::string>() + " (" +
+      store_path + ", class '" + class_name + "', threshold " + cli.get("threshold") + " (" +
       std::to_string(ctx.world_size) + " rank" + (ctx.world_size > 1 ? "s" : "") + ")");
 
   agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
@@ -94,7 +79,7 @@ int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
     const std::vector<int32_t> identities = store.info().has_identities ? store.identities() : std::vector<int32_t>{};
     write_text_file(csv_path, mined_csv(hits, store.filenames(), identities));
     log(std::to_string(hits.size()) + " of " + std::to_string(indices.size()) + " images passed (probability of '" +
-        class_name + "' >= " + args["threshold"].as<std::string>() + "): " + csv_path);
+        class_name + "' >= " + cli.get("threshold") + "): " + csv_path);
     if (hits.empty()) {
       log("eval mine: no image passed the threshold; mined.csv holds only its header" +
           std::string(subset_path.empty() ? "" : ", no subset store written") + " (lower --threshold to mine more)");

@@ -19,7 +19,8 @@
 #include "core/log.h"
 #include "eval/image_selection.h"
 #include "launcher/commands/commands.h"
-#include "launcher/commands/eval_flags.h"
+#include "launcher/flags.h"
+#include "launcher/commands/flag_groups.h"
 #include "eval/gif_writer.h"
 #include "eval/loaded_model.h"
 #include "eval/morph.h"
@@ -126,61 +127,38 @@ class Mp4Output {
 }  // namespace
 
 int eval_morph_command(int argc, char** argv, ProcessContext& ctx) {
-  cxxopts::Options options(argv[0], "Latent morphs with a VAE: encode chosen images, walk the latent space "
-                                    "through them in a loop, decode, write a GIF, an MP4 and a PNG strip.");
-  options.add_options()
-      ("checkpoint", "VAE checkpoint (.ckpt) or run directory (newest valid checkpoint)", cxxopts::value<std::string>())
-      ("model-config", "run config (.pbtxt) describing the model; required with a .safetensors file",
-       cxxopts::value<std::string>()->default_value(""))
-      ("store", "HDF5 store with the images", cxxopts::value<std::string>())
-      ("split", "train | val | test | all: where --count takes its first images",
-       cxxopts::value<std::string>()->default_value("test"))
-      ("indices", "store indices in morph order, e.g. 0,5,9", cxxopts::value<std::string>()->default_value(""))
-      ("mined", "CSV with an \"index\" column (eval mine's mined.csv): morph through its images (at most --count)",
-       cxxopts::value<std::string>()->default_value(""))
-      ("count", "number of images (first of --split, or of --mined)", cxxopts::value<std::string>()->default_value("8"))
-      ("frames", "frames per pair of consecutive images", cxxopts::value<std::string>()->default_value("12"))
-      ("interpolation", "slerp | lerp", cxxopts::value<std::string>()->default_value("slerp"))
-      ("fps", "frames per second of the GIF and the MP4", cxxopts::value<std::string>()->default_value("12"))
-      ("scale", "integer upscale of GIF/MP4 frames (0: automatic, >= 128 px)",
-       cxxopts::value<std::string>()->default_value("0"))
-      ("output", "output directory", cxxopts::value<std::string>())
-      ("threads", "compute threads per rank; the default 1 makes the outputs bitwise identical on any number of "
-                  "ranks (more threads change float rounding); 0: the launcher's per-core choice",
-       cxxopts::value<std::string>()->default_value("1"))
-      ("h,help", "show this help");
-  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
-  const std::string checkpoint = required_flag(args, "checkpoint", argv[0], "the VAE");
-  const std::string store_path = required_flag(args, "store", argv[0], "the images");
-  const std::string output = required_flag(args, "output", argv[0], "where the morph goes");
-  const int64_t frames = int_flag(args, "frames");
+  CommandLine cli(argv[0], "Latent morphs with a VAE: encode chosen images, walk the latent space through them in "
+                           "a loop, decode, write a GIF, an MP4 and a PNG strip.");
+  declare_model_flags(cli, "VAE checkpoint (.ckpt) or run directory (newest valid checkpoint)");
+  cli.required("store", "HDF5 store with the images").required("output", "output directory");
+  declare_selection_flags(cli, "test", "8");
+  cli.text("frames", "frames per pair of consecutive images", "12")
+      .text("interpolation", "slerp | lerp", "slerp")
+      .text("fps", "frames per second of the GIF and the MP4", "12")
+      .text("scale", "integer upscale of GIF/MP4 frames (0: automatic, >= 128 px)", "0")
+      .text("threads", kBitwiseThreadsHelp, "1");
+  if (!cli.parse(argc, argv)) return 0;
+  const std::string checkpoint = cli.get("checkpoint");
+  const std::string store_path = cli.get("store");
+  const std::string output = cli.get("output");
+  const int64_t frames = cli.integer("frames");
   FT_USER_CHECK(frames >= 1 && frames <= 10000, "--frames must be in [1, 10000], got " << frames);
-  const Interpolation mode = parse_interpolation(args["interpolation"].as<std::string>());
-  const double fps = double_flag(args, "fps");
+  const Interpolation mode = parse_interpolation(cli.get("interpolation"));
+  const double fps = cli.number("fps");
   const int delay_cs = gif_delay_centiseconds(fps);
-  apply_thread_flag(ctx, int_flag(args, "threads"));
+  apply_thread_flag(ctx, cli.integer("threads"));
 
   StoreReader store(store_path);
   const StoreInfo& info = store.info();
-  ImageSelectionFlags selection;
-  selection.indices = args["indices"].as<std::string>();
-  selection.mined = args["mined"].as<std::string>();
-  selection.split = args["split"].as<std::string>();
-  selection.count = int_flag(args, "count");
-  selection.count_given = args.count("count") > 0;
-  const std::vector<int64_t> indices = select_images(store, selection);
+  const std::vector<int64_t> indices = select_images(store, selection_from_flags(cli));
   FT_USER_CHECK(indices.size() >= 2, "a morph needs at least 2 images, the selection has " << indices.size());
-  const int scale = display_scale(int_flag(args, "scale"), std::max(info.height, info.width));
+  const int scale = display_scale(cli.integer("scale"), std::max(info.height, info.width));
 
-  LoadedModel model = load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), info, ModelKind::kVae, ctx.device);
+  LoadedModel model = load_model_for_eval(checkpoint, cli.get("model-config"), info, ModelKind::kVae, ctx.device);
   const VaeOptions& vo = model.vae->options();
   const int64_t n = static_cast<int64_t>(indices.size());
   log("morph: " + std::to_string(n) + " images of " + store_path + ", " + std::to_string(frames) +
-      " frames per pair, " + args["interpolation"].as<std::string>() + ", " + std::to_string(n * frames) +
+      " frames per pair, " + cli.get("interpolation") + ", " + std::to_string(n * frames) +
       " frames on " + std::to_string(ctx.world_size) + " rank(s)");
 
   agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
@@ -257,7 +235,7 @@ int eval_morph_command(int argc, char** argv, ProcessContext& ctx) {
       {"store", store_path},
       {"images", images},
       {"latent", "posterior mean (mu) of each image"},
-      {"interpolation", args["interpolation"].as<std::string>()},
+      {"interpolation", cli.get("interpolation")},
       {"frames_per_pair", frames},
       {"pairs", n},
       {"frames", n * frames},

@@ -8,7 +8,8 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "launcher/commands/commands.h"
-#include "launcher/commands/eval_flags.h"
+#include "launcher/flags.h"
+#include "launcher/commands/flag_groups.h"
 #include "eval/files.h"
 #include "eval/report_html.h"
 
@@ -16,34 +17,23 @@ namespace facetrain {
 
 int eval_report_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string program = argv[0];
-  cxxopts::Options options(program,
-                           "One self-contained HTML report of a run and its eval outputs (opens offline in a browser).");
-  options.add_options()
-      ("run", "training run directory (config.pbtxt, metrics.jsonl, samples/)",
-       cxxopts::value<std::string>()->default_value(""))
-      ("eval", "an output folder of eval metrics / mine / samples / attention / morph (repeatable)",
-       cxxopts::value<std::vector<std::string>>())
-      ("output", "the HTML file to write", cxxopts::value<std::string>())
-      ("title", "page title (default: the run config's name)", cxxopts::value<std::string>()->default_value(""))
-      ("chartjs", "Chart.js UMD build to inline (Debian package libjs-chart.js)",
-       cxxopts::value<std::string>()->default_value(kDefaultChartJs))
-      ("max-images", "at most this many images per section and eval folder (grids, strips and GIFs first)",
-       cxxopts::value<std::string>()->default_value("12"))
-      ("h,help", "show this help");
-  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
+  CommandLine cli(program, "One self-contained HTML report of a run and its eval outputs (opens offline in a browser).");
+  cli.text("run", "training run directory (config.pbtxt, metrics.jsonl, samples/)")
+      .repeated("eval", "an output folder of eval metrics / mine / samples / attention / morph (repeatable)")
+      .required("output", "the HTML file to write")
+      .text("title", "page title (default: the run config's name)")
+      .text("chartjs", "Chart.js UMD build to inline (Debian package libjs-chart.js)", kDefaultChartJs)
+      .text("max-images", "at most this many images per section and eval folder (grids, strips and GIFs first)", "12");
+  if (!cli.parse(argc, argv)) return 0;
   ReportOptions report;
-  report.run_dir = args["run"].as<std::string>();
-  if (args.count("eval")) report.eval_dirs = args["eval"].as<std::vector<std::string>>();
+  report.run_dir = cli.get("run");
+  if (cli.given("eval")) report.eval_dirs = cli.all("eval");
   FT_USER_CHECK(!report.run_dir.empty() || !report.eval_dirs.empty(),
                 program << ": nothing to report: pass --run RUN_DIR and/or --eval DIR");
-  const std::string output = required_flag(args, "output", program, "the HTML file to write, e.g. report.html");
-  report.chartjs_path = args["chartjs"].as<std::string>();
-  report.title = args["title"].as<std::string>();
-  const int64_t max_images = int_flag(args, "max-images");
+  const std::string output = cli.get("output");
+  report.chartjs_path = cli.get("chartjs");
+  report.title = cli.get("title");
+  const int64_t max_images = cli.integer("max-images");
   FT_USER_CHECK(max_images >= 0, "--max-images must be >= 0, got " << max_images);
   report.max_images_per_section = static_cast<int>(max_images);
 

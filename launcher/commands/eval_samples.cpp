@@ -13,8 +13,9 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "launcher/commands/commands.h"
+#include "launcher/flags.h"
 #include "models/checkpoint.h"
-#include "launcher/commands/eval_flags.h"
+#include "launcher/commands/flag_groups.h"
 #include "eval/loaded_model.h"
 #include "eval/files.h"
 #include "eval/interpolation.h"
@@ -39,56 +40,42 @@ torch::Tensor generate(DcganGenerator generator, const torch::Tensor& z, int64_t
 
 int eval_samples_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string program = argv[0];
-  cxxopts::Options options(program,
-                           "DCGAN sample grid and latent interpolations; with --classifier, the class histogram of "
+  CommandLine cli(program, "DCGAN sample grid and latent interpolations; with --classifier, the class histogram of "
                            "the samples as a trained ViT sees them.");
-  options.add_options()
-      ("checkpoint", "DCGAN: a .ckpt, a run directory (its newest valid checkpoint) or a .safetensors file",
-       cxxopts::value<std::string>())
-      ("model-config", "run config (.pbtxt) of the DCGAN; required with a .safetensors file",
-       cxxopts::value<std::string>()->default_value(""))
-      ("output", "directory for samples.png, interpolations_*.png, class_histogram.json",
-       cxxopts::value<std::string>())
-      ("count", "samples on the grid", cxxopts::value<std::string>()->default_value("64"))
-      ("columns", "images per grid row", cxxopts::value<std::string>()->default_value("8"))
-      ("seed", "seed of the latent vectors", cxxopts::value<std::string>()->default_value("0"))
-      ("interpolations", "rows of the interpolation grids (0: none)", cxxopts::value<std::string>()->default_value("8"))
-      ("steps", "images per interpolation row, both endpoints included", cxxopts::value<std::string>()->default_value("10"))
-      ("classifier", "ViT checkpoint or run directory to classify the samples with",
-       cxxopts::value<std::string>()->default_value(""))
-      ("classifier-config", "run config of the classifier; required when --classifier is a .safetensors file",
-       cxxopts::value<std::string>()->default_value(""))
-      ("store", "the classifier's store (class names, normalization); also fixes the DCGAN's image size",
-       cxxopts::value<std::string>()->default_value(""))
-      ("classify-count", "samples to classify for the histogram", cxxopts::value<std::string>()->default_value("1000"))
-      ("batch", "samples per forward pass on each rank", cxxopts::value<std::string>()->default_value("256"))
-      ("threads", "LibTorch threads per rank (0: launcher default)", cxxopts::value<std::string>()->default_value("0"))
-      ("h,help", "show this help");
-  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
-  const std::string checkpoint = required_flag(args, "checkpoint", program, "a DCGAN checkpoint or run directory");
-  const std::string output = required_flag(args, "output", program, "the output directory");
-  const std::string classifier_path = args["classifier"].as<std::string>();
-  const std::string store_path = args["store"].as<std::string>();
+  declare_model_flags(cli, "DCGAN: a .ckpt, a run directory (its newest valid checkpoint) or a .safetensors file");
+  cli.required("output", "directory for samples.png, interpolations_*.png, class_histogram.json")
+      .text("count", "samples on the grid", "64")
+      .text("columns", "images per grid row", "8")
+      .text("seed", "seed of the latent vectors", "0")
+      .text("interpolations", "rows of the interpolation grids (0: none)", "8")
+      .text("steps", "images per interpolation row, both endpoints included", "10")
+      .text("classifier", "ViT checkpoint or run directory to classify the samples with")
+      .text("classifier-config", "run config of the classifier; required when --classifier is a .safetensors file")
+      .text("store", "the classifier's store (class names, normalization); also fixes the DCGAN's image size")
+      .text("classify-count", "samples to classify for the histogram", "1000")
+      .text("batch", "samples per forward pass on each rank", "256")
+      .text("threads", "LibTorch threads per rank (0: launcher default)", "0");
+  if (!cli.parse(argc, argv)) return 0;
+  const std::string checkpoint = cli.get("checkpoint");
+  const std::string output = cli.get("output");
+  const std::string classifier_path = cli.get("classifier");
+  const std::string store_path = cli.get("store");
   FT_USER_CHECK(classifier_path.empty() || !store_path.empty(),
                 "--classifier needs --store FILE (the classifier's store: class names and normalization)");
-  const int64_t count = int_flag(args, "count");
-  const int64_t columns = int_flag(args, "columns");
-  const int64_t rows = int_flag(args, "interpolations");
-  const int64_t steps = int_flag(args, "steps");
-  const int64_t classify_count = int_flag(args, "classify-count");
-  const int64_t batch = int_flag(args, "batch");
-  const int64_t seed = int_flag(args, "seed");
+  const int64_t count = cli.integer("count");
+  const int64_t columns = cli.integer("columns");
+  const int64_t rows = cli.integer("interpolations");
+  const int64_t steps = cli.integer("steps");
+  const int64_t classify_count = cli.integer("classify-count");
+  const int64_t batch = cli.integer("batch");
+  const int64_t seed = cli.integer("seed");
   FT_USER_CHECK(count > 0, "--count must be > 0, got " << count);
   FT_USER_CHECK(columns > 0, "--columns must be > 0, got " << columns);
   FT_USER_CHECK(rows >= 0, "--interpolations must be >= 0, got " << rows);
   FT_USER_CHECK(rows == 0 || steps >= 2, "--steps must be >= 2 (both endpoints), got " << steps);
   FT_USER_CHECK(classifier_path.empty() || classify_count > 0, "--classify-count must be > 0, got " << classify_count);
   FT_USER_CHECK(batch > 0, "--batch must be > 0, got " << batch);
-  apply_thread_flag(ctx, int_flag(args, "threads"));
+  apply_thread_flag(ctx, cli.integer("threads"));
 
   std::unique_ptr<StoreReader> store;
   StoreInfo shape;
@@ -102,11 +89,11 @@ int eval_samples_command(int argc, char** argv, ProcessContext& ctx) {
     shape = model_input_from_checkpoint(path);
   }
   const LoadedModel gan =
-      load_model_for_eval(checkpoint, args["model-config"].as<std::string>(), shape, ModelKind::kDcgan, ctx.device);
+      load_model_for_eval(checkpoint, cli.get("model-config"), shape, ModelKind::kDcgan, ctx.device);
   const int64_t z_size = gan.generator->options().z_size;
   LoadedModel classifier;  // kind "" without --classifier
   if (!classifier_path.empty()) {
-    classifier = load_model_for_eval(classifier_path, args["classifier-config"].as<std::string>(), store->info(),
+    classifier = load_model_for_eval(classifier_path, cli.get("classifier-config"), store->info(),
                                      ModelKind::kVit, ctx.device);
   }
   log("eval samples: " + gan.source + " (" + std::to_string(shape.height) + "x" + std::to_string(shape.width) + "x" +

@@ -15,20 +15,14 @@
 namespace facetrain {
 
 int export_command(int argc, char** argv) {
-  cxxopts::Options options(argv[0], "Export a checkpoint's model as a safetensors file.");
-  options.add_options()
-      ("checkpoint", "a checkpoint file, or a run directory (its newest valid checkpoint)", cxxopts::value<std::string>())
-      ("output", "safetensors file to write", cxxopts::value<std::string>())
-      ("h,help", "show this help");
-  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
-  FT_USER_CHECK(args.count("checkpoint"), argv[0] << ": --checkpoint FILE is required");
-  FT_USER_CHECK(args.count("output"), argv[0] << ": --output FILE.safetensors is required");
-  const std::string checkpoint = resolve_checkpoint_path(args["checkpoint"].as<std::string>(), "--checkpoint");
-  const std::string output = args["output"].as<std::string>();
+  CommandLine cli(argv[0], "Export a checkpoint's model as a safetensors file.");
+  cli.text("checkpoint", "a checkpoint file, or a run directory (its newest valid checkpoint)")
+      .text("output", "safetensors file to write");
+  if (!cli.parse(argc, argv)) return 0;
+  FT_USER_CHECK(cli.given("checkpoint"), argv[0] << ": --checkpoint FILE is required");
+  FT_USER_CHECK(cli.given("output"), argv[0] << ": --output FILE.safetensors is required");
+  const std::string checkpoint = resolve_checkpoint_path(cli.get("checkpoint"), "--checkpoint");
+  const std::string output = cli.get("output");
   FT_USER_CHECK(is_safetensors_path(output), "--output: " << output << " should end in .safetensors");
 
   const proto::RunConfig config = config_from_checkpoint(checkpoint);

@@ -8,21 +8,13 @@
 namespace facetrain {
 
 int stats_command(int argc, char** argv) {
-  cxxopts::Options options(argv[0], "Counts, class weights, shape and train mean/std of a store.");
-  options.add_options()
-      ("file", "the HDF5 store", cxxopts::value<std::string>())
-      ("json", "print JSON instead of a table")
-      ("h,help", "show this help");
-  options.parse_positional({"file"});
-  options.positional_help("FILE");
-  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
-  FT_USER_CHECK(args.count("file"), argv[0] << ": FILE (an HDF5 store) is required");
-  const StoreStats stats = compute_store_stats(args["file"].as<std::string>());
-  log(args.count("json") ? stats_json(stats) : format_stats_table(stats));
+  CommandLine cli(argv[0], "Counts, class weights, shape and train mean/std of a store.");
+  cli.positional("file", "the HDF5 store")
+      .toggle("json", "print JSON instead of a table");
+  if (!cli.parse(argc, argv)) return 0;
+  FT_USER_CHECK(cli.given("file"), argv[0] << ": FILE (an HDF5 store) is required");
+  const StoreStats stats = compute_store_stats(cli.get("file"));
+  log(cli.given("json") ? stats_json(stats) : format_stats_table(stats));
   return 0;
 }
 

@@ -6,7 +6,6 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
-#include <cxxopts.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,6 +15,8 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "launcher/commands/commands.h"
+#include "launcher/commands/flag_groups.h"
+#include "launcher/flags.h"
 #include "slurm/sbatch_script.h"
 #include "core/config.h"
 
@@ -73,9 +74,9 @@ std::string run_sbatch(const std::string& script_path) {
 }
 
 // A count flag (--nodes 2): read as text so a bad value is reported with the flag's name.
-int count_flag(const cxxopts::ParseResult& args, const std::string& name, int fallback) {
-  if (!args.count(name)) return fallback;
-  const std::string text = args[name].as<std::string>();
+int count_flag(const CommandLine& cli, const std::string& name, int fallback) {
+  if (!cli.given(name)) return fallback;
+  const std::string text = cli.get(name);
   size_t used = 0;
   long value = -1;
   try {
@@ -91,85 +92,65 @@ int count_flag(const cxxopts::ParseResult& args, const std::string& name, int fa
 }  // namespace
 
 int submit_command(int argc, char** argv) {
-  cxxopts::Options options(argv[0], "Render slurm/train.sbatch for a run config and node/GPU count; print it, "
-                                    "write it, or submit it with sbatch.");
-  options.add_options()
-      ("config", "run config, Protobuf text format (checked now, before the queue wait)", cxxopts::value<std::string>())
-      ("set", "override a config field for this job: --set optimizer.lr=3e-4 (repeatable)",
-       cxxopts::value<std::vector<std::string>>())
-      ("nodes", "nodes", cxxopts::value<std::string>()->default_value("1"))
-      ("gpus-per-node", "GPUs per node = ranks per node, one GPU each (GPU jobs)", cxxopts::value<std::string>())
-      ("cpu", "CPU-only job: no GPUs requested; ranks per node from --tasks-per-node")
-      ("tasks-per-node", "ranks per node (--cpu jobs)", cxxopts::value<std::string>())
-      ("cpus-per-task", "CPU cores per rank (LibTorch threads and loader workers; default 8 with GPUs, 1 with --cpu)",
-       cxxopts::value<std::string>())
-      ("time", "time limit, e.g. 12:00:00 or 1-00:00:00 (default: the script's 24:00:00)", cxxopts::value<std::string>())
-      ("partition", "partition(s), e.g. gpu", cxxopts::value<std::string>())
-      ("account", "account to charge", cxxopts::value<std::string>())
-      ("array", "job array, e.g. 0-3 (one run directory per task: RUN_DIR/task-<id>, data.seed=<id>)",
-       cxxopts::value<std::string>())
-      ("launcher", "srun (srun --mpi=pmix) | mpirun (Open MPI inside the allocation)",
-       cxxopts::value<std::string>()->default_value("srun"))
-      ("output-script", "write the script to FILE instead of printing it", cxxopts::value<std::string>())
-      ("submit", "submit the script with sbatch and print the job id")
-      ("h,help", "show this help");
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    throw UserError(std::string(argv[0]) + ": " + e.what());
-  }
-  if (args.count("help")) {
-    std::cout << options.help() << "\n"
-              << "Examples:\n"
-              << "  facetrain submit --config configs/vit-fashion-mnist.pbtxt --nodes 2 --gpus-per-node 4 --submit\n"
-              << "  facetrain submit --config configs/vit-fashion-mnist.pbtxt --cpu --tasks-per-node 2 "
-                 "--output-script job.sbatch\n";
-    return 0;
-  }
-  FT_USER_CHECK(args.unmatched().empty(), argv[0] << ": unexpected argument '" << args.unmatched().front() << "'");
+  CommandLine cli(argv[0], "Render slurm/train.sbatch for a run config and node/GPU count; print it, write it, or "
+                           "submit it with sbatch.");
+  declare_config_flags(cli, "run config, Protobuf text format (checked now, before the queue wait)");
+  cli.text("nodes", "nodes", "1")
+      .text("gpus-per-node", "GPUs per node = ranks per node, one GPU each (GPU jobs)")
+      .toggle("cpu", "CPU-only job: no GPUs requested; ranks per node from --tasks-per-node")
+      .text("tasks-per-node", "ranks per node (--cpu jobs)")
+      .text("cpus-per-task", "CPU cores per rank (LibTorch threads and loader workers; default 8 with GPUs, 1 with --cpu)")
+      .text("time", "time limit, e.g. 12:00:00 or 1-00:00:00 (default: the script's 24:00:00)")
+      .text("partition", "partition(s), e.g. gpu")
+      .text("account", "account to charge")
+      .text("array", "job array, e.g. 0-3 (one run directory per task: RUN_DIR/task-<id>, data.seed=<id>)")
+      .text("launcher", "srun (srun --mpi=pmix) | mpirun (Open MPI inside the allocation)", "srun")
+      .text("output-script", "write the script to FILE instead of printing it")
+      .toggle("submit", "submit the script with sbatch and print the job id")
+      .examples("  facetrain submit --config configs/vit-fashion-mnist.pbtxt --nodes 2 --gpus-per-node 4 --submit\n"
+                "  facetrain submit --config configs/vit-fashion-mnist.pbtxt --cpu --tasks-per-node 2 "
+                "--output-script job.sbatch");
+  if (!cli.parse(argc, argv)) return 0;
 
   // 1. The config: it must exist and parse with its overrides, as `facetrain train` will read it.
-  FT_USER_CHECK(args.count("config"), "--config FILE is required (a run config, see configs/)");
-  const std::string config_arg = args["config"].as<std::string>();
+  const std::string config_arg = cli.get("config");
   FT_USER_CHECK(fs::is_regular_file(config_arg), "--config " << config_arg << ": no such file");
-  const std::vector<std::string> sets =
-      args.count("set") ? args["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  const proto::RunConfig config = load_run_config(config_arg, sets);
+  const std::vector<std::string> sets = cli.all("set");
+  const proto::RunConfig config = config_from_flags(cli);
 
   // 2. The resources: one rank per GPU, or --cpu with an explicit rank count.
-  const bool cpu = args.count("cpu") > 0;
+  const bool cpu = cli.given("cpu");
   SbatchSettings s;
   s.gpus = !cpu;
-  s.nodes = count_flag(args, "nodes", 1);
+  s.nodes = count_flag(cli, "nodes", 1);
   if (cpu) {
-    FT_USER_CHECK(!args.count("gpus-per-node"), "--gpus-per-node: not with --cpu (use --tasks-per-node for ranks per node)");
-    FT_USER_CHECK(args.count("tasks-per-node"), "--tasks-per-node R is required with --cpu (ranks per node)");
-    s.tasks_per_node = count_flag(args, "tasks-per-node", 1);
+    FT_USER_CHECK(!cli.given("gpus-per-node"), "--gpus-per-node: not with --cpu (use --tasks-per-node for ranks per node)");
+    FT_USER_CHECK(cli.given("tasks-per-node"), "--tasks-per-node R is required with --cpu (ranks per node)");
+    s.tasks_per_node = count_flag(cli, "tasks-per-node", 1);
   } else {
-    FT_USER_CHECK(!args.count("tasks-per-node"), "--tasks-per-node: only with --cpu (GPU jobs run one rank per GPU: "
+    FT_USER_CHECK(!cli.given("tasks-per-node"), "--tasks-per-node: only with --cpu (GPU jobs run one rank per GPU: "
                                                  "use --gpus-per-node)");
-    FT_USER_CHECK(args.count("gpus-per-node"), "--gpus-per-node G is required (or --cpu --tasks-per-node R)");
-    s.tasks_per_node = count_flag(args, "gpus-per-node", 1);
+    FT_USER_CHECK(cli.given("gpus-per-node"), "--gpus-per-node G is required (or --cpu --tasks-per-node R)");
+    s.tasks_per_node = count_flag(cli, "gpus-per-node", 1);
   }
-  s.cpus_per_task = count_flag(args, "cpus-per-task", cpu ? 1 : 8);
-  if (args.count("time")) {
-    s.time = args["time"].as<std::string>();
+  s.cpus_per_task = count_flag(cli, "cpus-per-task", cpu ? 1 : 8);
+  if (cli.given("time")) {
+    s.time = cli.get("time");
     check_time_limit(s.time, "--time");
   }
-  if (args.count("partition")) {
-    s.partition = args["partition"].as<std::string>();
+  if (cli.given("partition")) {
+    s.partition = cli.get("partition");
     check_slurm_name(s.partition, "--partition", true);
   }
-  if (args.count("account")) {
-    s.account = args["account"].as<std::string>();
+  if (cli.given("account")) {
+    s.account = cli.get("account");
     check_slurm_name(s.account, "--account", false);
   }
-  if (args.count("array")) {
-    s.array = args["array"].as<std::string>();
+  if (cli.given("array")) {
+    s.array = cli.get("array");
     check_array_spec(s.array, "--array");
   }
-  s.launcher = args["launcher"].as<std::string>();
+  s.launcher = cli.get("launcher");
   FT_USER_CHECK(s.launcher == "srun" || s.launcher == "mpirun",
                 "--launcher " << s.launcher << ": expected srun or mpirun");
 
@@ -190,14 +171,14 @@ int submit_command(int argc, char** argv) {
   // 4. Print, write, submit.
   const std::string script = render_sbatch_script(train_sbatch_template(), s);
   std::string script_path;
-  if (args.count("output-script")) {
-    script_path = args["output-script"].as<std::string>();
+  if (cli.given("output-script")) {
+    script_path = cli.get("output-script");
     write_file(script_path, script, "--output-script");
     std::cerr << "wrote " << script_path << "\n";
   } else {
     std::cout << script << std::flush;
   }
-  if (args.count("submit")) {
+  if (cli.given("submit")) {
     bool temporary = false;
     if (script_path.empty()) {
       char name[] = "/tmp/facetrain-submit-XXXXXX";

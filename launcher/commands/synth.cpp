@@ -12,40 +12,33 @@
 namespace facetrain {
 
 int synth_command(int argc, char** argv) {
-  cxxopts::Options options(argv[0], "Draw a procedural face-like data set (smiling vs neutral, glasses vs none).");
-  options.add_options()
-      ("output", "HDF5 store to write", cxxopts::value<std::string>())
-      ("count", "number of images", cxxopts::value<std::string>())
-      ("size", "image size (square)", cxxopts::value<std::string>()->default_value("64"))
-      ("seed", "data set seed: same seed, same bytes", cxxopts::value<std::string>()->default_value("0"))
-      ("task", "label: smiling (mouth) or glasses", cxxopts::value<std::string>()->default_value("smiling"))
-      ("val-fraction", "validation fraction", cxxopts::value<std::string>()->default_value("0.1"))
-      ("test-fraction", "test fraction", cxxopts::value<std::string>()->default_value("0.1"))
-      ("threads", "drawing threads (0 = all cores; output is the same for any value)",
-       cxxopts::value<std::string>()->default_value("0"))
-      ("overwrite", "replace an existing output")
-      ("quiet", "no progress lines or summary")
-      ("h,help", "show this help");
-  const cxxopts::ParseResult args = parse_flags(options, argc, argv);
-  if (args.count("help")) {
-    log(options.help());
-    return 0;
-  }
-  FT_USER_CHECK(args.count("output"), argv[0] << ": --output FILE.h5 is required");
-  FT_USER_CHECK(args.count("count"), argv[0] << ": --count N is required");
+  CommandLine cli(argv[0], "Draw a procedural face-like data set (smiling vs neutral, glasses vs none).");
+  cli.text("output", "HDF5 store to write")
+      .text("count", "number of images")
+      .text("size", "image size (square)", "64")
+      .text("seed", "data set seed: same seed, same bytes", "0")
+      .text("task", "label: smiling (mouth) or glasses", "smiling")
+      .text("val-fraction", "validation fraction", "0.1")
+      .text("test-fraction", "test fraction", "0.1")
+      .text("threads", "drawing threads (0 = all cores; output is the same for any value)", "0")
+      .toggle("overwrite", "replace an existing output")
+      .toggle("quiet", "no progress lines or summary");
+  if (!cli.parse(argc, argv)) return 0;
+  FT_USER_CHECK(cli.given("output"), argv[0] << ": --output FILE.h5 is required");
+  FT_USER_CHECK(cli.given("count"), argv[0] << ": --count N is required");
   SynthOptions o;
-  o.output = args["output"].as<std::string>();
-  o.count = int_flag(args, "count");
-  o.size = static_cast<int>(int_flag(args, "size"));
-  const int64_t seed = int_flag(args, "seed");
+  o.output = cli.get("output");
+  o.count = cli.integer("count");
+  o.size = static_cast<int>(cli.integer("size"));
+  const int64_t seed = cli.integer("seed");
   FT_USER_CHECK(seed >= 0, "--seed " << seed << " is negative");
   o.seed = static_cast<uint64_t>(seed);
-  o.task = parse_synth_task(args["task"].as<std::string>(), "--task");
-  o.val_fraction = double_flag(args, "val-fraction");
-  o.test_fraction = double_flag(args, "test-fraction");
-  o.threads = static_cast<int>(int_flag(args, "threads"));
-  o.overwrite = args.count("overwrite") > 0;
-  o.quiet = args.count("quiet") > 0;
+  o.task = parse_synth_task(cli.get("task"), "--task");
+  o.val_fraction = cli.number("val-fraction");
+  o.test_fraction = cli.number("test-fraction");
+  o.threads = static_cast<int>(cli.integer("threads"));
+  o.overwrite = cli.given("overwrite");
+  o.quiet = cli.given("quiet");
   StopOnSignal stop;
   o.stop = stop.flag();
   const SynthSummary s = run_synth(o);

@@ -17,6 +17,7 @@
 #include "eval/visual_fixtures.h"
 #include "models/vae.h"
 #include "models/vit.h"
+#include "lib/tiny_models.h"
 
 namespace facetrain {
 namespace {
@@ -24,14 +25,7 @@ namespace {
 using testing::LocalCommunicator;
 
 VitOptions tiny_vit(int64_t depth) {
-  VitOptions o;
-  o.image_size = 8;
-  o.patch_size = 2;  // 4 x 4 patches, T = 17
-  o.channels = 3;
-  o.num_classes = 2;
-  o.width = 16;
-  o.depth = depth;
-  o.heads = 2;
+  VitOptions o = testing::tiny_vit_options(8, 2, 3, 2, 16, depth, 2);  // 4 x 4 patches, T = 17
   o.mlp_ratio = 2;
   return o;
 }
@@ -180,21 +174,12 @@ TEST(Attention, HeatMapFollowsRowMajorPatchesAndAlpha) {
 class AttentionCommand : public ::testing::Test {
  protected:
   void SetUp() override {
-    testing::FixtureSpec spec;
-    spec.count = 30;
-    spec.height = spec.width = 8;
-    spec.channels = 3;
-    spec.classes = 2;
-    store_path_ = dir_.file("store.h5");
-    testing::write_fixture_store(store_path_, spec);
-    StoreReader store(store_path_);
-    info_ = store.info();
-    torch::manual_seed(5);
-    Vit vit(vit_options_from(testing::tiny_vit_config(), info_));
-    vit_checkpoint_ = testing::write_model_checkpoint(dir_.file("vit"), vit.ptr(), testing::tiny_vit_config(), info_);
-    vit_ = vit;
-    Vae vae(vae_options_from(testing::tiny_vae_config(), info_));
-    vae_checkpoint_ = testing::write_model_checkpoint(dir_.file("vae"), vae.ptr(), testing::tiny_vae_config(), info_);
+    const testing::VisualFixture f = testing::write_visual_fixture(dir_.path().string(), 5);
+    store_path_ = f.store_path;
+    info_ = f.info;
+    vit_checkpoint_ = f.vit_checkpoint;
+    vae_checkpoint_ = f.vae_checkpoint;
+    vit_ = f.vit;
   }
 
   int run(const std::vector<std::string>& flags) {

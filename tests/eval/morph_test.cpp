@@ -19,6 +19,7 @@
 #include "eval/gif_writer.h"
 #include "eval/morph.h"
 #include "eval/visual_fixtures.h"
+#include "lib/tiny_models.h"
 
 namespace facetrain {
 namespace {
@@ -81,12 +82,7 @@ TEST(Morph, LoopPairsStartAtEachLatentAndWrapAround) {
 
 TEST(Morph, DecodedLoopFramesDecodeTheEndpointLatents) {
   torch::manual_seed(4);
-  VaeOptions o;
-  o.image_size = 8;
-  o.channels = 3;
-  o.latent_size = 8;
-  o.base_width = 4;
-  Vae vae(o);
+  Vae vae(testing::tiny_vae_options(8, 3, 8, 4));
   vae->eval();
   const torch::Tensor z = torch::randn({3, 8});
   LocalCommunicator comm;
@@ -274,20 +270,11 @@ TEST(GifWriter, UnfinishedWriterLeavesNoFile) {
 class MorphCommand : public ::testing::Test {
  protected:
   void SetUp() override {
-    testing::FixtureSpec spec;
-    spec.count = 30;
-    spec.height = spec.width = 8;
-    spec.channels = 3;
-    spec.classes = 2;
-    store_path_ = dir_.file("store.h5");
-    testing::write_fixture_store(store_path_, spec);
-    StoreReader store(store_path_);
-    info_ = store.info();
-    torch::manual_seed(6);
-    Vae vae(vae_options_from(testing::tiny_vae_config(), info_));
-    vae_checkpoint_ = testing::write_model_checkpoint(dir_.file("vae"), vae.ptr(), testing::tiny_vae_config(), info_);
-    Vit vit(vit_options_from(testing::tiny_vit_config(), info_));
-    vit_checkpoint_ = testing::write_model_checkpoint(dir_.file("vit"), vit.ptr(), testing::tiny_vit_config(), info_);
+    const testing::VisualFixture f = testing::write_visual_fixture(dir_.path().string(), 6);
+    store_path_ = f.store_path;
+    info_ = f.info;
+    vit_checkpoint_ = f.vit_checkpoint;
+    vae_checkpoint_ = f.vae_checkpoint;
   }
 
   int run(const std::vector<std::string>& flags) {

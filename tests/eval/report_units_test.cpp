@@ -10,7 +10,7 @@
 #include <limits>
 
 #include "core/error.h"
-#include "launcher/commands/eval_flags.h"
+#include "launcher/commands/flag_groups.h"
 #include "eval/image_selection.h"
 #include "eval/classification.h"
 #include "eval/files.h"

@@ -2,6 +2,7 @@
 // a one-rank communicator so a command can run in-process as "1 rank" next to an MPI run, and a helper that calls a command with a vector of flags.
 #pragma once
 
+#include <google/protobuf/text_format.h>
 #include <torch/torch.h>
 
 #include <memory>
@@ -14,6 +15,7 @@
 #include "core/config.h"
 #include "models/model_options.h"
 #include "core/process_context.h"
+#include "datastore/fixtures.h"
 #include "lib/checkpoint_fixtures.h"
 
 namespace facetrain::testing {
@@ -59,26 +61,18 @@ int run_command(Command command, const std::string& name, const std::vector<std:
   return command(static_cast<int>(words.size()), argv.data(), ctx);
 }
 
-// The run config of a tiny ViT (patch 2, width 16, 2 blocks, 2 heads) or VAE (latent 8, base width 4).
-inline proto::RunConfig tiny_vit_config() {
+inline proto::RunConfig config_from_text(const std::string& text) {
   proto::RunConfig c;
-  c.set_name("tiny-vit");
-  auto* v = c.mutable_model()->mutable_vit();
-  v->set_patch_size(2);
-  v->set_width(16);
-  v->set_depth(2);
-  v->set_heads(2);
-  v->set_mlp_ratio(2);
+  if (!google::protobuf::TextFormat::ParseFromString(text, &c)) throw std::runtime_error("bad fixture config");
   return c;
 }
 
+// The run config of a tiny ViT (patch 2, width 16, 2 blocks, 2 heads) or VAE (latent 8, base width 4).
+inline proto::RunConfig tiny_vit_config() {
+  return config_from_text("name: 'tiny-vit' model { vit { patch_size: 2 width: 16 depth: 2 heads: 2 mlp_ratio: 2 } }");
+}
 inline proto::RunConfig tiny_vae_config() {
-  proto::RunConfig c;
-  c.set_name("tiny-vae");
-  auto* v = c.mutable_model()->mutable_vae();
-  v->set_latent_size(8);
-  v->set_base_width(4);
-  return c;
+  return config_from_text("name: 'tiny-vae' model { vae { latent_size: 8 base_width: 4 } }");
 }
 
 // Writes a checkpoint of `module` (a ViT or VAE: registry name "model") through the format's owner
@@ -86,6 +80,32 @@ inline proto::RunConfig tiny_vae_config() {
 inline std::string write_model_checkpoint(const std::string& directory, const std::shared_ptr<torch::nn::Module>& module,
                                           const proto::RunConfig& config, const StoreInfo& store) {
   return write_test_checkpoint(directory, {{"model", module}}, config, store, 0);
+}
+
+// What the command tests of eval attention and eval morph run on: an 8x8 RGB store of `count` images of 2
+// classes and a tiny ViT and VAE (seeded) checkpointed beside it (dir/vit, dir/vae), all under `dir`.
+struct VisualFixture {
+  std::string store_path, vit_checkpoint, vae_checkpoint;
+  StoreInfo info;
+  Vit vit{nullptr};
+  Vae vae{nullptr};
+};
+
+inline VisualFixture write_visual_fixture(const std::string& dir, uint64_t seed, int64_t count = 30) {
+  VisualFixture f;
+  FixtureSpec spec;
+  spec.count = count;
+  spec.height = spec.width = 8;
+  spec.classes = 2;
+  f.store_path = dir + "/store.h5";
+  write_fixture_store(f.store_path, spec);
+  f.info = StoreReader(f.store_path).info();
+  torch::manual_seed(seed);
+  f.vit = Vit(vit_options_from(tiny_vit_config(), f.info));
+  f.vit_checkpoint = write_model_checkpoint(dir + "/vit", f.vit.ptr(), tiny_vit_config(), f.info);
+  f.vae = Vae(vae_options_from(tiny_vae_config(), f.info));
+  f.vae_checkpoint = write_model_checkpoint(dir + "/vae", f.vae.ptr(), tiny_vae_config(), f.info);
+  return f;
 }
 
 }  // namespace facetrain::testing

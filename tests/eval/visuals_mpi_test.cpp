@@ -40,18 +40,7 @@ class VisualsMpi : public ::testing::Test {
     store_path_ = (dir_ / "store.h5").string();
     if (comm_->rank() == 0) {
       fs::create_directories(dir_);
-      testing::FixtureSpec spec;
-      spec.count = 40;
-      spec.height = spec.width = 8;
-      spec.channels = 3;
-      spec.classes = 2;
-      testing::write_fixture_store(store_path_, spec);
-      StoreReader store(store_path_);
-      torch::manual_seed(8);
-      Vit vit(vit_options_from(testing::tiny_vit_config(), store.info()));
-      testing::write_model_checkpoint((dir_ / "vit").string(), vit.ptr(), testing::tiny_vit_config(), store.info());
-      Vae vae(vae_options_from(testing::tiny_vae_config(), store.info()));
-      testing::write_model_checkpoint((dir_ / "vae").string(), vae.ptr(), testing::tiny_vae_config(), store.info());
+      testing::write_visual_fixture(dir_.string(), 8, 40);
     }
     comm_->barrier();
   }
@@ -66,6 +55,27 @@ class VisualsMpi : public ::testing::Test {
     comm_.reset();
   }
 
+  // Runs `command` with `flags` on every rank into <dir>/<name>_mpi, then on rank 0 alone into <name>_one,
+  // and expects `files` to be byte-identical.
+  template <typename Command>
+  void expect_all_ranks_equal_one_rank(Command command, const std::string& name, std::vector<std::string> flags,
+                                       const std::vector<std::string>& files) {
+    flags.push_back("--output");
+    std::vector<std::string> mpi_flags = flags, one_flags = flags;
+    mpi_flags.push_back((dir_ / (name + "_mpi")).string());
+    one_flags.push_back((dir_ / (name + "_one")).string());
+    EXPECT_EQ(testing::run_command(command, name, mpi_flags, ctx_), 0);
+    comm_->barrier();
+    if (comm_->rank() != 0) return;
+    testing::LocalCommunicator local;
+    ProcessContext one = testing::context_for(local);
+    ASSERT_EQ(testing::run_command(command, name, one_flags, one), 0);
+    for (const auto& file : files) {
+      EXPECT_EQ(file_bytes((dir_ / (name + "_mpi") / file).string()), file_bytes((dir_ / (name + "_one") / file).string()))
+          << file << " differs between " << comm_->size() << " ranks and 1";
+    }
+  }
+
   std::unique_ptr<Communicator> comm_;
   ProcessContext ctx_;
   fs::path dir_;
@@ -74,49 +84,18 @@ class VisualsMpi : public ::testing::Test {
 
 TEST_F(VisualsMpi, MorphOnAllRanksEqualsOneRank) {
   // 5 images = 5 pairs: 2 ranks take 3 rounds (last one rank 0 alone), 3 ranks 2 rounds (rank 2 idle in the last).
-  const std::vector<std::string> flags = {"--checkpoint", (dir_ / "vae").string(), "--store", store_path_,
-                                          "--indices",    "3,17,8,30,1",           "--frames", "3",
-                                          "--scale",      "2"};
-  auto with_output = [&](const fs::path& out) {
-    std::vector<std::string> f = flags;
-    f.push_back("--output");
-    f.push_back(out.string());
-    return f;
-  };
-  EXPECT_EQ(testing::run_command(eval_morph_command, "morph", with_output(dir_ / "morph_mpi"), ctx_), 0);
-  comm_->barrier();
-  if (comm_->rank() == 0) {
-    testing::LocalCommunicator local;
-    ProcessContext one = testing::context_for(local);
-    ASSERT_EQ(testing::run_command(eval_morph_command, "morph", with_output(dir_ / "morph_one"), one), 0);
-    for (const char* file : {"morph.gif", "morph_strip.png", "morph.json"}) {
-      EXPECT_EQ(file_bytes((dir_ / "morph_mpi" / file).string()), file_bytes((dir_ / "morph_one" / file).string()))
-          << file << " differs between " << comm_->size() << " ranks and 1";
-    }
-  }
+  expect_all_ranks_equal_one_rank(eval_morph_command, "morph",
+                                  {"--checkpoint", (dir_ / "vae").string(), "--store", store_path_, "--indices",
+                                   "3,17,8,30,1", "--frames", "3", "--scale", "2"},
+                                  {"morph.gif", "morph_strip.png", "morph.json"});
 }
 
 TEST_F(VisualsMpi, AttentionOnAllRanksEqualsOneRank) {
   // 7 images in batches of 2: 3 ranks get slices of 3, 2 and 2.
-  const std::vector<std::string> flags = {"--checkpoint", (dir_ / "vit").string(), "--store", store_path_,
-                                          "--indices", "0,5,9,13,21,34,39", "--batch-size", "2"};
-  auto with_output = [&](const fs::path& out) {
-    std::vector<std::string> f = flags;
-    f.push_back("--output");
-    f.push_back(out.string());
-    return f;
-  };
-  EXPECT_EQ(testing::run_command(eval_attention_command, "attention", with_output(dir_ / "att_mpi"), ctx_), 0);
-  comm_->barrier();
-  if (comm_->rank() == 0) {
-    testing::LocalCommunicator local;
-    ProcessContext one = testing::context_for(local);
-    ASSERT_EQ(testing::run_command(eval_attention_command, "attention", with_output(dir_ / "att_one"), one), 0);
-    for (const char* file : {"attention.json", "attention_grid.png", "image_34_rollout.png"}) {
-      EXPECT_EQ(file_bytes((dir_ / "att_mpi" / file).string()), file_bytes((dir_ / "att_one" / file).string()))
-          << file << " differs between " << comm_->size() << " ranks and 1";
-    }
-  }
+  expect_all_ranks_equal_one_rank(eval_attention_command, "attention",
+                                  {"--checkpoint", (dir_ / "vit").string(), "--store", store_path_, "--indices",
+                                   "0,5,9,13,21,34,39", "--batch-size", "2"},
+                                  {"attention.json", "attention_grid.png", "image_34_rollout.png"});
 }
 
 TEST_F(VisualsMpi, BadInputFailsOnEveryRank) {

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "models/dcgan.h"
 #include "models/init.h"
+#include "lib/tiny_models.h"
 
 namespace facetrain {
 namespace {
@@ -77,13 +78,7 @@ TEST(Dcgan, PaperNetworkMatchesPytorchExamplesCounts) {
 TEST(Dcgan, OtherSizesWidthsAndChannels) {
   for (auto arch : {DcganArch::kSeed, DcganArch::kPaper}) {
     for (int64_t size : {16, 32, 64, 128}) {
-      DcganOptions o;
-      o.arch = arch;
-      o.image_size = size;
-      o.channels = 1;
-      o.z_size = 16;
-      o.g_width = 8;
-      o.d_width = 8;
+      DcganOptions o = testing::tiny_dcgan_options(arch, size, 1, 16, 8);
       o.d_outputs = 10;
       DcganGenerator g(o);
       DcganDiscriminator d(o);

@@ -12,18 +12,13 @@
 #include "models/pretrained.h"
 #include "models/safetensors.h"
 #include "models/vit.h"
+#include "lib/tiny_models.h"
 
 namespace facetrain {
 namespace {
 
 VitOptions small(int64_t classes = 3, int64_t image = 32) {
-  VitOptions o;
-  o.image_size = image;
-  o.patch_size = 8;
-  o.width = 32;
-  o.depth = 2;
-  o.heads = 4;
-  o.num_classes = classes;
+  VitOptions o = testing::tiny_vit_options(image, 8, 3, classes, 32, 2, 4);
   o.layer_norm_eps = 1e-12;
   return o;
 }

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "models/init.h"
 #include "models/vae.h"
+#include "lib/tiny_models.h"
 
 namespace facetrain {
 namespace {
@@ -16,12 +17,7 @@ TEST(Vae, ShapesAtSeveralSizes) {
   torch::manual_seed(0);
   struct Case { int64_t image, channels, latent, width; };
   for (const auto& c : {Case{64, 3, 32, 8}, Case{32, 1, 16, 8}, Case{16, 3, 8, 4}, Case{128, 3, 16, 4}}) {
-    VaeOptions o;
-    o.image_size = c.image;
-    o.channels = c.channels;
-    o.latent_size = c.latent;
-    o.base_width = c.width;
-    Vae vae(o);
+    Vae vae(testing::tiny_vae_options(c.image, c.channels, c.latent, c.width));
     auto x = torch::rand({2, c.channels, c.image, c.image}) * 2 - 1;
     auto out = vae->forward(x);
     EXPECT_EQ(out.recon.sizes(), x.sizes());
@@ -42,10 +38,7 @@ TEST(Vae, CnnVae64ParameterCount) {
 
 TEST(Vae, OutputActivationsAndEvalDeterminism) {
   torch::manual_seed(1);
-  VaeOptions o;
-  o.image_size = 32;
-  o.latent_size = 8;
-  o.base_width = 8;
+  VaeOptions o = testing::tiny_vae_options(32, 3, 8, 8);
   o.output = VaeOutput::kSigmoid;
   Vae vae(o);
   auto x = torch::rand({4, 3, 32, 32});
@@ -63,11 +56,7 @@ TEST(Vae, OutputActivationsAndEvalDeterminism) {
 
 TEST(Vae, TrainingStepGivesFiniteGradientsToEveryParameter) {
   torch::manual_seed(3);
-  VaeOptions o;
-  o.image_size = 16;
-  o.latent_size = 8;
-  o.base_width = 8;
-  Vae vae(o);
+  Vae vae(testing::tiny_vae_options(16, 3, 8, 8));
   auto x = torch::rand({4, 3, 16, 16}) * 2 - 1;
   auto out = vae->forward(x);
   (torch::mse_loss(out.recon, x) + 0.1 * kl_divergence(out.mu, out.logvar)).backward();

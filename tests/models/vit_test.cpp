@@ -8,20 +8,13 @@
 #include "core/error.h"
 #include "models/init.h"
 #include "models/vit.h"
+#include "lib/tiny_models.h"
 
 namespace facetrain {
 namespace {
 
 VitOptions tiny(int64_t image = 32, int64_t patch = 8, int64_t channels = 3) {
-  VitOptions o;
-  o.image_size = image;
-  o.patch_size = patch;
-  o.channels = channels;
-  o.num_classes = 5;
-  o.width = 32;
-  o.depth = 2;
-  o.heads = 4;
-  return o;
+  return testing::tiny_vit_options(image, patch, channels, 5, 32, 2, 4);
 }
 
 TEST(Vit, OutputAndAttentionShapesAtSeveralSizes) {

@@ -20,7 +20,7 @@ expect_error() {
   grep -qF -- "$want" "$WORK/err" || { cat "$WORK/err"; fail "submit $*: the error does not say '$want'"; }
 }
 ok=(--config tiny.pbtxt --cpu --tasks-per-node 2)
-expect_error "--config FILE is required" --cpu --tasks-per-node 2
+expect_error "--config is required" --cpu --tasks-per-node 2
 expect_error "--config nope.pbtxt: no such file" --config nope.pbtxt --gpus-per-node 4
 expect_error "bad.pbtxt" --config bad.pbtxt --gpus-per-node 4
 expect_error "--set" --config tiny.pbtxt --gpus-per-node 4 --set no.such.field=1

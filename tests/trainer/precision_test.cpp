@@ -14,6 +14,7 @@
 #include "comm/gradient_sync.h"
 #include "trainer/optim.h"
 #include "trainer/precision.h"
+#include "lib/tiny_models.h"
 
 namespace facetrain {
 namespace {
@@ -107,15 +108,7 @@ TEST(Autocast, Bf16ScopeOnCpuCastsMatmulsAndRestoresOnExit) {
 
 TEST(Autocast, VitUnderBf16KeepsFloat32AttentionWeightsAndGradients) {
   torch::manual_seed(3);
-  VitOptions o;
-  o.image_size = 8;
-  o.patch_size = 4;
-  o.channels = 1;
-  o.num_classes = 3;
-  o.width = 16;
-  o.depth = 2;
-  o.heads = 2;
-  Vit vit(o);
+  Vit vit(testing::tiny_vit_options(8, 4, 1, 3, 16, 2, 2));
   torch::Tensor x = torch::randn({5, 1, 8, 8});
   VitOutput out;
   {

@@ -1,0 +1,66 @@
+// Flags shared by several subcommands (see flag_groups.h).
+#include "launcher/commands/flag_groups.h"
+
+#include "core/config.h"
+#include "core/error.h"
+
+namespace facetrain {
+
+void declare_config_flags(CommandLine& cli, const std::string& config_help) {
+  cli.required("config", config_help).repeated("set", "override a config field: --set optimizer.lr=3e-4");
+}
+
+proto::RunConfig config_from_flags(const CommandLine& cli) { return load_run_config(cli.get("config"), cli.all("set")); }
+
+void declare_model_flags(CommandLine& cli, const std::string& checkpoint_help) {
+  cli.required("checkpoint", checkpoint_help)
+      .text("model-config", "run config (.pbtxt) describing the model; required with a .safetensors file");
+}
+
+void declare_scoring_flags(CommandLine& cli) {
+  cli.text("batch", "images per forward pass on each rank", "256")
+      .text("tta", "test-time augmentation: none | flip (mean of the image's and its mirror's probabilities)", "none")
+      .text("threads", "LibTorch threads per rank (0: launcher default)", "0");
+}
+
+bool flip_tta(const CommandLine& cli) {
+  const std::string tta = cli.get("tta");
+  FT_USER_CHECK(tta == "none" || tta == "flip", "--tta must be none or flip, got '" << tta << "'");
+  return tta == "flip";
+}
+
+void declare_selection_flags(CommandLine& cli, const std::string& default_split, const std::string& default_count) {
+  cli.text("split", "train | val | test | all: where --count takes its first images", default_split)
+      .text("indices", "store indices in order, e.g. 0,5,9 (as predictions.csv / mined.csv list them)")
+      .text("mined", "CSV with an \"index\" column (eval mine's mined.csv): its images, at most --count")
+      .text("count", "number of images (first of --split, or of --mined)", default_count);
+}
+
+ImageSelectionFlags selection_from_flags(const CommandLine& cli) {
+  ImageSelectionFlags selection;
+  selection.indices = cli.get("indices");
+  selection.mined = cli.get("mined");
+  selection.split = cli.get("split");
+  selection.count = cli.integer("count");
+  selection.count_given = cli.given("count");
+  return selection;
+}
+
+int parse_class_flag(const StoreInfo& store, const std::string& value) {
+  const int classes = static_cast<int>(store.class_names.size());
+  for (int c = 0; c < classes; ++c) {
+    if (store.class_names[c] == value) return c;
+  }
+  try {
+    size_t used = 0;
+    const long long index = std::stoll(value, &used);
+    if (used == value.size() && index >= 0 && index < classes) return static_cast<int>(index);
+  } catch (const std::logic_error&) {
+  }
+  std::string names;
+  for (int c = 0; c < classes; ++c) names += (c ? ", " : "") + std::to_string(c) + "=" + store.class_names[c];
+  throw UserError("--class '" + value + "' is neither a class name nor an index of the store's classes (" + names +
+                  ")");
+}
+
+}  // namespace facetrain

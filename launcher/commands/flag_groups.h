@@ -1,0 +1,43 @@
+// Flags that several subcommands share, declared and read in one place so they mean the same everywhere:
+// the run config (--config, --set), the model an eval command loads (--checkpoint, --model-config), the
+// scoring knobs of the classifier commands (--batch, --tta, --threads) and the image selection of the visual
+// commands (--split, --indices, --mined, --count).
+#pragma once
+
+#include <string>
+
+#include "core/config.pb.h"
+#include "datastore/store.h"
+#include "eval/image_selection.h"
+#include "launcher/flags.h"
+
+namespace facetrain {
+
+// --config FILE (required) and --set field=value (repeatable): the run config, loaded, overridden and
+// validated by config_from_flags (UserError naming the file, line, field or override).
+void declare_config_flags(CommandLine& cli, const std::string& config_help);
+proto::RunConfig config_from_flags(const CommandLine& cli);
+
+// --checkpoint (required: a .ckpt, a run directory or a .safetensors file) and --model-config.
+void declare_model_flags(CommandLine& cli, const std::string& checkpoint_help);
+
+// --batch, --tta none|flip and --threads of eval metrics and eval mine.
+void declare_scoring_flags(CommandLine& cli);
+// --tta: true for flip (average each image's and its mirror image's probabilities); UserError otherwise.
+bool flip_tta(const CommandLine& cli);
+
+// --threads of the commands whose outputs must not depend on the rank count (eval attention, eval morph).
+constexpr char kBitwiseThreadsHelp[] =
+    "compute threads per rank; the default 1 makes the outputs bitwise identical on any number of ranks (more "
+    "threads change float rounding); 0: the launcher's per-core choice";
+
+// --split (where --count takes its first images), --indices, --mined and --count of eval attention and
+// eval morph; `what` says what the images are for in the help.
+void declare_selection_flags(CommandLine& cli, const std::string& default_split, const std::string& default_count);
+ImageSelectionFlags selection_from_flags(const CommandLine& cli);
+
+// A class given by name (exact match of the store's class_names) or by index. Throws UserError naming
+// --class and listing the store's classes.
+int parse_class_flag(const StoreInfo& store, const std::string& value);
+
+}  // namespace facetrain
