@@ -396,4 +396,14 @@ std::vector<int64_t> eval_shard(const std::vector<int64_t>& indices, int rank, i
   return std::vector<int64_t>(indices.begin() + begin, indices.begin() + end);
 }
 
+LoaderOptions in_order_loader_options(std::vector<int64_t> subset, int64_t batch_size, Normalization normalization) {
+  LoaderOptions options;
+  options.subset = std::move(subset);
+  options.batch_size = batch_size;
+  options.shuffle = false;
+  options.drop_last = false;
+  options.normalization = normalization;
+  return options;
+}
+
 }  // namespace facetrain

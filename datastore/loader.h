@@ -39,6 +39,10 @@ struct LoaderOptions {
   std::vector<int64_t> subset;      // non-empty: use these store indices instead of the split's
 };
 
+// Options for reading `subset` in the order given, in batches of `batch_size` (the last one may be short), with
+// no augmentation: how evaluation and sample grids read images (one process; ranks pick their own subsets).
+LoaderOptions in_order_loader_options(std::vector<int64_t> subset, int64_t batch_size, Normalization normalization);
+
 struct Batch {
   torch::Tensor images;   // float32 N x C x H x W
   torch::Tensor labels;   // int64 N

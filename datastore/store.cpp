@@ -425,6 +425,18 @@ void StoreWriter::finish() {
   m.finished = true;
 }
 
+StoreLayout layout_of(const StoreInfo& info) {
+  StoreLayout layout;
+  layout.height = info.height;
+  layout.width = info.width;
+  layout.channels = info.channels;
+  layout.class_names = info.class_names;
+  layout.label_source = info.label_source;
+  layout.attribute_names = info.attribute_names;
+  layout.has_identities = info.has_identities;
+  return layout;
+}
+
 // ---- StoreReader ------------------------------------------------------------------------------------
 
 struct StoreReader::Impl {

@@ -73,6 +73,9 @@ struct StoreLayout {
   bool has_identities = false;
 };
 
+// The layout of an existing store, for writing another one like it (e.g. a mined subset).
+StoreLayout layout_of(const StoreInfo& info);
+
 // Appends images one by one (in the final sample order) and writes statistics on finish().
 // Writes to "<path>.partial" and renames to path in finish(); a StoreWriter destroyed without finish()
 // removes the partial file. Not thread-safe.

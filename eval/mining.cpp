@@ -65,15 +65,7 @@ int64_t write_contact_sheet(StoreReader& store, const std::vector<MinedImage>& h
 int64_t write_subset_store(StoreReader& store, const std::vector<MinedImage>& hits, const std::string& path,
                            bool keep_splits, bool overwrite) {
   const StoreInfo& info = store.info();
-  StoreLayout layout;
-  layout.height = info.height;
-  layout.width = info.width;
-  layout.channels = info.channels;
-  layout.class_names = info.class_names;
-  layout.label_source = info.label_source;
-  layout.attribute_names = info.attribute_names;
-  layout.has_identities = info.has_identities;
-  StoreWriter writer(path, layout, overwrite);
+  StoreWriter writer(path, layout_of(info), overwrite);
 
   std::vector<int64_t> order;
   order.reserve(hits.size());

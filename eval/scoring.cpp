@@ -29,13 +29,7 @@ GatheredScores score_store_images(const std::string& store_path, const std::vect
   }
   std::vector<torch::Tensor> outputs, labels;
   if (!mine.empty()) {
-    LoaderOptions options;
-    options.subset = mine;
-    options.batch_size = batch_size;
-    options.shuffle = false;
-    options.drop_last = false;
-    options.normalization = normalization;
-    ShardLoader loader(store_path, options);
+    ShardLoader loader(store_path, in_order_loader_options(mine, batch_size, normalization));
     loader.start_epoch(0);
     Batch batch;
     while (loader.next(&batch)) {

@@ -4,15 +4,23 @@
 #include "core/error.h"
 
 namespace facetrain {
+namespace {
+
+// The side of the store's images, which every model here needs square; `model` names it in the error.
+int square_side(const StoreInfo& store, const char* model) {
+  FT_USER_CHECK(store.height == store.width, "data.store: " << model << " needs square images, the store has "
+                                                            << store.height << "x" << store.width);
+  return store.height;
+}
+
+}  // namespace
 
 VitOptions vit_options_from(const proto::RunConfig& config, const StoreInfo& store) {
   const auto& v = config.model().vit();
-  FT_USER_CHECK(store.height == store.width, "data.store: the ViT needs square images, the store has "
-                                                 << store.height << "x" << store.width);
   FT_USER_CHECK(store.class_names.size() >= 2,
                 "data.store: a classifier needs at least 2 classes, the store has " << store.class_names.size());
   VitOptions o;
-  o.image_size = store.height;
+  o.image_size = square_side(store, "the ViT");
   o.channels = store.channels;
   o.num_classes = static_cast<int64_t>(store.class_names.size());
   o.patch_size = v.patch_size();
@@ -32,10 +40,8 @@ VitOptions vit_options_from(const proto::RunConfig& config, const StoreInfo& sto
 
 DcganOptions dcgan_options_from(const proto::RunConfig& config, const StoreInfo& store) {
   const auto& d = config.model().dcgan();
-  FT_USER_CHECK(store.height == store.width, "data.store: the DCGAN needs square images, the store has "
-                                                 << store.height << "x" << store.width);
   DcganOptions o = d.architecture() == "paper64" ? DcganOptions::paper64() : DcganOptions::seed32();
-  o.image_size = store.height;
+  o.image_size = square_side(store, "the DCGAN");
   o.channels = store.channels;
   o.z_size = d.z_size();
   o.g_width = d.g_width();
@@ -46,10 +52,8 @@ DcganOptions dcgan_options_from(const proto::RunConfig& config, const StoreInfo&
 
 VaeOptions vae_options_from(const proto::RunConfig& config, const StoreInfo& store) {
   const auto& v = config.model().vae();
-  FT_USER_CHECK(store.height == store.width, "data.store: the VAE needs square images, the store has "
-                                                 << store.height << "x" << store.width);
   VaeOptions o;
-  o.image_size = store.height;
+  o.image_size = square_side(store, "the VAE");
   o.channels = store.channels;
   o.latent_size = v.latent_size();
   o.base_width = v.base_width();

@@ -45,36 +45,13 @@ void VaeOptions::validate() const {
   FT_USER_CHECK(leaky_slope >= 0, "model.vae.leaky_slope must be >= 0, got " << leaky_slope);
 }
 
-VaeResDownImpl::VaeResDownImpl(int64_t in, int64_t out, double slope)
+VaeResBlockImpl::VaeResBlockImpl(VaeResample resample, int64_t in, int64_t out, int64_t scale, double slope)
     : conv1_(conv3x3(in, out / 2)),
       bn1_(out / 2),
       conv2_(conv3x3(out / 2, out)),
       bn2_(out),
       conv3_(conv3x3(in, out)),
-      slope_(slope) {
-  register_module("conv1", conv1_);
-  register_module("bn1", bn1_);
-  register_module("conv2", conv2_);
-  register_module("bn2", bn2_);
-  register_module("conv3", conv3_);
-}
-
-torch::Tensor VaeResDownImpl::forward(const torch::Tensor& x) {
-  auto skip = conv3_(torch::avg_pool2d(x, 2, 2));
-  // Activations in place (BatchNorm/add backward do not read their outputs; leaky_relu's reads its result).
-  auto h = bn1_(conv1_(x));
-  torch::leaky_relu_(h, slope_);
-  h = bn2_(conv2_(torch::avg_pool2d(h, 2, 2)));
-  h = h + skip;
-  return torch::leaky_relu_(h, slope_);
-}
-
-VaeResUpImpl::VaeResUpImpl(int64_t in, int64_t out, int64_t scale, double slope)
-    : conv1_(conv3x3(in, out / 2)),
-      bn1_(out / 2),
-      conv2_(conv3x3(out / 2, out)),
-      bn2_(out),
-      conv3_(conv3x3(in, out)),
+      resample_(resample),
       scale_(scale),
       slope_(slope) {
   register_module("conv1", conv1_);
@@ -84,12 +61,16 @@ VaeResUpImpl::VaeResUpImpl(int64_t in, int64_t out, int64_t scale, double slope)
   register_module("conv3", conv3_);
 }
 
-torch::Tensor VaeResUpImpl::forward(const torch::Tensor& x) {
-  auto skip = conv3_(upsample(x, scale_));
+torch::Tensor VaeResBlockImpl::resampled(const torch::Tensor& x) const {
+  return resample_ == VaeResample::kDown ? torch::avg_pool2d(x, 2, 2) : upsample(x, scale_);
+}
+
+torch::Tensor VaeResBlockImpl::forward(const torch::Tensor& x) {
+  auto skip = conv3_(resampled(x));
   // Activations in place (BatchNorm/add backward do not read their outputs; leaky_relu's reads its result).
   auto h = bn1_(conv1_(x));
   torch::leaky_relu_(h, slope_);
-  h = bn2_(conv2_(upsample(h, scale_)));
+  h = bn2_(conv2_(resampled(h)));
   h = h + skip;
   return torch::leaky_relu_(h, slope_);
 }
@@ -103,7 +84,7 @@ VaeImpl::VaeImpl(const VaeOptions& options)
   const auto w = o.widths();
   const int64_t n = static_cast<int64_t>(w.size());
   for (int64_t i = 0; i < n; ++i) {
-    VaeResDown block(i == 0 ? o.channels : w[i - 1], w[i], o.leaky_slope);
+    VaeResBlock block(VaeResample::kDown, i == 0 ? o.channels : w[i - 1], w[i], 1, o.leaky_slope);
     encoder_->push_back(block);
     down_.push_back(block);
   }
@@ -111,7 +92,7 @@ VaeImpl::VaeImpl(const VaeOptions& options)
   // base_width / 2 channels at full resolution (RES_VAE's decoder for 64x64: z->8ch x4, 8ch->4ch, 4ch->2ch,
   // 2ch->ch, ch->ch/2, conv 3x3 to channels).
   auto add_up = [&](int64_t in, int64_t out, int64_t scale) {
-    VaeResUp block(in, out, scale, o.leaky_slope);
+    VaeResBlock block(VaeResample::kUp, in, out, scale, o.leaky_slope);
     decoder_->push_back(block);
     up_.push_back(block);
   };

@@ -40,9 +40,12 @@ struct VaeOptions {
   void validate() const;                    // UserError naming model.vae.<field>
 };
 
-// x -> act(BN2(conv2(pool(act(BN1(conv1(x)))))) + conv3(pool(x))), pool = 2x2 average (RES_VAE Res_down).
-struct VaeResDownImpl : torch::nn::Module {
-  VaeResDownImpl(int64_t in, int64_t out, double slope);
+// RES_VAE's residual blocks, Res_down and Res_up: x -> act(BN2(conv2(r(act(BN1(conv1(x)))))) + conv3(r(x))),
+// where the resampling r is a 2x2 average pool (down) or a nearest-neighbour upsample by `scale` (up).
+enum class VaeResample { kDown, kUp };
+
+struct VaeResBlockImpl : torch::nn::Module {
+  VaeResBlockImpl(VaeResample resample, int64_t in, int64_t out, int64_t scale, double slope);
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::Conv2d conv1_;
@@ -50,24 +53,14 @@ struct VaeResDownImpl : torch::nn::Module {
   torch::nn::Conv2d conv2_;
   torch::nn::BatchNorm2d bn2_;
   torch::nn::Conv2d conv3_;
+  VaeResample resample_;
+  int64_t scale_;  // kUp only
   double slope_;
-};
-TORCH_MODULE(VaeResDown);
 
-// x -> act(BN2(conv2(up(act(BN1(conv1(x)))))) + conv3(up(x))), up = nearest x`scale` (RES_VAE Res_up).
-struct VaeResUpImpl : torch::nn::Module {
-  VaeResUpImpl(int64_t in, int64_t out, int64_t scale, double slope);
-  torch::Tensor forward(const torch::Tensor& x);
-
-  torch::nn::Conv2d conv1_;
-  torch::nn::BatchNorm2d bn1_;
-  torch::nn::Conv2d conv2_;
-  torch::nn::BatchNorm2d bn2_;
-  torch::nn::Conv2d conv3_;
-  int64_t scale_;
-  double slope_;
+ private:
+  torch::Tensor resampled(const torch::Tensor& x) const;
 };
-TORCH_MODULE(VaeResUp);
+TORCH_MODULE(VaeResBlock);
 
 struct VaeOutputs {
   torch::Tensor recon;   // (B, channels, H, W)
@@ -96,8 +89,8 @@ struct VaeImpl : torch::nn::Module {
   torch::nn::Conv2d conv_out_;
 
  private:
-  std::vector<VaeResDown> down_;
-  std::vector<VaeResUp> up_;
+  std::vector<VaeResBlock> down_;
+  std::vector<VaeResBlock> up_;
 };
 TORCH_MODULE(Vae);
 

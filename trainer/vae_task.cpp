@@ -130,13 +130,9 @@ class VaeTask : public TrainingTask {
     // Inputs beside reconstructions, and samples from the prior.
     torch::NoGradGuard no_grad;
     const int64_t shown = std::min<int64_t>(config_.model().vae().sample_count(), indices.size());
-    LoaderOptions options;
-    options.subset.assign(indices.begin(), indices.begin() + shown);
-    options.batch_size = shown;
-    options.shuffle = false;
-    options.drop_last = false;
-    options.normalization = Normalization::kMinusOneOne;
-    ShardLoader loader(config_.data().store(), options);
+    ShardLoader loader(config_.data().store(),
+                       in_order_loader_options({indices.begin(), indices.begin() + shown}, shown,
+                                               Normalization::kMinusOneOne));
     loader.start_epoch(0);
     Batch batch;
     FT_CHECK(loader.next(&batch), "no validation batch");

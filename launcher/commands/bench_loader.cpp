@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "datastore/augment.h"
 #include "launcher/commands/commands.h"
+#include "launcher/commands/flag_groups.h"
 #include "launcher/flags.h"
 #include "datastore/loader.h"
 #include "datastore/random.h"
@@ -103,21 +104,21 @@ void generate_noise_store(const std::string& path, int64_t count, int size, int 
 }  // namespace
 
 int bench_loader_command(int argc, char** argv) {
-  CommandLine cli(argv[0], "Images/s per rank of the data path: raw reads, normalized batches, " "full augmentation, beside memcpy. Pin to one core with `taskset -c 0`.");
+  CommandLine cli(argv[0], "Images/s per rank of the data path: raw reads, normalized batches, full augmentation, "
+                           "beside memcpy. Pin to one core with `taskset -c 0`.");
   cli.positional("file", "store to read (HDF5, from facetrain ingest/synth)")
-      .text("split", "train | val | test", "train")
-      .text("batch", "batch size per rank", "256")
+      .text("split", "train | val | test", "train").text("batch", "batch size per rank", "256")
       .text("threads", "loader worker threads (plus one I/O thread)", "1")
       .text("prefetch", "loader prefetch depth in batches", "4")
+      // how long to time
       .text("seconds", "duration of one repetition", "1")
       .text("repeats", "repetitions per row (the table shows their median)", "5")
-      .text("generate", "first write FILE as N random-noise images (when FILE does not exist)", "0")
-      .text("size", "image size for --generate", "64")
-      .text("channels", "channels for --generate (1 or 3)", "3")
+      .toggle("cold", "skip reading FILE once before timing (then the first rows may measure the disk)")
       .toggle("no-simd", "time the portable scalar augmentation kernel instead of AVX2")
-      .toggle("cold", "skip reading FILE once before timing (then the first rows may measure the disk)");
+      // a store to time when there is none yet
+      .text("generate", "first write FILE as N random-noise images (when FILE does not exist)", "0")
+      .text("size", "image size for --generate", "64").text("channels", "channels for --generate (1 or 3)", "3");
   if (!cli.parse(argc, argv)) return 0;
-  FT_USER_CHECK(cli.given("file"), argv[0] << ": a store FILE is required");
   const std::string path = cli.get("file");
   const int64_t batch = cli.integer("batch");
   const int threads = static_cast<int>(cli.integer("threads"));

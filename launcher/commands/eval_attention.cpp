@@ -67,18 +67,11 @@ std::vector<float> row_vector(const torch::Tensor& row) {
 int eval_attention_command(int argc, char** argv, ProcessContext& ctx) {
   CommandLine cli(argv[0], "ViT attention maps of store images: the last block's class-token attention (heads "
                            "averaged) and attention rollout, overlaid as heat maps.");
-  declare_model_flags(cli, "ViT checkpoint (.ckpt), run directory (newest valid checkpoint) or .safetensors");
-  cli.required("store", "HDF5 store with the images").required("output", "output directory");
-  declare_selection_flags(cli, "test", "16");
-  cli.text("method", "cls | rollout | both", "both")
-      .text("alpha", "heat-map opacity in [0, 1]", "0.5")
-      .text("scale", "integer display upscale of the images (0: automatic, >= 128 px)", "0")
-      .text("batch-size", "images per forward pass per rank", "32")
-      .text("threads", kBitwiseThreadsHelp, "1");
+  cli.text("method", "cls | rollout | both", "both").text("alpha", "heat-map opacity in [0, 1]", "0.5");
+  declare_visual_flags(cli, "ViT checkpoint (.ckpt), run directory (newest valid checkpoint) or .safetensors", "16");
+  cli.text("batch-size", "images per forward pass per rank", "32");
   if (!cli.parse(argc, argv)) return 0;
-  const std::string checkpoint = cli.get("checkpoint");
-  const std::string store_path = cli.get("store");
-  const std::string output = cli.get("output");
+  const std::string checkpoint = cli.get("checkpoint"), store_path = cli.get("store"), output = cli.get("output");
   const Methods methods = parse_method(cli.get("method"));
   const double alpha = cli.number("alpha");
   FT_USER_CHECK(alpha >= 0 && alpha <= 1, "--alpha must be in [0, 1], got " << alpha);

@@ -20,15 +20,11 @@ namespace facetrain {
 int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string program = argv[0];
   CommandLine cli(program, "Classification metrics of a ViT checkpoint on one split of a store.");
-  declare_model_flags(cli, "a .ckpt, a run directory (its newest valid checkpoint) or a .safetensors file");
-  cli.required("store", "HDF5 store to evaluate on")
-      .text("split", "train | val | test | all", "test")
-      .required("output", "directory for metrics.json and predictions.csv");
+  declare_classifier_flags(cli, "HDF5 store to evaluate on", "test");
+  cli.required("output", "directory for metrics.json and predictions.csv");
   declare_scoring_flags(cli);
   if (!cli.parse(argc, argv)) return 0;
-  const std::string checkpoint = cli.get("checkpoint");
-  const std::string store_path = cli.get("store");
-  const std::string output = cli.get("output");
+  const std::string checkpoint = cli.get("checkpoint"), store_path = cli.get("store"), output = cli.get("output");
   const std::string split = cli.get("split");
   const int64_t batch = cli.integer("batch");
   const bool average_flips = flip_tta(cli);

@@ -21,10 +21,8 @@ namespace facetrain {
 int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string program = argv[0];
   CommandLine cli(program, "Mine a store with a ViT: keep images whose class probability >= threshold.");
-  declare_model_flags(cli, "a .ckpt, a run directory (its newest valid checkpoint) or a .safetensors file");
-  cli.required("store", "HDF5 store to mine")
-      .text("split", "all | train | val | test", "all")
-      .required("class", "the class to mine: a class name of the store or its index")
+  declare_classifier_flags(cli, "HDF5 store to mine", "all");
+  cli.required("class", "the class to mine: a class name of the store or its index")
       .text("threshold", "keep images whose probability of --class is at least this, in (0, 1]", "0.995")
       .required("output", "directory for mined.csv and contact_sheet.png")
       .text("subset-store", "also write the hits as a new HDF5 store (e.g. to fine-tune the VAE on)")
@@ -34,9 +32,7 @@ int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
   declare_scoring_flags(cli);
   if (!cli.parse(argc, argv)) return 0;
   // Every check that needs no scoring comes first, on every rank, so a mistake costs no compute.
-  const std::string checkpoint = cli.get("checkpoint");
-  const std::string store_path = cli.get("store");
-  const std::string output = cli.get("output");
+  const std::string checkpoint = cli.get("checkpoint"), store_path = cli.get("store"), output = cli.get("output");
   const std::string class_flag = cli.get("class");
   const double threshold = cli.number("threshold");
   check_mining_threshold(threshold);

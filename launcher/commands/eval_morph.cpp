@@ -129,18 +129,12 @@ class Mp4Output {
 int eval_morph_command(int argc, char** argv, ProcessContext& ctx) {
   CommandLine cli(argv[0], "Latent morphs with a VAE: encode chosen images, walk the latent space through them in "
                            "a loop, decode, write a GIF, an MP4 and a PNG strip.");
-  declare_model_flags(cli, "VAE checkpoint (.ckpt) or run directory (newest valid checkpoint)");
-  cli.required("store", "HDF5 store with the images").required("output", "output directory");
-  declare_selection_flags(cli, "test", "8");
+  declare_visual_flags(cli, "VAE checkpoint (.ckpt) or run directory (newest valid checkpoint)", "8");
   cli.text("frames", "frames per pair of consecutive images", "12")
       .text("interpolation", "slerp | lerp", "slerp")
-      .text("fps", "frames per second of the GIF and the MP4", "12")
-      .text("scale", "integer upscale of GIF/MP4 frames (0: automatic, >= 128 px)", "0")
-      .text("threads", kBitwiseThreadsHelp, "1");
+      .text("fps", "frames per second of the GIF and the MP4", "12");
   if (!cli.parse(argc, argv)) return 0;
-  const std::string checkpoint = cli.get("checkpoint");
-  const std::string store_path = cli.get("store");
-  const std::string output = cli.get("output");
+  const std::string checkpoint = cli.get("checkpoint"), store_path = cli.get("store"), output = cli.get("output");
   const int64_t frames = cli.integer("frames");
   FT_USER_CHECK(frames >= 1 && frames <= 10000, "--frames must be in [1, 10000], got " << frames);
   const Interpolation mode = parse_interpolation(cli.get("interpolation"));

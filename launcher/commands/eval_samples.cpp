@@ -44,22 +44,20 @@ int eval_samples_command(int argc, char** argv, ProcessContext& ctx) {
                            "the samples as a trained ViT sees them.");
   declare_model_flags(cli, "DCGAN: a .ckpt, a run directory (its newest valid checkpoint) or a .safetensors file");
   cli.required("output", "directory for samples.png, interpolations_*.png, class_histogram.json")
-      .text("count", "samples on the grid", "64")
-      .text("columns", "images per grid row", "8")
+      .text("count", "samples on the grid", "64").text("columns", "images per grid row", "8")
       .text("seed", "seed of the latent vectors", "0")
       .text("interpolations", "rows of the interpolation grids (0: none)", "8")
-      .text("steps", "images per interpolation row, both endpoints included", "10")
-      .text("classifier", "ViT checkpoint or run directory to classify the samples with")
+      .text("steps", "images per interpolation row, both endpoints included", "10");
+  // The optional class histogram: a classifier and its store.
+  cli.text("classifier", "ViT checkpoint or run directory to classify the samples with")
       .text("classifier-config", "run config of the classifier; required when --classifier is a .safetensors file")
       .text("store", "the classifier's store (class names, normalization); also fixes the DCGAN's image size")
-      .text("classify-count", "samples to classify for the histogram", "1000")
-      .text("batch", "samples per forward pass on each rank", "256")
-      .text("threads", "LibTorch threads per rank (0: launcher default)", "0");
+      .text("classify-count", "samples to classify for the histogram", "1000");
+  cli.text("batch", "samples per forward pass on each rank", "256");
+  declare_threads_flag(cli);
   if (!cli.parse(argc, argv)) return 0;
-  const std::string checkpoint = cli.get("checkpoint");
-  const std::string output = cli.get("output");
-  const std::string classifier_path = cli.get("classifier");
-  const std::string store_path = cli.get("store");
+  const std::string checkpoint = cli.get("checkpoint"), output = cli.get("output");
+  const std::string classifier_path = cli.get("classifier"), store_path = cli.get("store");
   FT_USER_CHECK(classifier_path.empty() || !store_path.empty(),
                 "--classifier needs --store FILE (the classifier's store: class names and normalization)");
   const int64_t count = cli.integer("count");

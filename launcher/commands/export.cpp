@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "models/safetensors.h"
 #include "launcher/commands/commands.h"
+#include "launcher/commands/flag_groups.h"
 #include "launcher/flags.h"
 #include "core/config.h"
 #include "models/registry.h"
@@ -16,11 +17,9 @@ namespace facetrain {
 
 int export_command(int argc, char** argv) {
   CommandLine cli(argv[0], "Export a checkpoint's model as a safetensors file.");
-  cli.text("checkpoint", "a checkpoint file, or a run directory (its newest valid checkpoint)")
-      .text("output", "safetensors file to write");
+  cli.required("checkpoint", "a checkpoint file, or a run directory (its newest valid checkpoint)")
+      .required("output", "safetensors file to write");
   if (!cli.parse(argc, argv)) return 0;
-  FT_USER_CHECK(cli.given("checkpoint"), argv[0] << ": --checkpoint FILE is required");
-  FT_USER_CHECK(cli.given("output"), argv[0] << ": --output FILE.safetensors is required");
   const std::string checkpoint = resolve_checkpoint_path(cli.get("checkpoint"), "--checkpoint");
   const std::string output = cli.get("output");
   FT_USER_CHECK(is_safetensors_path(output), "--output: " << output << " should end in .safetensors");

@@ -12,15 +12,35 @@ void declare_config_flags(CommandLine& cli, const std::string& config_help) {
 
 proto::RunConfig config_from_flags(const CommandLine& cli) { return load_run_config(cli.get("config"), cli.all("set")); }
 
+void declare_store_writer_flags(CommandLine& cli, const std::string& fraction_default, const std::string& threads_help) {
+  const std::string fallback = fraction_default.empty() ? " (default 0.1; idx: 0 for val, carved from the train file)" : "";
+  cli.required("output", "HDF5 store to write (written as FILE.partial, renamed when complete)")
+      .text("val-fraction", "validation fraction for sources without their own partition" + fallback, fraction_default)
+      .text("test-fraction", "test fraction for sources without their own partition" + fallback, fraction_default)
+      .text("seed", "seed of the split (and, for synth, of the images: same seed, same bytes)", "0")
+      .text("threads", threads_help, "0")
+      .toggle("overwrite", "replace an existing output")
+      .toggle("quiet", "no progress lines or summary");
+}
+
 void declare_model_flags(CommandLine& cli, const std::string& checkpoint_help) {
   cli.required("checkpoint", checkpoint_help)
       .text("model-config", "run config (.pbtxt) describing the model; required with a .safetensors file");
 }
 
+void declare_classifier_flags(CommandLine& cli, const std::string& store_help, const std::string& default_split) {
+  declare_model_flags(cli, "a .ckpt, a run directory (its newest valid checkpoint) or a .safetensors file");
+  cli.required("store", store_help).text("split", "train | val | test | all", default_split);
+}
+
+void declare_threads_flag(CommandLine& cli) {
+  cli.text("threads", "LibTorch threads per rank (0: launcher default)", "0");
+}
+
 void declare_scoring_flags(CommandLine& cli) {
   cli.text("batch", "images per forward pass on each rank", "256")
-      .text("tta", "test-time augmentation: none | flip (mean of the image's and its mirror's probabilities)", "none")
-      .text("threads", "LibTorch threads per rank (0: launcher default)", "0");
+      .text("tta", "test-time augmentation: none | flip (mean of the image's and its mirror's probabilities)", "none");
+  declare_threads_flag(cli);
 }
 
 bool flip_tta(const CommandLine& cli) {
@@ -34,6 +54,14 @@ void declare_selection_flags(CommandLine& cli, const std::string& default_split,
       .text("indices", "store indices in order, e.g. 0,5,9 (as predictions.csv / mined.csv list them)")
       .text("mined", "CSV with an \"index\" column (eval mine's mined.csv): its images, at most --count")
       .text("count", "number of images (first of --split, or of --mined)", default_count);
+}
+
+void declare_visual_flags(CommandLine& cli, const std::string& checkpoint_help, const std::string& default_count) {
+  declare_model_flags(cli, checkpoint_help);
+  cli.required("store", "HDF5 store with the images").required("output", "output directory");
+  declare_selection_flags(cli, "test", default_count);
+  cli.text("scale", "integer display upscale of the images (0: automatic, >= 128 px)", "0")
+      .text("threads", kBitwiseThreadsHelp, "1");
 }
 
 ImageSelectionFlags selection_from_flags(const CommandLine& cli) {

@@ -18,8 +18,18 @@ namespace facetrain {
 void declare_config_flags(CommandLine& cli, const std::string& config_help);
 proto::RunConfig config_from_flags(const CommandLine& cli);
 
+// --output (required), --val-fraction, --test-fraction, --seed, --threads, --overwrite, --quiet: the flags of
+// the commands that write a store (ingest, synth). `fraction_default` "" leaves the fractions to the source.
+void declare_store_writer_flags(CommandLine& cli, const std::string& fraction_default, const std::string& threads_help);
+
 // --checkpoint (required: a .ckpt, a run directory or a .safetensors file) and --model-config.
 void declare_model_flags(CommandLine& cli, const std::string& checkpoint_help);
+
+// The model flags, --store (required) and --split of the classifier commands (eval metrics, eval mine).
+void declare_classifier_flags(CommandLine& cli, const std::string& store_help, const std::string& default_split);
+
+// --threads: LibTorch threads per rank, 0 keeping the launcher's per-rank choice (launcher/threads.h).
+void declare_threads_flag(CommandLine& cli);
 
 // --batch, --tta none|flip and --threads of eval metrics and eval mine.
 void declare_scoring_flags(CommandLine& cli);
@@ -30,6 +40,10 @@ bool flip_tta(const CommandLine& cli);
 constexpr char kBitwiseThreadsHelp[] =
     "compute threads per rank; the default 1 makes the outputs bitwise identical on any number of ranks (more "
     "threads change float rounding); 0: the launcher's per-core choice";
+
+// The flags of the visual commands (eval attention, eval morph): the model, --store, --output, the image
+// selection, --scale (display upscale) and --threads (kBitwiseThreadsHelp).
+void declare_visual_flags(CommandLine& cli, const std::string& checkpoint_help, const std::string& default_count);
 
 // --split (where --count takes its first images), --indices, --mined and --count of eval attention and
 // eval morph; `what` says what the images are for in the help.

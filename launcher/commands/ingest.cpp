@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "launcher/commands/commands.h"
+#include "launcher/commands/flag_groups.h"
 #include "launcher/flags.h"
 #include "tools/ingest.h"
 #include "core/stop_signal.h"
@@ -12,28 +13,19 @@ namespace facetrain {
 
 int ingest_command(int argc, char** argv) {
   CommandLine cli(argv[0], "Decode and preprocess raw images into one HDF5 store (datastore/README.md).");
-  cli.text("source", "folders (DIR/<class>/*.jpg or DIR/{train,val,test}/<class>/), celeba (CelebA layout) or idx (MNIST/Fashion-MNIST IDX files)")
-      .text("input", "source folder")
-      .text("output", "HDF5 store to write (written as FILE.partial, renamed when complete)")
+  cli.required("source", "folders (DIR/<class>/*.jpg or DIR/{train,val,test}/<class>/), celeba (CelebA layout) or "
+                         "idx (MNIST/Fashion-MNIST IDX files)")
+      .required("input", "source folder")
       .text("size", "square target size (default 64; idx: native 28)")
-      .text("height", "target height (overrides --size)")
-      .text("width", "target width (overrides --size)")
+      .text("height", "target height (overrides --size)").text("width", "target width (overrides --size)")
       .text("channels", "3 = RGB, 1 = grayscale (default 3; idx: 1)")
       .toggle("face-crop", "crop around the largest frontal face (Haar cascade; center crop when none is found)")
       .text("face-cascade", "cascade XML for --face-crop (default: opencv-data's haarcascade_frontalface_default.xml)")
       .text("label-attribute", "celeba: the attribute used as the label", "Smiling")
       .text("idx-classes", "idx: class names: auto (fashion when the folder name says so), fashion or digits", "auto")
-      .text("val-fraction", "validation fraction for sources without their own partition (default 0.1; idx: 0, carved from the train file)")
-      .text("test-fraction", "test fraction for sources without their own partition (default 0.1)")
-      .text("seed", "seed of the split fractions", "0")
-      .text("threads", "decode threads (0 = all cores)", "0")
-      .text("limit", "ingest only N images, evenly spaced over the source (quick trials)", "0")
-      .toggle("overwrite", "replace an existing output")
-      .toggle("quiet", "no progress lines or summary");
+      .text("limit", "ingest only N images, evenly spaced over the source (quick trials)", "0");
+  declare_store_writer_flags(cli, "", "decode threads (0 = all cores)");
   if (!cli.parse(argc, argv)) return 0;
-  FT_USER_CHECK(cli.given("source"), argv[0] << ": --source folders|celeba|idx is required");
-  FT_USER_CHECK(cli.given("input"), argv[0] << ": --input DIR is required");
-  FT_USER_CHECK(cli.given("output"), argv[0] << ": --output FILE.h5 is required");
 
   IngestOptions o;
   o.source = cli.get("source");

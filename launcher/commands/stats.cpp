@@ -9,10 +9,8 @@ namespace facetrain {
 
 int stats_command(int argc, char** argv) {
   CommandLine cli(argv[0], "Counts, class weights, shape and train mean/std of a store.");
-  cli.positional("file", "the HDF5 store")
-      .toggle("json", "print JSON instead of a table");
+  cli.positional("file", "the HDF5 store").toggle("json", "print JSON instead of a table");
   if (!cli.parse(argc, argv)) return 0;
-  FT_USER_CHECK(cli.given("file"), argv[0] << ": FILE (an HDF5 store) is required");
   const StoreStats stats = compute_store_stats(cli.get("file"));
   log(cli.given("json") ? stats_json(stats) : format_stats_table(stats));
   return 0;

@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/stop_signal.h"
 #include "launcher/commands/commands.h"
+#include "launcher/commands/flag_groups.h"
 #include "launcher/flags.h"
 #include "tools/synth.h"
 
@@ -13,19 +14,10 @@ namespace facetrain {
 
 int synth_command(int argc, char** argv) {
   CommandLine cli(argv[0], "Draw a procedural face-like data set (smiling vs neutral, glasses vs none).");
-  cli.text("output", "HDF5 store to write")
-      .text("count", "number of images")
-      .text("size", "image size (square)", "64")
-      .text("seed", "data set seed: same seed, same bytes", "0")
-      .text("task", "label: smiling (mouth) or glasses", "smiling")
-      .text("val-fraction", "validation fraction", "0.1")
-      .text("test-fraction", "test fraction", "0.1")
-      .text("threads", "drawing threads (0 = all cores; output is the same for any value)", "0")
-      .toggle("overwrite", "replace an existing output")
-      .toggle("quiet", "no progress lines or summary");
+  declare_store_writer_flags(cli, "0.1", "drawing threads (0 = all cores; output is the same for any value)");
+  cli.required("count", "number of images").text("size", "image size (square)", "64")
+      .text("task", "label: smiling (mouth) or glasses", "smiling");
   if (!cli.parse(argc, argv)) return 0;
-  FT_USER_CHECK(cli.given("output"), argv[0] << ": --output FILE.h5 is required");
-  FT_USER_CHECK(cli.given("count"), argv[0] << ": --count N is required");
   SynthOptions o;
   o.output = cli.get("output");
   o.count = cli.integer("count");

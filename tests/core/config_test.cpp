@@ -8,9 +8,12 @@
 
 #include "core/error.h"
 #include "core/config.h"
+#include "lib/test_util.h"
 
 namespace facetrain {
 namespace {
+
+using testing::error_of;
 
 namespace fs = std::filesystem;
 
@@ -25,15 +28,6 @@ model { vit { patch_size: 7 width: 64 depth: 2 heads: 4 } }
 data { store: "x.h5" }
 logging { run_dir: "runs/x" }
 )";
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(Config, ParsesAndKeepsDefaults) {
   const auto c = load_run_config(write_temp("min.pbtxt", kMinimal), {});

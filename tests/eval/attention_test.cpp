@@ -171,27 +171,9 @@ TEST(Attention, HeatMapFollowsRowMajorPatchesAndAlpha) {
 
 // --- the command, in one process (a world of one) ---------------------------------------------------------
 
-class AttentionCommand : public ::testing::Test {
+class AttentionCommand : public testing::VisualCommandTest {
  protected:
-  void SetUp() override {
-    const testing::VisualFixture f = testing::write_visual_fixture(dir_.path().string(), 5);
-    store_path_ = f.store_path;
-    info_ = f.info;
-    vit_checkpoint_ = f.vit_checkpoint;
-    vae_checkpoint_ = f.vae_checkpoint;
-    vit_ = f.vit;
-  }
-
-  int run(const std::vector<std::string>& flags) {
-    ProcessContext ctx = testing::context_for(comm_);
-    return testing::run_command(eval_attention_command, "attention", flags, ctx);
-  }
-
-  testing::TempDir dir_;
-  LocalCommunicator comm_;
-  std::string store_path_, vit_checkpoint_, vae_checkpoint_;
-  StoreInfo info_;
-  Vit vit_{nullptr};
+  AttentionCommand() : VisualCommandTest(eval_attention_command, "attention", 5) {}
 };
 
 TEST_F(AttentionCommand, WritesOverlaysGridAndJson) {

@@ -267,25 +267,9 @@ TEST(GifWriter, UnfinishedWriterLeavesNoFile) {
 
 // --- the command, in one process -------------------------------------------------------------------------
 
-class MorphCommand : public ::testing::Test {
+class MorphCommand : public testing::VisualCommandTest {
  protected:
-  void SetUp() override {
-    const testing::VisualFixture f = testing::write_visual_fixture(dir_.path().string(), 6);
-    store_path_ = f.store_path;
-    info_ = f.info;
-    vit_checkpoint_ = f.vit_checkpoint;
-    vae_checkpoint_ = f.vae_checkpoint;
-  }
-
-  int run(const std::vector<std::string>& flags) {
-    ProcessContext ctx = testing::context_for(comm_);
-    return testing::run_command(eval_morph_command, "morph", flags, ctx);
-  }
-
-  testing::TempDir dir_;
-  LocalCommunicator comm_;
-  std::string store_path_, vae_checkpoint_, vit_checkpoint_;
-  StoreInfo info_;
+  MorphCommand() : VisualCommandTest(eval_morph_command, "morph", 6) {}
 };
 
 TEST_F(MorphCommand, WritesGifStripJsonAndMaybeMp4) {

@@ -20,9 +20,12 @@
 #include "eval/interpolation.h"
 #include "report_fixtures.h"
 #include "eval/image_grid.h"
+#include "lib/test_util.h"
 
 namespace facetrain {
 namespace {
+
+using testing::read_text;
 
 namespace fs = std::filesystem;
 
@@ -32,13 +35,6 @@ std::string chromium_binary() {
     if (std::system(probe.c_str()) == 0) return name;
   }
   return "";
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 struct Dump {

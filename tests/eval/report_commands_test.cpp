@@ -19,9 +19,12 @@
 #include "eval/mining.h"
 #include "report_fixtures.h"
 #include "eval/metrics.h"
+#include "lib/test_util.h"
 
 namespace facetrain {
 namespace {
+
+using testing::read_text;
 
 namespace fs = std::filesystem;
 
@@ -60,13 +63,6 @@ std::string user_error_of(int (*command)(int, char**, ProcessContext&), const st
     return e.what();
   }
   return "";
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 std::vector<std::vector<std::string>> csv_rows(const std::string& path) {
@@ -112,13 +108,8 @@ Reference reference_scores(const std::string& checkpoint, const std::string& sto
   Reference r;
   r.indices = store.split_indices(split);
   const LoadedModel model = load_model_for_eval(checkpoint, "", store.info(), ModelKind::kVit, torch::kCPU);
-  LoaderOptions options;
-  options.subset = r.indices;
-  options.batch_size = static_cast<int64_t>(r.indices.size());
-  options.shuffle = false;
-  options.drop_last = false;
-  options.normalization = Normalization::kMeanStd;
-  ShardLoader loader(store_path, options);
+  ShardLoader loader(store_path,
+                     in_order_loader_options(r.indices, static_cast<int64_t>(r.indices.size()), Normalization::kMeanStd));
   Batch batch;
   EXPECT_TRUE(loader.next(&batch));
   torch::NoGradGuard no_grad;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <google/protobuf/text_format.h>
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <memory>
@@ -107,5 +108,38 @@ inline VisualFixture write_visual_fixture(const std::string& dir, uint64_t seed,
   f.vae_checkpoint = write_model_checkpoint(dir + "/vae", f.vae.ptr(), tiny_vae_config(), f.info);
   return f;
 }
+
+// A gtest fixture that runs one visual command (eval attention, eval morph) in-process, in a world of one,
+// on write_visual_fixture's store and checkpoints.
+class VisualCommandTest : public ::testing::Test {
+ protected:
+  VisualCommandTest(int (*command)(int, char**, ProcessContext&), std::string name, uint64_t seed)
+      : command_(command), name_(std::move(name)), seed_(seed) {}
+
+  void SetUp() override {
+    const VisualFixture f = write_visual_fixture(dir_.path().string(), seed_);
+    store_path_ = f.store_path;
+    info_ = f.info;
+    vit_checkpoint_ = f.vit_checkpoint;
+    vae_checkpoint_ = f.vae_checkpoint;
+    vit_ = f.vit;
+  }
+
+  int run(const std::vector<std::string>& flags) {
+    ProcessContext ctx = context_for(comm_);
+    return run_command(command_, name_, flags, ctx);
+  }
+
+  TempDir dir_;
+  LocalCommunicator comm_;
+  std::string store_path_, vit_checkpoint_, vae_checkpoint_;
+  StoreInfo info_;
+  Vit vit_{nullptr};
+
+ private:
+  int (*command_)(int, char**, ProcessContext&);
+  std::string name_;
+  uint64_t seed_;
+};
 
 }  // namespace facetrain::testing

@@ -13,17 +13,12 @@
 #include "datastore/fixtures.h"
 #include "launcher/commands/commands.h"
 #include "eval/visual_fixtures.h"
+#include "lib/test_util.h"
 
 namespace facetrain {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 class VisualsMpi : public ::testing::Test {
  protected:
@@ -71,7 +66,7 @@ class VisualsMpi : public ::testing::Test {
     ProcessContext one = testing::context_for(local);
     ASSERT_EQ(testing::run_command(command, name, one_flags, one), 0);
     for (const auto& file : files) {
-      EXPECT_EQ(file_bytes((dir_ / (name + "_mpi") / file).string()), file_bytes((dir_ / (name + "_one") / file).string()))
+      EXPECT_EQ(testing::read_text((dir_ / (name + "_mpi") / file).string()), testing::read_text((dir_ / (name + "_one") / file).string()))
           << file << " differs between " << comm_->size() << " ranks and 1";
     }
   }

@@ -13,9 +13,12 @@
 #include "models/safetensors.h"
 #include "models/vit.h"
 #include "lib/tiny_models.h"
+#include "lib/test_util.h"
 
 namespace facetrain {
 namespace {
+
+using testing::error_of;
 
 VitOptions small(int64_t classes = 3, int64_t image = 32) {
   VitOptions o = testing::tiny_vit_options(image, 8, 3, classes, 32, 2, 4);
@@ -56,15 +59,6 @@ TensorMap huggingface_names(Vit& model, bool with_classifier = true) {
   }
   hf["vit.pooler.dense.weight"] = torch::zeros({w, w});  // in google/vit-base-patch16-224-in21k, unused
   return hf;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(Pretrained, HuggingFaceNamesLoadToTheSameOutputs) {

@@ -19,18 +19,12 @@
 #include "core/crc32c.h"
 #include "trainer/records/event_writer.h"
 #include "trainer/records/jsonl_writer.h"
+#include "lib/test_util.h"
 
 namespace facetrain {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 uint64_t le(const std::string& s, size_t pos, int n) {
   uint64_t v = 0;
@@ -143,7 +137,7 @@ std::string protoc(const std::string& record, const std::string& args, const fs:
   }
   const std::string cmd = std::string(FACETRAIN_PROTOC) + " " + args + " < " + in.string() + " > " + out.string();
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  return read_file(out);
+  return testing::read_text(out);
 }
 
 // A 3x4 RGB test image with distinct values in every channel.
@@ -179,7 +173,7 @@ TEST(EventWriter, RecordsDecodeIndependently) {
   const std::string file_name = files[0].filename().string();
   ASSERT_TRUE(std::regex_match(file_name, m, name)) << file_name;
 
-  const auto records = parse_framing(read_file(files[0]));
+  const auto records = parse_framing(testing::read_text(files[0]));
   ASSERT_EQ(records.size(), 7u);  // file_version, START, scalar, scalars, 3 images
 
   // 0: Event{wall_time = 1 (double), file_version = 3: "brain.Event:2"}
@@ -291,8 +285,8 @@ TEST(EventWriter, ResumeAddsANewFileWithARestartMarker) {
   }
   const auto files = event_files(dir);
   ASSERT_EQ(files.size(), 2u);
-  const auto old_records = parse_framing(read_file(files[0]));
-  const auto new_records = parse_framing(read_file(files[1]));
+  const auto old_records = parse_framing(testing::read_text(files[0]));
+  const auto new_records = parse_framing(testing::read_text(files[1]));
   ASSERT_EQ(old_records.size(), 3u);
   ASSERT_EQ(new_records.size(), 3u);
   // The resumed file restarts at step 8: TensorBoard hides the first attempt's events at steps >= 8.
@@ -307,12 +301,12 @@ TEST(EventWriter, PeriodicFlushMakesRecordsVisibleBeforeDestruction) {
   const fs::path dir = fresh_dir("events_flush");
   EventWriter writer(dir.string(), 0, /*flush_seconds=*/0.0);  // every record flushed at once
   writer.add_scalar("a", 2.0f, 1);
-  EXPECT_EQ(parse_framing(read_file(writer.path())).size(), 3u);
+  EXPECT_EQ(parse_framing(testing::read_text(writer.path())).size(), 3u);
   EventWriter lazy(dir.string(), 0, /*flush_seconds=*/1e9);
   lazy.add_scalar("a", 2.0f, 1);
-  EXPECT_EQ(parse_framing(read_file(lazy.path())).size(), 2u);  // header records only, until flush()
+  EXPECT_EQ(parse_framing(testing::read_text(lazy.path())).size(), 2u);  // header records only, until flush()
   lazy.flush();
-  EXPECT_EQ(parse_framing(read_file(lazy.path())).size(), 3u);
+  EXPECT_EQ(parse_framing(testing::read_text(lazy.path())).size(), 3u);
   fs::remove_all(dir);
 }
 
@@ -338,7 +332,7 @@ TEST(JsonlWriter, LinesAndResume) {
     EXPECT_TRUE(lines[5]["train/loss"].is_null());
     EXPECT_GT(lines[0]["time"].get<double>(), 1.6e9);
     // key order: step, the values as given, time
-    EXPECT_EQ(read_file(path).substr(0, 24), "{\"step\":1,\"train/loss\":1");
+    EXPECT_EQ(testing::read_text(path).substr(0, 24), "{\"step\":1,\"train/loss\":1");
   }
   // A kill tore the last line; the run resumes from the checkpoint of step 3.
   {
