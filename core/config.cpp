@@ -62,15 +62,6 @@ bool needs_quotes(const pb::FieldDescriptor* field, const std::string& value) {
 
 }  // namespace
 
-std::string model_kind(const proto::RunConfig& config) {
-  switch (config.model().kind_case()) {
-    case proto::ModelConfig::kVit: return "vit";
-    case proto::ModelConfig::kDcgan: return "dcgan";
-    case proto::ModelConfig::kVae: return "vae";
-    default: return "";
-  }
-}
-
 void apply_override(proto::RunConfig* config, const std::string& assignment) {
   const std::string what = "--set " + assignment;
   const auto eq = assignment.find('=');
@@ -127,7 +118,8 @@ void apply_override(proto::RunConfig* config, const std::string& assignment) {
 }
 
 void validate_run_config(const proto::RunConfig& c, const std::string& source) {
-  FT_USER_CHECK(!model_kind(c).empty(), source << ": field 'model' must set one of vit, dcgan, vae");
+  FT_USER_CHECK(c.model().kind_case() != proto::ModelConfig::KIND_NOT_SET,
+                source << ": field 'model' must set one of vit, dcgan, vae");
   FT_USER_CHECK(!c.data().store().empty(), source << ": field 'data.store' is required (an HDF5 store from "
                                                   "`facetrain ingest` or `facetrain synth`)");
   FT_USER_CHECK(!c.logging().run_dir().empty(), source << ": field 'logging.run_dir' is required");

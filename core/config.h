@@ -16,7 +16,5 @@ void apply_override(proto::RunConfig* config, const std::string& assignment);
 // Checks required fields and value ranges; `source` names the file in errors.
 void validate_run_config(const proto::RunConfig& config, const std::string& source);
 std::string to_text(const proto::RunConfig& config);
-// "vit" | "dcgan" | "vae" | "" when unset.
-std::string model_kind(const proto::RunConfig& config);
 
 }  // namespace facetrain

@@ -8,6 +8,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/process_context.h"
+#include "eval/image_selection.h"
+
 namespace facetrain {
 
 // Every function reads the class token's row (token 0: models/vit.h puts the class token first and the patches
@@ -38,5 +41,19 @@ std::vector<uint8_t> overlay_heat_map(const uint8_t* image, int height, int widt
 
 // The stored image itself at the same display size, as RGB: (H*scale) x (W*scale) x 3 uint8.
 std::vector<uint8_t> upscale_rgb(const uint8_t* image, int height, int width, int channels, int scale);
+
+// `facetrain eval attention`: for the selected images, the last block's class-token attention and attention
+// rollout as heat-map overlays (method "cls", "rollout" or "both", blended with `alpha`), one image per map,
+// attention_grid.png and attention.json in the output folder.
+struct AttentionRequest {
+  VisualRequest visual = visual_request(16);
+  std::string method = "both";
+  double alpha = 0.5;
+  int64_t batch_size = 32;  // images per forward pass per rank
+};
+
+// (collective) every rank: setup and the setup agreement (bad input: UserError naming the flag or file on
+// every rank), scoring on all ranks, files on rank 0.
+void write_attention_maps(const AttentionRequest& request, ProcessContext& ctx);
 
 }  // namespace facetrain

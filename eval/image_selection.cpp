@@ -132,4 +132,11 @@ std::vector<int64_t> select_images(const StoreReader& store, const ImageSelectio
   return indices;
 }
 
+int display_scale(int64_t requested, int height, int width) {
+  FT_USER_CHECK(requested >= 0 && requested <= 64, "--scale must be in [0, 64] (0: automatic), got " << requested);
+  if (requested > 0) return static_cast<int>(requested);
+  const int side = std::max(height, width);
+  return std::max(1, (128 + side - 1) / side);
+}
+
 }  // namespace facetrain

@@ -33,4 +33,25 @@ std::vector<int64_t> select_images(const StoreReader& store, const ImageSelectio
 // `what` (the flag or config field) starts every error line.
 std::vector<int64_t> read_index_column(const std::string& csv_path, const std::string& what = "--mined");
 
+// What a visual command (eval attention, eval morph) draws: images of a store chosen by `selection`, run
+// through the model in `checkpoint` (with `model_config` for a .safetensors file), written into `output`,
+// upscaled by `scale` (0: the smallest factor reaching 128 px on the longer side).
+struct VisualRequest {
+  std::string checkpoint, model_config, store, output;
+  ImageSelectionFlags selection;
+  int64_t scale = 0;
+};
+
+// A VisualRequest whose selection defaults to the first `count` images of the test split.
+inline VisualRequest visual_request(int64_t count) {
+  VisualRequest v;
+  v.selection.split = "test";
+  v.selection.count = count;
+  return v;
+}
+
+// The integer display upscale of `request.scale` for images of this size; UserError naming --scale outside
+// [0, 64].
+int display_scale(int64_t requested, int height, int width);
+
 }  // namespace facetrain

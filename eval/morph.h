@@ -13,6 +13,7 @@
 #include "datastore/store.h"
 #include "models/vae.h"
 #include "core/process_context.h"
+#include "eval/image_selection.h"
 
 namespace facetrain {
 
@@ -53,5 +54,19 @@ torch::Tensor to_uint8_frames(const torch::Tensor& images, float low, float high
 // The pixel range of the decoder's output activation: tanh and none -> [-1, 1] (the data range facetrain trains
 // VAEs on), sigmoid -> [0, 1].
 std::pair<float, float> vae_output_range(const VaeOptions& options);
+
+// `facetrain eval morph`: the selected images encoded (posterior mean), a closed loop through their latents
+// with `frames` frames per pair (lerp or slerp), decoded on all ranks, written as morph.gif, morph.mp4 (when
+// OpenCV's FFmpeg backend can), morph_strip.png and morph.json in the output folder.
+struct MorphRequest {
+  VisualRequest visual = visual_request(8);
+  int64_t frames = 12;              // per pair of consecutive images
+  std::string interpolation = "slerp";
+  double fps = 12;
+};
+
+// (collective) every rank: setup and the setup agreement (bad input: UserError naming the flag or file on
+// every rank), decoding on all ranks, files on rank 0.
+void write_latent_morph(const MorphRequest& request, ProcessContext& ctx);
 
 }  // namespace facetrain

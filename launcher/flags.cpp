@@ -3,6 +3,8 @@
 
 #include <cxxopts.hpp>
 
+#include <sstream>
+
 #include "core/error.h"
 #include "core/log.h"
 
@@ -40,6 +42,37 @@ CommandLine& CommandLine::repeated(const std::string& name, const std::string& h
   return *this;
 }
 
+CommandLine& CommandLine::bind(const std::string& name, std::string* target, const std::string& help) {
+  text(name, help, *target);
+  assign_.push_back([this, name, target] { *target = get(name); });
+  return *this;
+}
+
+CommandLine& CommandLine::bind(const std::string& name, int64_t* target, const std::string& help, int64_t min) {
+  text(name, help, std::to_string(*target));
+  assign_.push_back([this, name, target, min] { *target = integer(name, min); });
+  return *this;
+}
+
+CommandLine& CommandLine::bind(const std::string& name, double* target, const std::string& help) {
+  std::ostringstream fallback;
+  fallback << *target;  // shortest form: 0.5, 12, 0.995
+  text(name, help, fallback.str());
+  assign_.push_back([this, name, target] { *target = number(name); });
+  return *this;
+}
+
+CommandLine& CommandLine::bind_required(const std::string& name, std::string* target, const std::string& help) {
+  required(name, help);
+  assign_.push_back([this, name, target] { *target = get(name); });
+  return *this;
+}
+
+CommandLine& CommandLine::after_parse(std::function<void(const CommandLine&)> f) {
+  assign_.push_back([this, f = std::move(f)] { f(*this); });
+  return *this;
+}
+
 CommandLine& CommandLine::examples(const std::string& text) {
   examples_ = text;
   return *this;
@@ -73,6 +106,7 @@ bool CommandLine::parse(int argc, char** argv) {
   for (const auto& name : required_) {
     FT_USER_CHECK(given(name) && !get(name).empty(), program_ << ": --" << name << " is required");
   }
+  for (const auto& assign : assign_) assign();
   return true;
 }
 

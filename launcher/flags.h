@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,18 @@ class CommandLine {
   CommandLine& required(const std::string& name, const std::string& help);
   CommandLine& toggle(const std::string& name, const std::string& help);     // no value
   CommandLine& repeated(const std::string& name, const std::string& help);   // --name a --name b
+  // Flags bound to a variable: the variable's current value is the default (shown in --help), and parse()
+  // stores the flag's value there, converted (UserError naming the flag for a bad number or one below `min`).
+  CommandLine& bind(const std::string& name, std::string* target, const std::string& help);
+  CommandLine& bind(const std::string& name, int64_t* target, const std::string& help,
+                    int64_t min = std::numeric_limits<int64_t>::min());
+  CommandLine& bind(const std::string& name, double* target, const std::string& help);
+  CommandLine& bind_required(const std::string& name, std::string* target, const std::string& help);
+
+  // Runs `f` at the end of a successful parse(), after the bound flags are stored (e.g. to record whether a
+  // flag was given).
+  CommandLine& after_parse(std::function<void(const CommandLine&)> f);
+
   // Lines printed after the flags in --help (e.g. "Examples:" with commands).
   CommandLine& examples(const std::string& text);
   // The one positional argument (e.g. stats FILE); required.
@@ -50,6 +63,7 @@ class CommandLine {
   std::string program_;
   std::string positional_;
   std::string examples_;
+  std::vector<std::function<void()>> assign_;  // bound flags, run at the end of parse()
   std::vector<std::string> required_;
 };
 

@@ -6,6 +6,11 @@
 
 namespace facetrain {
 
+// Each kind's task, defined in its <kind>_task.cpp (declared only here: nothing else makes tasks).
+std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs);
+std::unique_ptr<TrainingTask> make_dcgan_task(const TaskInputs& inputs);
+std::unique_ptr<TrainingTask> make_vae_task(const TaskInputs& inputs);
+
 std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs) {
   switch (model_kind_of(inputs.config)) {
     case ModelKind::kVit: return make_vit_task(inputs);

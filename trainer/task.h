@@ -58,9 +58,6 @@ struct TaskInputs {
   const DataParallelOptions& parallel;  // every DataParallel a task makes uses these (trainer: from `distributed`)
 };
 
-std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs);
-std::unique_ptr<TrainingTask> make_dcgan_task(const TaskInputs& inputs);
-std::unique_ptr<TrainingTask> make_vae_task(const TaskInputs& inputs);
 // The task for the config's model kind (trainer/task.cpp: a switch over models/registry.h's ModelKind).
 std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs);
 

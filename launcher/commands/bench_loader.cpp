@@ -1,259 +1,29 @@
-// `facetrain bench loader FILE`: throughput of the data path for one rank, as a table of medians over
-// repetitions: memcpy (the ceiling), raw uint8 reads (pread and H5Dread paths), normalized float batches,
-// and batches with the full seed-003 augmentation. Timing lives here, never in tests.
-#include <sched.h>
-#include <sys/resource.h>
-#include <torch/torch.h>
-
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <random>
-#include <thread>
-#include <string>
-#include <vector>
-
-#include "core/error.h"
-#include "core/log.h"
-#include "datastore/augment.h"
+// `facetrain bench loader FILE`: the command line of datastore/loader_bench.h.
+#include "datastore/loader_bench.h"
 #include "launcher/commands/commands.h"
-#include "launcher/commands/flag_groups.h"
 #include "launcher/flags.h"
-#include "datastore/loader.h"
-#include "datastore/random.h"
-#include "datastore/store.h"
 
 namespace facetrain {
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
-int usable_cores() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return static_cast<int>(std::thread::hardware_concurrency());
-  return CPU_COUNT(&set);
-}
-
-struct Measurement {
-  std::vector<double> rates;  // images/s per repetition
-  double cpu_per_wall = 0;    // cores busy on average (all repetitions)
-  double median() const {
-    std::vector<double> r = rates;
-    std::sort(r.begin(), r.end());
-    const size_t n = r.size();
-    return n % 2 ? r[n / 2] : 0.5 * (r[n / 2 - 1] + r[n / 2]);
-  }
-};
-
-// Runs `step` (which processes and returns some images) for `seconds`, `repeats` times, after one
-// untimed warm-up repetition of a quarter of that.
-Measurement measure(const std::function<int64_t()>& step, double seconds, int repeats) {
-  Measurement m;
-  auto run_for = [&](double s) {
-    const auto t0 = Clock::now();
-    int64_t images = 0;
-    double elapsed = 0;
-    do {
-      images += step();
-      elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-    } while (elapsed < s);
-    return images / elapsed;
-  };
-  run_for(seconds / 4);
-  const double cpu0 = cpu_seconds();
-  const auto t0 = Clock::now();
-  for (int r = 0; r < repeats; ++r) m.rates.push_back(run_for(seconds));
-  m.cpu_per_wall = (cpu_seconds() - cpu0) / std::chrono::duration<double>(Clock::now() - t0).count();
-  return m;
-}
-
-// Writes a store of random-noise images (2 classes, 90% train) for benchmarking when no data is at hand.
-void generate_noise_store(const std::string& path, int64_t count, int size, int channels) {
-  StoreLayout layout;
-  layout.height = layout.width = size;
-  layout.channels = channels;
-  layout.class_names = {"a", "b"};
-  layout.label_source = "bench:noise";
-  StoreWriter writer(path, layout, false);
-  std::vector<uint8_t> img(static_cast<size_t>(size) * size * channels);
-  SplitMix64 rng(12345);
-  for (int64_t i = 0; i < count; ++i) {
-    for (size_t p = 0; p < img.size(); p += 8) {
-      const uint64_t v = rng.next();
-      std::memcpy(img.data() + p, &v, std::min<size_t>(8, img.size() - p));
-    }
-    writer.append(img.data(), static_cast<int64_t>(i % 2), i % 10 == 9 ? Split::kVal : Split::kTrain,
-                  "noise_" + std::to_string(i));
-    if ((i + 1) % 50000 == 0) log("bench loader: generated " + std::to_string(i + 1) + " images");
-  }
-  writer.finish();
-}
-
-}  // namespace
 
 int bench_loader_command(int argc, char** argv) {
   CommandLine cli(argv[0], "Images/s per rank of the data path: raw reads, normalized batches, full augmentation, "
                            "beside memcpy. Pin to one core with `taskset -c 0`.");
+  LoaderBenchRequest r;
   cli.positional("file", "store to read (HDF5, from facetrain ingest/synth)")
-      .text("split", "train | val | test", "train").text("batch", "batch size per rank", "256")
-      .text("threads", "loader worker threads (plus one I/O thread)", "1")
-      .text("prefetch", "loader prefetch depth in batches", "4")
-      // how long to time
-      .text("seconds", "duration of one repetition", "1")
-      .text("repeats", "repetitions per row (the table shows their median)", "5")
+      .bind("split", &r.split, "train | val | test").bind("batch", &r.batch, "batch size per rank")
+      .bind("threads", &r.threads, "loader worker threads (plus one I/O thread)")
+      .bind("prefetch", &r.prefetch, "loader prefetch depth in batches");
+  cli.bind("seconds", &r.seconds, "duration of one repetition")
+      .bind("repeats", &r.repeats, "repetitions per row (the table shows their median)")
       .toggle("cold", "skip reading FILE once before timing (then the first rows may measure the disk)")
-      .toggle("no-simd", "time the portable scalar augmentation kernel instead of AVX2")
-      // a store to time when there is none yet
-      .text("generate", "first write FILE as N random-noise images (when FILE does not exist)", "0")
-      .text("size", "image size for --generate", "64").text("channels", "channels for --generate (1 or 3)", "3");
+      .toggle("no-simd", "time the portable scalar augmentation kernel instead of AVX2");
+  cli.bind("generate", &r.generate, "first write FILE as N random-noise images (when FILE does not exist)")
+      .bind("size", &r.size, "image size for --generate").bind("channels", &r.channels, "channels for --generate (1 or 3)");
   if (!cli.parse(argc, argv)) return 0;
-  const std::string path = cli.get("file");
-  const int64_t batch = cli.integer("batch");
-  const int threads = static_cast<int>(cli.integer("threads"));
-  const int prefetch = static_cast<int>(cli.integer("prefetch"));
-  const double seconds = cli.number("seconds");
-  const int repeats = static_cast<int>(cli.integer("repeats"));
-  const Split split = parse_split(cli.get("split"), "--split");
-  FT_USER_CHECK(batch >= 1, "--batch must be at least 1");
-  FT_USER_CHECK(threads >= 1, "--threads must be at least 1");
-  FT_USER_CHECK(seconds > 0, "--seconds must be positive");
-  FT_USER_CHECK(repeats >= 1, "--repeats must be at least 1");
-  const int64_t generate = cli.integer("generate");
-  if (generate > 0 && !std::filesystem::exists(path)) {
-    const int size = static_cast<int>(cli.integer("size")), channels = static_cast<int>(cli.integer("channels"));
-    FT_USER_CHECK(size >= 1 && (channels == 1 || channels == 3), "--size/--channels: bad image shape");
-    log("bench loader: writing " + std::to_string(generate) + " noise images to " + path);
-    generate_noise_store(path, generate, size, channels);
-  }
-  torch::set_num_threads(1);  // the loader fills tensors itself; no intra-op work here
-  if (cli.given("no-simd")) set_augment_simd(false);
-
-  if (!cli.given("cold")) {
-    // Every row should see the same (page-cached) file: read it once, sequentially.
-    std::ifstream in(path, std::ios::binary);
-    std::vector<char> block(8 << 20);
-    while (in.read(block.data(), static_cast<std::streamsize>(block.size())) || in.gcount() > 0) {
-    }
-  }
-  StoreReader reader(path);
-  const StoreInfo info = reader.info();
-  const int64_t bytes = reader.image_bytes();
-  const std::vector<int64_t> items = reader.split_indices(split);
-  FT_USER_CHECK(static_cast<int64_t>(items.size()) >= batch,
-                path << ": split " << split_name(split) << " has " << items.size() << " images, fewer than --batch "
-                     << batch);
-  char line[512];
-  std::snprintf(line, sizeof line,
-                "bench loader: %s, %lld %s images of %dx%dx%d (%lld per chunk), batch %lld, %d worker thread(s) + 1 I/O, "
-                "prefetch %d, %d usable core(s), median of %d x %.2f s",
-                path.c_str(), static_cast<long long>(items.size()), split_name(split), info.height, info.width,
-                info.channels, static_cast<long long>(reader.chunk_images()), static_cast<long long>(batch), threads,
-                prefetch, usable_cores(), repeats, seconds);
-  log(line);
-
-  struct Row {
-    std::string name;
-    Measurement m;
-  };
-  std::vector<Row> rows;
-
-  // 1. memcpy from a buffer larger than the caches: the ceiling for anything that touches every byte.
-  {
-    const int64_t batch_bytes = batch * bytes;
-    const int64_t slots = std::max<int64_t>(2, (256LL << 20) / batch_bytes);
-    std::vector<uint8_t> src(static_cast<size_t>(slots * batch_bytes), 1), dst(static_cast<size_t>(batch_bytes));
-    int64_t slot = 0;
-    rows.push_back({"memcpy (ceiling)", measure([&] {
-                      std::memcpy(dst.data(), src.data() + (slot++ % slots) * batch_bytes, batch_bytes);
-                      return batch;
-                    }, seconds, repeats)});
-  }
-
-  // 2. Raw uint8 reads of shuffled batches, in this thread, through both read paths.
-  {
-    std::vector<int64_t> order = items;
-    SplitMix64 rng(7);
-    for (int64_t n = static_cast<int64_t>(order.size()); n > 1; --n)
-      std::swap(order[n - 1], order[rng.below(static_cast<uint64_t>(n))]);
-    std::vector<uint8_t> out(static_cast<size_t>(batch * bytes));
-    const int64_t batches = static_cast<int64_t>(order.size()) / batch;
-    for (bool direct : {true, false}) {
-      reader.set_direct_reads(direct);
-      if (direct && !reader.direct_reads()) continue;
-      int64_t b = 0;
-      rows.push_back({direct ? "raw uint8, shuffled (pread)" : "raw uint8, shuffled (H5Dread)", measure([&] {
-                        reader.read_images(order.data() + (b++ % batches) * batch, batch, out.data());
-                        return batch;
-                      }, seconds, repeats)});
-    }
-  }
-
-  // 3. The loader: normalized float NCHW batches, shuffled; then chunk-shuffled; then full augmentation.
-  auto loader_row = [&](const std::string& name, LoaderOptions o) {
-    o.split = split;
-    o.batch_size = batch;
-    o.threads = threads;
-    o.prefetch_batches = prefetch;
-    o.seed = 1;
-    ShardLoader loader(path, o);
-    int64_t epoch = 0;
-    loader.start_epoch(epoch);
-    Batch b;
-    rows.push_back({name, measure([&] {
-                      if (!loader.next(&b)) {
-                        loader.start_epoch(++epoch);
-                        FT_CHECK(loader.next(&b), "empty epoch");
-                      }
-                      return b.images.size(0);
-                    }, seconds, repeats)});
-  };
-  LoaderOptions plain;
-  plain.normalization = info.std.size() == static_cast<size_t>(info.channels) ? Normalization::kMeanStd
-                                                                              : Normalization::kUnit;
-  loader_row("normalized float, shuffled", plain);
-  LoaderOptions chunked = plain;
-  chunked.chunk_shuffle = true;
-  loader_row("normalized float, chunk_shuffle", chunked);
-  LoaderOptions augmented = plain;
-  // Seed 003's ImageDataGenerator: rotation 20, shifts 0.2, shear 0.2, zoom 0.2, horizontal flip, nearest.
-  augmented.augment.rotation_range = 20;
-  augmented.augment.width_shift_range = 0.2f;
-  augmented.augment.height_shift_range = 0.2f;
-  augmented.augment.shear_range = 0.2f;
-  augmented.augment.zoom_range = 0.2f;
-  augmented.augment.horizontal_flip = true;
-  loader_row("+ flip/rotate/shift/shear/zoom", augmented);
-
-  const double ceiling = rows[0].m.median();
-  log("");
-  std::snprintf(line, sizeof line, "%-32s %11s %11s %11s %9s %9s %13s", "mode", "images/s", "min", "max", "MB/s",
-                "cpu/wall", "images/cpu-s");
-  log(line);
-  for (const auto& r : rows) {
-    const auto [lo, hi] = std::minmax_element(r.m.rates.begin(), r.m.rates.end());
-    std::snprintf(line, sizeof line, "%-32s %11.0f %11.0f %11.0f %9.0f %9.2f %13.0f", r.name.c_str(), r.m.median(),
-                  *lo, *hi, r.m.median() * bytes / 1e6, r.m.cpu_per_wall,
-                  r.m.cpu_per_wall > 0 ? r.m.median() / r.m.cpu_per_wall : 0.0);
-    log(line);
-  }
-  std::snprintf(line, sizeof line,
-                "images/s: median over repetitions, this process; MB/s: uint8 image bytes; cpu/wall: cores this\n"
-                "process kept busy (below 1 with --threads 1 means it waited or was preempted; compare images/cpu-s).\n"
-                "memcpy ceiling: %.0f images/s. Augmentation kernel: %s.",
-                ceiling, augment_simd_active() ? "AVX2" : "scalar");
-  log(line);
+  r.file = cli.get("file");
+  r.cold = cli.given("cold");
+  r.no_simd = cli.given("no-simd");
+  run_loader_bench(r);
   return 0;
 }
 

@@ -49,29 +49,19 @@ bool flip_tta(const CommandLine& cli) {
   return tta == "flip";
 }
 
-void declare_selection_flags(CommandLine& cli, const std::string& default_split, const std::string& default_count) {
-  cli.text("split", "train | val | test | all: where --count takes its first images", default_split)
-      .text("indices", "store indices in order, e.g. 0,5,9 (as predictions.csv / mined.csv list them)")
-      .text("mined", "CSV with an \"index\" column (eval mine's mined.csv): its images, at most --count")
-      .text("count", "number of images (first of --split, or of --mined)", default_count);
-}
-
-void declare_visual_flags(CommandLine& cli, const std::string& checkpoint_help, const std::string& default_count) {
-  declare_model_flags(cli, checkpoint_help);
-  cli.required("store", "HDF5 store with the images").required("output", "output directory");
-  declare_selection_flags(cli, "test", default_count);
-  cli.text("scale", "integer display upscale of the images (0: automatic, >= 128 px)", "0")
-      .text("threads", kBitwiseThreadsHelp, "1");
-}
-
-ImageSelectionFlags selection_from_flags(const CommandLine& cli) {
-  ImageSelectionFlags selection;
-  selection.indices = cli.get("indices");
-  selection.mined = cli.get("mined");
-  selection.split = cli.get("split");
-  selection.count = cli.integer("count");
-  selection.count_given = cli.given("count");
-  return selection;
+void declare_visual_flags(CommandLine& cli, VisualRequest* request, const std::string& checkpoint_help) {
+  ImageSelectionFlags& selection = request->selection;
+  cli.bind_required("checkpoint", &request->checkpoint, checkpoint_help)
+      .bind("model-config", &request->model_config, "run config (.pbtxt) of the model; required with a .safetensors file")
+      .bind_required("store", &request->store, "HDF5 store with the images")
+      .bind_required("output", &request->output, "output directory");
+  cli.bind("split", &selection.split, "train | val | test | all: where --count takes its first images")
+      .bind("indices", &selection.indices, "store indices in order, e.g. 0,5,9 (as predictions.csv / mined.csv list them)")
+      .bind("mined", &selection.mined, "CSV with an \"index\" column (eval mine's mined.csv): its images, at most --count")
+      .bind("count", &selection.count, "number of images (first of --split, or of --mined)");
+  cli.bind("scale", &request->scale, "integer display upscale of the images (0: automatic, >= 128 px)")
+      .text("threads", kBitwiseThreadsHelp, "1")
+      .after_parse([&selection](const CommandLine& parsed) { selection.count_given = parsed.given("count"); });
 }
 
 int parse_class_flag(const StoreInfo& store, const std::string& value) {

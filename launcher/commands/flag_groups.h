@@ -1,7 +1,7 @@
 // Flags that several subcommands share, declared and read in one place so they mean the same everywhere:
 // the run config (--config, --set), the model an eval command loads (--checkpoint, --model-config), the
 // scoring knobs of the classifier commands (--batch, --tta, --threads) and the image selection of the visual
-// commands (--split, --indices, --mined, --count).
+// commands (--split, --indices, --mined, --count, bound to a VisualRequest).
 #pragma once
 
 #include <string>
@@ -41,14 +41,10 @@ constexpr char kBitwiseThreadsHelp[] =
     "compute threads per rank; the default 1 makes the outputs bitwise identical on any number of ranks (more "
     "threads change float rounding); 0: the launcher's per-core choice";
 
-// The flags of the visual commands (eval attention, eval morph): the model, --store, --output, the image
-// selection, --scale (display upscale) and --threads (kBitwiseThreadsHelp).
-void declare_visual_flags(CommandLine& cli, const std::string& checkpoint_help, const std::string& default_count);
-
-// --split (where --count takes its first images), --indices, --mined and --count of eval attention and
-// eval morph; `what` says what the images are for in the help.
-void declare_selection_flags(CommandLine& cli, const std::string& default_split, const std::string& default_count);
-ImageSelectionFlags selection_from_flags(const CommandLine& cli);
+// The flags of the visual commands (eval attention, eval morph), bound to `request`: the model, --store,
+// --output, the image selection (--split, --indices, --mined, --count), --scale; and --threads
+// (kBitwiseThreadsHelp). The request's values are the defaults.
+void declare_visual_flags(CommandLine& cli, VisualRequest* request, const std::string& checkpoint_help);
 
 // A class given by name (exact match of the store's class_names) or by index. Throws UserError naming
 // --class and listing the store's classes.

@@ -1,77 +1,20 @@
 // `facetrain submit`: checks the flags and the run config (before the queue wait, not after it), renders
-// slurm/train.sbatch for them, prints it or writes it to a file, and with --submit hands it to sbatch.
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cctype>
-#include <cstdio>
-#include <cstdlib>
+// slurm/train.sbatch for them, prints it or writes it to a file, and with --submit hands it to sbatch
+// (slurm/submit.h).
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <string>
 #include <vector>
 
-#include "core/atomic_file.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "launcher/commands/commands.h"
 #include "launcher/commands/flag_groups.h"
 #include "launcher/flags.h"
 #include "slurm/sbatch_script.h"
-#include "core/config.h"
+#include "slurm/submit.h"
 
 namespace facetrain {
 namespace {
-
-namespace fs = std::filesystem;
-
-std::string absolute_path(const std::string& path) { return fs::absolute(path).lexically_normal().string(); }
-
-// The binary that runs `submit` is the one the job should run (on shared storage on a real cluster).
-std::string this_binary() {
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("facetrain") : exe.string();
-}
-
-// Slurm job names: keep them to characters that need no quoting in squeue output or file names.
-std::string job_name_for(const proto::RunConfig& config, const std::string& config_path) {
-  std::string name = config.name().empty() ? fs::path(config_path).stem().string() : config.name();
-  for (char& c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') c = '-';
-  }
-  return name.empty() ? "facetrain" : name;
-}
-
-void write_file(const std::string& path, const std::string& text, const std::string& flag) {
-  try {
-    write_file_atomically(path, text);
-  } catch (const UserError& e) {
-    throw UserError(flag + ": " + e.what());
-  }
-  fs::permissions(path, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
-                  fs::perm_options::add);
-}
-
-// Runs `sbatch --parsable SCRIPT` and returns the job id (sbatch's own errors reach stderr unchanged).
-std::string run_sbatch(const std::string& script_path) {
-  const std::string command = "sbatch --parsable " + shell_quote(script_path);
-  std::FILE* pipe = popen(command.c_str(), "r");
-  FT_USER_CHECK(pipe != nullptr, "--submit: cannot start sbatch");
-  std::string output;
-  char buffer[256];
-  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
-  const int status = pclose(pipe);
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  FT_USER_CHECK(code != 127, "--submit: sbatch not found on PATH (submit from a Slurm login node, or use "
-                             "--output-script FILE and copy it there)");
-  FT_USER_CHECK(code == 0, "--submit: sbatch refused the script (exit " << code << "; its message is above)");
-  // --parsable prints "jobid" or "jobid;cluster".
-  const std::string id = output.substr(0, output.find_first_of(";\n"));
-  FT_USER_CHECK(!id.empty() && id.find_first_not_of("0123456789") == std::string::npos,
-                "--submit: unexpected sbatch output '" << output << "'");
-  return id;
-}
 
 // A count flag (--nodes 2): read as text so a bad value is reported with the flag's name.
 int count_flag(const CommandLine& cli, const std::string& name, int fallback) {
@@ -114,7 +57,7 @@ int submit_command(int argc, char** argv) {
 
   // 1. The config: it must exist and parse with its overrides, as `facetrain train` will read it.
   const std::string config_arg = cli.get("config");
-  FT_USER_CHECK(fs::is_regular_file(config_arg), "--config " << config_arg << ": no such file");
+  FT_USER_CHECK(std::filesystem::is_regular_file(config_arg), "--config " << config_arg << ": no such file");
   const std::vector<std::string> sets = cli.all("set");
   const proto::RunConfig config = config_from_flags(cli);
 
@@ -154,51 +97,10 @@ int submit_command(int argc, char** argv) {
   FT_USER_CHECK(s.launcher == "srun" || s.launcher == "mpirun",
                 "--launcher " << s.launcher << ": expected srun or mpirun");
 
-  // 3. The knobs: absolute paths, since the job may start in another directory than this command.
-  s.config = absolute_path(config_arg);
-  s.facetrain = this_binary();
-  s.run_dir = absolute_path(config.logging().run_dir());
-  s.sets = sets;
-  s.job_name = job_name_for(config, config_arg);
-  std::string provenance = "rendered by:";
-  for (int i = 0; i < argc; ++i) provenance += " " + (i == 0 ? std::string(argv[0]) : shell_quote(argv[i]));
-  s.provenance = provenance;
-  if (!fs::exists(config.data().store())) {
-    std::cerr << "warning: data.store " << config.data().store()
-              << " does not exist here; the job fails unless the compute nodes see it\n";
-  }
-
-  // 4. Print, write, submit.
-  const std::string script = render_sbatch_script(train_sbatch_template(), s);
-  std::string script_path;
-  if (cli.given("output-script")) {
-    script_path = cli.get("output-script");
-    write_file(script_path, script, "--output-script");
-    std::cerr << "wrote " << script_path << "\n";
-  } else {
-    std::cout << script << std::flush;
-  }
-  if (cli.given("submit")) {
-    bool temporary = false;
-    if (script_path.empty()) {
-      char name[] = "/tmp/facetrain-submit-XXXXXX";
-      const int fd = mkstemp(name);
-      FT_USER_CHECK(fd >= 0, "--submit: cannot create a temporary file in /tmp");
-      close(fd);
-      script_path = name;
-      temporary = true;
-      write_file(script_path, script, "--submit");
-    }
-    std::string id;
-    try {
-      id = run_sbatch(script_path);
-    } catch (...) {
-      if (temporary) fs::remove(script_path);
-      throw;
-    }
-    if (temporary) fs::remove(script_path);
-    std::cout << "Submitted batch job " << id << std::endl;
-  }
+  // 3. The job's paths and name, 4. print, write or submit (slurm/submit.h).
+  set_job_paths(&s, config, config_arg, sets, std::vector<std::string>(argv, argv + argc));
+  deliver_sbatch_script(render_sbatch_script(train_sbatch_template(), s), cli.get("output-script"),
+                        cli.given("submit"));
   return 0;
 }
 

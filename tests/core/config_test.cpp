@@ -31,7 +31,7 @@ logging { run_dir: "runs/x" }
 
 TEST(Config, ParsesAndKeepsDefaults) {
   const auto c = load_run_config(write_temp("min.pbtxt", kMinimal), {});
-  EXPECT_EQ(model_kind(c), "vit");
+  EXPECT_TRUE(c.model().has_vit());
   EXPECT_EQ(c.model().vit().width(), 64);
   EXPECT_EQ(c.data().batch_size(), 64);  // schema default
   EXPECT_FLOAT_EQ(c.distributed().bucket_cap_mb(), 25.0f);
@@ -66,7 +66,7 @@ TEST(Config, OverridesSetNestedScalarsStringsAndLists) {
   EXPECT_FLOAT_EQ(c.optimizer().lr(), 0.5f);
   EXPECT_EQ(c.data().store(), "other.h5");
   // Setting a field of another model kind switches the oneof: the last override wins.
-  EXPECT_EQ(model_kind(c), "vae");
+  EXPECT_TRUE(c.model().has_vae());
   ASSERT_EQ(c.model().vae().perceptual().layers_size(), 2);
   EXPECT_EQ(c.model().vae().perceptual().layers(1), "relu2_1");
   EXPECT_TRUE(c.augmentation().horizontal_flip());

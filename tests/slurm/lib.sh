@@ -117,3 +117,15 @@ if bad:
 print(f"losses of steps 1..{n} equal the uninterrupted run's")
 EOF
 }
+
+# run_reference STEPS CHECKPOINT_EVERY: the tiny store ($WORK/tiny.h5) and an uninterrupted reference run of
+# STEPS steps under mpirun -np 2, one thread per rank, in $WORK/reference (timed).
+run_reference() {
+  make_store "$WORK/tiny.h5"
+  write_config "$WORK/reference.pbtxt" "$WORK/tiny.h5" "$WORK/reference" "$1" "$2"
+  local t0
+  t0=$(now)
+  "${MPIRUN[@]}" "$BIN" train --config "$WORK/reference.pbtxt" --threads 1 --quiet > "$WORK/reference.log" 2>&1 ||
+    { cat "$WORK/reference.log"; fail "the reference run failed"; }
+  say "reference run: $1 steps in $(elapsed "$t0") s"
+}

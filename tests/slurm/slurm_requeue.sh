@@ -16,14 +16,9 @@ LOCAL=${FACETRAIN_SLURM_LOCAL:-$SRC/../shared/slurm-local}
 STEPS=30
 PREEMPT_AFTER=8
 t_test=$(now)
-make_store "$WORK/tiny.h5"
 
 # 1. The uninterrupted reference, outside Slurm: mpirun -np 2, one thread per rank (as the job's 1 CPU/task).
-write_config "$WORK/reference.pbtxt" "$WORK/tiny.h5" "$WORK/reference" "$STEPS" 5
-t0=$(now)
-"${MPIRUN[@]}" "$BIN" train --config "$WORK/reference.pbtxt" --threads 1 --quiet > "$WORK/reference.log" 2>&1 ||
-  { cat "$WORK/reference.log"; fail "the reference run failed"; }
-say "reference run: $STEPS steps in $(elapsed "$t0") s"
+run_reference "$STEPS" 5
 
 # 2. The cluster, on ports of its own so a developer's cluster on the default ports is left alone.
 export SLURM_LOCAL_CTLD_PORT=${SLURM_LOCAL_CTLD_PORT:-6927} SLURM_LOCAL_SLURMD_PORT=${SLURM_LOCAL_SLURMD_PORT:-6928}

@@ -1,0 +1,95 @@
+// The training-step benchmark (see step_bench.h).
+#include "trainer/step_bench.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <sstream>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "core/log.h"
+#include "core/stopwatch.h"
+#include "models/registry.h"
+#include "trainer/task.h"
+
+namespace facetrain {
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int steps, int warmup,
+                    ProcessContext& ctx) {
+  const std::string kind = model_kind_name(model_kind_of(config));
+  // Nothing is written: samples and checkpoints belong to runs, not benchmarks.
+  const DataParallelOptions parallel = data_parallel_options(config);
+  TaskInputs inputs{config, ctx, info, "", parallel};
+  torch::manual_seed(config.data().seed());
+  std::unique_ptr<TrainingTask> task = make_task(inputs);
+  agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
+  task->broadcast_state();
+  log_all(describe(ctx));
+
+  // Random batches in the range the model's loader would give it.
+  const int batch = config.data().batch_size();
+  const int accumulation = config.schedule().accumulation_steps();
+  torch::manual_seed(1000 + ctx.rank);
+  std::vector<Batch> micro(accumulation);
+  for (auto& b : micro) {
+    const std::vector<int64_t> shape{batch, info.channels, info.height, info.width};
+    b.images = model_normalization(model_kind_of(config)) == Normalization::kMeanStd ? torch::randn(shape)
+                                                                : torch::rand(shape) * 2 - 1;
+    b.labels = torch::randint(static_cast<int64_t>(info.class_names.size()), {batch}, torch::kInt64);
+    b.indices = torch::arange(batch, torch::kInt64);
+  }
+
+  std::vector<double> step_s, fb_ms, comm_ms, opt_ms;
+  for (int i = 0; i < warmup + steps; ++i) {
+    StepTimes times;
+    ctx.comm->barrier();  // every rank starts the step together: the step time is the slowest rank's
+    const auto t = Clock::now();
+    task->train_step(micro, config.optimizer().lr(), i, &times);
+    // The slowest rank's time: each rank fills its slot, a sum gathers them.
+    torch::Tensor dt = torch::zeros({ctx.world_size}, torch::kFloat64);
+    dt[ctx.rank] = seconds_since(t);
+    ctx.comm->all_reduce_sum_(dt);
+    if (i < warmup) continue;
+    step_s.push_back(dt.max().item<double>());
+    fb_ms.push_back(1e3 * times.forward_backward);
+    comm_ms.push_back(1e3 * times.communication);
+    opt_ms.push_back(1e3 * times.optimizer);
+  }
+  const double step = median(step_s);
+  const double images_per_s = static_cast<double>(batch) * accumulation * ctx.world_size / step;
+  const double gflops = task->train_flops_per_image() * images_per_s / ctx.world_size / 1e9;
+  const double matmul = measure_matmul_gflops();
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+
+  std::ostringstream s;
+  s << "bench step: " << kind << ", " << ctx.world_size << " rank(s) x " << ctx.threads << " thread(s), batch "
+    << batch << " x " << accumulation << " per rank: median step " << fixed_decimals(step, 4) << " s (min "
+    << fixed_decimals(*std::min_element(step_s.begin(), step_s.end()), 4) << ", max "
+    << fixed_decimals(*std::max_element(step_s.begin(), step_s.end()), 4) << ", " << steps << " steps, slowest rank), "
+    << fixed_decimals(images_per_s, 1) << " images/s (all ranks)\n"
+    << "  rank 0 medians per step: forward+backward " << fixed_decimals(median(fb_ms), 1) << " ms, exposed communication "
+    << fixed_decimals(median(comm_ms), 1) << " ms, optimizer " << fixed_decimals(median(opt_ms), 1) << " ms; peak memory "
+    << usage.ru_maxrss / 1024 << " MB\n";
+  if (gflops > 0) {
+    s << "  " << fixed_decimals(gflops, 1) << " GFLOP/s per rank; plain 1024^3 matmul now " << fixed_decimals(matmul, 1) << " GFLOP/s ("
+      << fixed_decimals(100 * gflops / matmul, 0) << "%)\n";
+  }
+  // One key=value line for scripts (tools/bench/compare.sh).
+  s << "bench_step kind=" << kind << " ranks=" << ctx.world_size << " threads=" << ctx.threads << " batch=" << batch
+    << " accumulation=" << accumulation << " steps=" << steps << " step_s=" << fixed_decimals(step, 4)
+    << " images_per_s=" << fixed_decimals(images_per_s, 1) << " gflops=" << fixed_decimals(gflops, 1)
+    << " matmul_gflops=" << fixed_decimals(matmul, 1);
+  log(s.str());
+}
+
+}  // namespace facetrain

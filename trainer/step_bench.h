@@ -1,0 +1,19 @@
+// The time of one training step of a config's model — the trainer's own step (forward, backward with the
+// overlapped gradient sync, optimizer) on random in-memory batches, so the figure is the model and the
+// communication, not the disk. The measurement behind `facetrain bench step`; run it on 1 and N ranks for
+// weak scaling (the Python references beside it live in tools/bench/python/).
+#pragma once
+
+#include "core/config.pb.h"
+#include "core/process_context.h"
+#include "datastore/store.h"
+
+namespace facetrain {
+
+// (collective) every rank, after the command's checks: builds the task for `config` on images shaped like
+// `input`, agrees on the setup, times `warmup` + `steps` steps (the slowest rank's) and logs (rank 0) the
+// medians, the split of the step, memory, GFLOP/s beside a plain matmul and one key=value line for scripts.
+void run_step_bench(const proto::RunConfig& config, const StoreInfo& input, int steps, int warmup,
+                    ProcessContext& ctx);
+
+}  // namespace facetrain
