@@ -1,4 +1,4 @@
-// Mining: threshold rule, hit order, mined.csv, contact sheet and subset store (see report_mining.h).
+// Mining: threshold rule, hit order, mined.csv, contact sheet and subset store (see mining.h).
 #include "eval/mining.h"
 
 #include <torch/torch.h>

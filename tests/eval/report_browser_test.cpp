@@ -142,7 +142,7 @@ class ReportInBrowser : public ::testing::Test {
     write_text_file(samples_dir_ + "/class_histogram.json",
                     class_histogram_json(class_histogram({0, 0, 1, 2, 2, 2}, {"T-shirt", "Trouser", "Pullover"})).dump());
 
-    // eval attention's and eval morph's folders (their file names: attention_command.cpp, morph_command.cpp).
+    // eval attention's and eval morph's folders (their files: eval/attention.cpp, eval/morph.cpp).
     attention_dir_ = work_ + "/eval_attention";
     write_grid(attention_dir_ + "/attention_grid.png", 4, 0.9f);
     write_grid(attention_dir_ + "/image_3_cls.png", 1, 0.8f);

@@ -102,7 +102,7 @@ TEST(Files, Base64Rfc4648Vectors) {
 }
 
 ClassifierScores hand_scores() {
-  // Binary hand case (also tests/trainer/test_metrics.cpp): labels 1,1,1,0,0; argmax 1,1,0,0,1.
+  // Binary hand case (also tests/eval/metrics_test.cpp): labels 1,1,1,0,0; argmax 1,1,0,0,1.
   ClassifierScores s;
   s.indices = {4, 0, 1, 2, 3};
   s.classes = 2;

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Python reference for facetrain's data-parallel ViT step (`facetrain bench step` under mpirun -np N:
-launcher/commands/bench_step.cpp, trainer/vit_task.cpp, comm/gradient_sync.cpp): the ViT of vit_step.py trained
+trainer/step_bench.cpp, trainer/vit_task.cpp, comm/gradient_sync.cpp): the ViT of vit_step.py trained
 with PyTorch DistributedDataParallel over gloo on localhost, N processes (torch.multiprocessing.spawn), each with
 its own random batch. Like facetrain's gradient buckets: 25 MB buckets, gradients as views into the buckets,
 buffers not broadcast. Each step starts after a barrier; its time is the max over ranks (all_reduce MAX).
@@ -32,7 +32,7 @@ def worker(rank, a, port):
     wrap = (lambda m: DDP(m, bucket_cap_mb=a.bucket_cap_mb, broadcast_buffers=False,
                           gradient_as_bucket_view=True)) if use_ddp else None
     torch.manual_seed(0)  # same initial weights on every rank (DDP broadcasts rank 0's anyway)
-    step = build(a, wrap=wrap, data_seed=1000 + rank)  # a different batch per rank, as bench_step.cpp
+    step = build(a, wrap=wrap, data_seed=1000 + rank)  # a different batch per rank, as trainer/step_bench.cpp
 
     def slowest(dt):
         t = torch.tensor([dt], dtype=torch.float64)
