@@ -1,22 +1,13 @@
 // Plain-file helpers of the eval report commands (see files.h).
 #include "eval/files.h"
-#include "core/atomic_file.h"
 
-#include <torch/torch.h>
-
-#include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
-#include "core/log.h"
-#include "models/checkpoint.h"
-#include "models/checkpoint_store.h"
 
 namespace facetrain {
-
-namespace fs = std::filesystem;
 
 std::string csv_field(const std::string& text) {
   if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
