@@ -108,6 +108,21 @@ bool nccl_available();
 // Throws UserError when unavailable.
 std::unique_ptr<Communicator> make_nccl_communicator(int device_index);
 
+// Which communicator averages the gradients (distributed.backend). The control communicator (the launcher's
+// MPI one: setup agreements, per-step flags, checkpoint broadcast, eval's gathers) always stays MPI on CPU
+// tensors; the gradient communicator carries the gradient buckets, the start-up parameter broadcast and the
+// BatchNorm averaging, on the model's device.
+enum class GradientBackend { kMpi, kNccl };
+const char* gradient_backend_name(GradientBackend backend);
+// "mpi", "nccl", or "auto" (NCCL when the model is on a GPU and this build has NCCL, else MPI). Throws
+// UserError naming distributed.backend for nccl without an NCCL build or without a GPU model, and for an
+// unknown name.
+GradientBackend choose_gradient_backend(const std::string& requested, bool model_on_gpu, bool nccl_built);
+// (collective) every rank: the gradient communicator: NCCL on CUDA device `device_index`, or a second MPI
+// communicator (its own MPI_Comm_dup, so gradient traffic never shares a message space with the control
+// communicator's).
+std::unique_ptr<Communicator> make_gradient_communicator(GradientBackend backend, int device_index);
+
 // Scalar helpers over a communicator (collective).
 double all_reduce_sum(Communicator& comm, double value);
 double all_reduce_max(Communicator& comm, double value);

@@ -744,6 +744,33 @@ bool MpiPending::test() {
 
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }
 
+const char* gradient_backend_name(GradientBackend backend) {
+  switch (backend) {
+    case GradientBackend::kMpi: return "mpi";
+    case GradientBackend::kNccl: return "nccl";
+  }
+  FT_CHECK(false, "unknown gradient backend " << static_cast<int>(backend));
+}
+
+GradientBackend choose_gradient_backend(const std::string& requested, bool model_on_gpu, bool nccl_built) {
+  if (requested == "mpi") return GradientBackend::kMpi;
+  if (requested == "auto") return model_on_gpu && nccl_built ? GradientBackend::kNccl : GradientBackend::kMpi;
+  FT_USER_CHECK(requested == "nccl", "distributed.backend must be auto, mpi or nccl, got '" << requested << "'");
+  FT_USER_CHECK(nccl_built, "distributed.backend: nccl is not in this build (LibTorch without CUDA, or CUDA/NCCL "
+                            "headers not found when configuring); use mpi or auto");
+  FT_USER_CHECK(model_on_gpu, "distributed.backend: nccl needs the model on a GPU, and this rank has no CUDA device; "
+                              "use mpi or auto");
+  return GradientBackend::kNccl;
+}
+
+std::unique_ptr<Communicator> make_gradient_communicator(GradientBackend backend, int device_index) {
+  switch (backend) {
+    case GradientBackend::kMpi: return make_mpi_communicator();
+    case GradientBackend::kNccl: return make_nccl_communicator(device_index);
+  }
+  FT_CHECK(false, "unknown gradient backend " << static_cast<int>(backend));
+}
+
 #ifndef FACETRAIN_HAVE_NCCL
 bool nccl_available() { return false; }
 

@@ -44,8 +44,8 @@ class DcganTask : public TrainingTask {
     d_parameters_ = discriminator_->parameters();
     g_optimizer_ = make_optimizer(config_.optimizer(), g_parameters_);
     d_optimizer_ = make_optimizer(config_.optimizer(), d_parameters_);
-    g_parallel_ = std::make_unique<DataParallel>(*ctx_.comm, *generator_, in.parallel, "generator gradient");
-    d_parallel_ = std::make_unique<DataParallel>(*ctx_.comm, *discriminator_, in.parallel, "discriminator gradient");
+    g_parallel_ = std::make_unique<DataParallel>(in.gradient, *generator_, in.parallel, "generator gradient");
+    d_parallel_ = std::make_unique<DataParallel>(in.gradient, *discriminator_, in.parallel, "discriminator gradient");
     // The fixed latent batch of the per-epoch sample grid, the same on every rank and every resume.
     auto generator = torch::make_generator<torch::CPUGeneratorImpl>(config_.model().dcgan().sample_seed());
     fixed_z_ = torch::randn({config_.model().dcgan().sample_count(), options_.z_size}, generator).to(ctx_.device);

@@ -28,12 +28,17 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
   const std::string kind = model_kind_name(model_kind_of(config));
   // Nothing is written: samples and checkpoints belong to runs, not benchmarks.
   const DataParallelOptions parallel = data_parallel_options(config);
-  TaskInputs inputs{config, ctx, info, "", parallel};
-  torch::manual_seed(config.data().seed());
-  std::unique_ptr<TrainingTask> task = make_task(inputs);
-  agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
+  std::string gradient_sync;
+  const std::unique_ptr<Communicator> gradient = open_gradient_communicator(config, ctx, &gradient_sync);
+  TaskInputs inputs{config, ctx, info, "", parallel, *gradient};
+  std::unique_ptr<TrainingTask> task;
+  run_setup_on_every_rank(*ctx.comm, [&] {  // every rank's model is good (else: one line, no abort)
+    torch::manual_seed(config.data().seed());
+    task = make_task(inputs);
+  });
   task->broadcast_state();
   log_all(describe(ctx));
+  log(gradient_sync);
 
   // Random batches in the range the model's loader would give it.
   const int batch = config.data().batch_size();

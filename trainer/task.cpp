@@ -1,6 +1,7 @@
 // The training-side registration of model kinds (see task.h): one switch, no default.
 #include "trainer/task.h"
 
+#include "comm/communicator.h"
 #include "core/error.h"
 #include "models/registry.h"
 
@@ -18,6 +19,19 @@ std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs) {
     case ModelKind::kVae: return make_vae_task(inputs);
   }
   FT_CHECK(false, "unknown model kind");
+}
+
+std::unique_ptr<Communicator> open_gradient_communicator(const proto::RunConfig& config, ProcessContext& ctx,
+                                                         std::string* description) {
+  GradientBackend backend = GradientBackend::kMpi;
+  run_setup_on_every_rank(*ctx.comm, [&] {
+    backend = choose_gradient_backend(config.distributed().backend(), ctx.device.is_cuda(), nccl_available());
+  });
+  std::unique_ptr<Communicator> gradient = make_gradient_communicator(backend, ctx.device.index());
+  gradient->set_timeout_seconds(config.distributed().collective_timeout_s());
+  *description = std::string("gradient sync over ") + gradient_backend_name(backend) + " (distributed.backend " +
+                 config.distributed().backend() + ")";
+  return gradient;
 }
 
 DataParallelOptions data_parallel_options(const proto::RunConfig& config) {

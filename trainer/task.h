@@ -56,6 +56,7 @@ struct TaskInputs {
   const StoreInfo& store;
   std::string run_dir;
   const DataParallelOptions& parallel;  // every DataParallel a task makes uses these (trainer: from `distributed`)
+  Communicator& gradient;               // the gradient communicator its DataParallels sync over
 };
 
 // The task for the config's model kind (trainer/task.cpp: a switch over models/registry.h's ModelKind).
@@ -63,6 +64,12 @@ std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs);
 
 // The data-parallel options of a run config's `distributed` section.
 DataParallelOptions data_parallel_options(const proto::RunConfig& config);
+
+// (collective) every rank: agrees on distributed.backend for this placement (a backend that cannot run here
+// is one line on every rank: comm/communicator.h choose_gradient_backend), then opens the gradient
+// communicator with the config's collective timeout. `description` says which, for the log.
+std::unique_ptr<Communicator> open_gradient_communicator(const proto::RunConfig& config, ProcessContext& ctx,
+                                                         std::string* description);
 
 // Plain 1024^3 float32 matmul rate of this process now, GFLOP/s (median of 5): the yardstick beside a
 // model's achieved GFLOP/s in run summaries and `facetrain bench step`.

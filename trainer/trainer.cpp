@@ -155,6 +155,8 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   const fs::path run_dir = config.logging().run_dir();
   const std::string kind = model_kind_name(model_kind_of(config));
   const DataParallelOptions parallel = data_parallel_options(config);
+  std::string gradient_sync;
+  const std::unique_ptr<Communicator> gradient = open_gradient_communicator(config, ctx, &gradient_sync);
   const int accumulation = config.schedule().accumulation_steps();
   StoreInfo store_info;
   std::unique_ptr<TrainingTask> task;
@@ -166,7 +168,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   run_setup_on_every_rank(*ctx.comm, [&] {
     store_info = StoreReader(config.data().store()).info();
     torch::manual_seed(config.data().seed());  // model initialisation (rank 0's is broadcast to all)
-    task = make_task(TaskInputs{config, ctx, store_info, run_dir.string(), parallel});
+    task = make_task(TaskInputs{config, ctx, store_info, run_dir.string(), parallel, *gradient});
     loader_holder = std::make_unique<ShardLoader>(config.data().store(), loader_options(config, ctx, *task));
     steps_per_epoch = loader_holder->batches_per_epoch() / accumulation;
     FT_USER_CHECK(steps_per_epoch > 0, "data.batch_size: " << config.data().batch_size() << " x " << ctx.world_size
@@ -203,6 +205,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   log(kind + ": " + std::to_string(loader.images_per_epoch()) + " images/epoch, " + std::to_string(steps_per_epoch) +
       " steps/epoch of " + std::to_string(config.data().batch_size() * ctx.world_size * accumulation) +
       " images, " + std::to_string(total_steps) + " steps in all");
+  log(gradient_sync);
 
   StepTimes times;
   double step_seconds = 0, images_done = 0;
@@ -234,6 +237,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
       torch::manual_seed(config.data().seed() * 1000003ULL + static_cast<uint64_t>(pos.step) * 7919ULL +
                          static_cast<uint64_t>(ctx.rank));
       ctx.comm->set_step(pos.step + 1);  // collective timeouts name the step, here and in the peers' answers
+      gradient->set_step(pos.step + 1);
       StepOutput out = task->train_step(micro, lr, pos.step, &times);
       pos.step += 1;
       pos.batch_in_epoch += accumulation;

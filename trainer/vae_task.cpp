@@ -48,7 +48,7 @@ class VaeTask : public TrainingTask {
     }
     parameters_ = model_->parameters();
     optimizer_ = make_optimizer(config_.optimizer(), parameters_);
-    parallel_ = std::make_unique<DataParallel>(*ctx_.comm, *model_, in.parallel);
+    parallel_ = std::make_unique<DataParallel>(in.gradient, *model_, in.parallel);
     auto generator = torch::make_generator<torch::CPUGeneratorImpl>(1234);
     prior_z_ = torch::randn({v.sample_count(), model_->options().latent_size}, generator).to(ctx_.device);
     log("vae: " + std::to_string(count_parameters(*model_)) + " parameters, latent " +

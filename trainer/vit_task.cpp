@@ -31,7 +31,7 @@ class VitTask : public TrainingTask {
         precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
         scaler_(precision_ == Precision::kFp16) {
     model_->to(ctx_.device);
-    parallel_ = std::make_unique<DataParallel>(*ctx_.comm, *model_, in.parallel);
+    parallel_ = std::make_unique<DataParallel>(in.gradient, *model_, in.parallel);
     parameters_ = parallel_->parameters();
     optimizer_ = make_optimizer(config_.optimizer(), parameters_);
     if (config_.model().vit().class_weights()) {

@@ -13,6 +13,8 @@ expect missing-file "nothere.pbtxt" -- "$ft" train --config "$work/nothere.pbtxt
 expect validation "model.vit.width.*model.vit.heads" -- "$ft" train --config "$work/heads.pbtxt"
 expect bad-override "--set optimizer.lrr=1.*lrr" -- "$ft" train --config "$work/heads.pbtxt" --set optimizer.lrr=1
 expect missing-store "none.h5" -- "$ft" train --config "$work/nostore.pbtxt"
+# No GPU and no NCCL here: asking for nccl is one line before anything else is opened.
+expect nccl-backend "distributed.backend: nccl" -- "$ft" train --config "$work/nostore.pbtxt" --set distributed.backend=nccl
 expect unknown-flag "--bogus|bogus" -- "$ft" train --bogus
 # Before MPI starts there is no rank to speak for the others: single process only.
 [[ $ranks -eq 1 ]] && expect unknown-command "unknown command" -- "$ft" trian
