@@ -108,6 +108,14 @@ bool nccl_available();
 // Throws UserError when unavailable.
 std::unique_ptr<Communicator> make_nccl_communicator(int device_index);
 
+// This process's place on its node, from MPI itself (MPI_Comm_split_type with MPI_COMM_TYPE_SHARED), so
+// mpirun, srun and any other MPI launcher agree. Collective over MPI_COMM_WORLD. Requires comm_initialize().
+struct NodePlacement {
+  int local_rank = 0;  // rank among the processes on this node
+  int local_size = 1;  // processes on this node
+};
+NodePlacement node_placement();
+
 // Which communicator averages the gradients (distributed.backend). The control communicator (the launcher's
 // MPI one: setup agreements, per-step flags, checkpoint broadcast, eval's gathers) always stays MPI on CPU
 // tensors; the gradient communicator carries the gradient buckets, the start-up parameter broadcast and the

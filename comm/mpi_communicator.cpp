@@ -744,6 +744,16 @@ bool MpiPending::test() {
 
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }
 
+NodePlacement node_placement() {
+  MPI_Comm node = MPI_COMM_NULL;
+  FT_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, /*key=*/0, MPI_INFO_NULL, &node));
+  NodePlacement placement;
+  FT_MPI_CHECK(MPI_Comm_rank(node, &placement.local_rank));
+  FT_MPI_CHECK(MPI_Comm_size(node, &placement.local_size));
+  FT_MPI_CHECK(MPI_Comm_free(&node));
+  return placement;
+}
+
 const char* gradient_backend_name(GradientBackend backend) {
   switch (backend) {
     case GradientBackend::kMpi: return "mpi";

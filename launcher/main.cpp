@@ -66,8 +66,9 @@ int run(const Subcommand& command, int argc, char** argv) {
   {
     auto world = facetrain::make_mpi_communicator();
     facetrain::set_log_rank(world->rank(), world->size());
-    facetrain::ProcessContext ctx = facetrain::place_process(*world, 0);
     try {
+      // Placement first (a node with more ranks than GPUs is bad input too), then the command.
+      facetrain::ProcessContext ctx = facetrain::place_process(*world, 0);
       code = command.run_on_ranks(argc, argv, ctx);
     } catch (const facetrain::JobUserError&) {
       throw;

@@ -1,8 +1,12 @@
-// Process placement (see process.h). Local rank comes from the launcher's environment: Open MPI's mpirun
-// sets OMPI_COMM_WORLD_LOCAL_*, srun sets SLURM_LOCALID / SLURM_NTASKS_PER_NODE-style variables.
+// Process placement (see process.h). The node-local rank and size come from MPI (node_placement); the
+// launchers' variables (Open MPI's OMPI_COMM_WORLD_LOCAL_*, srun's SLURM_LOCALID) are compared with them and a
+// disagreement is logged, since a wrong local rank means two ranks driving one GPU.
 #include "comm/communicator.h"
 #include "launcher/threads.h"
 #include "launcher/process.h"
+
+#include "core/error.h"
+#include "core/log.h"
 
 #include <sched.h>
 #include <unistd.h>
@@ -15,19 +19,13 @@
 namespace facetrain {
 namespace {
 
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return fallback;
-  return std::atoi(v);
-}
-
-// Slurm's SLURM_TASKS_PER_NODE looks like "2(x3),1": the first count is this job's tasks on the first node;
-// SLURM_NTASKS_PER_NODE is set only with --ntasks-per-node. Prefer the latter, then the former.
-int slurm_local_size() {
-  int n = env_int("SLURM_NTASKS_PER_NODE", 0);
-  if (n > 0) return n;
-  const char* v = std::getenv("SLURM_TASKS_PER_NODE");
-  return v != nullptr ? std::max(1, std::atoi(v)) : 0;
+// The launcher's idea of the node-local rank, -1 when it sets none.
+int launcher_local_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"}) {
+    const char* v = std::getenv(name);
+    if (v != nullptr && *v != '\0') return std::atoi(v);
+  }
+  return -1;
 }
 
 int usable_cores() {
@@ -38,22 +36,33 @@ int usable_cores() {
 
 }  // namespace
 
+torch::Device choose_device(int local_rank, int local_size, int visible_gpus, const std::string& host) {
+  if (visible_gpus <= 0) return torch::kCPU;
+  FT_USER_CHECK(local_size <= visible_gpus,
+                "host " << host << " runs " << local_size << " ranks but sees " << visible_gpus << " GPU"
+                        << (visible_gpus > 1 ? "s" : "") << " (after CUDA_VISIBLE_DEVICES): one GPU per rank, so start"
+                        << " at most " << visible_gpus << " ranks per node (NCCL cannot put two ranks on one GPU)");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+}
+
 ProcessContext place_process(Communicator& comm, int threads_override) {
   ProcessContext ctx;
   ctx.comm = &comm;
   ctx.rank = comm.rank();
   ctx.world_size = comm.size();
-  ctx.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("SLURM_LOCALID", 0));
-  ctx.local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", slurm_local_size());
-  if (ctx.local_size <= 0) ctx.local_size = 1;
+  const NodePlacement node = node_placement();  // (collective) every rank
+  ctx.local_rank = node.local_rank;
+  ctx.local_size = node.local_size;
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   ctx.host = host;
-
-  if (torch::cuda::is_available()) {
-    const int devices = static_cast<int>(torch::cuda::device_count());
-    ctx.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ctx.local_rank % devices));
+  const int from_launcher = launcher_local_rank();
+  if (from_launcher >= 0 && from_launcher != ctx.local_rank) {
+    log_all("placement: the launcher says local rank " + std::to_string(from_launcher) + ", MPI says " +
+            std::to_string(ctx.local_rank) + " on " + ctx.host + "; using MPI's");
   }
+  ctx.device = choose_device(ctx.local_rank, ctx.local_size,
+                             torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0, ctx.host);
 
   // mpirun binds each rank to its cores (--bind-to core by default for np <= 2), so the affinity mask is
   // the honest count; without binding every rank sees all cores and shares them with its node peers.
