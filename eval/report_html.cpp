@@ -131,14 +131,21 @@ struct Page {
 // ---------------------------------------------------------------------------------------------------------
 // config
 
+// Opens a section built from one file of the run directory; when there is no run directory or no such file,
+// says so in the section, closes it and returns false.
+bool open_run_file_section(Page& page, const char* id, const char* title, const std::string& run_dir,
+                           const char* file, fs::path* path) {
+  page.open_section(id, title);
+  *path = fs::path(run_dir) / file;
+  if (!run_dir.empty() && fs::exists(*path)) return true;
+  page.missing(run_dir.empty() ? "no run directory given (--run RUN_DIR)" : std::string("no ") + file + " in " + run_dir);
+  page.close_section(false);
+  return false;
+}
+
 bool config_section(Page& page, const std::string& run_dir, std::string* run_name) {
-  page.open_section("config", "Run config");
-  const fs::path path = fs::path(run_dir) / "config.pbtxt";
-  if (run_dir.empty() || !fs::exists(path)) {
-    page.missing(run_dir.empty() ? "no run directory given (--run RUN_DIR)" : "no config.pbtxt in " + run_dir);
-    page.close_section(false);
-    return false;
-  }
+  fs::path path;
+  if (!open_run_file_section(page, "config", "Run config", run_dir, "config.pbtxt", &path)) return false;
   const std::string text = read_file_bytes(path.string(), "--run");
   proto::RunConfig config;
   if (google::protobuf::TextFormat::ParseFromString(text, &config) && !config.name().empty()) {
@@ -154,13 +161,8 @@ bool config_section(Page& page, const std::string& run_dir, std::string* run_nam
 // curves: metrics.jsonl, one {"step": s, "<tag>": value, ..., "time": t} object per line
 
 bool curves_section(Page& page, const std::string& run_dir) {
-  page.open_section("curves", "Training curves");
-  const fs::path path = fs::path(run_dir) / "metrics.jsonl";
-  if (run_dir.empty() || !fs::exists(path)) {
-    page.missing(run_dir.empty() ? "no run directory given (--run RUN_DIR)" : "no metrics.jsonl in " + run_dir);
-    page.close_section(false);
-    return false;
-  }
+  fs::path path;
+  if (!open_run_file_section(page, "curves", "Training curves", run_dir, "metrics.jsonl", &path)) return false;
   std::ifstream in(path);
   std::map<std::string, json> series;  // tag -> [[step, value], ...]
   std::string line;
