@@ -32,3 +32,15 @@ if ((${#missing[@]})); then
 else
   echo "install-deps: all ${#packages[@]} packages present"
 fi
+
+# Test-only cross-checks from PyPI, in a project-local environment (never over Debian's Python, never used at
+# run time): TensorBoard's own event-file reader. Not fatal: without PyPI the reader test skips and says why.
+if [[ "${FACETRAIN_TEST_DEPS:-0}" == 1 ]]; then
+  venv="$(cd "$(dirname "$0")/../.." && pwd)/.venv-test"
+  if ! "$venv/bin/python" -c "import tensorboard" 2>/dev/null; then
+    echo "install-deps: tensorboard (test-only) into $venv"
+    /usr/bin/python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check tensorboard ||
+      echo "install-deps: could not install tensorboard into $venv (PyPI unreachable?): its reader test will skip"
+  fi
+fi
+
