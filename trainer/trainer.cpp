@@ -82,8 +82,9 @@ void save_checkpoint(TrainingTask& task, CheckpointStore* store, const Position&
 
 // (collective) Rank 0 picks the checkpoint and broadcasts its bytes, so ranks need no shared file system
 // and can never disagree on which checkpoint they resumed from.
-bool resume_from(const std::string& resume, CheckpointStore* store, TrainingTask& task, ProcessContext& ctx,
-                 Position* pos) {
+// `named` is the checkpoint file --resume PATH names, already read and verified by rank 0 during setup.
+bool resume_from(const std::string& resume, Checkpoint* named, CheckpointStore* store, TrainingTask& task,
+                 ProcessContext& ctx, Position* pos) {
   if (resume == "none") return false;
   std::string payload;
   std::string source;
@@ -97,8 +98,8 @@ bool resume_from(const std::string& resume, CheckpointStore* store, TrainingTask
         source = found->path;
       }
     } else {
-      auto loaded = read_checkpoint_file(resume);
-      payload = std::move(loaded.payload);
+      FT_CHECK(named != nullptr, "--resume " << resume << " was not read during setup");
+      payload = std::move(named->payload);
       source = resume;
     }
   }
@@ -155,6 +156,16 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   const fs::path run_dir = config.logging().run_dir();
   const std::string kind = model_kind_name(model_kind_of(config));
   const DataParallelOptions parallel = data_parallel_options(config);
+  // A checkpoint named by --resume is read first, by rank 0 alone (the only rank that needs the file: its bytes
+  // are broadcast), and agreed on before anything else, so a missing or damaged file is one line and leaves
+  // no run directory behind. (Its own agreement: the setup below runs collectives while it builds the model.)
+  Checkpoint named_checkpoint;
+  run_setup_on_every_rank(*ctx.comm, [&] {
+    if (ctx.rank == 0 && options.resume != "none" && options.resume != "auto") {
+      const std::string why = verify_checkpoint_file(options.resume, &named_checkpoint);
+      FT_USER_CHECK(why.empty(), "--resume: " << options.resume << " " << why);
+    }
+  });
   std::string gradient_sync;
   const std::unique_ptr<Communicator> gradient = open_gradient_communicator(config, ctx, &gradient_sync);
   const int accumulation = config.schedule().accumulation_steps();
@@ -193,7 +204,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   task->broadcast_state();
   CheckpointStore checkpoints((run_dir / "checkpoints").string(), config.checkpoint().keep_last());
   Position pos;
-  resume_from(options.resume, &checkpoints, *task, ctx, &pos);
+  resume_from(options.resume, &named_checkpoint, &checkpoints, *task, ctx, &pos);
   if (pos.batch_in_epoch >= steps_per_epoch * accumulation) {
     ++pos.epoch;
     pos.batch_in_epoch = 0;

@@ -13,6 +13,12 @@ expect missing-file "nothere.pbtxt" -- "$ft" train --config "$work/nothere.pbtxt
 expect validation "model.vit.width.*model.vit.heads" -- "$ft" train --config "$work/heads.pbtxt"
 expect bad-override "--set optimizer.lrr=1.*lrr" -- "$ft" train --config "$work/heads.pbtxt" --set optimizer.lrr=1
 expect missing-store "none.h5" -- "$ft" train --config "$work/nostore.pbtxt"
+# A --resume file that is missing or damaged: one line naming it, and no run directory left behind.
+"$ft" synth --output "$work/s.h5" --count 64 --size 16 --quiet || { echo "FAIL: synth"; exit 1; }
+printf 'model { vit { patch_size: 4 width: 16 depth: 1 heads: 2 } }\ndata { store: "%s/s.h5" batch_size: 8 }\nlogging { run_dir: "%s/r" }\n' "$work" "$work" > "$work/good.pbtxt"
+printf 'not a checkpoint' > "$work/garbage.ckpt"
+expect resume-missing "--resume: .*nothere.ckpt" -- "$ft" train --config "$work/good.pbtxt" --resume "$work/nothere.ckpt"
+expect resume-damaged "--resume: .*garbage.ckpt" -- "$ft" train --config "$work/good.pbtxt" --resume "$work/garbage.ckpt"
 # No GPU and no NCCL here: asking for nccl is one line before anything else is opened.
 expect nccl-backend "distributed.backend: nccl" -- "$ft" train --config "$work/nostore.pbtxt" --set distributed.backend=nccl
 expect unknown-flag "--bogus|bogus" -- "$ft" train --bogus
