@@ -35,7 +35,8 @@ class VitTask : public TrainingTask {
     parameters_ = parallel_->parameters();
     optimizer_ = make_optimizer(config_.optimizer(), parameters_);
     if (config_.model().vit().class_weights()) {
-      class_weights_ = torch::tensor(store_.class_weights).to(ctx_.device);
+      class_weights_cpu_ = torch::tensor(store_.class_weights);
+      class_weights_ = class_weights_cpu_.to(ctx_.device);
       log("vit: loss weighted by the store's balanced class weights");
     }
     log("vit: " + std::to_string(count_parameters(*model_)) + " parameters, " +
@@ -51,6 +52,7 @@ class VitTask : public TrainingTask {
     auto t = Clock::now();
     double loss_sum = 0;
     const int n = static_cast<int>(micro.size());
+    const double weighted_scale = class_weights_.defined() ? class_weighted_scale(micro) : 0;
     for (int m = 0; m < n; ++m) {
       // Only the last micro-batch communicates; earlier ones accumulate locally in .grad.
       parallel_->set_sync_enabled(m == n - 1);
@@ -59,7 +61,10 @@ class VitTask : public TrainingTask {
         AutocastScope autocast(precision_, ctx_.device);
         logits = model_->forward(micro[m].images.to(ctx_.device));
       }
-      torch::Tensor loss = loss_of(logits.to(torch::kFloat), micro[m].labels.to(ctx_.device)) / n;
+      torch::Tensor loss = weighted_scale > 0
+                               ? loss_of(logits.to(torch::kFloat), micro[m].labels.to(ctx_.device), torch::kSum) *
+                                     weighted_scale
+                               : loss_of(logits.to(torch::kFloat), micro[m].labels.to(ctx_.device)) / n;
       scaler_.scale_loss(loss).backward();
       loss_sum += loss.item<double>();
     }
@@ -106,11 +111,24 @@ class VitTask : public TrainingTask {
   double train_flops_per_image() const override { return 3.0 * vit_flops_per_image(model_->options()); }
 
  private:
-  torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels) {
-    auto options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(
-        config_.model().vit().label_smoothing());
+  torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels,
+                        torch::nn::functional::CrossEntropyFuncOptions::reduction_t reduction = torch::kMean) {
+    auto options = torch::nn::functional::CrossEntropyFuncOptions()
+                       .label_smoothing(config_.model().vit().label_smoothing())
+                       .reduction(reduction);
     if (class_weights_.defined()) options.weight(class_weights_);
     return torch::nn::functional::cross_entropy(logits, labels, options);
+  }
+
+  // The class-weighted loss is the weighted mean over the global step batch (every rank's micro-batches):
+  // each rank backpropagates its weighted sum times world_size / (global weight sum), and the gradient
+  // average over ranks is then the gradient of that mean. A weighted mean per rank, averaged over ranks,
+  // would weight the ranks equally whatever their labels. (collective: one scalar on the control communicator)
+  double class_weighted_scale(const std::vector<Batch>& micro) {
+    torch::Tensor weight_sum = torch::zeros({1}, torch::kFloat64);
+    for (const auto& b : micro) weight_sum += class_weights_cpu_.index_select(0, b.labels).sum().to(torch::kFloat64);
+    ctx_.comm->all_reduce_sum_(weight_sum, "allreduce of the step's class-weight sum");
+    return static_cast<double>(ctx_.world_size) / weight_sum.item<double>();
   }
 
   const proto::RunConfig& config_;
@@ -122,7 +140,7 @@ class VitTask : public TrainingTask {
   std::vector<torch::Tensor> parameters_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<DataParallel> parallel_;
-  torch::Tensor class_weights_;
+  torch::Tensor class_weights_, class_weights_cpu_;
 };
 
 }  // namespace

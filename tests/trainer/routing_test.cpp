@@ -1,7 +1,8 @@
 // The two communicators of a training run (mpirun -np 2/3): the trainer's ViT task, built as the trainer
 // builds it, with a control and a gradient communicator that each fail the test on the other's traffic
 // (tests/lib/routing_communicator.h). Its steps send nothing over the control communicator, and N ranks
-// end with the parameters of ONE model trained on the union batch (the gold test, two-communicator form).
+// end with the parameters of ONE model trained on the union batch (the gold test, two-communicator form),
+// also with class weights (the weighted mean over the global batch, not the mean of per-rank weighted means).
 #include <gtest/gtest.h>
 #include <google/protobuf/text_format.h>
 #include <torch/torch.h>
@@ -25,7 +26,9 @@ torch::Tensor flat(const std::vector<torch::Tensor>& tensors) {
   return torch::cat(parts);
 }
 
-TEST(Routing, TaskStepsUseOnlyTheGradientCommunicatorAndMatchOneModel) {
+// Trains the task 3 steps on N ranks and one reference model on the union batch; with `weighted`, the loss is
+// weighted by class (a rank's weight sum differs from the others': the global weighted mean is the gold).
+void check_task_against_one_model(bool weighted) {
   torch::set_num_threads(1);
   RoutingCommunicator control(make_mpi_communicator(), RoutingCommunicator::Role::kControl);
   RoutingCommunicator gradient(make_mpi_communicator(), RoutingCommunicator::Role::kGradient);
@@ -34,11 +37,12 @@ TEST(Routing, TaskStepsUseOnlyTheGradientCommunicatorAndMatchOneModel) {
   proto::RunConfig config;
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
       "model { vit { patch_size: 4 width: 16 depth: 2 heads: 2 } } optimizer { kind: 'adamw' lr: 0.01 }", &config));
+  config.mutable_model()->mutable_vit()->set_class_weights(weighted);
   StoreInfo input;
   input.height = input.width = 8;
   input.channels = 1;
   input.class_names = {"a", "b", "c"};
-  input.class_weights = {1, 1, 1};
+  input.class_weights = {0.5f, 1.0f, 3.0f};
   input.mean = {0.5f};
   input.std = {0.25f};
   ProcessContext ctx;
@@ -69,10 +73,14 @@ TEST(Routing, TaskStepsUseOnlyTheGradientCommunicatorAndMatchOneModel) {
 
     reference->train();
     reference_optimizer->zero_grad();
-    torch::nn::functional::cross_entropy(reference->forward(x[s]), y[s]).backward();
+    auto options = torch::nn::functional::CrossEntropyFuncOptions();
+    if (weighted) options.weight(torch::tensor(input.class_weights));
+    torch::nn::functional::cross_entropy(reference->forward(x[s]), y[s], options).backward();
     reference_optimizer->step();
   }
-  EXPECT_EQ(control.operations(), control_ops_before) << "a training step used the control communicator";
+  // Unweighted steps use no control collective; weighted ones one each (the global weight sum).
+  EXPECT_EQ(control.operations(), control_ops_before + (weighted ? kSteps : 0))
+      << "training steps used the control communicator unexpectedly";
   EXPECT_GT(gradient.operations(), kSteps) << "the gradient buckets did not use the gradient communicator";
 
   // The task's model, read back from its checkpoint state, against the one model on the union batch.
@@ -92,6 +100,10 @@ TEST(Routing, TaskStepsUseOnlyTheGradientCommunicatorAndMatchOneModel) {
   EXPECT_TRUE(torch::allclose(got, want, /*rtol=*/1e-4, /*atol=*/1e-4))
       << "max difference " << (got - want).abs().max().item<double>();
 }
+
+TEST(Routing, TaskStepsUseOnlyTheGradientCommunicatorAndMatchOneModel) { check_task_against_one_model(false); }
+
+TEST(Routing, ClassWeightedLossIsTheWeightedMeanOfTheGlobalBatch) { check_task_against_one_model(true); }
 
 }  // namespace
 }  // namespace facetrain
