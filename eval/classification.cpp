@@ -40,7 +40,7 @@ nlohmann::json roc_json(const ClassifierScores& s, int cls, double auc, const st
 ClassifierScores score_with_classifier(const LoadedModel& model, const std::string& store_path,
                                        const std::vector<int64_t>& indices, int64_t batch_size, ProcessContext& ctx,
                                        bool average_flips) {
-  FT_CHECK(model.kind == ModelKind::kVit, "score_with_classifier needs a vit, got " << model.kind_name);
+  FT_CHECK(model.kind == ModelKind::kVit, "score_with_classifier needs a vit, got " << model_kind_name(model.kind));
   FT_USER_CHECK(batch_size > 0, "--batch must be > 0, got " << batch_size);
   const int64_t classes = model.vit->options().num_classes;
   Vit vit = model.vit;

@@ -39,9 +39,8 @@ LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string
   m.source = resolve_checkpoint_path(checkpoint, "--checkpoint");
   m.config = model_config.empty() ? config_from_checkpoint(m.source) : load_run_config(model_config, {});
   m.kind = model_kind_of(m.config, model_config.empty() ? m.source : model_config);
-  m.kind_name = model_kind_name(m.kind);
   FT_USER_CHECK(!expected_kind || m.kind == *expected_kind,
-                "--checkpoint: " << m.source << " holds a " << m.kind_name << " model; this command needs a "
+                "--checkpoint: " << m.source << " holds a " << model_kind_name(m.kind) << " model; this command needs a "
                                  << model_kind_name(*expected_kind));
   check_store_fits(m.source, store, m.kind);
   m.modules = build_model_modules(m.config, store);

@@ -18,7 +18,6 @@ namespace facetrain {
 
 struct LoadedModel {
   ModelKind kind = ModelKind::kVit;
-  std::string kind_name;            // "vit" | "dcgan" | "vae" (models/registry.h)
   std::string source;               // the checkpoint or safetensors path
   proto::RunConfig config;          // the run config the model was trained with
   Normalization normalization = Normalization::kMeanStd;

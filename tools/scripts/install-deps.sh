@@ -14,10 +14,11 @@ packages=(
   dataset-fashion-mnist
 )
 if [[ "${FACETRAIN_TEST_DEPS:-0}" == 1 ]]; then
-  # Cross-checks and end-to-end tests: Debian's PyTorch/h5py (never a runtime dependency), a real browser
+  # Cross-checks and end-to-end tests: python3-venv for the test-only PyPI environment below, Debian's
+  # PyTorch/h5py (never a runtime dependency), a real browser
   # for the HTML report, the Slurm daemons + munge of the one-node test cluster (../shared/slurm-local) and
   # PMIx so srun --mpi=pmix works there, procps (ps, pgrep) for the fault-injection tests.
-  packages+=(python3-torch python3-h5py chromium slurmctld slurmd slurm-client munge libpmix-dev procps)
+  packages+=(python3-venv python3-torch python3-h5py chromium slurmctld slurmd slurm-client munge libpmix-dev procps)
 fi
 
 missing=()
