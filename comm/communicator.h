@@ -104,9 +104,12 @@ class Communicator {
 std::unique_ptr<Communicator> make_mpi_communicator();
 // True when this build can create an NCCL communicator (CUDA LibTorch + NCCL compiled and linked).
 bool nccl_available();
-// NCCL over CUDA device `device_index`, the ncclUniqueId broadcast over MPI_COMM_WORLD (collective).
-// Throws UserError when unavailable.
-std::unique_ptr<Communicator> make_nccl_communicator(int device_index);
+// NCCL over CUDA device `device_index`, the ncclUniqueId broadcast over MPI_COMM_WORLD (collective). The
+// start-up is abandoned (communicator aborted, exception) after `timeout_seconds` (0: NCCL's own limits).
+// Throws UserError when unavailable. Its PendingCollective::wait() orders the caller's CUDA stream after the
+// collective without blocking the host; a watchdog thread aborts the communicator when a collective fails or
+// outlives the timeout, and the next call on it throws CollectiveTimeout with the reason.
+std::unique_ptr<Communicator> make_nccl_communicator(int device_index, double timeout_seconds);
 
 // This process's place on its node, from MPI itself (MPI_Comm_split_type with MPI_COMM_TYPE_SHARED), so
 // mpirun, srun and any other MPI launcher agree. Collective over MPI_COMM_WORLD. Requires comm_initialize().
@@ -128,8 +131,9 @@ const char* gradient_backend_name(GradientBackend backend);
 GradientBackend choose_gradient_backend(const std::string& requested, bool model_on_gpu, bool nccl_built);
 // (collective) every rank: the gradient communicator: NCCL on CUDA device `device_index`, or a second MPI
 // communicator (its own MPI_Comm_dup, so gradient traffic never shares a message space with the control
-// communicator's).
-std::unique_ptr<Communicator> make_gradient_communicator(GradientBackend backend, int device_index);
+// communicator's), with its collective timeout set to `timeout_seconds` (distributed.collective_timeout_s).
+std::unique_ptr<Communicator> make_gradient_communicator(GradientBackend backend, int device_index,
+                                                         double timeout_seconds);
 
 // Scalar helpers over a communicator (collective).
 double all_reduce_sum(Communicator& comm, double value);

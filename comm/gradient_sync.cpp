@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/torch_compat.h"
 #include "comm/comm_internal.h"
 
 namespace facetrain {
@@ -34,7 +35,7 @@ struct GradientBuckets::State {
     int64_t bucket = 0;
     torch::Tensor alias;  // the parameter's shape over its part of the bucket; becomes .grad
     bool ready = false;   // its gradient for this synced step has arrived
-    std::shared_ptr<torch::autograd::Node> accumulator;
+    torch_compat::GradAccumulatorPtr accumulator;
     uintptr_t hook = 0;
   };
   struct Bucket {

@@ -44,8 +44,13 @@ constexpr int64_t kDefaultBucketCapBytes = 25'000'000;  // 25 MB, as PyTorch DDP
 //    earlier micro-batches, or a model's backward through another model's step); gradients then only
 //    accumulate in .grad. The one backward with sync enabled before finalize() sends the accumulated sum.
 //    A second gradient for a parameter after its bucket was marked ready is an error (throws).
-//  - Hooks run on the thread that runs backward (the training thread for CPU tensors); the object is not
-//    thread-safe otherwise. With one rank the same code runs and the all-reduce is a no-op.
+//  - Threads: for CPU tensors the hooks run on the thread that calls backward; for CUDA tensors LibTorch's
+//    autograd engine runs them on its worker thread for that device while the calling thread blocks in
+//    backward(). Either way exactly one thread touches the buckets at a time, and backward()'s return orders
+//    the hooks' writes before finalize() on the training thread, so no lock is needed. A hook launches a
+//    collective on the current stream of the thread it runs on (autograd makes it the stream that produced
+//    the gradient); the NCCL communicator calls no MPI from there. Do not call backward() from two threads
+//    at once on the same buckets. With one rank the same code runs and the all-reduce is a no-op.
 //  - The communicator and the parameters must outlive this object; destroying it removes its hooks.
 class GradientBuckets {
  public:

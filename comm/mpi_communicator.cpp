@@ -773,18 +773,22 @@ GradientBackend choose_gradient_backend(const std::string& requested, bool model
   return GradientBackend::kNccl;
 }
 
-std::unique_ptr<Communicator> make_gradient_communicator(GradientBackend backend, int device_index) {
+std::unique_ptr<Communicator> make_gradient_communicator(GradientBackend backend, int device_index,
+                                                         double timeout_seconds) {
+  std::unique_ptr<Communicator> comm;
   switch (backend) {
-    case GradientBackend::kMpi: return make_mpi_communicator();
-    case GradientBackend::kNccl: return make_nccl_communicator(device_index);
+    case GradientBackend::kMpi: comm = make_mpi_communicator(); break;
+    case GradientBackend::kNccl: comm = make_nccl_communicator(device_index, timeout_seconds); break;
   }
-  FT_CHECK(false, "unknown gradient backend " << static_cast<int>(backend));
+  FT_CHECK(comm != nullptr, "unknown gradient backend " << static_cast<int>(backend));
+  comm->set_timeout_seconds(timeout_seconds);
+  return comm;
 }
 
 #ifndef FACETRAIN_HAVE_NCCL
 bool nccl_available() { return false; }
 
-std::unique_ptr<Communicator> make_nccl_communicator(int) {
+std::unique_ptr<Communicator> make_nccl_communicator(int, double) {
   throw UserError(
       "distributed.backend: nccl is not available in this build (LibTorch without CUDA, or CUDA/NCCL not "
       "found when configuring); use mpi or auto");

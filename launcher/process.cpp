@@ -2,8 +2,9 @@
 // launchers' variables (Open MPI's OMPI_COMM_WORLD_LOCAL_*, srun's SLURM_LOCALID) are compared with them and a
 // disagreement is logged, since a wrong local rank means two ranks driving one GPU.
 #include "comm/communicator.h"
-#include "launcher/threads.h"
+#include "launcher/gpu_info.h"
 #include "launcher/process.h"
+#include "launcher/threads.h"
 
 #include "core/error.h"
 #include "core/log.h"
@@ -63,6 +64,12 @@ ProcessContext place_process(Communicator& comm, int threads_override) {
   }
   ctx.device = choose_device(ctx.local_rank, ctx.local_size,
                              torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0, ctx.host);
+  if (ctx.device.is_cuda()) {
+    ctx.device_description = describe_gpu(ctx.device.index());
+    if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES")) {
+      ctx.device_description += std::string(", CUDA_VISIBLE_DEVICES=") + visible;
+    }
+  }
 
   // mpirun binds each rank to its cores (--bind-to core by default for np <= 2), so the affinity mask is
   // the honest count; without binding every rank sees all cores and shares them with its node peers.

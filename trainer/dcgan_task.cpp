@@ -117,6 +117,8 @@ class DcganTask : public TrainingTask {
     if (d_scaler_.enabled()) {
       out.scalars.emplace_back("d_loss_scale", d_scaler_.scale());
       out.scalars.emplace_back("g_loss_scale", g_scaler_.scale());
+      out.scalars.emplace_back("d_skipped_steps", static_cast<double>(d_scaler_.skipped_steps()));
+      out.scalars.emplace_back("g_skipped_steps", static_cast<double>(g_scaler_.skipped_steps()));
     }
     return out;
   }

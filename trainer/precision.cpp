@@ -4,6 +4,7 @@
 #include <ATen/autocast_mode.h>
 
 #include "core/error.h"
+#include "core/torch_compat.h"
 
 namespace facetrain {
 
@@ -29,18 +30,11 @@ AutocastScope::AutocastScope(Precision precision, const torch::Device& device) {
   if (precision == Precision::kFp32) return;
   active_ = true;
   cuda_ = device.is_cuda();
-  const torch::ScalarType dtype = precision == Precision::kBf16 ? torch::kBFloat16 : torch::kHalf;
-  if (cuda_) {
-    previous_enabled_ = at::autocast::is_enabled();
-    previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    at::autocast::set_autocast_gpu_dtype(dtype);
-    at::autocast::set_enabled(true);
-  } else {
-    previous_enabled_ = at::autocast::is_cpu_enabled();
-    previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
-    at::autocast::set_autocast_cpu_dtype(dtype);
-    at::autocast::set_cpu_enabled(true);
-  }
+  const c10::DeviceType type = cuda_ ? c10::DeviceType::CUDA : c10::DeviceType::CPU;
+  previous_enabled_ = torch_compat::autocast_enabled(type);
+  previous_dtype_ = torch_compat::autocast_dtype(type);
+  torch_compat::set_autocast_dtype(type, precision == Precision::kBf16 ? torch::kBFloat16 : torch::kHalf);
+  torch_compat::set_autocast_enabled(type, true);
   at::autocast::increment_nesting();
 }
 
@@ -48,13 +42,9 @@ AutocastScope::~AutocastScope() {
   if (!active_) return;
   // Leaving the outermost region frees the cached low-precision copies of the weights (as torch.autocast).
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  if (cuda_) {
-    at::autocast::set_enabled(previous_enabled_);
-    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
-  } else {
-    at::autocast::set_cpu_enabled(previous_enabled_);
-    at::autocast::set_autocast_cpu_dtype(previous_dtype_);
-  }
+  const c10::DeviceType type = cuda_ ? c10::DeviceType::CUDA : c10::DeviceType::CPU;
+  torch_compat::set_autocast_enabled(type, previous_enabled_);
+  torch_compat::set_autocast_dtype(type, previous_dtype_);
 }
 
 LossScaler::LossScaler(bool enabled, const Options& options)
@@ -72,16 +62,25 @@ bool LossScaler::unscale_and_update(const std::vector<torch::Tensor>& parameters
   for (const auto& p : parameters) {
     if (p.grad().defined()) grads.push_back(p.grad());
   }
-  // One reduction for the finiteness of all gradients: sum of |g| is inf/NaN iff some element is.
   bool finite = true;
   if (!grads.empty()) {
     torch::NoGradGuard no_grad;
-    torch::Tensor total = torch::zeros({}, grads.front().options().dtype(torch::kFloat));
-    for (auto& g : grads) {
-      g.mul_(1.0 / scale_);
-      total += g.abs().sum().to(torch::kFloat);
+    if (grads.front().is_cuda()) {
+      // LibTorch's fused kernel (what GradScaler uses): one pass that unscales every gradient and flags a
+      // non-finite one, instead of a kernel per gradient and a reduction.
+      torch::Tensor found_inf = torch::zeros({1}, grads.front().options().dtype(torch::kFloat));
+      const torch::Tensor inverse_scale = torch::full({1}, 1.0 / scale_, found_inf.options());
+      at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf, inverse_scale);
+      finite = found_inf.item<float>() == 0.0f;
+    } else {
+      // One reduction for the finiteness of all gradients: sum of |g| is inf/NaN iff some element is.
+      torch::Tensor total = torch::zeros({}, grads.front().options().dtype(torch::kFloat));
+      for (auto& g : grads) {
+        g.mul_(1.0 / scale_);
+        total += g.abs().sum().to(torch::kFloat);
+      }
+      finite = std::isfinite(total.item<float>());
     }
-    finite = std::isfinite(total.item<float>());
   }
   if (finite) {
     if (++good_steps_ >= options_.growth_interval) {

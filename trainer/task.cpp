@@ -27,8 +27,8 @@ std::unique_ptr<Communicator> open_gradient_communicator(const proto::RunConfig&
   run_setup_on_every_rank(*ctx.comm, [&] {
     backend = choose_gradient_backend(config.distributed().backend(), ctx.device.is_cuda(), nccl_available());
   });
-  std::unique_ptr<Communicator> gradient = make_gradient_communicator(backend, ctx.device.index());
-  gradient->set_timeout_seconds(config.distributed().collective_timeout_s());
+  std::unique_ptr<Communicator> gradient =
+      make_gradient_communicator(backend, ctx.device.index(), config.distributed().collective_timeout_s());
   *description = std::string("gradient sync over ") + gradient_backend_name(backend) + " (distributed.backend " +
                  config.distributed().backend() + ")";
   return gradient;

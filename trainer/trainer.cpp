@@ -220,6 +220,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
 
   StepTimes times;
   double step_seconds = 0, images_done = 0;
+  std::vector<std::pair<std::string, double>> last_scalars;  // the last step's, for the summary
   const auto run_start = Clock::now();
   const double wait_at_start = loader.wait_seconds();
   const int64_t first_step = pos.step;
@@ -252,6 +253,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
       StepOutput out = task->train_step(micro, lr, pos.step, &times);
       pos.step += 1;
       pos.batch_in_epoch += accumulation;
+      last_scalars = out.scalars;
       const double dt = seconds_since(t0);
       step_seconds += dt;
       images_done += static_cast<double>(config.data().batch_size()) * accumulation * ctx.world_size;
@@ -323,6 +325,14 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
       << " ms; peak memory " << fixed_decimals(peak_mb, 0) << " MB on rank " << ctx.rank << " (mean over ranks "
       << fixed_decimals(peak[0].item<double>() / ctx.world_size, 0) << " MB)";
     log(s.str());
+    // fp16's loss scaling: where the scale ended and how many steps an overflow skipped (also in TensorBoard).
+    std::string scaling;
+    for (const auto& [name, value] : last_scalars) {
+      if (name.find("loss_scale") != std::string::npos || name.find("skipped_steps") != std::string::npos) {
+        scaling += (scaling.empty() ? "" : ", ") + name + " " + fixed_decimals(value, 0);
+      }
+    }
+    if (!scaling.empty()) log("summary: " + config.distributed().precision() + " loss scaling: " + scaling);
     if (task->train_flops_per_image() > 0) {
       const double matmul = measure_matmul_gflops();
       const double achieved = task->train_flops_per_image() * images_per_s / ctx.world_size / 1e9;

@@ -100,7 +100,10 @@ class VaeTask : public TrainingTask {
                           &scaler_);
     std::vector<std::pair<std::string, double>> scalars{{"reconstruction", rec_sum}, {"kl", kl_sum}};
     if (perceptual_) scalars.emplace_back("perceptual", perc_sum);
-    if (scaler_.enabled()) scalars.emplace_back("loss_scale", scaler_.scale());
+    if (scaler_.enabled()) {
+      scalars.emplace_back("loss_scale", scaler_.scale());
+      scalars.emplace_back("skipped_steps", static_cast<double>(scaler_.skipped_steps()));
+    }
     return {total, scalars};
   }
 

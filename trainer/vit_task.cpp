@@ -72,7 +72,10 @@ class VitTask : public TrainingTask {
     const double norm = synced_optimizer_step(parallel_->buckets(), *optimizer_, parameters_,
                                               config_.optimizer().grad_clip_norm(), times, &scaler_);
     StepOutput out{loss_sum, {{"grad_norm", norm}}};
-    if (scaler_.enabled()) out.scalars.emplace_back("loss_scale", scaler_.scale());
+    if (scaler_.enabled()) {
+      out.scalars.emplace_back("loss_scale", scaler_.scale());
+      out.scalars.emplace_back("skipped_steps", static_cast<double>(scaler_.skipped_steps()));
+    }
     return out;
   }
 

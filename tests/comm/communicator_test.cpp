@@ -2,6 +2,7 @@
 // dtype, blocking and timed (non-blocking) paths, broadcast, all_gather with unequal sizes, the scalar helpers,
 // misuse that must throw, and the watchdog: a late rank makes the others' wait() throw CollectiveTimeout.
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -184,9 +185,11 @@ TEST_P(CommunicatorTest, SetupErrorsAreAgreedOnEveryRank) {
 
 INSTANTIATE_TEST_SUITE_P(BlockingAndTimed, CommunicatorTest, ::testing::Values(0.0, 30.0));
 
+// Without an NCCL build (Debian's LibTorch), or in a CUDA build on a machine without a GPU (CI's second
+// LibTorch build): one UserError, before any collective.
 TEST(Communicator, NcclUnavailableThrowsUserError) {
-  if (nccl_available()) GTEST_SKIP() << "NCCL linked: its run-time path needs GPUs";
-  EXPECT_THROW(make_nccl_communicator(0), UserError);
+  if (nccl_available() && torch::cuda::is_available()) GTEST_SKIP() << "a GPU is visible: tools/scripts/gpu-check.sh runs NCCL";
+  EXPECT_THROW(make_nccl_communicator(0, 10.0), UserError);
 }
 
 // The watchdog: the last rank arrives 2.5 s late; every other rank's wait() throws CollectiveTimeout after

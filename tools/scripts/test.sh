@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, and runs every test (unit, MPI on 2 and 3 ranks,
-# end-to-end CLI, Slurm and headless-Chromium tests). Usage: bash tools/scripts/test.sh [ctest args]
+# end-to-end CLI, Slurm and headless-Chromium tests) twice: against Debian's LibTorch 1.13 (build/, the
+# default) and against the torch wheel's CUDA LibTorch 2.x on CPU (build-torch2/: its CUDA and NCCL code
+# compiled and linked for real). Usage: bash tools/scripts/test.sh [ctest args]
+#   FACETRAIN_TEST_TORCH2=0 skips the second pass (a quick local run; CI always runs both).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FACETRAIN_TEST_DEPS=1 bash tools/scripts/install-deps.sh
-bash tools/scripts/build.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+start=$SECONDS
+bash tools/scripts/build.sh
 ctest --test-dir build --output-on-failure --timeout 900 "$@"
+echo "test: LibTorch 1.13 (Debian) pass: $((SECONDS - start)) s"
+
+if [[ "${FACETRAIN_TEST_TORCH2:-1}" != 0 ]]; then
+  start=$SECONDS
+  bash tools/scripts/build-libtorch2.sh
+  ctest --test-dir build-torch2 --output-on-failure --timeout 900 -j 2 "$@"
+  echo "test: LibTorch 2.x (torch wheel, CUDA build, run on CPU) pass: $((SECONDS - start)) s"
+fi
