@@ -2,6 +2,7 @@
 // an overflowing step agreed by every rank through the gradient sync (run on 1 and 2 ranks), bf16 autocast
 // scopes, and the ViT under bf16 autocast keeping float32 attention, weights and gradients.
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -165,6 +166,26 @@ TEST(LossScalerDistributed, OverflowOnOneRankSkipsTheStepOnEveryRank) {
   EXPECT_EQ(norm, 0);
   EXPECT_TRUE(torch::equal(w, before)) << "rank " << rank << " stepped on an overflow";
   EXPECT_EQ(scaler.scale(), 4);
+  EXPECT_EQ(scaler.skipped_steps(), 1);
+}
+
+// fp16 loss scaling on a GPU goes through LibTorch's fused unscale kernel: gradients divided by the scale,
+// an inf skips the step and halves the scale. Compiled in every build; skips without a CUDA device.
+TEST(Precision, FusedUnscaleOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: runs on a GPU (tools/scripts/gpu-check.sh)";
+  const auto on_gpu = torch::TensorOptions().dtype(torch::kFloat).device(torch::kCUDA, 0);
+  LossScaler scaler(true);
+  torch::Tensor w = torch::zeros({4}, on_gpu).requires_grad_(true);
+  w.mutable_grad() = torch::full({4}, static_cast<float>(scaler.scale()), on_gpu);
+  EXPECT_TRUE(scaler.unscale_and_update({w}));
+  EXPECT_TRUE(torch::allclose(w.grad().cpu(), torch::ones({4})));
+  const double before = scaler.scale();
+  {
+    torch::NoGradGuard no_grad;
+    w.mutable_grad()[2].fill_(std::numeric_limits<float>::infinity());
+  }
+  EXPECT_FALSE(scaler.unscale_and_update({w}));
+  EXPECT_EQ(scaler.scale(), before / 2);
   EXPECT_EQ(scaler.skipped_steps(), 1);
 }
 
