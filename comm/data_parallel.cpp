@@ -11,7 +11,10 @@ DataParallel::DataParallel(Communicator& comm, torch::nn::Module& module, const 
   buckets_ = std::make_unique<GradientBuckets>(comm_, parameters_, options.bucket_cap_bytes, std::move(name));
 }
 
-void DataParallel::broadcast_state(int root) { broadcast_module_state(comm_, module_, root); }
+void DataParallel::broadcast_state(int root) {
+  buckets_->check_same_parameters_on_every_rank();
+  broadcast_module_state(comm_, module_, root);
+}
 
 void DataParallel::average_buffers() { facetrain::average_buffers(comm_, module_); }
 

@@ -21,9 +21,9 @@ struct DataParallelOptions {
 
 class DataParallel {
  public:
-  // (collective) every rank, with the same module structure: builds the gradient buckets over the module's
-  // parameters (GradientBuckets' contract applies: gradient_sync.h). `name` labels the buckets in errors.
-  // The communicator and the module must outlive this object.
+  // Every rank, with the same module structure: builds the gradient buckets over the module's parameters
+  // (GradientBuckets' contract applies: gradient_sync.h). No collective call: a task builds it inside the
+  // setup agreement. `name` labels the buckets in errors. The communicator and the module must outlive this.
   DataParallel(Communicator& comm, torch::nn::Module& module, const DataParallelOptions& options,
                std::string name = "gradient");
 
@@ -33,7 +33,8 @@ class DataParallel {
   // Only the backward with sync enabled communicates (gradient accumulation: the last micro-batch).
   void set_sync_enabled(bool enabled) { buckets_->set_sync_enabled(enabled); }
 
-  // (collective) Makes every rank's parameters and buffers equal to root's (once, at the start).
+  // (collective) Checks that every rank built the same parameter list, then makes every rank's parameters
+  // and buffers equal to root's (once, at the start, after the setup agreement).
   void broadcast_state(int root = 0);
   // (collective) Averages the module's floating-point buffers (BatchNorm running statistics) over ranks.
   void average_buffers();

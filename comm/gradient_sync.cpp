@@ -48,6 +48,8 @@ struct GradientBuckets::State {
 
   Communicator* comm = nullptr;
   std::string name;
+  std::vector<int64_t> layout;  // [synced parameters, elements, shape/dtype code]
+  torch::Device layout_device = torch::kCPU;
   std::vector<Slot> slots;
   std::vector<Bucket> buckets;
   bool sync_enabled = true;
@@ -153,25 +155,12 @@ GradientBuckets::GradientBuckets(Communicator& comm, std::vector<torch::Tensor> 
     st.slots.push_back(std::move(slot));
   }
 
-  // (collective) every rank: same parameter list? [synced parameters, elements, shape/dtype code]
+  // The layout's fingerprint, compared over ranks by check_same_parameters_on_every_rank() (not here: the
+  // constructor runs inside setups that may still fail on one rank, before any collective).
   int64_t elements = 0;
   for (const auto& s : st.slots) elements += s.parameter.numel();
-  torch::Tensor mine = torch::tensor({static_cast<int64_t>(st.slots.size()), elements, shape_code},
-                                     torch::TensorOptions().dtype(torch::kInt64).device(device))
-                           .reshape({1, 3});
-  torch::Tensor all = comm.all_gather(mine, "allgather of " + st.name + " bucket layout").to(torch::kCPU);
-  std::vector<int> differ;
-  for (int r = 0; r < comm.size(); ++r) {
-    if (!torch::equal(all[r], all[0])) differ.push_back(r);
-  }
-  if (!differ.empty()) {
-    std::ostringstream oss;
-    oss << st.name << " buckets: rank(s)";
-    for (int r : differ) oss << " " << r;
-    oss << " passed a different parameter list than rank 0 (count, shapes or dtypes); every rank must build the "
-           "same model and pass its parameters in the same order";
-    throw std::runtime_error(oss.str());
-  }
+  st.layout = {static_cast<int64_t>(st.slots.size()), elements, shape_code};
+  st.layout_device = device;
 
   // Buckets, views, hooks.
   torch::NoGradGuard no_grad;
@@ -216,6 +205,26 @@ GradientBuckets::~GradientBuckets() {
 void GradientBuckets::set_sync_enabled(bool enabled) { state_->sync_enabled = enabled; }
 bool GradientBuckets::sync_enabled() const { return state_->sync_enabled; }
 void GradientBuckets::set_progress_in_hooks(bool enabled) { state_->progress_in_hooks = enabled; }
+
+void GradientBuckets::check_same_parameters_on_every_rank() {
+  State& st = *state_;
+  const torch::Tensor mine =
+      torch::tensor(st.layout, torch::TensorOptions().dtype(torch::kInt64).device(st.layout_device)).reshape({1, 3});
+  const torch::Tensor all =
+      st.comm->all_gather(mine, "allgather of " + st.name + " bucket layout").to(torch::kCPU);
+  std::vector<int> differ;
+  for (int r = 0; r < st.comm->size(); ++r) {
+    if (!torch::equal(all[r], all[0])) differ.push_back(r);
+  }
+  if (!differ.empty()) {
+    std::ostringstream oss;
+    oss << st.name << " buckets: rank(s)";
+    for (int r : differ) oss << " " << r;
+    oss << " passed a different parameter list than rank 0 (count, shapes or dtypes); every rank must build the "
+           "same model and pass its parameters in the same order";
+    throw std::runtime_error(oss.str());
+  }
+}
 
 void GradientBuckets::finalize() {
   State& st = *state_;

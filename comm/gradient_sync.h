@@ -25,8 +25,10 @@ constexpr int64_t kDefaultBucketCapBytes = 25'000'000;  // 25 MB, as PyTorch DDP
 // GradientBuckets: averages the gradients of `parameters` over the ranks of `comm`.
 //
 // Contract:
-//  - (collective) Every rank constructs it with the same parameters (shapes, dtypes) in the same order;
-//    the constructor checks this and throws on every rank when a rank differs.
+//  - Every rank constructs it with the same parameters (shapes, dtypes) in the same order. The constructor
+//    makes no collective call (it runs inside setups that may still fail on one rank);
+//    check_same_parameters_on_every_rank() compares the layouts once setup has been agreed on
+//    (DataParallel::broadcast_state does it) and throws on every rank when a rank differs.
 //  - Buckets are filled in REVERSE parameter order (gradients become ready roughly in that order during
 //    backward) up to `bucket_cap_bytes` each; a parameter larger than the cap gets a bucket of its own;
 //    parameters of another dtype or device start a new bucket. Parameters with requires_grad == false are
@@ -59,6 +61,9 @@ class GradientBuckets {
   ~GradientBuckets();
   GradientBuckets(const GradientBuckets&) = delete;
   GradientBuckets& operator=(const GradientBuckets&) = delete;
+
+  // (collective) every rank: throws on every rank, naming the ranks, when the parameter lists differ.
+  void check_same_parameters_on_every_rank();
 
   void set_sync_enabled(bool enabled);
   bool sync_enabled() const;

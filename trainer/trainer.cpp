@@ -173,9 +173,8 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   std::unique_ptr<TrainingTask> task;
   std::unique_ptr<ShardLoader> loader_holder;
   int64_t steps_per_epoch = 0;
-  // The data, the model and the run directory, checked on every rank before the first collective and agreed
-  // on (a bad store or field: one line, no aborted job). The agreement is also the barrier after rank 0 has
-  // made the run directory.
+  // The data and the model, checked on every rank with no collective inside (a failure may hit one rank
+  // only: a store missing on one node) and agreed on: a bad store or field is one line, no aborted job.
   run_setup_on_every_rank(*ctx.comm, [&] {
     store_info = StoreReader(config.data().store()).info();
     torch::manual_seed(config.data().seed());  // model initialisation (rank 0's is broadcast to all)
@@ -186,7 +185,10 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
                                                            << " ranks x " << accumulation
                                                            << " micro-batches leaves no full step in one epoch of "
                                                            << loader_holder->images_per_epoch() << " images");
-    // The run directory is created only once the inputs are known to be good (no half-made runs).
+  });
+  // The run directory, only once every rank's inputs are known to be good (no half-made runs); the agreement
+  // is also the barrier after rank 0 has made it.
+  run_setup_on_every_rank(*ctx.comm, [&] {
     if (ctx.rank == 0) {
       std::error_code ec;
       fs::create_directories(run_dir, ec);

@@ -19,6 +19,11 @@ printf 'model { vit { patch_size: 4 width: 16 depth: 1 heads: 2 } }\ndata { stor
 printf 'not a checkpoint' > "$work/garbage.ckpt"
 expect resume-missing "--resume: .*nothere.ckpt" -- "$ft" train --config "$work/good.pbtxt" --resume "$work/nothere.ckpt"
 expect resume-damaged "--resume: .*garbage.ckpt" -- "$ft" train --config "$work/good.pbtxt" --resume "$work/garbage.ckpt"
+# Failures on one rank only (with 2 and 3 ranks): a store missing on one node, a field only that rank was
+# given. Its peers must not wait in a collective: the failing rank's line, exit 2 everywhere.
+expect_last_rank one-rank-store "elsewhere.h5 does not exist" "--set data.store=$work/elsewhere.h5" -- \
+  "$ft" train --config "$work/good.pbtxt"
+expect_last_rank one-rank-field "model.vit.heads" "--set model.vit.heads=5" -- "$ft" train --config "$work/good.pbtxt"
 # No GPU and no NCCL here: asking for nccl is one line before anything else is opened.
 expect nccl-backend "distributed.backend: nccl" -- "$ft" train --config "$work/nostore.pbtxt" --set distributed.backend=nccl
 expect unknown-flag "--bogus|bogus" -- "$ft" train --bogus
