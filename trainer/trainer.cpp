@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <cmath>
@@ -133,6 +134,17 @@ void maybe_stall_for_fault_test(int rank, int64_t step) {
   for (;;) std::this_thread::sleep_for(std::chrono::seconds(60));
 }
 
+// Fault injection for the stop tests (tests/trainer/e2e): FACETRAIN_FAULT_SIGNAL_RANK=r and
+// FACETRAIN_FAULT_SIGNAL_STEP=s make rank r send itself SIGUSR1 right after step s, so a stop lands on an exact
+// step (the last of an epoch, the final one) instead of wherever a signal from outside happens to arrive.
+void maybe_signal_for_fault_test(int rank, int64_t step) {
+  static const char* signal_rank = std::getenv("FACETRAIN_FAULT_SIGNAL_RANK");
+  static const char* signal_step = std::getenv("FACETRAIN_FAULT_SIGNAL_STEP");
+  if (signal_rank == nullptr || signal_step == nullptr) return;
+  if (std::atoi(signal_rank) != rank || std::atoll(signal_step) != step) return;
+  std::raise(SIGUSR1);
+}
+
 }  // namespace
 
 double measure_matmul_gflops() {
@@ -256,6 +268,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
       pos.step += 1;
       pos.batch_in_epoch += accumulation;
       last_scalars = out.scalars;
+      maybe_signal_for_fault_test(ctx.rank, pos.step);
       const double dt = seconds_since(t0);
       step_seconds += dt;
       images_done += static_cast<double>(config.data().batch_size()) * accumulation * ctx.world_size;
@@ -279,8 +292,22 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
       }
       progress.update(pos.epoch, pos.step, images_per_s, mean_loss);
 
+      const bool epoch_ends = pos.batch_in_epoch >= steps_per_epoch * accumulation;
       if (flags[2].item<double>() > 0) {
         progress.finish_line();
+        if (pos.step == total_steps) {
+          // Nothing left to resume: finish as an unstopped run does (its epoch end, its checkpoint, exit 0).
+          log("stop requested (SIGTERM/SIGUSR1) on the final step " + std::to_string(pos.step) +
+              ": finishing the run");
+          break;
+        }
+        if (epoch_ends) {
+          // The epoch's last step: its validation, samples and BatchNorm averaging run now, before the
+          // checkpoint, so a resumed run has lost none of them and starts the next epoch.
+          task->end_of_epoch(pos.epoch, pos.step, run_log);
+          ++pos.epoch;
+          pos.batch_in_epoch = 0;
+        }
         log("stop requested (SIGTERM/SIGUSR1): checkpointing at step " + std::to_string(pos.step));
         save_checkpoint(*task, &checkpoints, pos, config, store_info, ctx);
         run_log.flush();
@@ -289,7 +316,6 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
       }
       // The last step of an epoch is checkpointed by the end of the epoch (after validation and the
       // BatchNorm averaging), not twice.
-      const bool epoch_ends = pos.batch_in_epoch >= steps_per_epoch * accumulation;
       if (every_ckpt > 0 && pos.step % every_ckpt == 0 && pos.step < total_steps && !epoch_ends) {
         progress.finish_line();
         save_checkpoint(*task, &checkpoints, pos, config, store_info, ctx);
