@@ -18,4 +18,12 @@ void DataParallel::broadcast_state(int root) {
 
 void DataParallel::average_buffers() { facetrain::average_buffers(comm_, module_); }
 
+std::vector<torch::Tensor> DataParallel::rank_local_buffers() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& b : module_.buffers(/*recurse=*/true)) {
+    if (b.defined() && b.is_floating_point()) out.push_back(b);
+  }
+  return out;
+}
+
 }  // namespace facetrain

@@ -38,6 +38,8 @@ class DataParallel {
   void broadcast_state(int root = 0);
   // (collective) Averages the module's floating-point buffers (BatchNorm running statistics) over ranks.
   void average_buffers();
+  // The module's floating-point buffers: each rank updates them from its own shard between averagings.
+  std::vector<torch::Tensor> rank_local_buffers() const;
 
  private:
   Communicator& comm_;

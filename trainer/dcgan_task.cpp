@@ -53,6 +53,11 @@ class DcganTask : public TrainingTask {
         std::to_string(count_parameters(*discriminator_)) + " parameters");
   }
 
+  std::vector<torch::Tensor> rank_local_buffers() const override {
+    std::vector<torch::Tensor> out = g_parallel_->rank_local_buffers();
+    for (auto& b : d_parallel_->rank_local_buffers()) out.push_back(b);
+    return out;
+  }
   void broadcast_state() override {
     g_parallel_->broadcast_state();
     d_parallel_->broadcast_state();

@@ -40,6 +40,9 @@ class TrainingTask {
                                 StepTimes* times) = 0;
   // (collective) After each epoch: validation metrics, sample grids (rank 0 writes files and logs).
   virtual void end_of_epoch(int64_t epoch, int64_t step, RunLog& log) = 0;
+  // The floating-point buffers each rank updates on its own between epoch ends (BatchNorm running
+  // statistics), in a fixed order: a checkpoint keeps every rank's so a resumed run continues exactly.
+  virtual std::vector<torch::Tensor> rank_local_buffers() const = 0;
   // Model(s) and optimizer state(s) for checkpoints; load() after construction, before training.
   virtual void save(torch::serialize::OutputArchive& archive) = 0;
   virtual void load(torch::serialize::InputArchive& archive) = 0;

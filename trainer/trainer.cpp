@@ -66,15 +66,48 @@ LoaderOptions loader_options(const proto::RunConfig& c, const ProcessContext& ct
 
 using Position = TrainingPosition;  // models/checkpoint.h owns the checkpoint's contents
 
+// Every rank's BatchNorm running statistics, one row per rank (float64 holds float32 values exactly).
+constexpr const char* kRankBuffersKey = "trainer.rank_buffers";
+
+torch::Tensor flatten_buffers(const std::vector<torch::Tensor>& buffers) {
+  std::vector<torch::Tensor> flat;
+  for (const auto& b : buffers) flat.push_back(b.detach().to(torch::kCPU, torch::kFloat64).reshape({-1}));
+  return torch::cat(flat);
+}
+
+void copy_into_buffers(const torch::Tensor& flat, const std::vector<torch::Tensor>& buffers) {
+  torch::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (const auto& b : buffers) {
+    b.copy_(flat.narrow(0, offset, b.numel()).reshape(b.sizes()));
+    offset += b.numel();
+  }
+}
+
 // (collective) Rank 0 writes the checkpoint; the others wait so nobody races ahead of a slow write.
+// Between epoch ends each rank's BatchNorm statistics are its own (averaged at each epoch end): the checkpoint
+// holds their mean as the model's (what eval and export use) and every rank's own under kRankBuffersKey,
+// which a resume on the same number of ranks restores, so it continues bit for bit.
 void save_checkpoint(TrainingTask& task, CheckpointStore* store, const Position& pos, const proto::RunConfig& config,
                      const StoreInfo& store_info, ProcessContext& ctx) {
+  const std::vector<torch::Tensor> buffers = task.rank_local_buffers();
+  torch::Tensor per_rank, own;
+  if (!buffers.empty()) {
+    own = flatten_buffers(buffers);
+    per_rank = ctx.comm->all_gather(own.reshape({1, -1}), "allgather of BatchNorm statistics for a checkpoint");
+    if (ctx.rank == 0) copy_into_buffers(per_rank.mean(0), buffers);
+  }
   if (ctx.rank == 0) {
     std::ostringstream meta;
     meta << "{\"step\": " << pos.step << ", \"epoch\": " << pos.epoch << ", \"batch_in_epoch\": " << pos.batch_in_epoch
          << ", \"model\": \"" << model_kind_name(model_kind_of(config)) << "\", \"world_size\": " << ctx.world_size << "}";
     const std::string payload = write_checkpoint_payload(
-        [&](torch::serialize::OutputArchive& archive) { task.save(archive); }, pos, config, store_info);
+        [&](torch::serialize::OutputArchive& archive) {
+          task.save(archive);
+          if (per_rank.defined()) archive.write(kRankBuffersKey, per_rank);
+        },
+        pos, config, store_info);
+    if (own.defined()) copy_into_buffers(own, buffers);  // rank 0 trains on with its own statistics
     const std::string path = store->write(pos.step, payload, meta.str());
     log("checkpoint " + path);
   }
@@ -115,8 +148,22 @@ bool resume_from(const std::string& resume, Checkpoint* named, CheckpointStore* 
   if (ctx.rank == 0) std::memcpy(data.data_ptr<uint8_t>(), payload.data(), payload.size());
   ctx.comm->broadcast_(data, 0);
   if (ctx.rank != 0) payload.assign(reinterpret_cast<const char*>(data.data_ptr<uint8_t>()), bytes);
+  bool own_buffers = false;
   *pos = read_checkpoint_payload(payload, ctx.rank == 0 ? source : std::string("checkpoint"),
-                                 [&](torch::serialize::InputArchive& archive) { task.load(archive); });
+                                 [&](torch::serialize::InputArchive& archive) {
+                                   task.load(archive);
+                                   torch::Tensor per_rank;
+                                   const std::vector<torch::Tensor> buffers = task.rank_local_buffers();
+                                   if (!buffers.empty() && archive.try_read(kRankBuffersKey, per_rank) &&
+                                       per_rank.size(0) == ctx.world_size) {
+                                     copy_into_buffers(per_rank[ctx.rank], buffers);
+                                     own_buffers = true;
+                                   }
+                                 });
+  if (!own_buffers && !task.rank_local_buffers().empty()) {
+    log("resume: every rank starts from the checkpoint's mean BatchNorm statistics (saved on another number of "
+        "ranks, or by an older version)");
+  }
   log("resumed from " + (ctx.rank == 0 ? source : std::string("checkpoint")) + " at step " +
       std::to_string(pos->step) + " (epoch " + std::to_string(pos->epoch) + ", batch " +
       std::to_string(pos->batch_in_epoch) + ")");

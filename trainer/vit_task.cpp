@@ -44,6 +44,7 @@ class VitTask : public TrainingTask {
   }
 
   void broadcast_state() override { parallel_->broadcast_state(); }
+  std::vector<torch::Tensor> rank_local_buffers() const override { return parallel_->rank_local_buffers(); }
 
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t, StepTimes* times) override {
     model_->train();

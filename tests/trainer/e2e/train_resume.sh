@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end: N real MPI ranks train a tiny ViT; a second run gets SIGUSR1 on ONE rank mid-run, every rank
 # stops at the same step with exit code 75 after a checkpoint, `--resume auto` finishes it, and the per-step
-# losses of the stopped+resumed run equal those of the uninterrupted run (CPU, same thread count).
+# losses and the final parameters and buffers (exported, compared byte for byte) of the stopped+resumed run
+# equal those of the uninterrupted run (CPU, same thread count).
 # Usage: train_resume.sh FACETRAIN_BINARY RANKS [vit|dcgan|vae]
 set -euo pipefail
 ft=$1
@@ -73,4 +74,13 @@ if ! diff <(losses "$work/a/metrics.jsonl") <(losses "$work/b/metrics.jsonl"); t
   echo "FAIL: losses of the stopped+resumed run differ from the uninterrupted run (stopped at $stopped_at)"
   exit 1
 fi
-echo "PASS: $kind on $ranks ranks stopped at step $stopped_at by SIGUSR1 on rank 1, resumed, $steps losses identical"
+# Every parameter and buffer (BatchNorm statistics included) of the final model, bit for bit.
+"$ft" export --checkpoint "$work/a" --output "$work/a.safetensors" > /dev/null 2>&1 || { echo "FAIL: export a"; exit 1; }
+"$ft" export --checkpoint "$work/b" --output "$work/b.safetensors" > /dev/null 2>&1 || { echo "FAIL: export b"; exit 1; }
+tensor_bytes() {  # a safetensors file past its JSON header (which names each run's own directory)
+  tail -c +$((9 + $(od -An -t u8 -N8 "$1" | tr -d ' '))) "$1"
+}
+cmp -s <(tensor_bytes "$work/a.safetensors") <(tensor_bytes "$work/b.safetensors") ||
+  { echo "FAIL: the final parameters or buffers of the stopped+resumed run differ from the uninterrupted run's"; exit 1; }
+echo "PASS: $kind on $ranks ranks stopped at step $stopped_at by SIGUSR1 on rank 1, resumed, $steps losses and" \
+     "every parameter and buffer identical"
