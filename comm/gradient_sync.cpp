@@ -35,11 +35,18 @@ struct GradientBuckets::State {
     int64_t bucket = 0;
     torch::Tensor alias;  // the parameter's shape over its part of the bucket; becomes .grad
     bool ready = false;   // its gradient for this synced step has arrived
+    bool got_gradient = false;  // autograd produced one for it this step (any micro-batch)
+    int64_t used_at = 0;  // its place in the bucket's tail of "used" flags
     torch_compat::GradAccumulatorPtr accumulator;
     uintptr_t hook = 0;
   };
   struct Bucket {
+    // The slots' gradients, then one flag per slot: 1 where this rank's autograd produced a gradient, else
+    // 0. The flags ride in the same all-reduce (no extra collective); a mean of 0 means no rank did, and the
+    // parameter's .grad is left undefined so optimizers skip it as PyTorch does (no momentum step, no
+    // decoupled weight decay on a parameter no rank used).
     torch::Tensor flat;
+    torch::Tensor used;  // view of the flags at the end of `flat`
     std::vector<int64_t> slots;  // indices into `slots`, in fill order
     int64_t waiting = 0;          // slots not yet ready
     std::unique_ptr<PendingCollective> work;
@@ -61,6 +68,7 @@ struct GradientBuckets::State {
   // .grad was reset to undefined) and zeroing when there is none.
   void adopt_gradient(Slot& s) {
     torch::Tensor& grad = s.parameter.mutable_grad();
+    // Zeros from adopting an undefined .grad are not a gradient; the hook calls this only when one arrived.
     if (grad.defined() && grad.is_same(s.alias)) return;
     torch::NoGradGuard no_grad;
     if (grad.defined()) {
@@ -80,6 +88,13 @@ struct GradientBuckets::State {
   void launch_ready() {
     while (next_launch < buckets.size() && buckets[next_launch].waiting == 0) {
       Bucket& b = buckets[next_launch];
+      {
+        // One copy of all the bucket's flags (on a GPU, one transfer rather than a kernel per parameter).
+        torch::NoGradGuard no_grad;
+        std::vector<float> flags(b.slots.size());
+        for (int64_t k : b.slots) flags[slots[k].used_at] = slots[k].got_gradient ? 1.0f : 0.0f;
+        b.used.copy_(torch::tensor(flags, torch::kFloat));
+      }
       // The mean, not the sum: the division by the world size is fused into the reduction (its own pass
       // over the bucket, as DDP does it, cost 10-25% of the all-reduce time at 1-16 MB on this machine).
       b.work = comm->all_reduce_mean_async_(b.flat, b.label);
@@ -87,10 +102,37 @@ struct GradientBuckets::State {
     }
   }
 
+  std::weak_ptr<State> self;  // what the hooks hold
+
+  // Hooks slot k's gradient accumulator (the node autograd uses for the parameter now).
+  void attach_hook(int64_t k) {
+    Slot& s = slots[k];
+    s.accumulator = torch::autograd::impl::grad_accumulator(s.parameter);
+    FT_CHECK(s.accumulator != nullptr, name << " parameter " << s.index << " has no gradient accumulator");
+    std::weak_ptr<State> weak = self;
+    s.hook = s.accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [weak, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+          if (auto state = weak.lock()) state->on_gradient(k);
+          return outputs;
+        }));
+  }
+
+  // A slot whose hook did not run this step: no rank-local gradient, or autograd replaced the parameter's
+  // accumulator (loading a checkpoint into the module does: InputArchive::read set_s the tensor), which
+  // silently detaches the hook. In that case re-attach it, and count the step's gradient as produced (it
+  // was accumulated into .grad without the hook seeing it).
+  void reattach_if_replaced(Slot& s, int64_t k) {
+    if (torch::autograd::impl::grad_accumulator(s.parameter) == s.accumulator) return;
+    s.accumulator->del_post_hook(s.hook);
+    attach_hook(k);
+    s.got_gradient = true;
+  }
+
   // The hook body.
   void on_gradient(int64_t k) {
     Slot& s = slots[k];
     adopt_gradient(s);
+    s.got_gradient = true;
     if (!sync_enabled) return;
     FT_CHECK(!s.ready, name << " parameter " << s.index
                             << " received a second gradient in one synced step: run every backward pass of a step "
@@ -112,6 +154,7 @@ GradientBuckets::GradientBuckets(Communicator& comm, std::vector<torch::Tensor> 
     : state_(std::make_shared<State>()) {
   FT_CHECK(bucket_cap_bytes > 0, "bucket cap must be positive, got " << bucket_cap_bytes);
   State& st = *state_;
+  st.self = state_;
   st.comm = &comm;
   st.name = std::move(name);
 
@@ -170,7 +213,10 @@ GradientBuckets::GradientBuckets(Communicator& comm, std::vector<torch::Tensor> 
     const torch::Tensor& first = st.slots[bucket.slots.front()].parameter;
     int64_t numel = 0;
     for (int64_t k : bucket.slots) numel += st.slots[k].parameter.numel();
-    bucket.flat = torch::zeros({numel}, first.options().requires_grad(false));
+    const int64_t flags = static_cast<int64_t>(bucket.slots.size());
+    bucket.flat = torch::zeros({numel + flags}, first.options().requires_grad(false));
+    bucket.used = bucket.flat.narrow(0, numel, flags);
+    for (int64_t f = 0; f < flags; ++f) st.slots[bucket.slots[f]].used_at = f;
     bucket.waiting = static_cast<int64_t>(bucket.slots.size());
     std::ostringstream label;
     label << "allreduce of " << st.name << " bucket " << b + 1 << " of " << count << " ("  // 1-based for people
@@ -184,14 +230,7 @@ GradientBuckets::GradientBuckets(Communicator& comm, std::vector<torch::Tensor> 
       s.alias.set_(bucket.flat.storage(), bucket.flat.storage_offset() + offset, s.parameter.sizes(),
                    c10::contiguous_strides(s.parameter.sizes()));
       offset += s.parameter.numel();
-      s.accumulator = torch::autograd::impl::grad_accumulator(s.parameter);
-      FT_CHECK(s.accumulator != nullptr, st.name << " parameter " << s.index << " has no gradient accumulator");
-      std::weak_ptr<State> weak = state_;
-      s.hook = s.accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
-          [weak, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
-            if (auto state = weak.lock()) state->on_gradient(k);
-            return outputs;
-          }));
+      st.attach_hook(k);
     }
   }
 }
@@ -236,6 +275,7 @@ void GradientBuckets::finalize() {
     for (int64_t k : st.buckets[b].slots) {
       State::Slot& s = st.slots[k];
       if (s.ready) continue;
+      st.reattach_if_replaced(s, k);
       st.adopt_gradient(s);
       st.mark_ready(s);
     }
@@ -245,7 +285,25 @@ void GradientBuckets::finalize() {
     bucket.work->wait();
     bucket.work.reset();
   }
-  for (auto& s : st.slots) s.ready = false;
+  // Parameters no rank produced a gradient for: .grad undefined, so the optimizer leaves them alone. One
+  // host copy of all flags (the only host sync here; NCCL's waits are on the GPU).
+  std::vector<torch::Tensor> flags;
+  for (auto& bucket : st.buckets) flags.push_back(bucket.used);
+  const torch::Tensor used =
+      flags.empty() ? torch::zeros({0}) : torch::cat(flags).to(torch::kCPU, torch::kFloat).contiguous();
+  const float* any_rank_used = used.data_ptr<float>();
+  int64_t offset = 0;
+  for (auto& bucket : st.buckets) {
+    for (int64_t k : bucket.slots) {
+      State::Slot& s = st.slots[k];
+      if (any_rank_used[offset + s.used_at] == 0.0f) s.parameter.mutable_grad() = torch::Tensor();
+    }
+    offset += static_cast<int64_t>(bucket.slots.size());
+  }
+  for (auto& s : st.slots) {
+    s.ready = false;
+    s.got_gradient = false;
+  }
   for (auto& bucket : st.buckets) bucket.waiting = static_cast<int64_t>(bucket.slots.size());
   st.next_launch = 0;
   st.first_incomplete = 0;
@@ -260,7 +318,8 @@ std::vector<int64_t> GradientBuckets::bucket_parameters(int64_t bucket) const {
 }
 
 int64_t GradientBuckets::bucket_bytes(int64_t bucket) const {
-  return static_cast<int64_t>(state_->buckets.at(bucket).flat.nbytes());
+  const State::Bucket& b = state_->buckets.at(bucket);
+  return static_cast<int64_t>(b.flat.nbytes() - b.used.nbytes());  // the gradients, not the "used" flags
 }
 
 // ---------------------------------------------------------------------------------------------------

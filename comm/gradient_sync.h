@@ -40,8 +40,10 @@ constexpr int64_t kDefaultBucketCapBytes = 25'000'000;  // 25 MB, as PyTorch DDP
 //  - With sync enabled, the backward pass launches each bucket's non-blocking all-reduce from the hooks,
 //    in bucket order on every rank. finalize() MUST run after that backward and before optimizer.step():
 //    it launches the buckets still waiting (a parameter that got no gradient contributes zeros), waits for
-//    all of them, and leaves the average over ranks in every parameter's .grad (defined afterwards, zeros
-//    for parameters no rank produced a gradient for).
+//    all of them, and leaves the average over ranks in every parameter's .grad. A parameter no rank
+//    produced a gradient for this step gets an UNDEFINED .grad, as in single-process PyTorch, so optimizers
+//    skip it (Adam's momentum and AdamW's decoupled weight decay do not move it). Each bucket carries one
+//    "used" flag per parameter after its gradients, in the same all-reduce: no extra collective.
 //  - Gradient accumulation: set_sync_enabled(false) for backward passes that must not communicate (the
 //    earlier micro-batches, or a model's backward through another model's step); gradients then only
 //    accumulate in .grad. The one backward with sync enabled before finalize() sends the accumulated sum.
