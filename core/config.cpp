@@ -144,6 +144,9 @@ void validate_run_config(const proto::RunConfig& c, const std::string& source) {
                 source << ": field 'distributed.precision' must be fp32, bf16 or fp16 (got '" << precision << "')");
   FT_USER_CHECK(c.distributed().bucket_cap_mb() > 0, source << ": field 'distributed.bucket_cap_mb' must be > 0");
   FT_USER_CHECK(c.checkpoint().keep_last() >= 1, source << ": field 'checkpoint.keep_last' must be >= 1");
+  const std::string& preempt = c.checkpoint().preemption_signal();
+  FT_USER_CHECK(preempt == "USR1" || preempt == "USR2" || preempt == "TERM",
+                source << ": field 'checkpoint.preemption_signal' must be USR1, USR2 or TERM (got '" << preempt << "')");
   if (c.model().has_vit()) {
     const auto& v = c.model().vit();
     FT_USER_CHECK(v.patch_size() > 0 && v.width() > 0 && v.depth() > 0 && v.heads() > 0,

@@ -4,6 +4,8 @@
 
 #include <csignal>
 
+#include "core/error.h"
+
 namespace facetrain {
 namespace {
 
@@ -26,13 +28,31 @@ void on_signal(int signal) {
 
 }  // namespace
 
-void install_stop_handlers() {
+int preemption_signal_number(const std::string& name) {
+  if (name == "USR1") return SIGUSR1;
+  if (name == "USR2") return SIGUSR2;
+  FT_USER_CHECK(name == "TERM", "checkpoint.preemption_signal must be USR1, USR2 or TERM (got '" << name << "')");
+  return SIGTERM;
+}
+
+std::string signal_name(int signal) {
+  switch (signal) {
+    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR2: return "SIGUSR2";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case 0: return "a signal to another rank";
+    default: return "signal " + std::to_string(signal);
+  }
+}
+
+void install_stop_handlers(int preemption_signal) {
   struct sigaction action {};
   action.sa_handler = on_signal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGUSR1, &action, nullptr);
+  sigaction(preemption_signal, &action, nullptr);
 }
 
 bool stop_requested() { return g_stop.load(); }

@@ -1,5 +1,5 @@
 // Signals turned into a flag, in one place: nothing unsafe runs in a handler. Two uses:
-// - Training (preemption): SIGTERM or SIGUSR1 sets the flag; the training loop turns it into a collective
+// - Training (preemption): SIGTERM or the run's preemption signal (SIGUSR1 by default) sets the flag; the training loop turns it into a collective
 //   decision at the next step boundary, writes a checkpoint and exits with kExitStopped, which Slurm batch
 //   scripts treat as "requeue me".
 // - Long single-process work (ingest, synth): StopOnSignal turns SIGINT/SIGTERM into the flag for its
@@ -7,13 +7,20 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
 namespace facetrain {
 
 constexpr int kExitStopped = 75;  // EX_TEMPFAIL: checkpoint written, resume with --resume auto
 
-// Installs the SIGTERM/SIGUSR1 handlers of a training run (idempotent; they stay for the process).
-void install_stop_handlers();
+// "USR1" -> SIGUSR1, "USR2" -> SIGUSR2, "TERM" -> SIGTERM (checkpoint.preemption_signal); throws UserError
+// naming the field for anything else.
+int preemption_signal_number(const std::string& name);
+// "SIGUSR1" for SIGUSR1, and so on (log lines); 0 (this rank got none) says another rank did.
+std::string signal_name(int signal);
+// Installs the handlers of a training run: SIGTERM and `preemption_signal` (idempotent; they stay for the
+// process). Other signals keep their actions.
+void install_stop_handlers(int preemption_signal);
 // True once this process received a stop signal (either use).
 bool stop_requested();
 // The signal that set the flag (0 if none).

@@ -66,6 +66,7 @@ std::string render_sbatch_script(const std::string& template_text, const SbatchS
       {"gpus-per-task", s.gpus ? "1" : ""},  // "" with gpus == false: the line is dropped
       {"cpus-per-task", std::to_string(s.cpus_per_task)},
       {"time", s.time},
+      {"signal", s.preemption_signal.empty() ? "" : "B:" + s.preemption_signal + "@120"},
       {"output", output},
   };
   std::string sets = "(";
@@ -77,6 +78,7 @@ std::string render_sbatch_script(const std::string& template_text, const SbatchS
       {"LAUNCHER", s.launcher.empty() ? "" : shell_quote(s.launcher)},
       {"RUN_DIR", s.run_dir.empty() ? "" : shell_quote(s.run_dir)},
       {"SETS", sets},
+      {"PREEMPT_SIGNAL", s.preemption_signal},
   };
   std::vector<std::string> extra;  // resource lines the template does not carry
   if (!s.partition.empty()) extra.push_back("#SBATCH --partition=" + s.partition);

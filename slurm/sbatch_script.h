@@ -25,6 +25,7 @@ struct SbatchSettings {
   std::string launcher;             // knob LAUNCHER: srun | mpirun
   std::string run_dir;              // knob RUN_DIR
   std::vector<std::string> sets;    // knob SETS: field=value overrides
+  std::string preemption_signal;    // knob PREEMPT_SIGNAL and --signal=B:<it>@120 (USR1 | USR2 | TERM)
 };
 
 // slurm/train.sbatch as it was when this binary was built.

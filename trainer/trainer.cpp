@@ -210,7 +210,7 @@ double measure_matmul_gflops() {
 }
 
 int run_training(const proto::RunConfig& config, ProcessContext& ctx, const TrainOptions& options) {
-  install_stop_handlers();
+  install_stop_handlers(preemption_signal_number(config.checkpoint().preemption_signal()));
   ctx.comm->set_timeout_seconds(config.distributed().collective_timeout_s());
   const fs::path run_dir = config.logging().run_dir();
   const std::string kind = model_kind_name(model_kind_of(config));
@@ -344,7 +344,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
         progress.finish_line();
         if (pos.step == total_steps) {
           // Nothing left to resume: finish as an unstopped run does (its epoch end, its checkpoint, exit 0).
-          log("stop requested (SIGTERM/SIGUSR1) on the final step " + std::to_string(pos.step) +
+          log("stop requested (" + signal_name(stop_signal()) + ") on the final step " + std::to_string(pos.step) +
               ": finishing the run");
           break;
         }
@@ -355,7 +355,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
           ++pos.epoch;
           pos.batch_in_epoch = 0;
         }
-        log("stop requested (SIGTERM/SIGUSR1): checkpointing at step " + std::to_string(pos.step));
+        log("stop requested (" + signal_name(stop_signal()) + "): checkpointing at step " + std::to_string(pos.step));
         save_checkpoint(*task, &checkpoints, pos, config, store_info, ctx);
         run_log.flush();
         exit_code = kExitStopped;

@@ -93,6 +93,9 @@ int submit_command(int argc, char** argv) {
     s.array = cli.get("array");
     check_array_spec(s.array, "--array");
   }
+  // The batch script forwards and requeues on the signal the ranks checkpoint on (checkpoint.preemption_signal,
+  // e.g. --set checkpoint.preemption_signal=USR2 where NCCL or a profiler claims SIGUSR1).
+  s.preemption_signal = config.checkpoint().preemption_signal();
   s.launcher = cli.get("launcher");
   FT_USER_CHECK(s.launcher == "srun" || s.launcher == "mpirun",
                 "--launcher " << s.launcher << ": expected srun or mpirun");

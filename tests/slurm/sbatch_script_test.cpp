@@ -178,4 +178,18 @@ TEST(SubmitFlags, Names) {
 }
 
 }  // namespace
+// checkpoint.preemption_signal USR2: the batch script asks Slurm for USR2, forwards USR2 and requeues on it,
+// and the ranks are told the same signal; SIGUSR1 appears nowhere to be claimed.
+TEST(SbatchScript, PreemptionSignalRendersEverywhere) {
+  SbatchSettings s;
+  s.job_name = "tiny";
+  s.time = "00:10:00";
+  s.preemption_signal = "USR2";
+  const std::string out = render_sbatch_script(train_sbatch_template(), s);
+  EXPECT_TRUE(has_line(out, "#SBATCH --signal=B:USR2@120")) << out;
+  EXPECT_FALSE(has_line(out, "#SBATCH --signal=B:USR1@120"));
+  EXPECT_NE(out.find("\nPREEMPT_SIGNAL=USR2  #"), std::string::npos) << out;
+  EXPECT_NE(out.find("--set \"checkpoint.preemption_signal=$PREEMPT_SIGNAL\""), std::string::npos);
+}
+
 }  // namespace facetrain

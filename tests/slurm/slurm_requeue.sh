@@ -83,7 +83,7 @@ restarts=$(job_field Restarts)
 exit_code=$(job_field ExitCode)
 [ "${restarts:-0}" -ge 1 ] || { show_job_and_log; fail "Restarts=$restarts: the job was not requeued"; }
 [ "$exit_code" = "0:0" ] || { show_job_and_log; fail "ExitCode=$exit_code, expected 0:0"; }
-grep -q "stop requested (SIGTERM/SIGUSR1): checkpointing at step" "$out" ||
+grep -q "stop requested (SIGUSR1): checkpointing at step" "$out" ||
   { show_job_and_log; fail "the ranks did not report checkpointing on the signal"; }
 grep -q "requeueing job $job" "$out" || { show_job_and_log; fail "the batch script did not requeue the job"; }
 { grep -q "(restart 0)" "$out" && grep -q "(restart 1)" "$out"; } ||
