@@ -68,6 +68,7 @@ struct ShardLoader::Impl {
 
   // Epoch state (written by start_epoch while no thread runs).
   int64_t epoch = 0, end_batch = 0;
+  int64_t offset = 0;  // images of the epoch's order consumed (all ranks) before batch 0 of this delivery
   std::vector<int64_t> order;           // positions into items, this epoch
   bool started = false;
 
@@ -132,7 +133,8 @@ struct ShardLoader::Impl {
 
   void indices_of(const std::vector<int64_t>& ord, int64_t b, std::vector<int64_t>* out) const {
     const int64_t bs = batch_size_of(b);
-    const int64_t first = b * opt.world_size * opt.batch_size + static_cast<int64_t>(opt.rank) * opt.batch_size;
+    const int64_t first =
+        offset + b * opt.world_size * opt.batch_size + static_cast<int64_t>(opt.rank) * opt.batch_size;
     out->resize(static_cast<size_t>(bs));
     for (int64_t k = 0; k < bs; ++k) (*out)[k] = items[ord[first + k]];
   }
@@ -254,11 +256,13 @@ struct ShardLoader::Impl {
     threads.clear();
   }
 
-  void start(int64_t e, int64_t first_batch) {
+  void start(int64_t e, int64_t first_batch, int64_t first_image = 0) {
     stop_threads();
     order = epoch_order(e);
     epoch = e;
-    end_batch = batches;
+    offset = first_image;
+    end_batch = first_image == 0 ? batches
+                                 : (static_cast<int64_t>(items.size()) - first_image) / (opt.world_size * opt.batch_size);
     stop = io_done = false;
     error = nullptr;
     next_read = next_deliver = first_batch;
@@ -364,6 +368,14 @@ void ShardLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   FT_CHECK(epoch >= 0 && first_batch >= 0 && first_batch <= impl_->batches,
            "start_epoch(" << epoch << ", " << first_batch << ") with " << impl_->batches << " batches per epoch");
   impl_->start(epoch, first_batch);
+}
+
+void ShardLoader::start_epoch_at_image(int64_t epoch, int64_t images_done) {
+  const int64_t n = static_cast<int64_t>(impl_->items.size());
+  FT_CHECK(impl_->opt.drop_last, "start_epoch_at_image: training loaders (drop_last) only");
+  FT_CHECK(epoch >= 0 && images_done >= 0 && images_done <= n,
+           "start_epoch_at_image(" << epoch << ", " << images_done << ") with " << n << " images per epoch");
+  impl_->start(epoch, 0, images_done);
 }
 
 bool ShardLoader::next(Batch* batch) {

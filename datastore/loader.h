@@ -78,6 +78,11 @@ class ShardLoader {
   // Starts (or restarts) delivery at batch `first_batch` of `epoch` (resume mid-epoch). next() before
   // any start_epoch() starts epoch 0.
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
+  // Starts delivery after the first `images_done` images of epoch `epoch`'s order, counted over all ranks
+  // (a resume on another number of ranks: the epoch's order and each image's augmentation depend only on
+  // (seed, epoch, index), so the images left are exactly those not yet seen). Batches are numbered from 0
+  // at that point; the epoch ends when fewer than world_size x batch_size images remain. drop_last only.
+  void start_epoch_at_image(int64_t epoch, int64_t images_done);
   // Next batch of the current epoch; false once the epoch is exhausted. Blocks only when no batch is ready.
   // An error in a background thread (e.g. an unreadable store) is rethrown here.
   bool next(Batch* batch);

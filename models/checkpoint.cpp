@@ -39,6 +39,8 @@ std::string write_checkpoint_payload(const std::function<void(torch::serialize::
   archive.write("position.step", torch::tensor(position.step));
   archive.write("position.epoch", torch::tensor(position.epoch));
   archive.write("position.batch_in_epoch", torch::tensor(position.batch_in_epoch));
+  archive.write("position.images_in_epoch", torch::tensor(position.images_in_epoch));
+  archive.write("position.world_size", torch::tensor(position.world_size));
   archive.write("rng.cpu", torch::globalContext().defaultGenerator(torch::kCPU).get_state());
   std::ostringstream out;
   archive.save_to(out);
@@ -62,6 +64,8 @@ TrainingPosition read_checkpoint_payload(const std::string& payload, const std::
   position.epoch = t.item<int64_t>();
   archive.read("position.batch_in_epoch", t);
   position.batch_in_epoch = t.item<int64_t>();
+  position.images_in_epoch = archive.try_read("position.images_in_epoch", t) ? t.item<int64_t>() : -1;
+  position.world_size = archive.try_read("position.world_size", t) ? t.item<int64_t>() : 0;
   torch::Tensor rng;
   archive.read("rng.cpu", rng);
   at::Generator generator = torch::globalContext().defaultGenerator(torch::kCPU);  // a handle: shares the state

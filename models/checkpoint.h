@@ -5,7 +5,8 @@
 // Payload: a torch OutputArchive with
 //   "config"                  the run config as Protobuf text (eval and export rebuild the model from it)
 //   "model_input"             int64 [height, width, channels, classes] the model was trained on
-//   "position.step" / "position.epoch" / "position.batch_in_epoch"   where training stood (int64 each)
+//   "position.step" / "position.epoch" / "position.batch_in_epoch" / "position.images_in_epoch" /
+//   "position.world_size"     where training stood (int64 each; the last two may be absent in older files)
 //   "rng.cpu"                 the CPU generator state at the save
 //   one sub-archive per module of the model (registry.h: "model", or "generator" and "discriminator"),
 //   next to whatever else the training task saves (optimizer states, loss scalers).
@@ -26,7 +27,11 @@ namespace facetrain {
 struct TrainingPosition {
   int64_t step = 0;            // optimizer steps done
   int64_t epoch = 0;           // current epoch
-  int64_t batch_in_epoch = 0;  // loader batches of `epoch` already consumed
+  int64_t batch_in_epoch = 0;  // loader batches of `epoch` already consumed (per rank, at world_size ranks)
+  // Images of `epoch`'s order consumed by all ranks together: where a resume on any number of ranks goes on.
+  // -1 when read from a checkpoint older than this field (then batch_in_epoch at the same world size).
+  int64_t images_in_epoch = 0;
+  int64_t world_size = 0;  // ranks that trained it (0: not recorded)
 };
 
 // The payload bytes of a checkpoint. `save_state` writes the model's modules (and optimizer states) into

@@ -88,8 +88,10 @@ void copy_into_buffers(const torch::Tensor& flat, const std::vector<torch::Tenso
 // Between epoch ends each rank's BatchNorm statistics are its own (averaged at each epoch end): the checkpoint
 // holds their mean as the model's (what eval and export use) and every rank's own under kRankBuffersKey,
 // which a resume on the same number of ranks restores, so it continues bit for bit.
-void save_checkpoint(TrainingTask& task, CheckpointStore* store, const Position& pos, const proto::RunConfig& config,
+void save_checkpoint(TrainingTask& task, CheckpointStore* store, Position pos, const proto::RunConfig& config,
                      const StoreInfo& store_info, ProcessContext& ctx) {
+  pos.world_size = ctx.world_size;
+  pos.batch_in_epoch = pos.images_in_epoch / (static_cast<int64_t>(config.data().batch_size()) * ctx.world_size);
   const std::vector<torch::Tensor> buffers = task.rank_local_buffers();
   torch::Tensor per_rank, own;
   if (!buffers.empty()) {
@@ -258,18 +260,39 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   ShardLoader& loader = *loader_holder;
   log_all(describe(ctx));  // one placement line per rank, once the inputs are known to be good
 
-  const int64_t total_steps = config.schedule().max_steps() > 0
-                                  ? config.schedule().max_steps()
-                                  : steps_per_epoch * config.schedule().epochs();
+  // The epoch is counted in images of its order (all ranks together), so a run resumes on any number of
+  // ranks where it stopped: the images left are those no rank has seen yet (datastore/loader.h).
+  const int64_t images_per_step = static_cast<int64_t>(config.data().batch_size()) * ctx.world_size * accumulation;
+  const int64_t epoch_images = loader.source_images();
+  auto steps_left_in_epoch = [&](int64_t images_done) { return (epoch_images - images_done) / images_per_step; };
 
   task->broadcast_state();
   CheckpointStore checkpoints((run_dir / "checkpoints").string(), config.checkpoint().keep_last());
   Position pos;
-  resume_from(options.resume, &named_checkpoint, &checkpoints, *task, ctx, &pos);
-  if (pos.batch_in_epoch >= steps_per_epoch * accumulation) {
+  if (resume_from(options.resume, &named_checkpoint, &checkpoints, *task, ctx, &pos)) {
+    if (pos.images_in_epoch < 0) {  // a checkpoint from before images_in_epoch: same ranks assumed
+      pos.images_in_epoch = pos.batch_in_epoch * config.data().batch_size() * ctx.world_size;
+    }
+    if (pos.world_size > 0 && pos.world_size != ctx.world_size) {
+      log("resume: checkpoint written by " + std::to_string(pos.world_size) + " ranks, now " +
+          std::to_string(ctx.world_size) + ": epoch " + std::to_string(pos.epoch) + " goes on after image " +
+          std::to_string(pos.images_in_epoch) + " of its order; " + std::to_string(steps_left_in_epoch(pos.images_in_epoch)) +
+          " steps of " + std::to_string(images_per_step) + " images left in it");
+    }
+  }
+  if (steps_left_in_epoch(pos.images_in_epoch) == 0) {
     ++pos.epoch;
     pos.batch_in_epoch = 0;
+    pos.images_in_epoch = 0;
   }
+  // An epochs schedule counts the steps at this run's number of ranks from where training stands.
+  const int64_t total_steps =
+      config.schedule().max_steps() > 0
+          ? config.schedule().max_steps()
+          : pos.step + (pos.epoch < config.schedule().epochs()
+                            ? steps_left_in_epoch(pos.images_in_epoch) +
+                                  (config.schedule().epochs() - pos.epoch - 1) * steps_per_epoch
+                            : 0);
 
   RunLog run_log(run_dir.string(), pos.step, ctx.rank == 0);
   Progress progress(total_steps, stdout_is_terminal() && ctx.rank == 0 && !options.quiet,
@@ -290,7 +313,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   const int log_every = std::max(1, config.logging().every_steps());
 
   while (pos.step < total_steps) {
-    loader.start_epoch(pos.epoch, pos.batch_in_epoch);
+    loader.start_epoch_at_image(pos.epoch, pos.images_in_epoch);
     std::vector<Batch> micro(accumulation);
     bool epoch_done = false;
     while (pos.step < total_steps) {
@@ -314,6 +337,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
       StepOutput out = task->train_step(micro, lr, pos.step, &times);
       pos.step += 1;
       pos.batch_in_epoch += accumulation;
+      pos.images_in_epoch += images_per_step;
       last_scalars = out.scalars;
       maybe_signal_for_fault_test(ctx.rank, pos.step);
       const double dt = seconds_since(t0);
@@ -339,7 +363,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
       }
       progress.update(pos.epoch, pos.step, images_per_s, mean_loss);
 
-      const bool epoch_ends = pos.batch_in_epoch >= steps_per_epoch * accumulation;
+      const bool epoch_ends = steps_left_in_epoch(pos.images_in_epoch) == 0;
       if (flags[2].item<double>() > 0) {
         progress.finish_line();
         if (pos.step == total_steps) {
@@ -354,6 +378,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
           task->end_of_epoch(pos.epoch, pos.step, run_log);
           ++pos.epoch;
           pos.batch_in_epoch = 0;
+          pos.images_in_epoch = 0;
         }
         log("stop requested (" + signal_name(stop_signal()) + "): checkpointing at step " + std::to_string(pos.step));
         save_checkpoint(*task, &checkpoints, pos, config, store_info, ctx);
@@ -375,6 +400,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
       if (epoch_done) {
         ++pos.epoch;
         pos.batch_in_epoch = 0;
+        pos.images_in_epoch = 0;
       }
       save_checkpoint(*task, &checkpoints, pos, config, store_info, ctx);
       run_log.flush();

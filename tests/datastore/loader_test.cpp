@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -201,6 +202,50 @@ TEST_F(LoaderTest, ResumeMidEpochGivesTheRemainingBatches) {
   }
   // Starting at the end delivers nothing.
   EXPECT_EQ(run_epoch(resumed, 4, 11).batches.size(), 0u);
+}
+
+// A resume on another number of ranks: 3 ranks consume 4 steps (60 images) of epoch 5, 2 ranks go on for 2
+// steps (20), then 4 ranks finish the epoch (2 steps of 20). The (index, image) pairs consumed across the
+// chain are exactly those of one uninterrupted epoch on 1 rank (same order, same augmentation draws): none
+// skipped, none twice.
+TEST_F(LoaderTest, ResumeOnAnotherWorldSizeConsumesTheEpochOnce) {
+  constexpr int64_t kBatch = 5, kEpoch = 5;
+  std::vector<int64_t> subset;
+  for (int64_t i = 0; i < 120; ++i) subset.push_back((i * 37) % 120);  // 120: W*B = 15, 10, 20 divide it
+  auto with = [&](int rank, int world) {
+    LoaderOptions o = options(rank, world, kBatch);
+    o.subset = subset;
+    o.augment = full_augment();
+    return o;
+  };
+  std::map<int64_t, torch::Tensor> chained;  // store index -> the image it was delivered as
+  int64_t images_done = 0;
+  int64_t twice = 0;
+  for (const auto& [world, steps] : std::vector<std::pair<int, int64_t>>{{3, 4}, {2, 2}, {4, -1}}) {
+    for (int r = 0; r < world; ++r) {
+      ShardLoader loader(path_, with(r, world));
+      loader.start_epoch_at_image(kEpoch, images_done);
+      Batch b;
+      for (int64_t s = 0; (steps < 0 || s < steps) && loader.next(&b); ++s) {
+        const auto idx = as_vector(b.indices);
+        for (size_t k = 0; k < idx.size(); ++k) twice += chained.emplace(idx[k], b.images[k].clone()).second ? 0 : 1;
+      }
+    }
+    images_done += steps < 0 ? 0 : steps * world * kBatch;
+  }
+  EXPECT_EQ(twice, 0) << "images delivered twice across the world-size changes";
+  ShardLoader single(path_, with(0, 1));
+  int64_t seen = 0;
+  for (const Batch& b : run_epoch(single, kEpoch).batches) {
+    const auto idx = as_vector(b.indices);
+    for (size_t k = 0; k < idx.size(); ++k, ++seen) {
+      auto it = chained.find(idx[k]);
+      ASSERT_NE(it, chained.end()) << "image " << idx[k] << " skipped across the world-size changes";
+      EXPECT_TRUE(torch::equal(it->second, b.images[k])) << "image " << idx[k] << " augmented differently";
+    }
+  }
+  EXPECT_EQ(seen, 120);
+  EXPECT_EQ(static_cast<int64_t>(chained.size()), seen);
 }
 
 TEST_F(LoaderTest, EpochsAreDifferentPermutations) {
