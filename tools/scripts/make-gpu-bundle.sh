@@ -45,10 +45,7 @@ bundle="$root/.gpu-check"          # what travels (carry: [".gpu-check"])
 site="$work/site"                  # torch/ and nvidia/nccl/ side by side, as in site-packages
 build="${FACETRAIN_GPU_BUNDLE_BUILD:-$work/build}"   # override: to assemble from another build tree
 cuda="${CUDA_HOME:-/usr/local/cuda}"
-# Both folders are ignored locally (not in .gitignore, which is not ours to change).
-for d in /.gpu-check/ /.gpu-check-build/; do
-  grep -qxF "$d" .git/info/exclude 2>/dev/null || echo "$d" >> .git/info/exclude
-done
+# Both folders are in .gitignore: the bundle travels only when the device call names it in `carry`.
 
 # The gtest binaries of tests/comm that run on one rank there (comm_nccl_communicator skips without a GPU).
 test_targets=(comm_communicator comm_gradient_sync comm_backend comm_node_placement comm_nccl_communicator)
