@@ -17,6 +17,7 @@
 #include "core/stopwatch.h"
 #include "trainer/task.h"
 #include "models/model_options.h"
+#include "models/pretrained.h"
 
 namespace facetrain {
 namespace {
@@ -30,6 +31,18 @@ class VitTask : public TrainingTask {
         model_(vit_options_from(in.config, in.store)),
         precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
         scaler_(precision_ == Precision::kFp16) {
+    const std::string& pretrained = config_.model().vit().pretrained();
+    if (!pretrained.empty()) {
+      // Every rank reads the file (a file missing on one node is one line, in the setup agreement); rank 0's
+      // weights are then broadcast as with any start. One report: loaded, initialised fresh, unused.
+      LoadReport report;
+      try {
+        load_vit_weights(model_, pretrained, &report);
+      } catch (const UserError& e) {
+        throw UserError(std::string("model.vit.pretrained: ") + e.what());
+      }
+      log("vit: model.vit.pretrained " + pretrained + ": " + report.summary());
+    }
     model_->to(ctx_.device);
     parallel_ = std::make_unique<DataParallel>(in.gradient, *model_, in.parallel);
     parameters_ = parallel_->parameters();
