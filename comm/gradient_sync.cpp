@@ -122,7 +122,9 @@ struct GradientBuckets::State {
   // silently detaches the hook. In that case re-attach it, and count the step's gradient as produced (it
   // was accumulated into .grad without the hook seeing it).
   void reattach_if_replaced(Slot& s, int64_t k) {
-    if (torch::autograd::impl::grad_accumulator(s.parameter) == s.accumulator) return;
+    const auto now = torch::autograd::impl::grad_accumulator(s.parameter);
+    // nullptr: the parameter does not require a gradient at the moment (a model frozen for another's step).
+    if (now == nullptr || now == s.accumulator) return;
     s.accumulator->del_post_hook(s.hook);
     attach_hook(k);
     s.got_gradient = true;

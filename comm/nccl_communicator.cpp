@@ -429,10 +429,12 @@ class NcclCommunicator final : public Communicator {
       }
       // Collectives complete in issue order on the one side stream: only the oldest can be late.
       std::shared_ptr<Flight> oldest = in_flight_.front();
-      lock.unlock();
-      const cudaError_t state = cudaEventQuery(oldest->done);
+      // Under the lock, so abort_communicator (which sets aborted_ under it first) cannot free the
+      // communicator while this query runs.
       ncclResult_t async = ncclSuccess;
       if (!aborted_.load()) ncclCommGetAsyncError(comm_, &async);
+      lock.unlock();
+      const cudaError_t state = cudaEventQuery(oldest->done);
       lock.lock();
       if (state == cudaSuccess) {
         oldest->finished.store(true);
