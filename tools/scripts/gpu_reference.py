@@ -23,6 +23,7 @@ FLOPs per image (2 per multiply-add, matmuls and convolutions only; elementwise 
 Prints one line: reference kind=... step_s=... images_per_s=... flops_per_image=... tflops=...
 """
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -30,6 +31,10 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# The ViT FLOP count has one Python spelling, shared with the CPU references (tools/bench/python).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "python"))
+from vit_step import vit_flops_per_image  # noqa: E402
 
 
 # --- ViT ---------------------------------------------------------------------------------------------------
@@ -81,17 +86,6 @@ class Vit(nn.Module):
         x = self.patch(images).flatten(2).transpose(1, 2)
         x = torch.cat([self.cls.expand(x.shape[0], -1, -1).to(x.dtype), x], 1) + self.pos
         return self.head(self.norm(self.blocks(x))[:, 0])
-
-
-def vit_flops_per_image(a):
-    """models/vit.cpp vit_flops_per_image(), term by term (no stem, class-token pooling, no head_hidden)."""
-    w, h = float(a.width), float(round(a.width * a.mlp_ratio))
-    patches = (a.image // a.patch) ** 2
-    t = patches + 1.0
-    block = 2.0 * (t * w * 2 * w + t * w * w + t * t * w + t * t * w + t * w * w + t * (w * h + h * w))
-    patch = 2.0 * patches * (a.channels * a.patch * a.patch) * w
-    head = 2.0 * w * a.classes
-    return patch + a.depth * block + head
 
 
 # --- DCGAN paper64 -----------------------------------------------------------------------------------------
@@ -213,7 +207,7 @@ def main():
             opt.step()
             loss.item()
 
-        flops = 3.0 * vit_flops_per_image(a)
+        flops = 3.0 * vit_flops_per_image(a.image, a.patch, a.channels, a.width, a.depth, a.mlp_ratio, a.classes)
         detail = f'attention={a.attention} patch={a.patch} width={a.width} depth={a.depth} heads={a.heads}'
     else:
         G, D = dcgan_models(a)
