@@ -273,11 +273,13 @@ void GradientBuckets::finalize() {
                                        "backward pass (set_sync_enabled(true)) before it");
   // (collective) every rank: the buckets not launched during backward, in order (parameters that got no
   // gradient contribute their current .grad, zeros when undefined), then wait for all.
+  std::vector<int64_t> no_local_gradient;  // slots this rank has no gradient for this step
   for (size_t b = st.next_launch; b < st.buckets.size(); ++b) {
     for (int64_t k : st.buckets[b].slots) {
       State::Slot& s = st.slots[k];
       if (s.ready) continue;
       st.reattach_if_replaced(s, k);
+      if (!s.got_gradient) no_local_gradient.push_back(k);
       st.adopt_gradient(s);
       st.mark_ready(s);
     }
@@ -287,20 +289,24 @@ void GradientBuckets::finalize() {
     bucket.work->wait();
     bucket.work.reset();
   }
-  // Parameters no rank produced a gradient for: .grad undefined, so the optimizer leaves them alone. One
-  // host copy of all flags (the only host sync here; NCCL's waits are on the GPU).
-  std::vector<torch::Tensor> flags;
-  for (auto& bucket : st.buckets) flags.push_back(bucket.used);
-  const torch::Tensor used =
-      flags.empty() ? torch::zeros({0}) : torch::cat(flags).to(torch::kCPU, torch::kFloat).contiguous();
-  const float* any_rank_used = used.data_ptr<float>();
-  int64_t offset = 0;
-  for (auto& bucket : st.buckets) {
-    for (int64_t k : bucket.slots) {
-      State::Slot& s = st.slots[k];
-      if (any_rank_used[offset + s.used_at] == 0.0f) s.parameter.mutable_grad() = torch::Tensor();
+  // Parameters no rank produced a gradient for: .grad undefined, so the optimizer leaves them alone. Only
+  // a parameter without a gradient here can be one, so the usual step (every parameter used) reads no
+  // flags; otherwise one host copy of them (a host sync; NCCL's waits are otherwise on the GPU).
+  if (!no_local_gradient.empty()) {
+    std::vector<torch::Tensor> flags;
+    std::vector<int64_t> bucket_start;  // offset of each bucket's flags in `used`
+    int64_t offset = 0;
+    for (auto& bucket : st.buckets) {
+      flags.push_back(bucket.used);
+      bucket_start.push_back(offset);
+      offset += static_cast<int64_t>(bucket.slots.size());
     }
-    offset += static_cast<int64_t>(bucket.slots.size());
+    const torch::Tensor used = torch::cat(flags).to(torch::kCPU, torch::kFloat).contiguous();
+    const float* any_rank_used = used.data_ptr<float>();
+    for (int64_t k : no_local_gradient) {
+      State::Slot& s = st.slots[k];
+      if (any_rank_used[bucket_start[s.bucket] + s.used_at] == 0.0f) s.parameter.mutable_grad() = torch::Tensor();
+    }
   }
   for (auto& s : st.slots) {
     s.ready = false;
