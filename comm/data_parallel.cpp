@@ -1,14 +1,33 @@
 // DataParallel (see data_parallel.h).
 #include "comm/data_parallel.h"
 
+#include <sstream>
 #include <utility>
 
 namespace facetrain {
 
 DataParallel::DataParallel(Communicator& comm, torch::nn::Module& module, const DataParallelOptions& options,
                            std::string name)
-    : comm_(comm), module_(module), parameters_(module.parameters()) {
-  buckets_ = std::make_unique<GradientBuckets>(comm_, parameters_, options.bucket_cap_bytes, std::move(name));
+    : comm_(comm), module_(module), parameters_(module.parameters()), options_(options), name_(std::move(name)) {
+  rebuild_buckets();
+}
+
+void DataParallel::rebuild_buckets() {
+  buckets_.reset();  // its hooks go before the new buckets attach theirs
+  buckets_ = std::make_unique<GradientBuckets>(comm_, parameters_, options_.bucket_cap_bytes, name_);
+}
+
+int64_t DataParallel::bytes_per_step() const {
+  int64_t bytes = 0;
+  for (int64_t b = 0; b < buckets_->bucket_count(); ++b) bytes += buckets_->bucket_bytes(b);
+  return bytes;
+}
+
+std::string DataParallel::describe() const {
+  std::ostringstream s;
+  s << name_ << " sync: " << buckets_->bucket_count() << (buckets_->bucket_count() == 1 ? " bucket, " : " buckets, ")
+    << bytes_per_step() << " bytes per step";
+  return s.str();
 }
 
 void DataParallel::broadcast_state(int root) {

@@ -30,6 +30,14 @@ class DataParallel {
   // The module's parameters, in the order the buckets were built from (for optimizers and clipping).
   const std::vector<torch::Tensor>& parameters() const { return parameters_; }
   GradientBuckets& buckets() { return *buckets_; }
+  // Rebuilds the buckets over the parameters that require a gradient now (fine-tuning's unfreeze: every
+  // rank does it at the same epoch, so no collective is needed).
+  void rebuild_buckets();
+  // Gradient bytes the buckets all-reduce per step (each bucket also carries one flag per parameter), and
+  // the log line "gradient sync: 2 buckets, 1433600 bytes per step".
+  int64_t bytes_per_step() const;
+  std::string describe() const;
+
   // Only the backward with sync enabled communicates (gradient accumulation: the last micro-batch).
   void set_sync_enabled(bool enabled) { buckets_->set_sync_enabled(enabled); }
 
@@ -45,6 +53,8 @@ class DataParallel {
   Communicator& comm_;
   torch::nn::Module& module_;
   std::vector<torch::Tensor> parameters_;
+  DataParallelOptions options_;
+  std::string name_;
   std::unique_ptr<GradientBuckets> buckets_;
 };
 

@@ -149,7 +149,8 @@ void write_attention_maps(const AttentionRequest& request, ProcessContext& ctx) 
   const std::vector<int64_t> indices = select_images(store, v.selection);
   const int scale = display_scale(v.scale, info.height, info.width);
 
-  LoadedModel model = load_model_for_eval(v.checkpoint, v.model_config, info, ModelKind::kVit, ctx.device);
+  LoadedModel model = load_model_for_eval(v.checkpoint, v.model_config, info, ModelKind::kVit, ctx.device,
+                                          parse_model_weights(v.weights, "--weights"));
   const VitOptions& vo = model.vit->options();
   const int64_t classes = vo.num_classes, patches = vo.num_patches();
   const int grid = static_cast<int>(vo.grid());

@@ -38,6 +38,7 @@ std::vector<int64_t> read_index_column(const std::string& csv_path, const std::s
 // upscaled by `scale` (0: the smallest factor reaching 128 px on the longer side).
 struct VisualRequest {
   std::string checkpoint, model_config, store, output;
+  std::string weights = "raw";  // raw | ema (--weights)
   ImageSelectionFlags selection;
   int64_t scale = 0;
 };

@@ -34,7 +34,8 @@ std::shared_ptr<Impl> module_as(const std::vector<NamedModule>& modules, const s
 }  // namespace
 
 LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string& model_config,
-                                const StoreInfo& store, std::optional<ModelKind> expected_kind, torch::Device device) {
+                                const StoreInfo& store, std::optional<ModelKind> expected_kind, torch::Device device,
+                                ModelWeights weights) {
   LoadedModel m;
   m.source = resolve_checkpoint_path(checkpoint, "--checkpoint");
   m.config = model_config.empty() ? config_from_checkpoint(m.source) : load_run_config(model_config, {});
@@ -44,7 +45,7 @@ LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string
                                  << model_kind_name(*expected_kind));
   check_store_fits(m.source, store, m.kind);
   m.modules = build_model_modules(m.config, store);
-  load_model_modules(m.kind, m.modules, m.source);
+  load_model_modules(m.kind, m.modules, m.source, weights);
   for (auto& named : m.modules) {
     named.module->to(device);
     named.module->eval();

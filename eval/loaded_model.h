@@ -32,7 +32,9 @@ struct LoadedModel {
 // .safetensors file (then model_config, a run config file, is required). `store` is the store to evaluate
 // on; `expected_kind` (std::nullopt for any) makes a checkpoint of another kind an error.
 // The model is put in eval mode on `device`. Throws UserError naming the file, flag or field.
+// `weights` picks a checkpoint's EMA weights (--weights ema).
 LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string& model_config,
-                                const StoreInfo& store, std::optional<ModelKind> expected_kind, torch::Device device);
+                                const StoreInfo& store, std::optional<ModelKind> expected_kind, torch::Device device,
+                                ModelWeights weights = ModelWeights::kRaw);
 
 }  // namespace facetrain

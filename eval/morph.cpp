@@ -151,7 +151,8 @@ void write_latent_morph(const MorphRequest& request, ProcessContext& ctx) {
   FT_USER_CHECK(indices.size() >= 2, "a morph needs at least 2 images, the selection has " << indices.size());
   const int scale = display_scale(v.scale, info.height, info.width);
 
-  LoadedModel model = load_model_for_eval(v.checkpoint, v.model_config, info, ModelKind::kVae, ctx.device);
+  LoadedModel model = load_model_for_eval(v.checkpoint, v.model_config, info, ModelKind::kVae, ctx.device,
+                                          parse_model_weights(v.weights, "--weights"));
   const VaeOptions& vo = model.vae->options();
   const int64_t n = static_cast<int64_t>(indices.size());
   log("morph: " + std::to_string(n) + " images of " + store_path + ", " + std::to_string(frames) +

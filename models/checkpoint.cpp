@@ -104,6 +104,15 @@ proto::RunConfig config_from_checkpoint(const std::string& path) {
   return config;
 }
 
+ModelWeights parse_model_weights(const std::string& value, const std::string& flag) {
+  FT_USER_CHECK(value == "raw" || value == "ema", flag << ": '" << value << "' is not raw or ema");
+  return value == "ema" ? ModelWeights::kEma : ModelWeights::kRaw;
+}
+
+std::string weights_key(const std::string& key, ModelWeights weights) {
+  return weights == ModelWeights::kEma ? key + "_ema" : key;
+}
+
 void load_module_weights(torch::nn::Module& module, const std::string& path, const std::string& key,
                          const std::string& safetensors_prefix) {
   if (is_safetensors_path(path)) {
@@ -113,8 +122,10 @@ void load_module_weights(torch::nn::Module& module, const std::string& path, con
   const Checkpoint checkpoint = read_checkpoint_file(path);
   torch::serialize::InputArchive archive = open_archive(path, checkpoint);
   torch::serialize::InputArchive sub;
-  FT_USER_CHECK(archive.try_read(key, sub), path << ": checkpoint has no '" << key
-                                                 << "' (is it a checkpoint of another model kind?)");
+  const bool ema = key.size() > 4 && key.compare(key.size() - 4, 4, "_ema") == 0;
+  FT_USER_CHECK(archive.try_read(key, sub), path << ": checkpoint has no '" << key << "' "
+                                                 << (ema ? "(no EMA weights: its run had no ema section)"
+                                                         : "(is it a checkpoint of another model kind?)"));
   try {
     module.load(sub);
   } catch (const c10::Error& e) {

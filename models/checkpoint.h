@@ -46,6 +46,14 @@ TrainingPosition read_checkpoint_payload(const std::string& payload, const std::
                                          const std::function<void(torch::serialize::InputArchive&)>& load_state);
 
 bool is_safetensors_path(const std::string& path);
+
+// Which weights of a checkpoint: the trained ones, or their exponential moving average (a run with an `ema`
+// section keeps it under "<key>_ema" beside "<key>": trainer/ema.h).
+enum class ModelWeights { kRaw, kEma };
+// "raw" | "ema"; UserError naming `flag` otherwise.
+ModelWeights parse_model_weights(const std::string& value, const std::string& flag);
+// The checkpoint key of a module's weights: `key` itself, or "<key>_ema".
+std::string weights_key(const std::string& key, ModelWeights weights);
 // A run directory (or its checkpoints/ folder) stands for its newest valid checkpoint; a file stands for
 // itself. Skipped corrupt checkpoints are logged. Throws UserError naming `flag` when nothing is found.
 std::string resolve_checkpoint_path(const std::string& path, const std::string& flag);

@@ -60,8 +60,11 @@ std::vector<NamedModule> build_model_modules(const proto::RunConfig& config, con
   FT_CHECK(false, "unknown model kind");
 }
 
-void load_model_modules(ModelKind kind, std::vector<NamedModule>& modules, const std::string& path) {
+void load_model_modules(ModelKind kind, std::vector<NamedModule>& modules, const std::string& path,
+                        ModelWeights weights) {
   const bool safetensors = is_safetensors_path(path);
+  FT_USER_CHECK(!safetensors || weights == ModelWeights::kRaw,
+                "--weights ema: " << path << " is a safetensors file, which holds one set of weights");
   const bool prefixed = modules.size() > 1;
   switch (kind) {
     case ModelKind::kVit:
@@ -78,7 +81,7 @@ void load_model_modules(ModelKind kind, std::vector<NamedModule>& modules, const
     case ModelKind::kVae:
       break;
   }
-  for (auto& m : modules) load_module_weights(*m.module, path, m.name, prefixed ? m.name + "." : "");
+  for (auto& m : modules) load_module_weights(*m.module, path, weights_key(m.name, weights), prefixed ? m.name + "." : "");
 }
 
 void save_model_modules(torch::serialize::OutputArchive& archive, const std::vector<NamedModule>& modules) {

@@ -17,6 +17,7 @@
 #include "core/config.pb.h"
 #include "datastore/loader.h"
 #include "datastore/store.h"
+#include "models/checkpoint.h"
 #include "models/safetensors.h"
 
 namespace facetrain {
@@ -45,7 +46,9 @@ std::vector<NamedModule> build_model_modules(const proto::RunConfig& config, con
 
 // Loads every module from `path`: a facetrain checkpoint (each module's sub-archive) or a safetensors file
 // (facetrain's own export; for a ViT also Hugging Face and timm names, models/pretrained.h).
-void load_model_modules(ModelKind kind, std::vector<NamedModule>& modules, const std::string& path);
+// `weights` kEma: the checkpoint's EMA weights (a safetensors file has one set: UserError).
+void load_model_modules(ModelKind kind, std::vector<NamedModule>& modules, const std::string& path,
+                        ModelWeights weights = ModelWeights::kRaw);
 
 // Saves every module into the sub-archive of its name: the layout load_model_modules reads (checkpoint.h).
 void save_model_modules(torch::serialize::OutputArchive& archive, const std::vector<NamedModule>& modules);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "core/error.h"
 #include "core/log.h"
 #include "models/init.h"
 #include "comm/data_parallel.h"
@@ -36,6 +37,9 @@ class DcganTask : public TrainingTask {
         generator_(options_), discriminator_(options_),
         precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
         d_scaler_(precision_ == Precision::kFp16), g_scaler_(precision_ == Precision::kFp16) {
+    FT_USER_CHECK(!config_.has_trainable(), "trainable: the DCGAN trains both networks whole from scratch; remove the "
+                                            "trainable section (it is for fine-tuning the ViT and the VAE)");
+    FT_USER_CHECK(config_.ema().decay() == 0, "ema.decay: weight EMA is for the ViT and the VAE, not the DCGAN");
     init_dcgan_weights(*generator_);
     init_dcgan_weights(*discriminator_);
     generator_->to(ctx_.device);

@@ -9,17 +9,24 @@ namespace facetrain {
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const proto::OptimizerConfig& c,
                                                         std::vector<torch::Tensor> parameters) {
+  return make_optimizer(c, std::vector<std::vector<torch::Tensor>>{std::move(parameters)});
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const proto::OptimizerConfig& c,
+                                                        const std::vector<std::vector<torch::Tensor>>& groups) {
+  std::vector<torch::optim::OptimizerParamGroup> param_groups;
+  for (const auto& g : groups) param_groups.emplace_back(g);
   if (c.kind() == "sgd") {
     return std::make_unique<torch::optim::SGD>(
-        parameters, torch::optim::SGDOptions(c.lr()).momentum(c.momentum()).weight_decay(c.weight_decay()));
+        param_groups, torch::optim::SGDOptions(c.lr()).momentum(c.momentum()).weight_decay(c.weight_decay()));
   }
   if (c.kind() == "adam") {
     return std::make_unique<torch::optim::Adam>(
-        parameters,
+        param_groups,
         torch::optim::AdamOptions(c.lr()).betas({c.beta1(), c.beta2()}).weight_decay(c.weight_decay()));
   }
   return std::make_unique<torch::optim::AdamW>(
-      parameters, torch::optim::AdamWOptions(c.lr()).betas({c.beta1(), c.beta2()}).weight_decay(c.weight_decay()));
+      param_groups, torch::optim::AdamWOptions(c.lr()).betas({c.beta1(), c.beta2()}).weight_decay(c.weight_decay()));
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {

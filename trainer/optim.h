@@ -17,6 +17,9 @@ namespace facetrain {
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const proto::OptimizerConfig& config,
                                                         std::vector<torch::Tensor> parameters);
+// One parameter group per entry (fine-tuning's groups: trainer/trainable.h), all with the config's options.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const proto::OptimizerConfig& config,
+                                                        const std::vector<std::vector<torch::Tensor>>& groups);
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
 // (collective) Waits for the gradient buckets (exposed communication), unscales the gradients when a loss

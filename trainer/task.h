@@ -35,6 +35,11 @@ class TrainingTask {
   virtual ~TrainingTask() = default;
   // (collective) Makes every rank's parameters and buffers equal to rank 0's.
   virtual void broadcast_state() = 0;
+  // Before each epoch's first step (also the first after a resume): fine-tuning's unfreeze schedule
+  // (trainer/trainable.h) takes effect here. Every rank calls it with the same epoch; no collective.
+  virtual void start_epoch(int64_t epoch) { (void)epoch; }
+  // "N of M parameters train (...)" when the run freezes anything, for the run summary; "" otherwise.
+  virtual std::string trainable_summary() const { return ""; }
   // (collective) One optimizer step: forward/backward on each micro-batch, gradient sync, step(s) at lr.
   virtual StepOutput train_step(const std::vector<Batch>& micro_batches, double lr, int64_t step,
                                 StepTimes* times) = 0;

@@ -313,6 +313,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   const int log_every = std::max(1, config.logging().every_steps());
 
   while (pos.step < total_steps) {
+    task->start_epoch(pos.epoch);
     loader.start_epoch_at_image(pos.epoch, pos.images_in_epoch);
     std::vector<Batch> micro(accumulation);
     bool epoch_done = false;
@@ -434,6 +435,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
       }
     }
     if (!scaling.empty()) log("summary: " + config.distributed().precision() + " loss scaling: " + scaling);
+    if (!task->trainable_summary().empty()) log("summary: " + task->trainable_summary());
     if (task->train_flops_per_image() > 0) {
       const double matmul = measure_matmul_gflops();
       const double achieved = task->train_flops_per_image() * images_per_s / ctx.world_size / 1e9;

@@ -22,6 +22,9 @@
 #include "core/stopwatch.h"
 #include "eval/image_selection.h"
 #include "trainer/task.h"
+#include "trainer/trainable.h"
+#include "trainer/ema.h"
+#include "models/parameter_layers.h"
 
 namespace facetrain {
 namespace {
@@ -46,15 +49,27 @@ class VaeTask : public TrainingTask {
       perceptual_ = PerceptualLoss(perceptual_options_from(config_));
       perceptual_->to(ctx_.device);
     }
+    const int64_t encoder_blocks = static_cast<int64_t>(model_->options().widths().size());
+    trainable_ = std::make_unique<TrainablePlan>(
+        config_.trainable(), vae_parameter_layers(*model_, encoder_blocks, encoder_blocks + 1));
     parameters_ = model_->parameters();
-    optimizer_ = make_optimizer(config_.optimizer(), parameters_);
+    optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups());
+    if (config_.ema().decay() != 0) ema_ = std::make_unique<WeightEma>(config_.ema(), *model_);
     parallel_ = std::make_unique<DataParallel>(in.gradient, *model_, in.parallel);
     auto generator = torch::make_generator<torch::CPUGeneratorImpl>(1234);
     prior_z_ = torch::randn({v.sample_count(), model_->options().latent_size}, generator).to(ctx_.device);
     log("vae: " + std::to_string(count_parameters(*model_)) + " parameters, latent " +
         std::to_string(model_->options().latent_size) +
         (perceptual_ ? ", perceptual " + config_.model().vae().perceptual().network() : ", no perceptual term"));
+    if (trainable_->active()) log("vae: " + trainable_->describe() + "; " + parallel_->describe());
   }
+
+  void start_epoch(int64_t epoch) override {
+    if (!trainable_->apply(epoch)) return;
+    parallel_->rebuild_buckets();
+    log("vae: epoch " + std::to_string(epoch) + ": " + trainable_->describe() + "; " + parallel_->describe());
+  }
+  std::string trainable_summary() const override { return trainable_->active() ? trainable_->describe() : ""; }
 
   std::vector<int64_t> training_subset() const override {
     const std::string& csv = config_.model().vae().subset();
@@ -63,12 +78,15 @@ class VaeTask : public TrainingTask {
     FT_USER_CHECK(!indices.empty(), "model.vae.subset: " << csv << " lists no images");
     return indices;
   }
-  void broadcast_state() override { parallel_->broadcast_state(); }
+  void broadcast_state() override {
+    parallel_->broadcast_state();
+    if (ema_) ema_->reset();  // from the broadcast weights: equal on every rank
+  }
   std::vector<torch::Tensor> rank_local_buffers() const override { return parallel_->rank_local_buffers(); }
 
-  StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t, StepTimes* times) override {
+  StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t step, StepTimes* times) override {
     model_->train();
-    set_learning_rate(*optimizer_, lr);
+    set_learning_rates(*optimizer_, lr, trainable_->lr_scales());
     optimizer_->zero_grad();
     const int n = static_cast<int>(micro.size());
     auto t = Clock::now();
@@ -99,6 +117,7 @@ class VaeTask : public TrainingTask {
     times->forward_backward += seconds_since(t);
     synced_optimizer_step(parallel_->buckets(), *optimizer_, parameters_, config_.optimizer().grad_clip_norm(), times,
                           &scaler_);
+    if (ema_) ema_->update(step);
     std::vector<std::pair<std::string, double>> scalars{{"reconstruction", rec_sum}, {"kl", kl_sum}};
     if (perceptual_) scalars.emplace_back("perceptual", perc_sum);
     if (scaler_.enabled()) {
@@ -114,21 +133,12 @@ class VaeTask : public TrainingTask {
     StoreReader store(config_.data().store());
     std::string split;
     const std::vector<int64_t> indices = validation_indices(store, config_.data().val_split(), &split);
-    if (!indices.empty()) {
-      // Per-image mean squared error of the posterior-mean reconstruction, in [0,1] pixel units, gathered.
-      GatheredScores scores = score_store_images(
-          config_.data().store(), indices, Normalization::kMinusOneOne, 64, 1, ctx_,
-          [&](const torch::Tensor& images) {
-            torch::Tensor recon = model_->decode(model_->encode(images).first);
-            return ((recon - images) / 2).pow(2).flatten(1).mean(1, true);
-          });
-      const double mse = scores.outputs.mean().item<double>();
-      const double psnr = (10.0 * torch::log10(1.0 / scores.outputs.clamp_min(1e-10))).mean().item<double>();
-      log_out.scalars(step, {{"val/mse", mse}, {"val/psnr", psnr}});
-      char line[200];
-      std::snprintf(line, sizeof(line), "epoch %lld %s: reconstruction MSE %.5f, PSNR %.2f dB (%zu images)",
-                    static_cast<long long>(epoch), split.c_str(), mse, psnr, indices.size());
-      log(line);
+    validate(indices, split, epoch, step, log_out, "");
+    if (ema_) {
+      ema_->check_identical(*ctx_.comm);
+      ema_->swap();
+      validate(indices, split, epoch, step, log_out, "ema");
+      ema_->swap();
     }
     if (ctx_.rank != 0 || indices.empty()) return;
     // Inputs beside reconstructions, and samples from the prior.
@@ -150,12 +160,38 @@ class VaeTask : public TrainingTask {
 
   void save(torch::serialize::OutputArchive& archive) override {
     save_training_state(archive, "model", "", *model_, *optimizer_, scaler_);
+    if (ema_) ema_->save(archive, "model");
   }
   void load(torch::serialize::InputArchive& archive) override {
     load_training_state(archive, "model", "", *model_, *optimizer_, scaler_);
+    if (ema_ && !ema_->load(archive, "model")) {
+      ema_->reset();
+      log("vae: the checkpoint has no EMA weights; the EMA starts from its weights");
+    }
   }
 
  private:
+  // Per-image mean squared error of the posterior-mean reconstruction, in [0,1] pixel units, gathered, of
+  // the weights in the model now (`weights` "ema": the shadow; scalars val_ema/*).
+  void validate(const std::vector<int64_t>& indices, const std::string& split, int64_t epoch, int64_t step,
+                RunLog& log_out, const std::string& weights) {
+    if (indices.empty()) return;
+    GatheredScores scores = score_store_images(
+        config_.data().store(), indices, Normalization::kMinusOneOne, 64, 1, ctx_, [&](const torch::Tensor& images) {
+          torch::Tensor recon = model_->decode(model_->encode(images).first);
+          return ((recon - images) / 2).pow(2).flatten(1).mean(1, true);
+        });
+    const double mse = scores.outputs.mean().item<double>();
+    const double psnr = (10.0 * torch::log10(1.0 / scores.outputs.clamp_min(1e-10))).mean().item<double>();
+    const std::string prefix = weights.empty() ? "val/" : "val_" + weights + "/";
+    log_out.scalars(step, {{prefix + "mse", mse}, {prefix + "psnr", psnr}});
+    const std::string tag = weights.empty() ? "" : " " + weights;
+    char line[200];
+    std::snprintf(line, sizeof(line), "epoch %lld %s%s: reconstruction MSE %.5f, PSNR %.2f dB (%zu images)",
+                  static_cast<long long>(epoch), split.c_str(), tag.c_str(), mse, psnr, indices.size());
+    log(line);
+  }
+
   torch::Tensor reconstruction_loss(const torch::Tensor& recon, const torch::Tensor& images) const {
     if (config_.model().vae().reconstruction() == "l1") return torch::l1_loss(recon, images);
     return torch::mse_loss(recon, images);
@@ -177,7 +213,9 @@ class VaeTask : public TrainingTask {
   PerceptualLoss perceptual_{nullptr};
   std::vector<torch::Tensor> parameters_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<TrainablePlan> trainable_;
   std::unique_ptr<DataParallel> parallel_;
+  std::unique_ptr<WeightEma> ema_;
   torch::Tensor prior_z_;
 };
 

@@ -16,6 +16,9 @@
 #include "eval/scoring.h"
 #include "core/stopwatch.h"
 #include "trainer/task.h"
+#include "trainer/trainable.h"
+#include "trainer/ema.h"
+#include "models/parameter_layers.h"
 #include "models/model_options.h"
 #include "models/pretrained.h"
 
@@ -44,9 +47,12 @@ class VitTask : public TrainingTask {
       log("vit: model.vit.pretrained " + pretrained + ": " + report.summary());
     }
     model_->to(ctx_.device);
+    trainable_ = std::make_unique<TrainablePlan>(config_.trainable(),
+                                                 vit_parameter_layers(*model_, model_->options().depth));
     parallel_ = std::make_unique<DataParallel>(in.gradient, *model_, in.parallel);
     parameters_ = parallel_->parameters();
-    optimizer_ = make_optimizer(config_.optimizer(), parameters_);
+    optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups());
+    if (config_.ema().decay() != 0) ema_ = std::make_unique<WeightEma>(config_.ema(), *model_);
     if (config_.model().vit().class_weights()) {
       class_weights_cpu_ = torch::tensor(store_.class_weights);
       class_weights_ = class_weights_cpu_.to(ctx_.device);
@@ -54,14 +60,25 @@ class VitTask : public TrainingTask {
     }
     log("vit: " + std::to_string(count_parameters(*model_)) + " parameters, " +
         std::to_string(model_->options().tokens()) + " tokens per image");
+    if (trainable_->active()) log("vit: " + trainable_->describe() + "; " + parallel_->describe());
   }
 
-  void broadcast_state() override { parallel_->broadcast_state(); }
+  void start_epoch(int64_t epoch) override {
+    if (!trainable_->apply(epoch)) return;
+    parallel_->rebuild_buckets();
+    log("vit: epoch " + std::to_string(epoch) + ": " + trainable_->describe() + "; " + parallel_->describe());
+  }
+  std::string trainable_summary() const override { return trainable_->active() ? trainable_->describe() : ""; }
+
+  void broadcast_state() override {
+    parallel_->broadcast_state();
+    if (ema_) ema_->reset();  // from the broadcast weights: equal on every rank
+  }
   std::vector<torch::Tensor> rank_local_buffers() const override { return parallel_->rank_local_buffers(); }
 
-  StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t, StepTimes* times) override {
+  StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t step, StepTimes* times) override {
     model_->train();
-    set_learning_rate(*optimizer_, lr);
+    set_learning_rates(*optimizer_, lr, trainable_->lr_scales());
     optimizer_->zero_grad();
     auto t = Clock::now();
     double loss_sum = 0;
@@ -85,6 +102,7 @@ class VitTask : public TrainingTask {
     times->forward_backward += seconds_since(t);
     const double norm = synced_optimizer_step(parallel_->buckets(), *optimizer_, parameters_,
                                               config_.optimizer().grad_clip_norm(), times, &scaler_);
+    if (ema_) ema_->update(step);
     StepOutput out{loss_sum, {{"grad_norm", norm}}};
     if (scaler_.enabled()) {
       out.scalars.emplace_back("loss_scale", scaler_.scale());
@@ -94,6 +112,18 @@ class VitTask : public TrainingTask {
   }
 
   void end_of_epoch(int64_t epoch, int64_t step, RunLog& log_out) override {
+    validate(epoch, step, log_out, "");
+    if (ema_) {
+      ema_->check_identical(*ctx_.comm);
+      ema_->swap();
+      validate(epoch, step, log_out, "ema");
+      ema_->swap();
+    }
+  }
+
+  // Validation metrics of the weights in the model now; `weights` "" for the raw ones, "ema" for the shadow
+  // (then the scalars are val_ema/* and the line says so).
+  void validate(int64_t epoch, int64_t step, RunLog& log_out, const std::string& weights) {
     StoreReader store(config_.data().store());
     std::string split;
     const std::vector<int64_t> indices = validation_indices(store, config_.data().val_split(), &split);
@@ -109,20 +139,27 @@ class VitTask : public TrainingTask {
     std::vector<int64_t> labels(scores.labels.data_ptr<int64_t>(),
                                 scores.labels.data_ptr<int64_t>() + scores.labels.numel());
     const ClassificationMetrics m = classification_metrics(flat, labels, static_cast<int>(classes), loss);
-    log_out.scalars(step, {{"val/loss", m.loss}, {"val/accuracy", m.accuracy}, {"val/f1", m.macro_f1},
-                           {"val/auc", m.auc}});
+    const std::string prefix = weights.empty() ? "val/" : "val_" + weights + "/";
+    log_out.scalars(step, {{prefix + "loss", m.loss}, {prefix + "accuracy", m.accuracy}, {prefix + "f1", m.macro_f1},
+                           {prefix + "auc", m.auc}});
+    const std::string tag = weights.empty() ? "" : " " + weights;
     char line[256];
-    std::snprintf(line, sizeof(line), "epoch %lld %s: loss %.4f, accuracy %.4f, macro F1 %.4f, AUC %.4f (%lld images)",
-                  static_cast<long long>(epoch), split.c_str(), m.loss, m.accuracy, m.macro_f1, m.auc,
-                  static_cast<long long>(m.count));
+    std::snprintf(line, sizeof(line), "epoch %lld %s%s: loss %.4f, accuracy %.4f, macro F1 %.4f, AUC %.4f (%lld images)",
+                  static_cast<long long>(epoch), split.c_str(), tag.c_str(), m.loss,
+                  m.accuracy, m.macro_f1, m.auc, static_cast<long long>(m.count));
     log(line);
   }
 
   void save(torch::serialize::OutputArchive& archive) override {
     save_training_state(archive, "model", "", *model_, *optimizer_, scaler_);
+    if (ema_) ema_->save(archive, "model");
   }
   void load(torch::serialize::InputArchive& archive) override {
     load_training_state(archive, "model", "", *model_, *optimizer_, scaler_);
+    if (ema_ && !ema_->load(archive, "model")) {
+      ema_->reset();
+      log("vit: the checkpoint has no EMA weights; the EMA starts from its weights");
+    }
   }
 
   double train_flops_per_image() const override { return 3.0 * vit_flops_per_image(model_->options()); }
@@ -156,7 +193,9 @@ class VitTask : public TrainingTask {
   LossScaler scaler_;
   std::vector<torch::Tensor> parameters_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<TrainablePlan> trainable_;
   std::unique_ptr<DataParallel> parallel_;
+  std::unique_ptr<WeightEma> ema_;
   torch::Tensor class_weights_, class_weights_cpu_;
 };
 

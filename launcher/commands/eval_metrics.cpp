@@ -34,7 +34,8 @@ int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
   StoreReader store(store_path);
   const std::vector<int64_t> indices = select_store_indices(store, split);
   const LoadedModel model =
-      load_model_for_eval(checkpoint, cli.get("model-config"), store.info(), ModelKind::kVit, ctx.device);
+      load_model_for_eval(checkpoint, cli.get("model-config"), store.info(), ModelKind::kVit, ctx.device,
+                          parse_model_weights(cli.get("weights"), "--weights"));
   log("eval metrics: " + model.source + " on " + std::to_string(indices.size()) + " " + split + " images of " +
       store_path + " (" + std::to_string(ctx.world_size) + " rank" + (ctx.world_size > 1 ? "s" : "") + ")");
 

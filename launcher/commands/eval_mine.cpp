@@ -55,7 +55,8 @@ int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
   const int cls = parse_class_flag(store.info(), class_flag);
   const std::vector<int64_t> indices = select_store_indices(store, split);
   const LoadedModel model =
-      load_model_for_eval(checkpoint, cli.get("model-config"), store.info(), ModelKind::kVit, ctx.device);
+      load_model_for_eval(checkpoint, cli.get("model-config"), store.info(), ModelKind::kVit, ctx.device,
+                          parse_model_weights(cli.get("weights"), "--weights"));
   const std::string& class_name = store.info().class_names[cls];
   log("eval mine: " + model.source + " on " + std::to_string(indices.size()) + " images (" + split + ") of " +
       store_path + ", class '" + class_name + "', threshold " + cli.get("threshold") + " (" +

@@ -18,7 +18,8 @@ namespace facetrain {
 int export_command(int argc, char** argv) {
   CommandLine cli(argv[0], "Export a checkpoint's model as a safetensors file.");
   cli.required("checkpoint", "a checkpoint file, or a run directory (its newest valid checkpoint)")
-      .required("output", "safetensors file to write");
+      .required("output", "safetensors file to write")
+      .text("weights", "raw | ema: the trained weights, or their moving average (from a run with an ema section)", "raw");
   if (!cli.parse(argc, argv)) return 0;
   const std::string checkpoint = resolve_checkpoint_path(cli.get("checkpoint"), "--checkpoint");
   const std::string output = cli.get("output");
@@ -27,10 +28,12 @@ int export_command(int argc, char** argv) {
   const proto::RunConfig config = config_from_checkpoint(checkpoint);
   const ModelKind kind = model_kind_of(config, checkpoint);
   std::vector<NamedModule> modules = build_model_modules(config, model_input_from_checkpoint(checkpoint));
-  load_model_modules(kind, modules, checkpoint);
+  const ModelWeights weights = parse_model_weights(cli.get("weights"), "--weights");
+  load_model_modules(kind, modules, checkpoint, weights);
   const TensorMap tensors = model_modules_to_tensors(modules);
   write_safetensors(output, tensors, {{"format", "pt"}, {"facetrain.model", model_kind_name(kind)},
-                                      {"facetrain.config", to_text(config)}});
+                                      {"facetrain.config", to_text(config)},
+                                      {"facetrain.weights", weights == ModelWeights::kEma ? "ema" : "raw"}});
   log("export: " + std::to_string(tensors.size()) + " tensors of the " + std::string(model_kind_name(kind)) + " in " + checkpoint + " -> " + output);
   return 0;
 }

@@ -5,6 +5,9 @@
 #include "core/error.h"
 
 namespace facetrain {
+namespace {
+constexpr char kWeightsHelp[] = "raw | ema: the trained weights, or their moving average (from a run with an ema section)";
+}  // namespace
 
 void declare_config_flags(CommandLine& cli, const std::string& config_help) {
   cli.required("config", config_help).repeated("set", "override a config field: --set optimizer.lr=3e-4");
@@ -25,7 +28,8 @@ void declare_store_writer_flags(CommandLine& cli, const std::string& fraction_de
 
 void declare_model_flags(CommandLine& cli, const std::string& checkpoint_help) {
   cli.required("checkpoint", checkpoint_help)
-      .text("model-config", "run config (.pbtxt) describing the model; required with a .safetensors file");
+      .text("model-config", "run config (.pbtxt) describing the model; required with a .safetensors file")
+      .text("weights", kWeightsHelp, "raw");
 }
 
 void declare_classifier_flags(CommandLine& cli, const std::string& store_help, const std::string& default_split) {
@@ -53,6 +57,7 @@ void declare_visual_flags(CommandLine& cli, VisualRequest* request, const std::s
   ImageSelectionFlags& selection = request->selection;
   cli.bind_required("checkpoint", &request->checkpoint, checkpoint_help)
       .bind("model-config", &request->model_config, "run config (.pbtxt) of the model; required with a .safetensors file")
+      .bind("weights", &request->weights, kWeightsHelp)
       .bind_required("store", &request->store, "HDF5 store with the images")
       .bind_required("output", &request->output, "output directory");
   cli.bind("split", &selection.split, "train | val | test | all: where --count takes its first images")
