@@ -192,6 +192,16 @@ herr_t innermost_error(unsigned n, const H5E_error2_t* err, void* data) {
   if (n == 0 && err->desc) *static_cast<std::string*>(data) = std::string(err->func_name) + ": " + err->desc;
   return 0;
 }
+herr_t every_error(unsigned, const H5E_error2_t* err, void* data) {
+  if (err->desc) *static_cast<std::string*>(data) += std::string(err->desc) + "; ";
+  return 0;
+}
+// Every description on HDF5's error stack (not cleared), for telling one cause of a failed call from another.
+std::string hdf5_error_text() {
+  std::string text;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, every_error, &text);
+  return text;
+}
 }  // namespace
 
 void hdf5_fail(const char* file, int line, const char* call, long long value, const std::string& hint) {
@@ -367,7 +377,11 @@ StoreWriter::StoreWriter(const std::string& path, const StoreLayout& layout, boo
   m.sum.assign(layout.channels, 0);
   m.sum_sq.assign(layout.channels, 0);
 
-  m.file = H5Id(FT_H5_CHECK(H5Fcreate(m.partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+  // Superblock version 3 (the 1.10 format) records in the file that a writer has it open, so a reader that
+  // does not lock files (StoreReader) still refuses a store being written instead of reading a torn one.
+  H5Id create_fapl(FT_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS), ""));
+  FT_H5_CHECK(H5Pset_libver_bounds(create_fapl, H5F_LIBVER_V110, H5F_LIBVER_V110), "");
+  m.file = H5Id(FT_H5_CHECK(H5Fcreate(m.partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, create_fapl),
                             "cannot create " + m.partial + "; is the directory writable?"));
   hsize_t dims[4] = {0, static_cast<hsize_t>(layout.height), static_cast<hsize_t>(layout.width),
                      static_cast<hsize_t>(layout.channels)};
@@ -544,11 +558,18 @@ StoreReader::StoreReader(const std::string& path) : impl_(std::make_unique<Impl>
   FT_USER_CHECK(is_hdf5 > 0, "store " << path << " is not an HDF5 file (is it a partial or foreign file?)");
   // A small chunk cache would hold whole 768 KiB chunks for one 12 KiB image of a shuffled batch; with the
   // cache off HDF5 reads only the selected bytes of uncompressed chunks.
+  // No file locking: read-only readers need none, and flock fails on many cluster file systems (NFS, Lustre:
+  // h5py's "unable to lock file"). A writer is detected by the superblock's write flag instead (v3 stores).
   H5Id fapl(FT_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS), ""));
+  FT_H5_CHECK(H5Pset_file_locking(fapl, false, true), "");
   m.file = H5Id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl));
   if (!m.file.valid()) {
+    const std::string why = hdf5_error_text();
     H5Eclear2(H5E_DEFAULT);
-    throw UserError("store " + path + " cannot be opened by HDF5 (truncated or locked by a writer?)");
+    FT_USER_CHECK(why.find("already open for write") == std::string::npos,
+                  "store " << path << " is open for writing in another process; wait until it is closed (if "
+                                      "the writer died: h5clear -s " << path << ")");
+    throw UserError("store " + path + " cannot be opened by HDF5 (truncated or damaged?)");
   }
   FT_USER_CHECK(has_attr(m.file, "format") && read_attr_string(m.file, "format") == kFormatName,
                 "store " << path << " is an HDF5 file but not a facetrain store (no root attribute format = '"

@@ -40,16 +40,16 @@ nlohmann::json roc_json(const ClassifierScores& s, int cls, double auc, const st
 ClassifierScores score_with_classifier(const LoadedModel& model, const std::string& store_path,
                                        const std::vector<int64_t>& indices, int64_t batch_size, ProcessContext& ctx,
                                        bool average_flips) {
-  FT_CHECK(model.kind == ModelKind::kVit, "score_with_classifier needs a vit, got " << model_kind_name(model.kind));
+  FT_CHECK(model.classify, "score_with_classifier needs a classifier, got " << model_kind_name(model.kind));
   FT_USER_CHECK(batch_size > 0, "--batch must be > 0, got " << batch_size);
-  const int64_t classes = model.vit->options().num_classes;
-  Vit vit = model.vit;
+  const int64_t classes = model.num_classes;
+  const auto& classify = model.classify;
   // (collective) every rank. With flips the rows are log-probabilities: softmax and cross-entropy of a
   // log-probability row give the row back, so the code below serves both.
   GatheredScores gathered = score_store_images(
       store_path, indices, model.normalization, batch_size, classes, ctx, [&](const torch::Tensor& images) {
-        if (!average_flips) return vit->forward(images);
-        const torch::Tensor p = (torch::softmax(vit->forward(images), 1) + torch::softmax(vit->forward(images.flip({3})), 1)) / 2;
+        if (!average_flips) return classify(images);
+        const torch::Tensor p = (torch::softmax(classify(images), 1) + torch::softmax(classify(images.flip({3})), 1)) / 2;
         return p.log();
       });
   ClassifierScores s;

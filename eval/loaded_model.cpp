@@ -52,13 +52,30 @@ LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string
   }
   m.normalization = model_normalization(m.kind);
   switch (m.kind) {
-    case ModelKind::kVit: m.vit = Vit(module_as<VitImpl>(m.modules, "model")); break;
+    case ModelKind::kVit:
+      m.vit = Vit(module_as<VitImpl>(m.modules, "model"));
+      m.classify = [vit = m.vit](const torch::Tensor& x) mutable { return vit->forward(x); };
+      m.num_classes = m.vit->options().num_classes;
+      break;
+    case ModelKind::kMobileNetV2:
+      m.mobilenet_v2 = MobileNetV2(module_as<MobileNetV2Impl>(m.modules, "model"));
+      m.classify = [net = m.mobilenet_v2](const torch::Tensor& x) mutable { return net->forward(x); };
+      m.num_classes = m.mobilenet_v2->options().num_classes;
+      break;
     case ModelKind::kDcgan:
       m.generator = DcganGenerator(module_as<DcganGeneratorImpl>(m.modules, "generator"));
       m.discriminator = DcganDiscriminator(module_as<DcganDiscriminatorImpl>(m.modules, "discriminator"));
       break;
     case ModelKind::kVae: m.vae = Vae(module_as<VaeImpl>(m.modules, "model")); break;
   }
+  return m;
+}
+
+LoadedModel load_classifier_for_eval(const std::string& checkpoint, const std::string& model_config,
+                                     const StoreInfo& store, torch::Device device, ModelWeights weights) {
+  LoadedModel m = load_model_for_eval(checkpoint, model_config, store, std::nullopt, device, weights);
+  FT_USER_CHECK(is_classifier(m.kind), "--checkpoint: " << m.source << " holds a " << model_kind_name(m.kind)
+                                                        << " model; this command needs a classifier (vit, mobilenet_v2)");
   return m;
 }
 

@@ -8,7 +8,10 @@
 #include <vector>
 
 #include "datastore/loader.h"
+#include <functional>
+
 #include "models/dcgan.h"
+#include "models/mobilenet_v2.h"
 #include "models/vae.h"
 #include "models/vit.h"
 #include "core/config.pb.h"
@@ -26,6 +29,10 @@ struct LoadedModel {
   DcganGenerator generator{nullptr};  // kind == kDcgan
   DcganDiscriminator discriminator{nullptr};
   Vae vae{nullptr};                 // kind == kVae
+  MobileNetV2 mobilenet_v2{nullptr};  // kind == kMobileNetV2
+  // Classifiers (is_classifier(kind)): images -> logits, and the number of classes.
+  std::function<torch::Tensor(const torch::Tensor&)> classify;
+  int64_t num_classes = 0;
 };
 
 // checkpoint: a .ckpt from a run's checkpoints/ folder, a run directory (its newest valid checkpoint), or a
@@ -36,5 +43,10 @@ struct LoadedModel {
 LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string& model_config,
                                 const StoreInfo& store, std::optional<ModelKind> expected_kind, torch::Device device,
                                 ModelWeights weights = ModelWeights::kRaw);
+// The same for commands that take any classifier (eval metrics, eval mine, the classifier of eval samples):
+// UserError naming --checkpoint when the file holds another kind.
+LoadedModel load_classifier_for_eval(const std::string& checkpoint, const std::string& model_config,
+                                     const StoreInfo& store, torch::Device device,
+                                     ModelWeights weights = ModelWeights::kRaw);
 
 }  // namespace facetrain

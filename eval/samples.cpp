@@ -66,8 +66,7 @@ void write_dcgan_samples(const SamplesRequest& request, ProcessContext& ctx) {
   const int64_t z_size = gan.generator->options().z_size;
   LoadedModel classifier;  // kind "" without --classifier
   if (!classifier_path.empty()) {
-    classifier = load_model_for_eval(classifier_path, request.classifier_config, store->info(),
-                                     ModelKind::kVit, ctx.device);
+    classifier = load_classifier_for_eval(classifier_path, request.classifier_config, store->info(), ctx.device);
   }
   log("eval samples: " + gan.source + " (" + std::to_string(shape.height) + "x" + std::to_string(shape.width) + "x" +
       std::to_string(shape.channels) + ", z " + std::to_string(z_size) + "), seed " + std::to_string(seed));

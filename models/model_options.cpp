@@ -38,6 +38,22 @@ VitOptions vit_options_from(const proto::RunConfig& config, const StoreInfo& sto
   return o;
 }
 
+MobileNetV2Options mobilenet_v2_options_from(const proto::RunConfig& config, const StoreInfo& store) {
+  const auto& m = config.model().mobilenet_v2();
+  FT_USER_CHECK(store.class_names.size() >= 2,
+                "data.store: a classifier needs at least 2 classes, the store has " << store.class_names.size());
+  FT_USER_CHECK(store.height >= 32 && store.width >= 32,
+                "data.store: MobileNetV2 needs images of at least 32x32 (5 stride-2 stages), the store's are "
+                    << store.height << "x" << store.width << " (ingest with --size 32 or more)");
+  MobileNetV2Options o;
+  o.channels = store.channels;
+  o.num_classes = static_cast<int64_t>(store.class_names.size());
+  o.width_mult = m.width_mult();
+  o.dropout = m.dropout();
+  o.validate();
+  return o;
+}
+
 DcganOptions dcgan_options_from(const proto::RunConfig& config, const StoreInfo& store) {
   const auto& d = config.model().dcgan();
   DcganOptions o = d.architecture() == "paper64" ? DcganOptions::paper64() : DcganOptions::seed32();

@@ -4,6 +4,7 @@
 
 #include "datastore/store.h"
 #include "models/dcgan.h"
+#include "models/mobilenet_v2.h"
 #include "models/perceptual.h"
 #include "models/vae.h"
 #include "models/vit.h"
@@ -13,6 +14,7 @@ namespace facetrain {
 
 // Throws UserError when the store does not fit the model (non-square images, patch size not dividing).
 VitOptions vit_options_from(const proto::RunConfig& config, const StoreInfo& store);
+MobileNetV2Options mobilenet_v2_options_from(const proto::RunConfig& config, const StoreInfo& store);
 DcganOptions dcgan_options_from(const proto::RunConfig& config, const StoreInfo& store);
 VaeOptions vae_options_from(const proto::RunConfig& config, const StoreInfo& store);
 PerceptualOptions perceptual_options_from(const proto::RunConfig& config);

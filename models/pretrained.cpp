@@ -221,6 +221,61 @@ void load_vit_weights(Vit& model, const std::string& path, LoadReport* report, c
   load_vit_weights(model, read_safetensors(path), report, path, options);
 }
 
+void load_mobilenet_v2_weights(MobileNetV2& model, const TensorMap& file, LoadReport* report,
+                               const std::string& source) {
+  const TensorMap tensors = strip_module_prefix(file);
+  TensorMap usable;
+  LoadReport local;
+  LoadReport& r = report ? *report : local;
+  std::vector<std::string> problems;
+  // The classifier: loaded when its shape fits, else made fresh (a new head, as torchvision users do).
+  const torch::Tensor weight = model->named_parameters()["classifier.1.weight"];
+  auto head = tensors.find("classifier.1.weight");
+  const bool fresh_head = head == tensors.end() || head->second.sizes() != weight.sizes();
+  for (const auto& item : model->named_parameters(true)) {
+    const bool classifier = item.key().rfind("classifier.", 0) == 0;
+    auto it = tensors.find(item.key());
+    if (classifier && fresh_head) continue;
+    if (it == tensors.end()) {
+      problems.push_back("missing " + item.key());
+    } else if (it->second.sizes() != item.value().sizes()) {
+      problems.push_back(item.key() + ": model " + shape_string(item.value().sizes()) + " vs file " +
+                         shape_string(it->second.sizes()));
+    }
+  }
+  if (!problems.empty()) {
+    std::ostringstream msg;
+    msg << source << ": not a MobileNetV2 of this width (model.mobilenet_v2.width_mult) and input channels: "
+        << problems.size() << " tensor(s) do not fit: ";
+    for (size_t i = 0; i < problems.size() && i < 5; ++i) msg << (i ? "; " : "") << problems[i];
+    if (problems.size() > 5) msg << "; ...";
+    throw UserError(msg.str());
+  }
+  for (const auto& [name, t] : tensors) {
+    if (fresh_head && name.rfind("classifier.", 0) == 0) continue;
+    usable.emplace(name, t);
+  }
+  load_module_from_tensors(*model, usable, /*strict=*/false, source, "", &r);
+  if (fresh_head) {
+    std::ostringstream why;
+    why << "classifier.1: " << weight.size(0) << " classes, ";
+    if (head == tensors.end()) {
+      why << "none in the file";
+    } else {
+      why << "file has " << head->second.size(0);
+    }
+    why << ": initialised fresh";
+    r.fresh.push_back(why.str());
+    for (const auto& [name, t] : tensors) {
+      if (name.rfind("classifier.", 0) == 0) r.unused.push_back(name);
+    }
+  }
+}
+
+void load_mobilenet_v2_weights(MobileNetV2& model, const std::string& path, LoadReport* report) {
+  load_mobilenet_v2_weights(model, read_safetensors(path), report, path);
+}
+
 void load_vgg_features(VggFeaturesImpl& features, const TensorMap& tensors, LoadReport* report,
                        const std::string& source) {
   static const std::regex feature_re(R"(^features\.(\d+)\.)");

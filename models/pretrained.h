@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "models/mobilenet_v2.h"
 #include "models/perceptual.h"
 #include "models/safetensors.h"
 #include "models/vit.h"
@@ -42,6 +43,14 @@ void load_vit_weights(Vit& model, const TensorMap& tensors, LoadReport* report =
 // Same, reading a safetensors file (errors name the path).
 void load_vit_weights(Vit& model, const std::string& path, LoadReport* report = nullptr,
                       const VitLoadOptions& options = {});
+
+// Loads MobileNetV2 weights with torchvision's names (a torchvision state dict saved as safetensors, or a
+// facetrain export; a "module." prefix is dropped) into `model`. Every tensor but the classifier's must be
+// present with its shape (ONE UserError naming `source` lists all problems; the model is left unchanged);
+// a classifier of another class count is initialised fresh and reported; extra names are reported unused.
+void load_mobilenet_v2_weights(MobileNetV2& model, const TensorMap& tensors, LoadReport* report = nullptr,
+                               const std::string& source = "checkpoint");
+void load_mobilenet_v2_weights(MobileNetV2& model, const std::string& path, LoadReport* report = nullptr);
 
 // Loads torchvision VGG weights (features.N.weight / features.N.bias, optionally behind a "module." prefix)
 // into a feature stack built up to some layer: every conv of the stack must be present with its shape (ONE

@@ -7,6 +7,7 @@
 #include "models/model_options.h"
 #include "models/pretrained.h"
 #include "models/vae.h"
+#include "models/mobilenet_v2.h"
 #include "models/vit.h"
 
 namespace facetrain {
@@ -16,9 +17,10 @@ ModelKind model_kind_of(const proto::RunConfig& config, const std::string& sourc
     case proto::ModelConfig::kVit: return ModelKind::kVit;
     case proto::ModelConfig::kDcgan: return ModelKind::kDcgan;
     case proto::ModelConfig::kVae: return ModelKind::kVae;
+    case proto::ModelConfig::kMobilenetV2: return ModelKind::kMobileNetV2;
     case proto::ModelConfig::KIND_NOT_SET: break;
   }
-  throw UserError(source + ": field 'model' must set one of vit, dcgan, vae");
+  throw UserError(source + ": field 'model' must set one of vit, dcgan, vae, mobilenet_v2");
 }
 
 const char* model_kind_name(ModelKind kind) {
@@ -26,6 +28,7 @@ const char* model_kind_name(ModelKind kind) {
     case ModelKind::kVit: return "vit";
     case ModelKind::kDcgan: return "dcgan";
     case ModelKind::kVae: return "vae";
+    case ModelKind::kMobileNetV2: return "mobilenet_v2";
   }
   FT_CHECK(false, "unknown model kind " << static_cast<int>(kind));
 }
@@ -35,6 +38,7 @@ Normalization model_normalization(ModelKind kind) {
     case ModelKind::kVit: return Normalization::kMeanStd;
     case ModelKind::kDcgan: return Normalization::kMinusOneOne;
     case ModelKind::kVae: return Normalization::kMinusOneOne;
+    case ModelKind::kMobileNetV2: return Normalization::kMeanStd;
   }
   FT_CHECK(false, "unknown model kind " << static_cast<int>(kind));
 }
@@ -44,6 +48,7 @@ bool is_classifier(ModelKind kind) {
     case ModelKind::kVit: return true;
     case ModelKind::kDcgan: return false;
     case ModelKind::kVae: return false;
+    case ModelKind::kMobileNetV2: return true;
   }
   FT_CHECK(false, "unknown model kind " << static_cast<int>(kind));
 }
@@ -56,6 +61,8 @@ std::vector<NamedModule> build_model_modules(const proto::RunConfig& config, con
       return {{"generator", DcganGenerator(options).ptr()}, {"discriminator", DcganDiscriminator(options).ptr()}};
     }
     case ModelKind::kVae: return {{"model", Vae(vae_options_from(config, input)).ptr()}};
+    case ModelKind::kMobileNetV2:
+      return {{"model", MobileNetV2(mobilenet_v2_options_from(config, input)).ptr()}};
   }
   FT_CHECK(false, "unknown model kind");
 }
@@ -74,6 +81,16 @@ void load_model_modules(ModelKind kind, std::vector<NamedModule>& modules, const
         FT_CHECK(vit != nullptr, "registry: the ViT's module is not a VitImpl");
         Vit holder(vit);
         load_vit_weights(holder, path);
+        return;
+      }
+      break;
+    case ModelKind::kMobileNetV2:
+      if (safetensors) {
+        // A facetrain export or a torchvision state dict: the same names.
+        auto net = std::dynamic_pointer_cast<MobileNetV2Impl>(modules.at(0).module);
+        FT_CHECK(net != nullptr, "registry: the MobileNetV2's module is not a MobileNetV2Impl");
+        MobileNetV2 holder(net);
+        load_mobilenet_v2_weights(holder, path);
         return;
       }
       break;

@@ -22,7 +22,7 @@
 
 namespace facetrain {
 
-enum class ModelKind { kVit, kDcgan, kVae };
+enum class ModelKind { kVit, kDcgan, kVae, kMobileNetV2 };
 
 // The kind a run config selects. Throws UserError naming `source` when the config sets no model.
 ModelKind model_kind_of(const proto::RunConfig& config, const std::string& source = "the run config");

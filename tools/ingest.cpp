@@ -90,6 +90,7 @@ IngestSummary run_ingest(const IngestOptions& o) {
                 "--output " << o.output << " already exists (pass --overwrite to replace it)");
   FT_USER_CHECK(o.channels == 0 || o.channels == 1 || o.channels == 3, "--channels " << o.channels << " is not 1 or 3");
   FT_USER_CHECK(o.limit >= 0, "--limit " << o.limit << " is negative");
+  FT_USER_CHECK(o.train_limit >= 0, "--train-limit " << o.train_limit << " is negative");
   FT_USER_CHECK(o.threads >= 0, "--threads " << o.threads << " is negative");
   FT_USER_CHECK(!o.face_crop || o.source != "idx", "--face-crop does not apply to --source idx");
 
@@ -114,10 +115,13 @@ IngestSummary run_ingest(const IngestOptions& o) {
                       << ": " << o.input << " has its own partition (" << listing.partition
                       << "); remove the flag to use it");
   }
+  select_classes(&listing, o.classes);
   apply_limit(&listing, o.limit);
-  const double val_fraction = o.val_fraction >= 0 ? o.val_fraction : (is_idx ? 0.0 : 0.1);
+  const double val_fraction = o.val_fraction >= 0 ? o.val_fraction : 0.1;
   const double test_fraction = o.test_fraction >= 0 ? o.test_fraction : (is_idx ? 0.0 : 0.1);
   assign_fraction_splits(&listing, val_fraction, test_fraction, o.seed);
+  FT_USER_CHECK(o.train_limit >= 0, "--train-limit " << o.train_limit << " is negative");
+  apply_train_limit(&listing, o.train_limit);
 
   // 3. preprocessing and store layout
   PrepOptions prep;

@@ -21,12 +21,14 @@ struct IngestOptions {
   std::string idx_classes = "auto";         // idx: auto | fashion | digits
   // Seeded stratified fractions for sources without their own partition (folders in the class layout,
   // CelebA without list_eval_partition.txt; for IDX only val, carved from the train file). < 0: default
-  // (0.1/0.1; IDX val 0). Setting one for a source that has its own partition is a UserError.
+  // (0.1/0.1; IDX: val 0.1 of the train file). Setting one for a source that has its own partition is a UserError.
   double val_fraction = -1, test_fraction = -1;
   uint64_t seed = 0;
   int threads = 0;                 // 0: all cores
   bool overwrite = false;
   int64_t limit = 0;               // > 0: an evenly spaced subsample of this many (see apply_limit)
+  std::string classes;             // "": all; else the classes to keep, in order (see select_classes)
+  int64_t train_limit = 0;         // > 0: keep this many train images, val and test whole
   bool quiet = false;              // no progress lines or summary
   const std::atomic<bool>* stop = nullptr;  // set: stop between windows, remove the partial output
 };

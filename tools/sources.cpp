@@ -305,6 +305,62 @@ void apply_limit(SourceListing* listing, int64_t limit) {
   listing->samples = std::move(kept);
 }
 
+void select_classes(SourceListing* listing, const std::string& classes) {
+  if (classes.empty()) return;
+  std::vector<int64_t> chosen;  // old label of each new class
+  std::stringstream list(classes);
+  std::string item;
+  while (std::getline(list, item, ',')) {
+    int64_t label = -1;
+    for (size_t c = 0; c < listing->class_names.size(); ++c) {
+      if (listing->class_names[c] == item) label = static_cast<int64_t>(c);
+    }
+    if (label < 0 && !item.empty() && item.find_first_not_of("0123456789") == std::string::npos) {
+      label = std::stoll(item);
+      if (label >= static_cast<int64_t>(listing->class_names.size())) label = -1;
+    }
+    std::string known;
+    for (const auto& name : listing->class_names) known += (known.empty() ? "" : ", ") + name;
+    FT_USER_CHECK(label >= 0, "--classes: '" << item << "' is neither a class name nor an index of the source ("
+                                              << known << ")");
+    FT_USER_CHECK(std::find(chosen.begin(), chosen.end(), label) == chosen.end(),
+                  "--classes: '" << item << "' is named twice");
+    chosen.push_back(label);
+  }
+  std::map<int64_t, int64_t> new_label;
+  std::vector<std::string> names;
+  for (size_t k = 0; k < chosen.size(); ++k) {
+    new_label[chosen[k]] = static_cast<int64_t>(k);
+    names.push_back(listing->class_names[static_cast<size_t>(chosen[k])]);
+  }
+  std::vector<SourceSample> kept;
+  for (auto& s : listing->samples) {
+    auto it = new_label.find(s.label);
+    if (it == new_label.end()) continue;
+    s.label = it->second;
+    kept.push_back(std::move(s));
+  }
+  listing->samples = std::move(kept);
+  listing->class_names = std::move(names);
+}
+
+void apply_train_limit(SourceListing* listing, int64_t limit) {
+  std::vector<size_t> train;
+  for (size_t i = 0; i < listing->samples.size(); ++i) {
+    if (listing->samples[i].split == static_cast<int>(Split::kTrain)) train.push_back(i);
+  }
+  const int64_t n = static_cast<int64_t>(train.size());
+  if (limit <= 0 || limit >= n) return;
+  std::vector<bool> drop(listing->samples.size(), false);
+  for (size_t i : train) drop[i] = true;
+  for (int64_t k = 0; k < limit; ++k) drop[train[static_cast<size_t>((static_cast<__int128>(k) * n) / limit)]] = false;
+  std::vector<SourceSample> kept;
+  for (size_t i = 0; i < listing->samples.size(); ++i) {
+    if (!drop[i]) kept.push_back(std::move(listing->samples[i]));
+  }
+  listing->samples = std::move(kept);
+}
+
 void assign_fraction_splits(SourceListing* listing, double val_fraction, double test_fraction, uint64_t seed) {
   FT_USER_CHECK(val_fraction >= 0 && val_fraction < 1, "--val-fraction " << val_fraction << " is not in [0, 1)");
   FT_USER_CHECK(test_fraction >= 0 && test_fraction < 1, "--test-fraction " << test_fraction << " is not in [0, 1)");

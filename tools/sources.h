@@ -56,6 +56,14 @@ SourceListing list_celeba(const std::string& dir, const std::string& label_attri
 // trial still covers every class and every source split. No-op when limit <= 0 or >= size.
 void apply_limit(SourceListing* listing, int64_t limit);
 
+// Keeps the classes named in `classes` (class names or indices, comma-separated), in that order: they
+// become classes 0..k-1. Empty: all. Throws UserError naming --classes for an unknown or repeated class.
+void select_classes(SourceListing* listing, const std::string& classes);
+
+// Keeps `limit` of the train split's samples (evenly spaced over its order, as apply_limit), val and test
+// whole: data-efficiency and fine-tuning experiments on few labelled images. No-op when limit <= 0.
+void apply_train_limit(SourceListing* listing, int64_t limit);
+
 // Gives every sample with split == kNoSplit a split: per class (stratified), a permutation seeded by
 // (seed, class) puts round(test_fraction * n_c) samples in test, round(val_fraction * n_c) in val, the rest
 // in train. Deterministic for a given listing and seed.

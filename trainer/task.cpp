@@ -7,16 +7,19 @@
 
 namespace facetrain {
 
-// Each kind's task, defined in its <kind>_task.cpp (declared only here: nothing else makes tasks).
+// Each kind's task, defined in its <kind>_task.cpp, the classifiers' in classifier_task.cpp (declared only
+// here: nothing else makes tasks).
 std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs);
 std::unique_ptr<TrainingTask> make_dcgan_task(const TaskInputs& inputs);
 std::unique_ptr<TrainingTask> make_vae_task(const TaskInputs& inputs);
+std::unique_ptr<TrainingTask> make_mobilenet_v2_task(const TaskInputs& inputs);  // classifier_task.cpp
 
 std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs) {
   switch (model_kind_of(inputs.config)) {
     case ModelKind::kVit: return make_vit_task(inputs);
     case ModelKind::kDcgan: return make_dcgan_task(inputs);
     case ModelKind::kVae: return make_vae_task(inputs);
+    case ModelKind::kMobileNetV2: return make_mobilenet_v2_task(inputs);
   }
   FT_CHECK(false, "unknown model kind");
 }

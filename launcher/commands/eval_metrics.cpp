@@ -19,7 +19,7 @@ namespace facetrain {
 
 int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string program = argv[0];
-  CommandLine cli(program, "Classification metrics of a ViT checkpoint on one split of a store.");
+  CommandLine cli(program, "Classification metrics of a classifier checkpoint (ViT, MobileNetV2) on one split of a store.");
   declare_classifier_flags(cli, "HDF5 store to evaluate on", "test");
   cli.required("output", "directory for metrics.json and predictions.csv");
   declare_scoring_flags(cli);
@@ -34,8 +34,8 @@ int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
   StoreReader store(store_path);
   const std::vector<int64_t> indices = select_store_indices(store, split);
   const LoadedModel model =
-      load_model_for_eval(checkpoint, cli.get("model-config"), store.info(), ModelKind::kVit, ctx.device,
-                          parse_model_weights(cli.get("weights"), "--weights"));
+      load_classifier_for_eval(checkpoint, cli.get("model-config"), store.info(), ctx.device,
+                               parse_model_weights(cli.get("weights"), "--weights"));
   log("eval metrics: " + model.source + " on " + std::to_string(indices.size()) + " " + split + " images of " +
       store_path + " (" + std::to_string(ctx.world_size) + " rank" + (ctx.world_size > 1 ? "s" : "") + ")");
 

@@ -20,7 +20,7 @@ namespace facetrain {
 
 int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string program = argv[0];
-  CommandLine cli(program, "Mine a store with a ViT: keep images whose class probability >= threshold.");
+  CommandLine cli(program, "Mine a store with a classifier (ViT, MobileNetV2): keep images whose class probability >= threshold.");
   declare_classifier_flags(cli, "HDF5 store to mine", "all");
   cli.required("class", "the class to mine: a class name of the store or its index")
       .text("threshold", "keep images whose probability of --class is at least this, in (0, 1]", "0.995")
@@ -55,8 +55,8 @@ int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
   const int cls = parse_class_flag(store.info(), class_flag);
   const std::vector<int64_t> indices = select_store_indices(store, split);
   const LoadedModel model =
-      load_model_for_eval(checkpoint, cli.get("model-config"), store.info(), ModelKind::kVit, ctx.device,
-                          parse_model_weights(cli.get("weights"), "--weights"));
+      load_classifier_for_eval(checkpoint, cli.get("model-config"), store.info(), ctx.device,
+                               parse_model_weights(cli.get("weights"), "--weights"));
   const std::string& class_name = store.info().class_names[cls];
   log("eval mine: " + model.source + " on " + std::to_string(indices.size()) + " images (" + split + ") of " +
       store_path + ", class '" + class_name + "', threshold " + cli.get("threshold") + " (" +

@@ -16,7 +16,7 @@ void declare_config_flags(CommandLine& cli, const std::string& config_help) {
 proto::RunConfig config_from_flags(const CommandLine& cli) { return load_run_config(cli.get("config"), cli.all("set")); }
 
 void declare_store_writer_flags(CommandLine& cli, const std::string& fraction_default, const std::string& threads_help) {
-  const std::string fallback = fraction_default.empty() ? " (default 0.1; idx: 0 for val, carved from the train file)" : "";
+  const std::string fallback = fraction_default.empty() ? " (default 0.1; idx: val 0.1 carved from the train file, the t10k files are test)" : "";
   cli.required("output", "HDF5 store to write (written as FILE.partial, renamed when complete)")
       .text("val-fraction", "validation fraction for sources without their own partition" + fallback, fraction_default)
       .text("test-fraction", "test fraction for sources without their own partition" + fallback, fraction_default)

@@ -23,7 +23,9 @@ int ingest_command(int argc, char** argv) {
       .text("face-cascade", "cascade XML for --face-crop (default: opencv-data's haarcascade_frontalface_default.xml)")
       .text("label-attribute", "celeba: the attribute used as the label", "Smiling")
       .text("idx-classes", "idx: class names: auto (fashion when the folder name says so), fashion or digits", "auto")
-      .text("limit", "ingest only N images, evenly spaced over the source (quick trials)", "0");
+      .text("limit", "ingest only N images, evenly spaced over the source (quick trials)", "0")
+      .text("classes", "keep only these classes, in this order (names or indices, comma-separated): 0,1,2 or Bag,Coat")
+      .text("train-limit", "keep only N train images (evenly spaced), val and test whole: few-label experiments", "0");
   declare_store_writer_flags(cli, "", "decode threads (0 = all cores)");
   if (!cli.parse(argc, argv)) return 0;
 
@@ -55,6 +57,8 @@ int ingest_command(int argc, char** argv) {
   o.seed = static_cast<uint64_t>(seed);
   o.threads = static_cast<int>(cli.integer("threads"));
   o.limit = cli.integer("limit");
+  o.classes = cli.get("classes");
+  o.train_limit = cli.integer("train-limit");
   o.overwrite = cli.given("overwrite");
   o.quiet = cli.given("quiet");
 

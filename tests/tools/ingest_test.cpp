@@ -265,7 +265,9 @@ TEST(IngestIdx, RoundTripPixelsLabelsAndSplits) {
   testing::write_idx_gz((root / "t10k-labels-idx1-ubyte.gz").string(), {20}, test_labels);
 
   // Native size, grayscale: exact pixels.
-  ASSERT_EQ(ingest_error({"--source", "idx", "--input", root.string(), "--output", dir / "a.h5", "--quiet"}), "");
+  ASSERT_EQ(ingest_error({"--source", "idx", "--input", root.string(), "--output", dir / "a.h5", "--val-fraction", "0",
+                          "--quiet"}),
+            "");
   {
     StoreReader reader(dir / "a.h5");
     EXPECT_EQ(reader.info().class_names[3], "3");  // the folder name has no "fashion": digits
@@ -309,6 +311,40 @@ TEST(IngestIdx, RoundTripPixelsLabelsAndSplits) {
   EXPECT_LE(worst, 1);
   const auto splits = reader.splits();
   for (int i = 50; i < 70; ++i) EXPECT_EQ(splits[i], 2);
+}
+
+TEST(IngestIdx, DefaultValidationSplitClassSelectionAndTrainLimit) {
+  TempDir dir;
+  const fs::path root = dir.path() / "digits";
+  fs::create_directories(root);
+  std::vector<uint8_t> train(50 * 28 * 28, 7), test(20 * 28 * 28, 9), train_labels(50), test_labels(20);
+  for (int i = 0; i < 50; ++i) train_labels[i] = static_cast<uint8_t>(i % 10);
+  for (int i = 0; i < 20; ++i) test_labels[i] = static_cast<uint8_t>((i * 3) % 10);
+  testing::write_idx_gz((root / "train-images-idx3-ubyte.gz").string(), {50, 28, 28}, train);
+  testing::write_idx_gz((root / "train-labels-idx1-ubyte.gz").string(), {50}, train_labels);
+  testing::write_idx_gz((root / "t10k-images-idx3-ubyte.gz").string(), {20, 28, 28}, test);
+  testing::write_idx_gz((root / "t10k-labels-idx1-ubyte.gz").string(), {20}, test_labels);
+  // Default: a seeded tenth of each class of the train file is the validation split; t10k is test.
+  ASSERT_EQ(ingest_error({"--source", "idx", "--input", root.string(), "--output", dir / "a.h5", "--quiet"}), "");
+  EXPECT_EQ(StoreReader(dir / "a.h5").info().split_counts, (std::vector<int64_t>{40, 10, 20}));
+  // Classes 3 and 1, in that order (relabelled 0 and 1); 4 of their 8 train images; val and test whole.
+  ASSERT_EQ(ingest_error({"--source", "idx", "--input", root.string(), "--output", dir / "b.h5", "--classes", "3,1",
+                          "--train-limit", "4", "--quiet"}),
+            "");
+  StoreReader reader(dir / "b.h5");
+  EXPECT_EQ(reader.info().class_names, (std::vector<std::string>{"3", "1"}));
+  EXPECT_EQ(reader.info().split_counts, (std::vector<int64_t>{4, 2, 4}));
+  const auto labels = reader.labels();
+  const auto names = reader.filenames();
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const int k = std::stoi(names[i].substr(names[i].find('/') + 1));
+    const int original = names[i].rfind("train", 0) == 0 ? train_labels[k] : test_labels[k];
+    EXPECT_EQ(labels[i], original == 3 ? 0 : 1) << names[i];
+  }
+  const std::string e = ingest_error({"--source", "idx", "--input", root.string(), "--output", dir / "c.h5", "--classes",
+                                      "3,Nope", "--quiet"});
+  EXPECT_TRUE(contains(e, "--classes: 'Nope' is neither a class name nor an index")) << e;
+  EXPECT_FALSE(fs::exists(dir / "c.h5"));
 }
 
 TEST(IngestIdx, TruncatedAndMissingFilesNameThePath) {

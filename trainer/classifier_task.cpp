@@ -1,12 +1,15 @@
-// The ViT classifier task (seed 001): cross-entropy with optional 'balanced' class weights and label
-// smoothing, AdamW with warmup + cosine, gradient clipping; validation loss/accuracy/F1/AUC each epoch.
+// The classifier task (seed 001's ViT, seed 004's MobileNetV2): cross-entropy with optional 'balanced'
+// class weights and label smoothing, AdamW with warmup + cosine, gradient clipping; validation
+// loss/accuracy/F1/AUC each epoch. What differs between the classifiers is in ClassifierModel.
 #include <torch/torch.h>
 
 #include <chrono>
+#include <functional>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "models/init.h"
+#include "models/mobilenet_v2.h"
 #include "models/vit.h"
 #include "comm/data_parallel.h"
 #include "eval/metrics.h"
@@ -25,48 +28,110 @@
 namespace facetrain {
 namespace {
 
-class VitTask : public TrainingTask {
+// One classifier network as the task sees it.
+struct ClassifierModel {
+  std::string name;                               // "vit", the log prefix and config section
+  std::shared_ptr<torch::nn::Module> module;
+  std::function<torch::Tensor(const torch::Tensor&)> forward;  // images -> logits
+  std::function<ParameterLayers()> layers;
+  std::function<void(const std::string&, LoadReport*)> load_pretrained;  // a safetensors file
+  std::string pretrained;                         // model.<name>.pretrained
+  bool class_weights = false;
+  double label_smoothing = 0;
+  double flops_per_image = 0;                     // forward, for the GFLOP/s summary
+  std::string shape;                              // e.g. "17 tokens per image", for the log
+};
+
+ClassifierModel vit_model(const TaskInputs& in) {
+  Vit vit(vit_options_from(in.config, in.store));
+  const auto& c = in.config.model().vit();
+  ClassifierModel m;
+  m.name = "vit";
+  m.module = vit.ptr();
+  m.forward = [vit](const torch::Tensor& x) mutable { return vit->forward(x); };
+  m.layers = [vit] { return vit_parameter_layers(*vit, vit->options().depth); };
+  m.load_pretrained = [vit](const std::string& path, LoadReport* r) mutable { load_vit_weights(vit, path, r); };
+  m.pretrained = c.pretrained();
+  m.class_weights = c.class_weights();
+  m.label_smoothing = c.label_smoothing();
+  m.flops_per_image = vit_flops_per_image(vit->options());
+  m.shape = std::to_string(vit->options().tokens()) + " tokens per image";
+  return m;
+}
+
+ClassifierModel mobilenet_v2_model(const TaskInputs& in) {
+  MobileNetV2 net(mobilenet_v2_options_from(in.config, in.store));
+  const auto& c = in.config.model().mobilenet_v2();
+  ClassifierModel m;
+  m.name = "mobilenet_v2";
+  m.module = net.ptr();
+  m.forward = [net](const torch::Tensor& x) mutable { return net->forward(x); };
+  m.layers = [net] {
+    // features.0 is the stem, features.1-18 the blocks, classifier.* the head (parameter_layers.h).
+    ParameterLayers out;
+    out.blocks = MobileNetV2Impl::kBlocks;
+    for (const auto& p : net->named_parameters()) {
+      ParameterLayer layer{p.key(), p.value()};
+      if (p.key().rfind("classifier.", 0) == 0) {
+        layer.layer = out.blocks + 1;
+        layer.head = true;
+      } else {
+        layer.layer = std::stoll(p.key().substr(9, p.key().find('.', 9) - 9));  // "features.N."
+      }
+      out.parameters.push_back(std::move(layer));
+    }
+    return out;
+  };
+  m.load_pretrained = [net](const std::string& path, LoadReport* r) mutable { load_mobilenet_v2_weights(net, path, r); };
+  m.pretrained = c.pretrained();
+  m.class_weights = c.class_weights();
+  m.label_smoothing = c.label_smoothing();
+  m.flops_per_image = net->flops_per_image(in.store.height, in.store.width);
+  m.shape = std::to_string(in.store.height) + "x" + std::to_string(in.store.width) + " input";
+  return m;
+}
+
+class ClassifierTask : public TrainingTask {
  public:
-  explicit VitTask(const TaskInputs& in)
+  ClassifierTask(const TaskInputs& in, ClassifierModel model)
       : config_(in.config),
         ctx_(in.ctx),
         store_(in.store),
-        model_(vit_options_from(in.config, in.store)),
+        model_(std::move(model)),
         precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
         scaler_(precision_ == Precision::kFp16) {
-    const std::string& pretrained = config_.model().vit().pretrained();
+    const std::string& pretrained = model_.pretrained;
+    const std::string& name = model_.name;
     if (!pretrained.empty()) {
       // Every rank reads the file (a file missing on one node is one line, in the setup agreement); rank 0's
       // weights are then broadcast as with any start. One report: loaded, initialised fresh, unused.
       LoadReport report;
       try {
-        load_vit_weights(model_, pretrained, &report);
+        model_.load_pretrained(pretrained, &report);
       } catch (const UserError& e) {
-        throw UserError(std::string("model.vit.pretrained: ") + e.what());
+        throw UserError("model." + name + ".pretrained: " + e.what());
       }
-      log("vit: model.vit.pretrained " + pretrained + ": " + report.summary());
+      log(name + ": model." + name + ".pretrained " + pretrained + ": " + report.summary());
     }
-    model_->to(ctx_.device);
-    trainable_ = std::make_unique<TrainablePlan>(config_.trainable(),
-                                                 vit_parameter_layers(*model_, model_->options().depth));
-    parallel_ = std::make_unique<DataParallel>(in.gradient, *model_, in.parallel);
+    model_.module->to(ctx_.device);
+    trainable_ = std::make_unique<TrainablePlan>(config_.trainable(), model_.layers());
+    parallel_ = std::make_unique<DataParallel>(in.gradient, *model_.module, in.parallel);
     parameters_ = parallel_->parameters();
     optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups());
-    if (config_.ema().decay() != 0) ema_ = std::make_unique<WeightEma>(config_.ema(), *model_);
-    if (config_.model().vit().class_weights()) {
+    if (config_.ema().decay() != 0) ema_ = std::make_unique<WeightEma>(config_.ema(), *model_.module);
+    if (model_.class_weights) {
       class_weights_cpu_ = torch::tensor(store_.class_weights);
       class_weights_ = class_weights_cpu_.to(ctx_.device);
-      log("vit: loss weighted by the store's balanced class weights");
+      log(name + ": loss weighted by the store's balanced class weights");
     }
-    log("vit: " + std::to_string(count_parameters(*model_)) + " parameters, " +
-        std::to_string(model_->options().tokens()) + " tokens per image");
-    if (trainable_->active()) log("vit: " + trainable_->describe() + "; " + parallel_->describe());
+    log(name + ": " + std::to_string(count_parameters(*model_.module)) + " parameters, " + model_.shape);
+    if (trainable_->active()) log(name + ": " + trainable_->describe() + "; " + parallel_->describe());
   }
 
   void start_epoch(int64_t epoch) override {
     if (!trainable_->apply(epoch)) return;
     parallel_->rebuild_buckets();
-    log("vit: epoch " + std::to_string(epoch) + ": " + trainable_->describe() + "; " + parallel_->describe());
+    log(model_.name + ": epoch " + std::to_string(epoch) + ": " + trainable_->describe() + "; " + parallel_->describe());
   }
   std::string trainable_summary() const override { return trainable_->active() ? trainable_->describe() : ""; }
 
@@ -77,7 +142,7 @@ class VitTask : public TrainingTask {
   std::vector<torch::Tensor> rank_local_buffers() const override { return parallel_->rank_local_buffers(); }
 
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t step, StepTimes* times) override {
-    model_->train();
+    model_.module->train();
     set_learning_rates(*optimizer_, lr, trainable_->lr_scales());
     optimizer_->zero_grad();
     auto t = Clock::now();
@@ -90,7 +155,7 @@ class VitTask : public TrainingTask {
       torch::Tensor logits;
       {
         AutocastScope autocast(precision_, ctx_.device);
-        logits = model_->forward(micro[m].images.to(ctx_.device));
+        logits = model_.forward(micro[m].images.to(ctx_.device));
       }
       torch::Tensor loss = weighted_scale > 0
                                ? loss_of(logits.to(torch::kFloat), micro[m].labels.to(ctx_.device), torch::kSum) *
@@ -128,11 +193,11 @@ class VitTask : public TrainingTask {
     std::string split;
     const std::vector<int64_t> indices = validation_indices(store, config_.data().val_split(), &split);
     if (indices.empty()) return;
-    model_->eval();
+    model_.module->eval();
     const int64_t classes = static_cast<int64_t>(store_.class_names.size());
     GatheredScores scores = score_store_images(
         config_.data().store(), indices, Normalization::kMeanStd, std::max<int64_t>(config_.data().batch_size(), 64),
-        classes, ctx_, [&](const torch::Tensor& images) { return model_->forward(images); });
+        classes, ctx_, [&](const torch::Tensor& images) { return model_.forward(images); });
     const double loss = torch::nn::functional::cross_entropy(scores.outputs, scores.labels).item<double>();
     torch::Tensor probs = torch::softmax(scores.outputs, 1).contiguous();
     std::vector<float> flat(probs.data_ptr<float>(), probs.data_ptr<float>() + probs.numel());
@@ -151,24 +216,24 @@ class VitTask : public TrainingTask {
   }
 
   void save(torch::serialize::OutputArchive& archive) override {
-    save_training_state(archive, "model", "", *model_, *optimizer_, scaler_);
+    save_training_state(archive, "model", "", *model_.module, *optimizer_, scaler_);
     if (ema_) ema_->save(archive, "model");
   }
   void load(torch::serialize::InputArchive& archive) override {
-    load_training_state(archive, "model", "", *model_, *optimizer_, scaler_);
+    load_training_state(archive, "model", "", *model_.module, *optimizer_, scaler_);
     if (ema_ && !ema_->load(archive, "model")) {
       ema_->reset();
-      log("vit: the checkpoint has no EMA weights; the EMA starts from its weights");
+      log(model_.name + ": the checkpoint has no EMA weights; the EMA starts from its weights");
     }
   }
 
-  double train_flops_per_image() const override { return 3.0 * vit_flops_per_image(model_->options()); }
+  double train_flops_per_image() const override { return 3.0 * model_.flops_per_image; }
 
  private:
   torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels,
                         torch::nn::functional::CrossEntropyFuncOptions::reduction_t reduction = torch::kMean) {
     auto options = torch::nn::functional::CrossEntropyFuncOptions()
-                       .label_smoothing(config_.model().vit().label_smoothing())
+                       .label_smoothing(model_.label_smoothing)
                        .reduction(reduction);
     if (class_weights_.defined()) options.weight(class_weights_);
     return torch::nn::functional::cross_entropy(logits, labels, options);
@@ -188,7 +253,7 @@ class VitTask : public TrainingTask {
   const proto::RunConfig& config_;
   ProcessContext& ctx_;
   const StoreInfo& store_;
-  Vit model_;
+  ClassifierModel model_;
   Precision precision_;
   LossScaler scaler_;
   std::vector<torch::Tensor> parameters_;
@@ -201,6 +266,11 @@ class VitTask : public TrainingTask {
 
 }  // namespace
 
-std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs) { return std::make_unique<VitTask>(inputs); }
+std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs) {
+  return std::make_unique<ClassifierTask>(inputs, vit_model(inputs));
+}
+std::unique_ptr<TrainingTask> make_mobilenet_v2_task(const TaskInputs& inputs) {
+  return std::make_unique<ClassifierTask>(inputs, mobilenet_v2_model(inputs));
+}
 
 }  // namespace facetrain
