@@ -315,31 +315,7 @@ ShardLoader::ShardLoader(const std::string& store_path, const LoaderOptions& opt
     m.batches = (n + o.batch_size - 1) / o.batch_size;
   }
 
-  const int c = info.channels;
-  m.scale.resize(c);
-  m.shift.resize(c);
-  for (int ch = 0; ch < c; ++ch) {
-    switch (o.normalization) {
-      case Normalization::kMeanStd: {
-        FT_USER_CHECK(static_cast<int>(info.mean.size()) == c && static_cast<int>(info.std.size()) == c &&
-                          info.std[ch] > 0,
-                      "store " << store_path << " has no usable train mean/std (empty or constant train split); "
-                                  "use normalization unit or minus_one_one");
-        // (x/255 - mean) / std
-        m.scale[ch] = static_cast<float>(1.0 / (255.0 * info.std[ch]));
-        m.shift[ch] = static_cast<float>(-static_cast<double>(info.mean[ch]) / info.std[ch]);
-        break;
-      }
-      case Normalization::kMinusOneOne:
-        m.scale[ch] = static_cast<float>(1.0 / 127.5);
-        m.shift[ch] = -1.0f;
-        break;
-      case Normalization::kUnit:
-        m.scale[ch] = static_cast<float>(1.0 / 255.0);
-        m.shift[ch] = 0.0f;
-        break;
-    }
-  }
+  normalization_affine(o.normalization, info, info.channels, &m.scale, &m.shift, "store " + store_path);
   m.raw_buffers.resize(static_cast<size_t>(o.prefetch_batches));
   for (auto& buf : m.raw_buffers) buf.resize(static_cast<size_t>(o.batch_size * m.image_bytes));
 }
@@ -406,6 +382,54 @@ std::vector<int64_t> eval_shard(const std::vector<int64_t>& indices, int rank, i
   // Rank r gets [r*n/W, (r+1)*n/W): sizes floor(n/W) or ceil(n/W), in order, no padding.
   const int64_t begin = n * rank / world_size, end = n * (rank + 1) / world_size;
   return std::vector<int64_t>(indices.begin() + begin, indices.begin() + end);
+}
+
+Normalization parse_normalization(const std::string& value, const std::string& field) {
+  if (value == "store") return Normalization::kMeanStd;
+  if (value == "minus_one_one") return Normalization::kMinusOneOne;
+  if (value == "unit") return Normalization::kUnit;
+  if (value == "imagenet") return Normalization::kImageNet;
+  throw UserError(field + ": '" + value + "' is not store, minus_one_one, unit or imagenet");
+}
+
+const char* normalization_name(Normalization normalization) {
+  switch (normalization) {
+    case Normalization::kMeanStd: return "store";
+    case Normalization::kMinusOneOne: return "minus_one_one";
+    case Normalization::kUnit: return "unit";
+    case Normalization::kImageNet: return "imagenet";
+  }
+  FT_CHECK(false, "unknown normalization");
+}
+
+void normalization_affine(Normalization normalization, const StoreInfo& store, int channels, std::vector<float>* scale,
+                          std::vector<float>* shift, const std::string& source) {
+  // torchvision's ImageNet statistics; a grayscale store gets their means.
+  static const double kImageNetMean[3] = {0.485, 0.456, 0.406}, kImageNetStd[3] = {0.229, 0.224, 0.225};
+  scale->assign(static_cast<size_t>(channels), 0);
+  shift->assign(static_cast<size_t>(channels), 0);
+  for (int ch = 0; ch < channels; ++ch) {
+    double mean = 0, std = 1;
+    switch (normalization) {
+      case Normalization::kMeanStd:
+        FT_USER_CHECK(static_cast<int>(store.mean.size()) == channels && static_cast<int>(store.std.size()) == channels &&
+                          store.std[ch] > 0,
+                      source << " has no usable train mean/std (empty or constant train split); set "
+                                "data.normalization to unit, minus_one_one or imagenet");
+        mean = store.mean[ch];
+        std = store.std[ch];
+        break;
+      case Normalization::kMinusOneOne: mean = 0.5; std = 0.5; break;
+      case Normalization::kUnit: mean = 0; std = 1; break;
+      case Normalization::kImageNet:
+        mean = channels == 3 ? kImageNetMean[ch] : (kImageNetMean[0] + kImageNetMean[1] + kImageNetMean[2]) / 3;
+        std = channels == 3 ? kImageNetStd[ch] : (kImageNetStd[0] + kImageNetStd[1] + kImageNetStd[2]) / 3;
+        break;
+    }
+    // (x/255 - mean) / std
+    (*scale)[static_cast<size_t>(ch)] = static_cast<float>(1.0 / (255.0 * std));
+    (*shift)[static_cast<size_t>(ch)] = static_cast<float>(-mean / std);
+  }
 }
 
 LoaderOptions in_order_loader_options(std::vector<int64_t> subset, int64_t batch_size, Normalization normalization) {

@@ -45,26 +45,8 @@ torch::Tensor generated_to_classifier_input(const torch::Tensor& images, const S
   // The 8-bit value a written sample has (make_image_grid's conversion): round((x + 1) * 127.5).
   const torch::Tensor pixels = ((images.to(torch::kFloat32) + 1) * 127.5f).round().clamp(0, 255);
   const int64_t c = images.size(1);
-  std::vector<float> scale(c), shift(c);
-  for (int64_t ch = 0; ch < c; ++ch) {
-    switch (normalization) {  // as datastore/loader.cpp: x * scale[c] + shift[c]
-      case Normalization::kMeanStd:
-        FT_USER_CHECK(static_cast<int64_t>(store.mean.size()) == c && static_cast<int64_t>(store.std.size()) == c &&
-                          store.std[ch] > 0,
-                      "--store: has no usable train mean/std to normalize the samples for the classifier");
-        scale[ch] = static_cast<float>(1.0 / (255.0 * store.std[ch]));
-        shift[ch] = static_cast<float>(-static_cast<double>(store.mean[ch]) / store.std[ch]);
-        break;
-      case Normalization::kMinusOneOne:
-        scale[ch] = static_cast<float>(1.0 / 127.5);
-        shift[ch] = -1.0f;
-        break;
-      case Normalization::kUnit:
-        scale[ch] = static_cast<float>(1.0 / 255.0);
-        shift[ch] = 0.0f;
-        break;
-    }
-  }
+  std::vector<float> scale, shift;  // the loader's map (datastore/loader.h), so samples look like store images
+  normalization_affine(normalization, store, static_cast<int>(c), &scale, &shift, "--store");
   const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(images.device());
   return pixels * torch::tensor(scale, opts).view({1, c, 1, 1}) + torch::tensor(shift, opts).view({1, c, 1, 1});
 }

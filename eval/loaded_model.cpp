@@ -50,7 +50,7 @@ LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string
     named.module->to(device);
     named.module->eval();
   }
-  m.normalization = model_normalization(m.kind);
+  m.normalization = run_normalization(m.config);
   switch (m.kind) {
     case ModelKind::kVit:
       m.vit = Vit(module_as<VitImpl>(m.modules, "model"));

@@ -1,6 +1,8 @@
 // The model registry (see registry.h): one switch per question, no default.
 #include "models/registry.h"
 
+#include <google/protobuf/text_format.h>
+
 #include "core/error.h"
 #include "models/checkpoint.h"
 #include "models/dcgan.h"
@@ -41,6 +43,65 @@ Normalization model_normalization(ModelKind kind) {
     case ModelKind::kMobileNetV2: return Normalization::kMeanStd;
   }
   FT_CHECK(false, "unknown model kind " << static_cast<int>(kind));
+}
+
+Normalization run_normalization(const proto::RunConfig& config) {
+  const ModelKind kind = model_kind_of(config);
+  const std::string& n = config.data().normalization();
+  if (!is_classifier(kind)) {
+    FT_USER_CHECK(n == "auto" || parse_normalization(n, "data.normalization") == model_normalization(kind),
+                  "data.normalization: the " << model_kind_name(kind) << " reads images in [-1, 1] (tanh outputs); "
+                                             << "leave it auto");
+    return model_normalization(kind);
+  }
+  return n == "auto" ? Normalization::kMeanStd : parse_normalization(n, "data.normalization");
+}
+
+void resolve_normalization(proto::RunConfig* config, std::string* why) {
+  const ModelKind kind = model_kind_of(*config);
+  if (config->data().normalization() != "auto") {
+    run_normalization(*config);  // checks the name
+    *why = "data.normalization";
+    return;
+  }
+  std::string pretrained, field;
+  switch (kind) {
+    case ModelKind::kVit: pretrained = config->model().vit().pretrained(); field = "model.vit.pretrained"; break;
+    case ModelKind::kMobileNetV2:
+      pretrained = config->model().mobilenet_v2().pretrained();
+      field = "model.mobilenet_v2.pretrained";
+      break;
+    case ModelKind::kDcgan:
+    case ModelKind::kVae: break;
+  }
+  std::string name = is_classifier(kind) ? "store" : normalization_name(model_normalization(kind));
+  *why = is_classifier(kind) ? "the store's train mean/std (data.normalization auto)" : "the model's";
+  if (!pretrained.empty()) {
+    SafetensorsMetadata metadata;
+    TensorMap tensors;
+    try {
+      tensors = read_safetensors(pretrained, &metadata);
+    } catch (const UserError& e) {
+      throw UserError(field + ": " + e.what());
+    }
+    auto recorded = metadata.find("facetrain.config");
+    if (recorded != metadata.end()) {
+      proto::RunConfig source;
+      if (google::protobuf::TextFormat::ParseFromString(recorded->second, &source) &&
+          source.data().normalization() != "auto") {
+        name = source.data().normalization();
+      }
+      *why = "what the run exported to " + pretrained + " used";
+    } else if (kind == ModelKind::kVit) {
+      name = "minus_one_one";
+      *why = std::string(detect_vit_naming(tensors) == VitNaming::kHuggingFace ? "Hugging Face" : "timm") +
+             " ViT convention of " + field + " (mean = std = 0.5)";
+    } else {
+      name = "imagenet";
+      *why = "torchvision convention of " + field + " (ImageNet mean/std)";
+    }
+  }
+  config->mutable_data()->set_normalization(name);
 }
 
 bool is_classifier(ModelKind kind) {

@@ -30,6 +30,14 @@ ModelKind model_kind_of(const proto::RunConfig& config, const std::string& sourc
 const char* model_kind_name(ModelKind kind);
 // How the loader scales pixels for this kind (classifiers: the store's mean/std; generative models: [-1, 1]).
 Normalization model_normalization(ModelKind kind);
+// The input normalization of a run: data.normalization for classifiers ("auto": "store"; train resolves
+// "auto" first: resolve_normalization), the model's own for the generative ones (UserError naming
+// data.normalization when a run sets another).
+Normalization run_normalization(const proto::RunConfig& config);
+// Replaces data.normalization "auto" by a name: the convention of the classifier's pretrained file (a
+// Hugging Face or timm ViT: minus_one_one; torchvision's MobileNetV2: imagenet; a facetrain export: what
+// its run used), else "store". `why` says where it came from, for the log.
+void resolve_normalization(proto::RunConfig* config, std::string* why);
 // True for kinds that classify images (eval metrics, mine, attention and the report's classifier section).
 bool is_classifier(ModelKind kind);
 

@@ -24,6 +24,7 @@
 #include "models/parameter_layers.h"
 #include "models/model_options.h"
 #include "models/pretrained.h"
+#include "models/registry.h"
 
 namespace facetrain {
 namespace {
@@ -196,7 +197,7 @@ class ClassifierTask : public TrainingTask {
     model_.module->eval();
     const int64_t classes = static_cast<int64_t>(store_.class_names.size());
     GatheredScores scores = score_store_images(
-        config_.data().store(), indices, Normalization::kMeanStd, std::max<int64_t>(config_.data().batch_size(), 64),
+        config_.data().store(), indices, run_normalization(config_), std::max<int64_t>(config_.data().batch_size(), 64),
         classes, ctx_, [&](const torch::Tensor& images) { return model_.forward(images); });
     const double loss = torch::nn::functional::cross_entropy(scores.outputs, scores.labels).item<double>();
     torch::Tensor probs = torch::softmax(scores.outputs, 1).contiguous();

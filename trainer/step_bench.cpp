@@ -47,7 +47,7 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
   std::vector<Batch> micro(accumulation);
   for (auto& b : micro) {
     const std::vector<int64_t> shape{batch, info.channels, info.height, info.width};
-    b.images = model_normalization(model_kind_of(config)) == Normalization::kMeanStd ? torch::randn(shape)
+    b.images = is_classifier(model_kind_of(config)) ? torch::randn(shape)
                                                                 : torch::rand(shape) * 2 - 1;
     b.labels = torch::randint(static_cast<int64_t>(info.class_names.size()), {batch}, torch::kInt64);
     b.indices = torch::arange(batch, torch::kInt64);

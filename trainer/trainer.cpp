@@ -48,7 +48,7 @@ LoaderOptions loader_options(const proto::RunConfig& c, const ProcessContext& ct
   o.threads = c.data().loader_threads();
   o.prefetch_batches = c.data().prefetch_batches();
   o.chunk_shuffle = c.data().chunk_shuffle();
-  o.normalization = model_normalization(model_kind_of(c));
+  o.normalization = run_normalization(c);
   o.subset = task.training_subset();
   const auto& a = c.augmentation();
   o.augment.rotation_range = a.rotation_range();
@@ -211,7 +211,8 @@ double measure_matmul_gflops() {
   return rates[rates.size() / 2];
 }
 
-int run_training(const proto::RunConfig& config, ProcessContext& ctx, const TrainOptions& options) {
+int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const TrainOptions& options) {
+  proto::RunConfig config = user_config;  // with data.normalization resolved (recorded in config.pbtxt)
   install_stop_handlers(preemption_signal_number(config.checkpoint().preemption_signal()));
   ctx.comm->set_timeout_seconds(config.distributed().collective_timeout_s());
   const fs::path run_dir = config.logging().run_dir();
@@ -221,7 +222,9 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
   // are broadcast), and agreed on before anything else, so a missing or damaged file is one line and leaves
   // no run directory behind. (Its own agreement: the setup below runs collectives while it builds the model.)
   Checkpoint named_checkpoint;
+  std::string normalization_source;
   run_setup_on_every_rank(*ctx.comm, [&] {
+    resolve_normalization(&config, &normalization_source);
     if (ctx.rank == 0 && options.resume != "none" && options.resume != "auto") {
       const std::string why = verify_checkpoint_file(options.resume, &named_checkpoint);
       FT_USER_CHECK(why.empty(), "--resume: " << options.resume << " " << why);
@@ -301,6 +304,7 @@ int run_training(const proto::RunConfig& config, ProcessContext& ctx, const Trai
       " steps/epoch of " + std::to_string(config.data().batch_size() * ctx.world_size * accumulation) +
       " images, " + std::to_string(total_steps) + " steps in all");
   log(gradient_sync);
+  log("input normalization: " + config.data().normalization() + " (" + normalization_source + ")");
 
   StepTimes times;
   double step_seconds = 0, images_done = 0;
