@@ -30,6 +30,7 @@ VitOptions vit_options_from(const proto::RunConfig& config, const StoreInfo& sto
   o.mlp_ratio = v.mlp_ratio();
   o.dropout = v.dropout();
   o.head_hidden = v.head_hidden();
+  o.layer_norm_eps = v.layer_norm_eps();
   o.stem_channels.assign(v.stem_channels().begin(), v.stem_channels().end());
   FT_USER_CHECK(o.patch_size > 0 && o.image_size % o.token_stride() == 0,
                 "model.vit.patch_size: " << o.patch_size << " (x " << o.stem_stride()

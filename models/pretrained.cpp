@@ -59,7 +59,8 @@ torch::Tensor resample_pos_embed(const torch::Tensor& pos, int64_t old_grid, int
   grid = F::interpolate(grid.to(torch::kFloat), F::InterpolateFuncOptions()
                                                     .size(std::vector<int64_t>{new_grid, new_grid})
                                                     .mode(torch::kBicubic)
-                                                    .align_corners(false));
+                                                    .align_corners(false)
+                                                    .antialias(true));  // as timm's resample_abs_pos_embed
   grid = grid.permute({0, 2, 3, 1}).reshape({1, new_grid * new_grid, d}).to(pos.scalar_type());
   return torch::cat({cls, grid}, 1);
 }

@@ -17,6 +17,13 @@ echo "test: LibTorch 1.13 (Debian) pass: $((SECONDS - start)) s"
 if [[ "${FACETRAIN_TEST_TORCH2:-1}" != 0 ]]; then
   start=$SECONDS
   bash tools/scripts/build-libtorch2.sh
+  # Test-only cross-checks against the libraries themselves (models_reference): timm and torchvision beside the
+  # wheel's torch, which stays pinned. Not fatal: without PyPI that test skips and says why.
+  if [[ -z "${FACETRAIN_LIBTORCH:-}" ]] && ! .venv-torch/bin/python -c "import timm, torchvision" 2>/dev/null; then
+    torch_version=$(.venv-torch/bin/python -c 'import importlib.metadata as m; print(m.version("torch"))')
+    .venv-torch/bin/pip install -q --disable-pip-version-check timm torchvision "torch==$torch_version" ||
+      echo "test: could not install timm/torchvision into .venv-torch: models_reference will skip"
+  fi
   ctest --test-dir build-torch2 --output-on-failure --timeout 900 -j 2 "$@"
   echo "test: LibTorch 2.x (torch wheel, CUDA build, run on CPU) pass: $((SECONDS - start)) s"
 fi
