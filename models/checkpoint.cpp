@@ -27,24 +27,52 @@ torch::serialize::InputArchive open_archive(const std::string& path, const Check
 
 }  // namespace
 
+std::shared_ptr<torch::serialize::OutputArchive> make_checkpoint_archive(
+    const std::function<void(torch::serialize::OutputArchive&)>& save_state, const TrainingPosition& position,
+    const proto::RunConfig& config, const StoreInfo& input) {
+  auto archive = std::make_shared<torch::serialize::OutputArchive>();
+  save_state(*archive);
+  archive->write("config", c10::IValue(to_text(config)));
+  archive->write("model_input", torch::tensor({static_cast<int64_t>(input.height), static_cast<int64_t>(input.width),
+                                               static_cast<int64_t>(input.channels),
+                                               static_cast<int64_t>(input.class_names.size())}));
+  archive->write("position.step", torch::tensor(position.step));
+  archive->write("position.epoch", torch::tensor(position.epoch));
+  archive->write("position.batch_in_epoch", torch::tensor(position.batch_in_epoch));
+  archive->write("position.images_in_epoch", torch::tensor(position.images_in_epoch));
+  archive->write("position.world_size", torch::tensor(position.world_size));
+  archive->write("rng.cpu", torch::globalContext().defaultGenerator(torch::kCPU).get_state());
+  return archive;
+}
+
+std::string serialize_archive(torch::serialize::OutputArchive& archive) {
+  // Straight into the string (an ostringstream's growth and final copy cost a third of the time).
+  std::string payload;
+  archive.save_to([&payload](const void* data, size_t size) {
+    payload.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  return payload;
+}
+
 std::string write_checkpoint_payload(const std::function<void(torch::serialize::OutputArchive&)>& save_state,
                                      const TrainingPosition& position, const proto::RunConfig& config,
                                      const StoreInfo& input) {
-  torch::serialize::OutputArchive archive;
-  save_state(archive);
-  archive.write("config", c10::IValue(to_text(config)));
-  archive.write("model_input", torch::tensor({static_cast<int64_t>(input.height), static_cast<int64_t>(input.width),
-                                              static_cast<int64_t>(input.channels),
-                                              static_cast<int64_t>(input.class_names.size())}));
-  archive.write("position.step", torch::tensor(position.step));
-  archive.write("position.epoch", torch::tensor(position.epoch));
-  archive.write("position.batch_in_epoch", torch::tensor(position.batch_in_epoch));
-  archive.write("position.images_in_epoch", torch::tensor(position.images_in_epoch));
-  archive.write("position.world_size", torch::tensor(position.world_size));
-  archive.write("rng.cpu", torch::globalContext().defaultGenerator(torch::kCPU).get_state());
-  std::ostringstream out;
-  archive.save_to(out);
-  return out.str();
+  return serialize_archive(*make_checkpoint_archive(save_state, position, config, input));
+}
+
+void save_module_copy(torch::serialize::OutputArchive& archive, const torch::nn::Module& module,
+                      const std::function<torch::Tensor(const torch::Tensor&)>& parameter_value) {
+  torch::NoGradGuard no_grad;
+  for (const auto& p : module.named_parameters(/*recurse=*/false)) {
+    archive.write(p.key(), (parameter_value ? parameter_value(p.value()) : p.value()).detach().clone());
+  }
+  for (const auto& b : module.named_buffers(/*recurse=*/false)) archive.write(b.key(), b.value().clone(), /*is_buffer=*/true);
+  for (const auto& child : module.named_children()) {
+    torch::serialize::OutputArchive sub;
+    save_module_copy(sub, *child.value(), parameter_value);
+    archive.write(child.key(), sub);
+  }
 }
 
 TrainingPosition read_checkpoint_payload(const std::string& payload, const std::string& source,
@@ -55,22 +83,29 @@ TrainingPosition read_checkpoint_payload(const std::string& payload, const std::
   } catch (const std::exception& e) {
     throw UserError(source + ": not a facetrain checkpoint payload (" + std::string(e.what()).substr(0, 120) + ")");
   }
-  load_state(archive);
-  TrainingPosition position;
-  torch::Tensor t;
-  archive.read("position.step", t);
-  position.step = t.item<int64_t>();
-  archive.read("position.epoch", t);
-  position.epoch = t.item<int64_t>();
-  archive.read("position.batch_in_epoch", t);
-  position.batch_in_epoch = t.item<int64_t>();
-  position.images_in_epoch = archive.try_read("position.images_in_epoch", t) ? t.item<int64_t>() : -1;
-  position.world_size = archive.try_read("position.world_size", t) ? t.item<int64_t>() : 0;
-  torch::Tensor rng;
-  archive.read("rng.cpu", rng);
-  at::Generator generator = torch::globalContext().defaultGenerator(torch::kCPU);  // a handle: shares the state
-  generator.set_state(rng);
-  return position;
+  // A payload that parses but lacks an entry, or holds one of the wrong shape or type (torch: c10::Error), is a
+  // damaged or foreign file: one UserError.
+  try {
+    load_state(archive);
+    TrainingPosition position;
+    torch::Tensor t;
+    archive.read("position.step", t);
+    position.step = t.item<int64_t>();
+    archive.read("position.epoch", t);
+    position.epoch = t.item<int64_t>();
+    archive.read("position.batch_in_epoch", t);
+    position.batch_in_epoch = t.item<int64_t>();
+    position.images_in_epoch = archive.try_read("position.images_in_epoch", t) ? t.item<int64_t>() : -1;
+    position.world_size = archive.try_read("position.world_size", t) ? t.item<int64_t>() : 0;
+    torch::Tensor rng;
+    archive.read("rng.cpu", rng);
+    at::Generator generator = torch::globalContext().defaultGenerator(torch::kCPU);  // a handle: shares the state
+    generator.set_state(rng);
+    return position;
+  } catch (const c10::Error& e) {
+    throw UserError(source + ": damaged checkpoint payload (" +
+                    std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  }
 }
 
 std::string resolve_checkpoint_path(const std::string& path, const std::string& flag) {
@@ -140,13 +175,22 @@ StoreInfo model_input_from_checkpoint(const std::string& path) {
   const Checkpoint checkpoint = read_checkpoint_file(path);
   torch::serialize::InputArchive archive = open_archive(path, checkpoint);
   torch::Tensor shape;
-  FT_USER_CHECK(archive.try_read("model_input", shape) && shape.numel() == 4,
+  FT_USER_CHECK(archive.try_read("model_input", shape) && shape.numel() == 4 && !shape.is_complex(),
                 path << ": checkpoint does not record its model's input shape");
+  // Checked before use: the class count sizes an allocation, so it may not exceed the payload's bytes.
+  const auto v = shape.reshape({4}).to(torch::kInt64);
+  const int64_t height = v[0].item<int64_t>(), width = v[1].item<int64_t>(), channels = v[2].item<int64_t>(),
+                classes = v[3].item<int64_t>();
+  const int64_t kMaxSide = 1 << 16;
+  FT_USER_CHECK(height >= 1 && height <= kMaxSide && width >= 1 && width <= kMaxSide && channels >= 1 &&
+                    channels <= kMaxSide && classes >= 0 && classes <= static_cast<int64_t>(checkpoint.payload.size()),
+                path << ": checkpoint records a bad model input shape [" << height << ", " << width << ", " << channels
+                     << "] with " << classes << " classes (damaged?)");
   StoreInfo info;
-  info.height = static_cast<int>(shape[0].item<int64_t>());
-  info.width = static_cast<int>(shape[1].item<int64_t>());
-  info.channels = static_cast<int>(shape[2].item<int64_t>());
-  for (int64_t k = 0; k < shape[3].item<int64_t>(); ++k) info.class_names.push_back("class " + std::to_string(k));
+  info.height = static_cast<int>(height);
+  info.width = static_cast<int>(width);
+  info.channels = static_cast<int>(channels);
+  for (int64_t k = 0; k < classes; ++k) info.class_names.push_back("class " + std::to_string(k));
   return info;
 }
 

@@ -39,6 +39,18 @@ struct TrainingPosition {
 std::string write_checkpoint_payload(const std::function<void(torch::serialize::OutputArchive&)>& save_state,
                                      const TrainingPosition& position, const proto::RunConfig& config,
                                      const StoreInfo& input);
+// The same in two halves: the archive (cheap when `save_state` writes copies: save_module_copy), then its
+// bytes, which may be made on another thread once the archive holds only its own tensors.
+std::shared_ptr<torch::serialize::OutputArchive> make_checkpoint_archive(
+    const std::function<void(torch::serialize::OutputArchive&)>& save_state, const TrainingPosition& position,
+    const proto::RunConfig& config, const StoreInfo& input);
+std::string serialize_archive(torch::serialize::OutputArchive& archive);
+
+// Module::save's layout (parameters, buffers, a sub-archive per child) with a copy of every tensor, so the
+// archive owns what it holds while training goes on changing the module. `parameter_value`, when given,
+// supplies each parameter's value instead (e.g. its EMA shadow; copied too).
+void save_module_copy(torch::serialize::OutputArchive& archive, const torch::nn::Module& module,
+                      const std::function<torch::Tensor(const torch::Tensor&)>& parameter_value = nullptr);
 
 // Reads a payload: hands the archive to `load_state`, restores the CPU generator, returns the position.
 // Throws UserError naming `source` when the payload is not a facetrain checkpoint.

@@ -10,21 +10,6 @@
 namespace facetrain {
 namespace {
 
-// Writes `module` as Module::save does (parameters, buffers, a sub-archive per child), with each parameter
-// replaced by its shadow: the result loads with Module::load / load_module_weights.
-void write_like_module(torch::serialize::OutputArchive& archive, const torch::nn::Module& module,
-                       const std::map<const void*, torch::Tensor>& shadow_of) {
-  for (const auto& p : module.named_parameters(/*recurse=*/false)) {
-    archive.write(p.key(), shadow_of.at(p.value().unsafeGetTensorImpl()));
-  }
-  for (const auto& b : module.named_buffers(/*recurse=*/false)) archive.write(b.key(), b.value(), /*is_buffer=*/true);
-  for (const auto& child : module.named_children()) {
-    torch::serialize::OutputArchive sub;
-    write_like_module(sub, *child.value(), shadow_of);
-    archive.write(child.key(), sub);
-  }
-}
-
 bool read_like_module(torch::serialize::InputArchive& archive, const torch::nn::Module& module,
                       const std::map<const void*, torch::Tensor>& shadow_of) {
   for (const auto& p : module.named_parameters(/*recurse=*/false)) {
@@ -85,7 +70,7 @@ void WeightEma::save(torch::serialize::OutputArchive& archive, const std::string
   std::map<const void*, torch::Tensor> shadow_of;
   for (size_t i = 0; i < shadow_.size(); ++i) shadow_of[parameters_[i].unsafeGetTensorImpl()] = shadow_[i];
   torch::serialize::OutputArchive sub;
-  write_like_module(sub, module_, shadow_of);
+  save_module_copy(sub, module_, [&](const torch::Tensor& p) { return shadow_of.at(p.unsafeGetTensorImpl()); });
   archive.write(weights_key(key, ModelWeights::kEma), sub);
 }
 

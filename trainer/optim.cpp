@@ -1,7 +1,11 @@
 // Optimizer construction and the shared synced step (see optim.h).
 #include "trainer/optim.h"
 
+#include <functional>
 #include <limits>
+
+#include "core/error.h"
+#include "models/checkpoint.h"
 
 #include "core/stopwatch.h"
 
@@ -52,12 +56,44 @@ double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& 
   return norm;
 }
 
+namespace {
+
+// optimizer.save() with a copy of every state tensor: the state is swapped for copies while the optimizer
+// writes itself (it writes references), then restored, so the archive owns what it holds.
+void save_optimizer_copy(torch::serialize::OutputArchive& archive, torch::optim::Optimizer& optimizer) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::function<void()>> restore;
+  auto copy = [](const torch::Tensor& t) { return t.defined() ? t.clone() : t; };
+  for (auto& entry : optimizer.state()) {
+    torch::optim::OptimizerParamState* state = entry.second.get();
+    if (auto* a = dynamic_cast<torch::optim::AdamParamState*>(state)) {
+      torch::Tensor m = a->exp_avg(), v = a->exp_avg_sq(), vmax = a->max_exp_avg_sq();
+      a->exp_avg(copy(m)).exp_avg_sq(copy(v)).max_exp_avg_sq(copy(vmax));
+      restore.push_back([a, m, v, vmax] { a->exp_avg(m).exp_avg_sq(v).max_exp_avg_sq(vmax); });
+    } else if (auto* w = dynamic_cast<torch::optim::AdamWParamState*>(state)) {
+      torch::Tensor m = w->exp_avg(), v = w->exp_avg_sq(), vmax = w->max_exp_avg_sq();
+      w->exp_avg(copy(m)).exp_avg_sq(copy(v)).max_exp_avg_sq(copy(vmax));
+      restore.push_back([w, m, v, vmax] { w->exp_avg(m).exp_avg_sq(v).max_exp_avg_sq(vmax); });
+    } else if (auto* s = dynamic_cast<torch::optim::SGDParamState*>(state)) {
+      torch::Tensor b = s->momentum_buffer();
+      s->momentum_buffer(copy(b));
+      restore.push_back([s, b] { s->momentum_buffer(b); });
+    } else {
+      FT_CHECK(false, "save_optimizer_copy: an optimizer state of a kind make_optimizer does not make");
+    }
+  }
+  optimizer.save(archive);
+  for (auto& r : restore) r();
+}
+
+}  // namespace
+
 void save_training_state(torch::serialize::OutputArchive& archive, const std::string& name, const std::string& prefix,
-                         const torch::nn::Module& module, const torch::optim::Optimizer& optimizer,
+                         const torch::nn::Module& module, torch::optim::Optimizer& optimizer,
                          const LossScaler& scaler) {
   torch::serialize::OutputArchive module_archive, optimizer_archive;
-  module.save(module_archive);
-  optimizer.save(optimizer_archive);
+  save_module_copy(module_archive, module);
+  save_optimizer_copy(optimizer_archive, optimizer);
   archive.write(name, module_archive);
   archive.write(prefix + "optimizer", optimizer_archive);
   scaler.save(archive, prefix + "loss_scaler");

@@ -29,11 +29,12 @@ double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& 
                              const std::vector<torch::Tensor>& parameters, double clip_norm, StepTimes* times,
                              LossScaler* scaler = nullptr);
 
-// The checkpointed training state of one module (the payload layout of models/checkpoint.h): the module
+// The checkpointed training state of one module (copies: the archive may be serialised on another thread
+// while training goes on) (the payload layout of models/checkpoint.h): the module
 // under `name` (its registry name: "model", "generator", ...), its optimizer under "<prefix>optimizer" and
 // its loss scaler under "<prefix>loss_scaler"; prefix is "" for a model's only module, "<name>_" otherwise.
 void save_training_state(torch::serialize::OutputArchive& archive, const std::string& name, const std::string& prefix,
-                         const torch::nn::Module& module, const torch::optim::Optimizer& optimizer,
+                         const torch::nn::Module& module, torch::optim::Optimizer& optimizer,
                          const LossScaler& scaler);
 void load_training_state(torch::serialize::InputArchive& archive, const std::string& name, const std::string& prefix,
                          torch::nn::Module& module, torch::optim::Optimizer& optimizer, LossScaler& scaler);

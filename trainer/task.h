@@ -48,7 +48,9 @@ class TrainingTask {
   // The floating-point buffers each rank updates on its own between epoch ends (BatchNorm running
   // statistics), in a fixed order: a checkpoint keeps every rank's so a resumed run continues exactly.
   virtual std::vector<torch::Tensor> rank_local_buffers() const = 0;
-  // Model(s) and optimizer state(s) for checkpoints; load() after construction, before training.
+  // Model(s) and optimizer state(s) for checkpoints; load() after construction, before training. save()
+  // writes copies of the tensors (save_training_state, save_module_copy), never the live ones: the archive
+  // is serialised by a background thread while training changes them.
   virtual void save(torch::serialize::OutputArchive& archive) = 0;
   virtual void load(torch::serialize::InputArchive& archive) = 0;
   // Store indices this task trains on instead of the whole train split (the VAE's model.vae.subset); empty

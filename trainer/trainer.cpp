@@ -16,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -84,12 +85,67 @@ void copy_into_buffers(const torch::Tensor& flat, const std::vector<torch::Tenso
   }
 }
 
-// (collective) Rank 0 writes the checkpoint; the others wait so nobody races ahead of a slow write.
+// Rank 0's checkpoint files (checkpoint.background_write): with it, write() hands the state (an archive of
+// copies, made at the step boundary) to a thread that serialises it and writes, fsyncs and renames the file
+// while training goes on; the next write(), and wait(), wait for the one before and rethrow its error.
+// CheckpointStore's durability contract holds either way.
+class CheckpointWriter {
+ public:
+  CheckpointWriter(CheckpointStore* store, bool background) : store_(store), background_(background) {}
+  ~CheckpointWriter() {
+    if (thread_.joinable()) thread_.join();
+  }
+  CheckpointWriter(const CheckpointWriter&) = delete;
+  CheckpointWriter& operator=(const CheckpointWriter&) = delete;
+
+  void write(int64_t step, std::shared_ptr<torch::serialize::OutputArchive> archive, std::string meta) {
+    wait();
+    if (!background_) {
+      log("checkpoint " + store_->write(step, serialize_archive(*archive), meta));
+      return;
+    }
+    thread_ = std::thread([this, step, archive = std::move(archive), meta = std::move(meta)] {
+      try {
+        const auto start = Clock::now();
+        const std::string path = store_->write(step, serialize_archive(*archive), meta);
+        write_seconds_.push_back(seconds_since(start));
+        log("checkpoint " + path + " (written in the background in " + fixed_decimals(1e3 * write_seconds_.back(), 0) +
+            " ms)");
+      } catch (...) {
+        error_ = std::current_exception();
+      }
+    });
+  }
+  // Until the last write is on disk; rethrows its error.
+  void wait() {
+    if (thread_.joinable()) thread_.join();
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  }
+  bool background() const { return background_; }
+  const std::vector<double>& write_seconds() const { return write_seconds_; }  // after wait()
+
+ private:
+  CheckpointStore* store_;
+  bool background_;
+  std::thread thread_;
+  std::exception_ptr error_;
+  std::vector<double> write_seconds_;
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// (collective) Rank 0 serialises the state and hands it to the writer. With `durable` (a stop, the run's
+// end) or without background writes it waits for the file, and every rank waits for rank 0, so no rank
+// exits or races ahead before the checkpoint is on disk.
 // Between epoch ends each rank's BatchNorm statistics are its own (averaged at each epoch end): the checkpoint
 // holds their mean as the model's (what eval and export use) and every rank's own under kRankBuffersKey,
 // which a resume on the same number of ranks restores, so it continues bit for bit.
-void save_checkpoint(TrainingTask& task, CheckpointStore* store, Position pos, const proto::RunConfig& config,
-                     const StoreInfo& store_info, ProcessContext& ctx) {
+void save_checkpoint(TrainingTask& task, CheckpointWriter* writer, Position pos, const proto::RunConfig& config,
+                     const StoreInfo& store_info, ProcessContext& ctx, bool durable) {
   pos.world_size = ctx.world_size;
   pos.batch_in_epoch = pos.images_in_epoch / (static_cast<int64_t>(config.data().batch_size()) * ctx.world_size);
   const std::vector<torch::Tensor> buffers = task.rank_local_buffers();
@@ -103,17 +159,17 @@ void save_checkpoint(TrainingTask& task, CheckpointStore* store, Position pos, c
     std::ostringstream meta;
     meta << "{\"step\": " << pos.step << ", \"epoch\": " << pos.epoch << ", \"batch_in_epoch\": " << pos.batch_in_epoch
          << ", \"model\": \"" << model_kind_name(model_kind_of(config)) << "\", \"world_size\": " << ctx.world_size << "}";
-    const std::string payload = write_checkpoint_payload(
+    auto archive = make_checkpoint_archive(
         [&](torch::serialize::OutputArchive& archive) {
-          task.save(archive);
+          task.save(archive);  // copies (TrainingTask::save): serialised later, maybe on the writer's thread
           if (per_rank.defined()) archive.write(kRankBuffersKey, per_rank);
         },
         pos, config, store_info);
     if (own.defined()) copy_into_buffers(own, buffers);  // rank 0 trains on with its own statistics
-    const std::string path = store->write(pos.step, payload, meta.str());
-    log("checkpoint " + path);
+    writer->write(pos.step, std::move(archive), meta.str());
+    if (durable) writer->wait();
   }
-  ctx.comm->barrier();
+  if (durable || !writer->background()) ctx.comm->barrier();
 }
 
 // (collective) Rank 0 picks the checkpoint and broadcasts its bytes, so ranks need no shared file system
@@ -271,7 +327,14 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
 
   task->broadcast_state();
   CheckpointStore checkpoints((run_dir / "checkpoints").string(), config.checkpoint().keep_last());
+  CheckpointWriter writer(&checkpoints, config.checkpoint().background_write());
   Position pos;
+  std::vector<double> checkpoint_pauses;  // seconds training stood still for each checkpoint (rank 0)
+  auto checkpoint = [&](bool durable) {
+    const auto start = Clock::now();
+    save_checkpoint(*task, &writer, pos, config, store_info, ctx, durable);
+    checkpoint_pauses.push_back(seconds_since(start));
+  };
   if (resume_from(options.resume, &named_checkpoint, &checkpoints, *task, ctx, &pos)) {
     if (pos.images_in_epoch < 0) {  // a checkpoint from before images_in_epoch: same ranks assumed
       pos.images_in_epoch = pos.batch_in_epoch * config.data().batch_size() * ctx.world_size;
@@ -386,7 +449,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
           pos.images_in_epoch = 0;
         }
         log("stop requested (" + signal_name(stop_signal()) + "): checkpointing at step " + std::to_string(pos.step));
-        save_checkpoint(*task, &checkpoints, pos, config, store_info, ctx);
+        checkpoint(/*durable=*/true);
         run_log.flush();
         exit_code = kExitStopped;
         break;
@@ -395,7 +458,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       // BatchNorm averaging), not twice.
       if (every_ckpt > 0 && pos.step % every_ckpt == 0 && pos.step < total_steps && !epoch_ends) {
         progress.finish_line();
-        save_checkpoint(*task, &checkpoints, pos, config, store_info, ctx);
+        checkpoint(/*durable=*/false);
       }
     }
     if (exit_code != 0) break;
@@ -407,10 +470,11 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
         pos.batch_in_epoch = 0;
         pos.images_in_epoch = 0;
       }
-      save_checkpoint(*task, &checkpoints, pos, config, store_info, ctx);
+      checkpoint(/*durable=*/pos.step == total_steps);
       run_log.flush();
     }
   }
+  if (ctx.rank == 0) writer.wait();  // (the last checkpoint is durable already; this rethrows a late error)
 
   // Run summary: throughput, where the time went, memory, and achieved GFLOP/s beside a plain matmul.
   const double wall = seconds_since(run_start);
@@ -440,6 +504,15 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
     }
     if (!scaling.empty()) log("summary: " + config.distributed().precision() + " loss scaling: " + scaling);
     if (!task->trainable_summary().empty()) log("summary: " + task->trainable_summary());
+    if (ctx.rank == 0 && !checkpoint_pauses.empty()) {
+      std::string line = "summary: " + std::to_string(checkpoint_pauses.size()) + " checkpoints; training paused " +
+                         fixed_decimals(1e3 * median(checkpoint_pauses), 1) + " ms each (median)";
+      if (!writer.write_seconds().empty()) {
+        line += ", the files written in the background in " + fixed_decimals(1e3 * median(writer.write_seconds()), 1) +
+                " ms each";
+      }
+      log(line);
+    }
     if (task->train_flops_per_image() > 0) {
       const double matmul = measure_matmul_gflops();
       const double achieved = task->train_flops_per_image() * images_per_s / ctx.world_size / 1e9;
