@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -88,6 +89,10 @@ class Communicator {
   void set_step(int64_t step) { step_ = step; }
   int64_t step() const { return step_; }
 
+  // Its name in the flight recorder (comm/flight_recorder.h): "control" (the launcher's) or "gradient".
+  void set_flight_name(std::string name) { flight_name_ = std::move(name); }
+  const std::string& flight_name() const { return flight_name_; }
+
   // Whether this rank has taken part in the job's setup agreement (agree_setup_done below). Until then a
   // UserError on this rank is one the other ranks cannot know of: the launcher joins the agreement for it.
   bool setup_agreed() const { return setup_agreed_; }
@@ -97,6 +102,7 @@ class Communicator {
   double timeout_seconds_ = 0;
   int64_t step_ = -1;
   bool setup_agreed_ = false;
+  std::string flight_name_ = "control";
 };
 
 // A duplicate of MPI_COMM_WORLD (its own message space), CPU tensors. Requires comm_initialize().

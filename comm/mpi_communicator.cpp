@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "comm/comm_internal.h"
+#include "comm/flight_recorder.h"
 #include "comm/communicator.h"
 
 namespace facetrain {
@@ -225,6 +226,7 @@ struct Operation {
   int64_t seq = 0;   // collectives started on this communicator, counting this one (same on every rank)
   int64_t step = -1;
   std::string label;
+  int64_t flight = -1;  // its flight-recorder handle (comm/flight_recorder.h)
 };
 
 // A started operation. advance() makes whatever progress is possible without blocking (MPI_Test drives
@@ -450,7 +452,7 @@ class MpiCommunicator final : public Communicator {
                                                            const std::string& label) override {
     check_cpu_contiguous(tensor, "all_reduce_sum_async_");
     const MPI_Datatype type = mpi_sum_type(tensor.scalar_type());
-    Operation op = begin(label, "allreduce of " + format_bytes(tensor.nbytes()));
+    Operation op = begin(label, "allreduce of " + format_bytes(tensor.nbytes()), tensor.nbytes());
     return std::make_unique<MpiPending>(this, start_iallreduce(tensor, type, 1.0), std::move(op));
   }
 
@@ -460,7 +462,7 @@ class MpiCommunicator final : public Communicator {
     const torch::ScalarType dtype = tensor.scalar_type();
     FT_CHECK(dtype == torch::kFloat32 || dtype == torch::kFloat64,
              "all_reduce_mean_: the MPI mean takes float32 or float64, got " << dtype);
-    Operation op = begin(label, "allreduce (mean) of " + format_bytes(tensor.nbytes()));
+    Operation op = begin(label, "allreduce (mean) of " + format_bytes(tensor.nbytes()), tensor.nbytes());
     std::unique_ptr<MpiWork> work;
     if (size_ > 1 && static_cast<int64_t>(tensor.nbytes()) >= kRingMinBytes) {
       const int tag = 1 + static_cast<int>(op.seq % 30000);
@@ -479,7 +481,7 @@ class MpiCommunicator final : public Communicator {
     check_cpu_contiguous(tensor, "broadcast_");
     FT_CHECK(root >= 0 && root < size_, "broadcast_: root " << root << " outside 0.." << size_ - 1);
     const Operation op = begin(label, "broadcast of " + format_bytes(tensor.nbytes()) + " from rank " +
-                                          std::to_string(root));
+                                          std::to_string(root), tensor.nbytes());
     auto work = std::make_unique<RequestWork>(std::vector<torch::Tensor>{tensor});
     for_chunks(tensor.nbytes(), 1, tensor.data_ptr(), [&](void* p, int count) {
       work->requests().emplace_back();
@@ -506,7 +508,7 @@ class MpiCommunicator final : public Communicator {
     torch::Tensor mine = torch::tensor({rows, shape_code}, torch::kInt64);
     torch::Tensor all_meta = torch::empty({2 * static_cast<int64_t>(size_)}, torch::kInt64);
     {
-      const Operation op = begin(what + " (sizes)", "");
+      const Operation op = begin(what + " (sizes)", "", mine.nbytes());
       auto work = std::make_unique<RequestWork>(std::vector<torch::Tensor>{all_meta, mine});
       work->requests().emplace_back();
       FT_MPI_CHECK(MPI_Iallgather(mine.data_ptr(), 2, MPI_INT64_T, all_meta.data_ptr(), 2, MPI_INT64_T, data_,
@@ -536,7 +538,7 @@ class MpiCommunicator final : public Communicator {
     out_shape.insert(out_shape.end(), trailing.begin(), trailing.end());
     torch::Tensor out = torch::empty(out_shape, local.options());
     // (collective) every rank
-    const Operation op = begin(what, "");
+    const Operation op = begin(what, "", local.nbytes());
     auto work = std::make_unique<RequestWork>(
         std::vector<torch::Tensor>{out, local, counts_tensor, displacements_tensor});
     work->requests().emplace_back();
@@ -547,7 +549,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   void barrier(const std::string& label) override {
-    const Operation op = begin(label, "barrier");
+    const Operation op = begin(label, "barrier", 0);
     auto work = std::make_unique<RequestWork>(std::vector<torch::Tensor>{});
     work->requests().emplace_back();
     FT_MPI_CHECK(MPI_Ibarrier(data_, &work->requests().back()));
@@ -580,6 +582,7 @@ class MpiCommunicator final : public Communicator {
       orphans().push_back(std::move(work));
       throw;
     }
+    flight_end(op.flight);
   }
 
   // Answers other ranks' "which collective are you at?" queries with [query id, collectives started, step],
@@ -607,11 +610,12 @@ class MpiCommunicator final : public Communicator {
     MPI_Request request = MPI_REQUEST_NULL;
   };
 
-  Operation begin(const std::string& label, const std::string& default_label) {
+  Operation begin(const std::string& label, const std::string& default_label, int64_t bytes) {
     Operation op;
     op.seq = ++started_;
     op.step = step_;
     op.label = label.empty() ? default_label : label;
+    op.flight = flight_begin(flight_name().c_str(), op.seq, op.step, bytes, op.label);
     return op;
   }
 
@@ -732,11 +736,15 @@ void MpiPending::wait() {
   if (done_) return;
   comm_->poll(*work_, op_);
   done_ = true;
+  flight_end(op_.flight);
 }
 
 bool MpiPending::test() {
   comm_->serve_queries();  // test() is a progress point: keep answering the watchdog
-  if (!done_) done_ = work_->advance();
+  if (!done_ && work_->advance()) {
+    done_ = true;
+    flight_end(op_.flight);
+  }
   return done_;
 }
 

@@ -24,6 +24,7 @@
 
 #include "comm/comm_internal.h"
 #include "comm/communicator.h"
+#include "comm/flight_recorder.h"
 #include "core/error.h"
 
 // --- NCCL version compatibility points: the only places the NCCL version is looked at ---------------------
@@ -160,6 +161,7 @@ struct Flight {
   double timeout_seconds = 0;  // the communicator's when launched (the watchdog never reads the setting itself)
   Clock::time_point started;
   std::atomic<bool> finished{false};
+  int64_t record = -1;  // its flight-recorder handle (comm/flight_recorder.h), ended when the GPU passes it
 };
 
 class NcclPending final : public PendingCollective {
@@ -398,6 +400,7 @@ class NcclCommunicator final : public Communicator {
     flight->step = step_;
     flight->timeout_seconds = timeout_seconds_;
     flight->started = started;
+    flight->record = flight_begin(flight_name().c_str(), ++launched_, step_, static_cast<int64_t>(tensor.nbytes()), label);
     FT_CUDA_CHECK(cudaEventRecord(flight->done, stream_.stream()));
     // The caching allocator must not hand this memory to another tensor before the side stream is done.
     c10::cuda::CUDACachingAllocator::recordStream(tensor.storage().data_ptr(), stream_);
@@ -438,6 +441,7 @@ class NcclCommunicator final : public Communicator {
       lock.lock();
       if (state == cudaSuccess) {
         oldest->finished.store(true);
+        flight_end(oldest->record);
         events_.give_back(oldest->done);
         in_flight_.pop_front();
         continue;
@@ -488,6 +492,7 @@ class NcclCommunicator final : public Communicator {
   ncclComm_t comm_ = nullptr;
   int rank_ = 0, size_ = 1;
   EventPool events_;
+  int64_t launched_ = 0;  // collectives launched: the flight recorder's sequence numbers (one issuer at a time)
 
   std::mutex mutex_;  // guards in_flight_, failure_, stopping_
   std::condition_variable wake_;

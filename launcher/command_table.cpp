@@ -22,6 +22,8 @@ std::vector<Subcommand> all_subcommands() {
       {"eval report", "one self-contained HTML report of a run and its evaluations", {}, eval_report_command},
       {"submit", "render the Slurm batch script for a config (and submit it with --submit)", submit_command, {}},
       {"export", "write a checkpoint's model as safetensors (for other tools)", export_command, {}},
+      {"doctor", "where a run's ranks diverged (hung or dead rank), from their collective flight records",
+       doctor_command, {}},
       {"bench loader", "images/s of the sharded loader: raw, normalized, augmented", bench_loader_command, {}},
       {"bench step", "median time of one training step of a config's model (random batches; 1 or N ranks)", {},
        bench_step_command},

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/flight_recorder.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "launcher/command_table.h"
@@ -34,6 +35,22 @@ void print_error(const char* message, bool name_rank) {
   if (name_rank) std::fprintf(stderr, "[rank %d] error: %s\n", facetrain::log_rank(), message);
   else std::fprintf(stderr, "error: %s\n", message);
   std::fflush(stderr);
+}
+
+// Before a job is aborted mid-run: the flight recorder's diagnosis of where the ranks diverged, from every
+// ring this rank can read (all of them on one node or a shared run directory). Never throws.
+void print_flight_diagnosis() {
+  try {
+    const std::string directory = facetrain::flight_recorder_directory();
+    if (directory.empty()) return;
+    for (const std::string& line : facetrain::diagnose_flight(facetrain::read_flight_records(directory))) {
+      std::fprintf(stderr, "[rank %d] flight recorder: %s\n", facetrain::log_rank(), line.c_str());
+    }
+    std::fprintf(stderr, "[rank %d] flight recorder: facetrain doctor %s says the same later\n", facetrain::log_rank(),
+                 directory.c_str());
+    std::fflush(stderr);
+  } catch (const std::exception&) {
+  }
 }
 
 const Subcommand* find_command(const std::vector<Subcommand>& commands, int argc, char** argv, int* consumed) {
@@ -120,7 +137,10 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const std::exception& e) {
     print_error(e.what(), true);
-    if (facetrain::comm_initialized() && facetrain::log_world_size() > 1) facetrain::comm_abort(1);
+    if (facetrain::comm_initialized() && facetrain::log_world_size() > 1) {
+      print_flight_diagnosis();
+      facetrain::comm_abort(1);
+    }
     return 1;
   }
 }

@@ -32,6 +32,7 @@ std::unique_ptr<Communicator> open_gradient_communicator(const proto::RunConfig&
   });
   std::unique_ptr<Communicator> gradient =
       make_gradient_communicator(backend, ctx.device.index(), config.distributed().collective_timeout_s());
+  gradient->set_flight_name("gradient");
   *description = std::string("gradient sync over ") + gradient_backend_name(backend) + " (distributed.backend " +
                  config.distributed().backend() + ")";
   return gradient;

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "datastore/loader.h"
 #include "comm/communicator.h"
+#include "comm/flight_recorder.h"
 #include "core/config.h"
 #include "models/checkpoint.h"
 #include "models/checkpoint_store.h"
@@ -239,6 +240,18 @@ void maybe_stall_for_fault_test(int rank, int64_t step) {
   for (;;) std::this_thread::sleep_for(std::chrono::seconds(60));
 }
 
+// Fault injection for the flight-recorder test (tests/trainer/e2e/flight_recorder.sh):
+// FACETRAIN_FAULT_KILL_RANK=r and FACETRAIN_FAULT_KILL_STEP=s make rank r die by SIGKILL before step s, as a
+// rank the OOM killer takes.
+void maybe_die_for_fault_test(int rank, int64_t step) {
+  static const char* kill_rank = std::getenv("FACETRAIN_FAULT_KILL_RANK");
+  static const char* kill_step = std::getenv("FACETRAIN_FAULT_KILL_STEP");
+  if (kill_rank == nullptr || kill_step == nullptr) return;
+  if (std::atoi(kill_rank) != rank || std::atoll(kill_step) != step) return;
+  log_all("fault injection: rank " + std::to_string(rank) + " dies (SIGKILL) before step " + std::to_string(step));
+  std::raise(SIGKILL);
+}
+
 // Fault injection for the stop tests (tests/trainer/e2e): FACETRAIN_FAULT_SIGNAL_RANK=r and
 // FACETRAIN_FAULT_SIGNAL_STEP=s make rank r send itself SIGUSR1 right after step s, so a stop lands on an exact
 // step (the last of an epoch, the final one) instead of wherever a signal from outside happens to arrive.
@@ -318,6 +331,13 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
   });
   ShardLoader& loader = *loader_holder;
   log_all(describe(ctx));  // one placement line per rank, once the inputs are known to be good
+  // Every collective from here on goes into this rank's flight ring (RUN_DIR/flight/rank-R.ring), on disk
+  // whatever ends the process, for `facetrain doctor`. Diagnostics only: a rank that cannot write it trains on.
+  try {
+    flight_recorder_open((run_dir / "flight").string(), ctx.rank, ctx.world_size);
+  } catch (const UserError& e) {
+    log_all(std::string("flight recorder off: ") + e.what());
+  }
 
   // The epoch is counted in images of its order (all ranks together), so a run resumes on any number of
   // ranks where it stopped: the images left are those no rank has seen yet (datastore/loader.h).
@@ -386,6 +406,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
     bool epoch_done = false;
     while (pos.step < total_steps) {
       maybe_stall_for_fault_test(ctx.rank, pos.step + 1);
+      maybe_die_for_fault_test(ctx.rank, pos.step + 1);
       // 1. load (a whole optimizer step's micro-batches; an epoch ends on a step boundary)
       const auto t0 = Clock::now();
       bool have = true;

@@ -36,6 +36,9 @@ int eval_morph_command(int argc, char** argv, ProcessContext& ctx);      // late
 int eval_samples_command(int argc, char** argv, ProcessContext& ctx);    // DCGAN sample grids, interpolations
 int eval_report_command(int argc, char** argv, ProcessContext& ctx);     // one self-contained HTML report
 
+// facetrain doctor RUN_DIR: where the ranks diverged, from their collective flight records (one process).
+int doctor_command(int argc, char** argv);
+
 // --- benchmarks: figures for the README, never pass/fail ---
 // facetrain bench loader FILE: images/s of raw reads, normalized and augmented batches, beside memcpy.
 int bench_loader_command(int argc, char** argv);

@@ -1,0 +1,25 @@
+// `facetrain doctor RUN_DIR`: reads every rank's collective flight ring (RUN_DIR/flight/rank-R.ring, written
+// as the job runs: comm/flight_recorder.h) and says where the ranks diverged — the first collective not
+// every rank completed, who was in it, and each missing rank's last collective. Works on a running job, a
+// hung one and a dead one alike. One process, no MPI.
+#include <cstdio>
+#include <filesystem>
+
+#include "comm/flight_recorder.h"
+#include "core/error.h"
+#include "launcher/commands/commands.h"
+#include "launcher/flags.h"
+
+namespace facetrain {
+
+int doctor_command(int argc, char** argv) {
+  CommandLine cli(argv[0], "Say where the ranks of a run diverged, from their collective flight records.");
+  cli.positional("run", "the run directory (logging.run_dir), or its flight/ folder");
+  if (!cli.parse(argc, argv)) return 0;
+  const std::filesystem::path run = cli.get("run");
+  const std::filesystem::path flight = std::filesystem::is_directory(run / "flight") ? run / "flight" : run;
+  for (const std::string& line : diagnose_flight(read_flight_records(flight.string()))) std::printf("%s\n", line.c_str());
+  return 0;
+}
+
+}  // namespace facetrain

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The collective flight recorder on 3 ranks (RUN_DIR/flight/rank-R.ring, `facetrain doctor`):
+#  - a hung rank (rank 1 stops before step 6; collective timeout 3 s): the aborting ranks print the diagnosis
+#    and `facetrain doctor RUN_DIR` names the first collective the ranks diverged at (the gradient all-reduce
+#    of step 6), ranks 0 and 2 in it, rank 1 not, and rank 1's last collective (step 5);
+#  - a killed rank (rank 1 SIGKILLed before step 6): the same diagnosis from the rings the dead rank left;
+#  - a healthy run: no divergence; a folder without rings: one line, exit 2.
+# Usage: flight_recorder.sh FACETRAIN_BINARY
+source "$(dirname "$0")/../../lib/bad_input.sh" "$1" 1
+set -e
+mpirun_=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 3)
+"$ft" synth --output "$work/s.h5" --count 400 --size 16 --seed 3 --quiet
+cat > "$work/a.pbtxt" <<CFG
+model { vit { patch_size: 4 width: 16 depth: 1 heads: 2 mlp_ratio: 2 } }
+data { store: "$work/s.h5" batch_size: 8 val_split: "" }
+schedule { max_steps: 100000 }
+distributed { collective_timeout_s: 3 }
+logging { run_dir: "$work/unused" }
+CFG
+expect_diagnosis() {  # expect_diagnosis NAME TEXT: rank 1 missing from step 6's gradient all-reduce
+  grep -Eq "^first divergence: gradient #[0-9]+ 'allreduce of gradient bucket 1 of 1 .*' at step 6: ranks 0, 2 entered it and never saw it complete; rank 1 never reached it$" <<<"$2" ||
+    { echo "$2"; echo "FAIL: $1: no divergence at step 6 naming ranks 0, 2 in it and rank 1 not"; exit 1; }
+  grep -Eq "^  rank 1's last collective: gradient #[0-9]+ .* at step 5, completed" <<<"$2" ||
+    { echo "$2"; echo "FAIL: $1: rank 1's last collective (step 5) not named"; exit 1; }
+  echo "ok   $1: $(grep '^first divergence' <<<"$2" | cut -c1-150)..."
+}
+
+# 1. Hung rank: the watchdog aborts; the aborting ranks print the diagnosis; doctor repeats it.
+set +e
+FACETRAIN_FAULT_STALL_RANK=1 FACETRAIN_FAULT_STALL_STEP=6 timeout 120 "${mpirun_[@]}" "$ft" train --config "$work/a.pbtxt" \
+  --threads 1 --quiet --set logging.run_dir="$work/hung" > "$work/hung.log" 2>&1
+code=$?
+set -e
+[[ $code -ne 0 && $code -ne 124 ]] || { cat "$work/hung.log"; echo "FAIL: hung run exit $code"; exit 1; }
+grep -q "^\[rank [02]\] flight recorder: first divergence: gradient .* at step 6: .*rank 1 never reached it" "$work/hung.log" ||
+  { cat "$work/hung.log"; echo "FAIL: no flight-recorder diagnosis printed at the abort"; exit 1; }
+expect_diagnosis "hung rank, doctor" "$("$ft" doctor "$work/hung")"
+
+# 2. Killed rank.
+set +e
+FACETRAIN_FAULT_KILL_RANK=1 FACETRAIN_FAULT_KILL_STEP=6 timeout 120 "${mpirun_[@]}" "$ft" train --config "$work/a.pbtxt" \
+  --threads 1 --quiet --set logging.run_dir="$work/killed" > "$work/killed.log" 2>&1
+code=$?
+set -e
+[[ $code -ne 0 && $code -ne 124 ]] || { cat "$work/killed.log"; echo "FAIL: killed run exit $code"; exit 1; }
+grep -q "rank 1 dies (SIGKILL) before step 6" "$work/killed.log" || { cat "$work/killed.log"; echo "FAIL: no kill"; exit 1; }
+expect_diagnosis "killed rank, doctor" "$("$ft" doctor "$work/killed")"
+
+# 3. A healthy run, and a folder with no rings.
+"${mpirun_[@]}" "$ft" train --config "$work/a.pbtxt" --threads 1 --quiet --set logging.run_dir="$work/ok" \
+  --set schedule.max_steps=5 > "$work/ok.log" 2>&1 || { cat "$work/ok.log"; echo "FAIL: healthy run"; exit 1; }
+healthy=$("$ft" doctor "$work/ok")
+grep -q "^3 rank(s) of 3, [0-9]* collective records; no divergence" <<<"$healthy" ||
+  { echo "$healthy"; echo "FAIL: a healthy run is not 'no divergence'"; exit 1; }
+echo "ok   healthy run: $(head -1 <<<"$healthy")"
+mkdir -p "$work/empty"
+set +e
+expect doctor-no-rings "empty.*no rank-\*\.ring files" -- "$ft" doctor "$work/empty"
+exit $fail
