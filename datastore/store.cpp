@@ -12,7 +12,9 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <numeric>
+#include <optional>
 
 #include "core/error.h"
 #include "datastore/hdf5_check.h"
@@ -99,15 +101,176 @@ void write_strings(hid_t file, const char* name, const std::vector<std::string>&
   FT_H5_CHECK(H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), name);
 }
 
+// The most a filtered (compressed) dataset may expand: deflate's limit is 1032:1.
+constexpr uint64_t kMaxFilterExpansion = 1032;
+
+// A damaged or hostile header can claim any number of elements: before a read allocates for them, they must fit
+// in the bytes the dataset has in the file (no more than the file itself; times kMaxFilterExpansion when
+// filtered). Throws std::runtime_error, which StoreReader reports as a damaged store.
+// `items`: values of `type` per element (an image's H*W*C).
+void check_stored(hid_t dset, hid_t type, uint64_t elements, uint64_t file_bytes, const char* name, uint64_t items = 1) {
+  if (elements == 0) return;
+  H5Id dcpl(FT_H5_CHECK(H5Dget_create_plist(dset), name));
+  const bool filtered = FT_H5_CHECK(H5Pget_nfilters(dcpl), name) > 0;
+  const uint64_t stored = std::min<uint64_t>(H5Dget_storage_size(dset), file_bytes);
+  const uint64_t element_bytes = std::max<uint64_t>(H5Tget_size(type), 1) * items;
+  if (elements > stored * (filtered ? kMaxFilterExpansion : 1) / element_bytes)
+    throw std::runtime_error(std::string("/") + name + " claims " + std::to_string(elements) + " elements of " +
+                             std::to_string(element_bytes) + " bytes but holds " + std::to_string(stored) +
+                             " bytes in the file");
+}
+
+void check_attr_fits(uint64_t elements, size_t element_bytes, uint64_t file_bytes, const char* name) {
+  if (elements > file_bytes / std::max<size_t>(element_bytes, 1))
+    throw std::runtime_error(std::string("attribute ") + name + " claims " + std::to_string(elements) + " x " +
+                             std::to_string(element_bytes) + " bytes, more than the file holds");
+}
+
+// The raw bytes of a store, for the checks HDF5 1.10 does not make before it trusts them (below).
+struct RawFile {
+  int fd = -1;
+  uint64_t bytes = 0;
+  RawFile(const std::string& path, uint64_t file_bytes) : fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), bytes(file_bytes) {
+    if (fd < 0) throw std::runtime_error("cannot open: " + std::string(std::strerror(errno)));
+  }
+  ~RawFile() { ::close(fd); }
+  RawFile(const RawFile&) = delete;
+  RawFile& operator=(const RawFile&) = delete;
+  bool read(uint64_t offset, void* out, size_t n) const {
+    return offset <= bytes && n <= bytes - offset && ::pread(fd, out, n, static_cast<off_t>(offset)) == static_cast<ssize_t>(n);
+  }
+};
+
+uint64_t get_le(const uint8_t* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= uint64_t{p[i]} << (8 * i);
+  return v;
+}
+
+// A global heap collection (where variable-length strings live) as HDF5 1.10 walks it when it loads one
+// (H5HG__cache_heap_deserialize): its objects, index -> size. HDF5 sizes its buffers from the collection size
+// (one below the 4096-byte minimum underflows into a 6 GB allocation), loops forever on a free-space object of
+// size 0 before the end and runs off its buffer on an object larger than the collection: those throw. nullopt
+// when `at` holds no collection (HDF5 then fails cleanly). 8-byte lengths, as StoreWriter and h5py write.
+std::optional<std::map<uint64_t, uint64_t>> global_heap_objects(const RawFile& raw, uint64_t at) {
+  uint8_t header[16];  // "GCOL", version 1, 3 reserved, collection size
+  if (!raw.read(at, header, sizeof(header)) || std::memcmp(header, "GCOL", 4) != 0 || header[4] != 1) return std::nullopt;
+  const uint64_t size = get_le(header + 8, 8);
+  if (size < 4096 || size > raw.bytes - at)
+    throw std::runtime_error("global heap at byte " + std::to_string(at) + " is damaged (" + std::to_string(size) +
+                             " bytes)");
+  std::map<uint64_t, uint64_t> objects;
+  for (uint64_t p = sizeof(header); p + 16 <= size;) {  // less than an object header left: free space
+    uint8_t object[16];  // index, references, reserved, size
+    if (!raw.read(at + p, object, sizeof(object))) return std::nullopt;
+    const uint64_t index = get_le(object, 2), object_size = get_le(object + 8, 8);
+    const uint64_t need = index > 0 ? (object_size > size ? size + 1 : 16 + (object_size + 7) / 8 * 8) : object_size;
+    if (need == 0 || need > size - p)
+      throw std::runtime_error("global heap at byte " + std::to_string(at) + " is damaged (object " +
+                               std::to_string(index) + " of " + std::to_string(object_size) + " bytes)");
+    if (index > 0) objects[index] = object_size;
+    p += need;
+  }
+  return objects;
+}
+
+// HDF5 1.10 trusts a variable-length string's reference (H5T__conv_vlen, H5HG_read): it allocates the buffer
+// from the stored length (up to 4 GiB) and indexes the heap collection's objects with the stored index, unchecked.
+// So a dataset's references are checked in its raw data first: contiguous (as StoreWriter and h5py write
+// strings), each a uint32 length, the collection's address and a uint32 object index; the object must exist and
+// fit the length.
+void check_vlen_references(hid_t file, hid_t dset, size_t n, const RawFile& raw, const char* name) {
+  H5Id dcpl(FT_H5_CHECK(H5Dget_create_plist(dset), name));
+  const haddr_t offset = H5Dget_offset(dset);
+  if (H5Pget_layout(dcpl) != H5D_CONTIGUOUS || offset == HADDR_UNDEF)
+    throw std::runtime_error(std::string("/") + name + " is not a contiguous dataset of strings");
+  H5Id fcpl(FT_H5_CHECK(H5Fget_create_plist(file), name));
+  size_t address_bytes = 0, length_bytes = 0;
+  FT_H5_CHECK(H5Pget_sizes(fcpl, &address_bytes, &length_bytes), name);
+  if (address_bytes != 8 || length_bytes != 8) throw std::runtime_error("not 8-byte file addresses");
+  const uint64_t element_bytes = 16;
+  std::vector<uint8_t> data(n > raw.bytes / element_bytes ? 0 : n * element_bytes);
+  if (n > raw.bytes / element_bytes || !raw.read(offset, data.data(), data.size()))
+    throw std::runtime_error(std::string("/") + name + " claims more strings than the file holds");
+  std::map<uint64_t, std::optional<std::map<uint64_t, uint64_t>>> heaps;
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* p = data.data() + i * element_bytes;
+    const uint64_t length = get_le(p, 4), address = get_le(p + 4, 8), index = get_le(p + 12, 4);
+    if (address == 0 && length == 0) continue;  // a null string: no heap object
+    auto it = heaps.find(address);
+    if (it == heaps.end()) it = heaps.emplace(address, global_heap_objects(raw, address)).first;
+    const auto object = it->second ? it->second->find(index) : decltype(it->second->find(index)){};
+    if (!it->second || object == it->second->end() || object->second > length || length > raw.bytes)
+      throw std::runtime_error(std::string("/") + name + "[" + std::to_string(i) + "] refers to a heap object (" +
+                               std::to_string(length) + " bytes, index " + std::to_string(index) + " at byte " +
+                               std::to_string(address) + ") the file does not hold");
+  }
+}
+
+// Every global heap collection in the file (a "GCOL" signature) outside /images' data (`skip`: pixels, never
+// metadata) is walked as HDF5 would walk it (global_heap_objects throws on one it would hang or crash on):
+// string attributes point into them from object headers, out of reach of check_vlen_references. Costs one read
+// of the non-image bytes of the file. (A file crafted to lay an image chunk over a collection hides that
+// collection from this scan; a damaged one does not.)
+void check_global_heaps(const RawFile& raw, std::vector<std::pair<uint64_t, uint64_t>> skip) {
+  for (auto& [first, size] : skip) size = first < raw.bytes ? std::min(size, raw.bytes - first) : 0;
+  std::sort(skip.begin(), skip.end());
+  std::vector<char> block(size_t{1} << 20);
+  uint64_t offset = 0;
+  size_t next_skip = 0;
+  while (offset < raw.bytes) {
+    while (next_skip < skip.size() && skip[next_skip].first + skip[next_skip].second <= offset) ++next_skip;
+    if (next_skip < skip.size() && skip[next_skip].first <= offset) {
+      offset = skip[next_skip].first + skip[next_skip].second;
+      continue;
+    }
+    uint64_t end = std::min<uint64_t>(raw.bytes, offset + block.size());
+    if (next_skip < skip.size()) end = std::min<uint64_t>(end, skip[next_skip].first);
+    const size_t n = static_cast<size_t>(end - offset);
+    if (!raw.read(offset, block.data(), n)) throw std::runtime_error("cannot read byte " + std::to_string(offset));
+    for (const char* hit = block.data();
+         (hit = static_cast<const char*>(::memmem(hit, block.data() + n - hit, "GCOL", 4))) != nullptr; ++hit)
+      global_heap_objects(raw, offset + static_cast<uint64_t>(hit - block.data()));
+    // Blocks overlap by 3 bytes so that a signature across a block boundary is found.
+    offset = end >= raw.bytes || n <= 3 ? end : end - 3;
+  }
+}
+
+// The file ranges of /images' data (contiguous, or each allocated chunk), which hold pixels, never metadata.
+std::vector<std::pair<uint64_t, uint64_t>> image_data_ranges(hid_t images) {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  H5Id dcpl(FT_H5_CHECK(H5Dget_create_plist(images), "images"));
+  const H5D_layout_t layout = H5Pget_layout(dcpl);
+  if (layout == H5D_CONTIGUOUS) {
+    const haddr_t offset = H5Dget_offset(images);
+    if (offset != HADDR_UNDEF) ranges.emplace_back(offset, H5Dget_storage_size(images));
+  } else if (layout == H5D_CHUNKED) {
+    hsize_t chunks = 0;
+    if (H5Dget_num_chunks(images, H5S_ALL, &chunks) >= 0) {
+      for (hsize_t i = 0; i < chunks; ++i) {
+        haddr_t address = HADDR_UNDEF;
+        hsize_t size = 0;
+        if (H5Dget_chunk_info(images, H5S_ALL, i, nullptr, nullptr, &address, &size) < 0) break;
+        if (address != HADDR_UNDEF) ranges.emplace_back(address, size);
+      }
+    }
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return ranges;
+}
+
 bool has_attr(hid_t obj, const char* name) { return FT_H5_CHECK(H5Aexists(obj, name), name) > 0; }
 
 bool has_link(hid_t file, const char* name) { return FT_H5_CHECK(H5Lexists(file, name, H5P_DEFAULT), name) > 0; }
 
 // Reads a scalar string attribute, variable- or fixed-length.
-std::string read_attr_string(hid_t obj, const char* name) {
+std::string read_attr_string(hid_t obj, const char* name, uint64_t file_bytes) {
   H5Id attr(FT_H5_CHECK(H5Aopen(obj, name, H5P_DEFAULT), name));
   H5Id type(FT_H5_CHECK(H5Aget_type(attr), name));
   FT_CHECK(H5Tget_class(type) == H5T_STRING, "attribute " << name << " is not a string");
+  H5Id space(FT_H5_CHECK(H5Aget_space(attr), name));
+  if (FT_H5_CHECK(H5Sget_simple_extent_npoints(space), name) != 1)
+    throw std::runtime_error(std::string("attribute ") + name + " is not one string");
   if (FT_H5_CHECK(H5Tis_variable_str(type), name) > 0) {
     H5Id mem = vlen_string_type();
     char* ptr = nullptr;
@@ -117,6 +280,7 @@ std::string read_attr_string(hid_t obj, const char* name) {
     return s;
   }
   size_t size = H5Tget_size(type);
+  check_attr_fits(1, size, file_bytes, name);
   std::string s(size, '\0');
   FT_H5_CHECK(H5Aread(attr, type, s.data()), name);
   return s.substr(0, s.find('\0'));
@@ -124,40 +288,58 @@ std::string read_attr_string(hid_t obj, const char* name) {
 
 int64_t read_attr_int(hid_t obj, const char* name) {
   H5Id attr(FT_H5_CHECK(H5Aopen(obj, name, H5P_DEFAULT), name));
+  H5Id space(FT_H5_CHECK(H5Aget_space(attr), name));
+  if (FT_H5_CHECK(H5Sget_simple_extent_npoints(space), name) != 1)
+    throw std::runtime_error(std::string("attribute ") + name + " is not one integer");
   int64_t v = 0;
   FT_H5_CHECK(H5Aread(attr, H5T_NATIVE_INT64, &v), name);
   return v;
 }
 
 template <typename T>
-std::vector<T> read_attr_array(hid_t obj, const char* name, hid_t mem_type) {
+std::vector<T> read_attr_array(hid_t obj, const char* name, hid_t mem_type, uint64_t file_bytes) {
   if (!has_attr(obj, name)) return {};
   H5Id attr(FT_H5_CHECK(H5Aopen(obj, name, H5P_DEFAULT), name));
   H5Id space(FT_H5_CHECK(H5Aget_space(attr), name));
   hssize_t n = FT_H5_CHECK(H5Sget_simple_extent_npoints(space), name);
+  H5Id type(FT_H5_CHECK(H5Aget_type(attr), name));
+  check_attr_fits(static_cast<uint64_t>(n), H5Tget_size(type), file_bytes, name);
   std::vector<T> v(static_cast<size_t>(n));
   if (n > 0) FT_H5_CHECK(H5Aread(attr, mem_type, v.data()), name);
   return v;
 }
 
 template <typename T>
-std::vector<T> read_dataset(hid_t file, const char* name, hid_t mem_type) {
+std::vector<T> read_dataset(hid_t file, const char* name, hid_t mem_type, int64_t expected, uint64_t file_bytes) {
   H5Id dset(FT_H5_CHECK(H5Dopen2(file, name, H5P_DEFAULT), std::string("store has no dataset ") + name));
   H5Id space(FT_H5_CHECK(H5Dget_space(dset), name));
   hssize_t n = FT_H5_CHECK(H5Sget_simple_extent_npoints(space), name);
+  if (n != expected)
+    throw std::runtime_error(std::string("/") + name + " has " + std::to_string(n) + " entries where " +
+                             std::to_string(expected) + " were expected");
+  H5Id type(FT_H5_CHECK(H5Dget_type(dset), name));
+  check_stored(dset, type, static_cast<uint64_t>(n), file_bytes, name);
   std::vector<T> v(static_cast<size_t>(n));
   if (n > 0) FT_H5_CHECK(H5Dread(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), name);
   return v;
 }
 
-std::vector<std::string> read_strings(hid_t file, const char* name) {
+// expected < 0: any number of strings.
+std::vector<std::string> read_strings(hid_t file, const char* name, int64_t expected, const std::string& path,
+                                      uint64_t file_bytes) {
   H5Id dset(FT_H5_CHECK(H5Dopen2(file, name, H5P_DEFAULT), std::string("store has no dataset ") + name));
   H5Id space(FT_H5_CHECK(H5Dget_space(dset), name));
   H5Id type(FT_H5_CHECK(H5Dget_type(dset), name));
   const size_t n = static_cast<size_t>(FT_H5_CHECK(H5Sget_simple_extent_npoints(space), name));
+  if (expected >= 0 && n != static_cast<size_t>(expected))
+    throw std::runtime_error(std::string("/") + name + " has " + std::to_string(n) + " entries where " +
+                             std::to_string(expected) + " were expected");
+  if (H5Tget_class(type) != H5T_STRING) throw std::runtime_error(std::string("/") + name + " is not strings");
+  check_stored(dset, type, n, file_bytes, name);
   std::vector<std::string> out(n);
   if (n == 0) return out;
   if (FT_H5_CHECK(H5Tis_variable_str(type), name) > 0) {
+    check_vlen_references(file, dset, n, RawFile(path, file_bytes), name);
     H5Id mem = vlen_string_type();
     std::vector<char*> ptrs(n, nullptr);
     FT_H5_CHECK(H5Dread(dset, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), name);
@@ -453,8 +635,25 @@ StoreLayout layout_of(const StoreInfo& info) {
 
 // ---- StoreReader ------------------------------------------------------------------------------------
 
+// Reading a store turns every failure the file can cause (a failed HDF5 call, a size that does not add up, a
+// short pread: std::runtime_error) into one UserError naming the store: a damaged or hostile file is the user's
+// to replace, not a facetrain bug. UserErrors pass unchanged.
+namespace {
+template <typename F>
+auto reading(const std::string& path, F&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const UserError&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    throw UserError("store " + path + " is damaged: " + e.what());
+  }
+}
+}  // namespace
+
 struct StoreReader::Impl {
   std::string path;
+  uint64_t file_bytes = 0;  // bounds every allocation a header asks for
   StoreInfo info;
   H5Id file, images;
   int64_t image_bytes = 0, chunk_images = 0;
@@ -547,7 +746,8 @@ struct StoreReader::Impl {
   }
 };
 
-StoreReader::StoreReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+// A function-try-block: whatever the file makes fail on the way becomes one UserError (reading() above).
+StoreReader::StoreReader(const std::string& path) try : impl_(std::make_unique<Impl>()) {
   hdf5_quiet();
   auto& m = *impl_;
   m.path = path;
@@ -556,6 +756,7 @@ StoreReader::StoreReader(const std::string& path) : impl_(std::make_unique<Impl>
   const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
   H5Eclear2(H5E_DEFAULT);
   FT_USER_CHECK(is_hdf5 > 0, "store " << path << " is not an HDF5 file (is it a partial or foreign file?)");
+  m.file_bytes = fs::file_size(path);
   // A small chunk cache would hold whole 768 KiB chunks for one 12 KiB image of a shuffled batch; with the
   // cache off HDF5 reads only the selected bytes of uncompressed chunks.
   // No file locking: read-only readers need none, and flock fails on many cluster file systems (NFS, Lustre:
@@ -571,7 +772,16 @@ StoreReader::StoreReader(const std::string& path) : impl_(std::make_unique<Impl>
                                       "the writer died: h5clear -s " << path << ")");
     throw UserError("store " + path + " cannot be opened by HDF5 (truncated or damaged?)");
   }
-  FT_USER_CHECK(has_attr(m.file, "format") && read_attr_string(m.file, "format") == kFormatName,
+  {
+    std::vector<std::pair<uint64_t, uint64_t>> pixels;
+    if (has_link(m.file, "images")) {
+      H5Id images(H5Dopen2(m.file, "images", H5P_DEFAULT));
+      if (images.valid()) pixels = image_data_ranges(images);
+      H5Eclear2(H5E_DEFAULT);
+    }
+    check_global_heaps(RawFile(path, m.file_bytes), std::move(pixels));
+  }
+  FT_USER_CHECK(has_attr(m.file, "format") && read_attr_string(m.file, "format", m.file_bytes) == kFormatName,
                 "store " << path << " is an HDF5 file but not a facetrain store (no root attribute format = '"
                          << kFormatName << "'); create one with facetrain ingest or synth");
   const int64_t version = read_attr_int(m.file, "format_version");
@@ -591,6 +801,15 @@ StoreReader::StoreReader(const std::string& path) : impl_(std::make_unique<Impl>
   FT_USER_CHECK(H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 1,
                 "store " << path << ": /images is not uint8");
 
+  // Every image dimension fits an int, and the images fit in the file (compression aside): no reader allocates
+  // for images a header merely claims.
+  const hsize_t kMaxSide = 1 << 16;
+  FT_USER_CHECK(dims[1] >= 1 && dims[1] <= kMaxSide && dims[2] >= 1 && dims[2] <= kMaxSide && dims[3] >= 1 &&
+                    dims[3] <= kMaxSide,
+                "store " << path << ": /images has a bad shape [" << dims[0] << ", " << dims[1] << ", " << dims[2]
+                         << ", " << dims[3] << "] (damaged?)");
+  check_stored(m.images, type, dims[0], m.file_bytes, "images", dims[1] * dims[2] * dims[3]);
+
   auto& info = m.info;
   info.count = static_cast<int64_t>(dims[0]);
   info.height = static_cast<int>(dims[1]);
@@ -602,19 +821,25 @@ StoreReader::StoreReader(const std::string& path) : impl_(std::make_unique<Impl>
     hsize_t chunk[4] = {0, 0, 0, 0};
     FT_H5_CHECK(H5Pget_chunk(dcpl, 4, chunk), path);
     m.chunk_images = static_cast<int64_t>(chunk[0]);
+    FT_USER_CHECK(m.chunk_images >= 1, "store " << path << ": /images has chunks of " << chunk[0] << " images");
   } else {
     m.chunk_images = chunk_images_for(m.image_bytes);  // contiguous: pseudo-chunks of the same size
   }
-  info.class_names = read_strings(m.file, "class_names");
-  info.label_source = has_attr(m.file, "label_source") ? read_attr_string(m.file, "label_source") : "";
-  info.mean = read_attr_array<float>(m.file, "mean", H5T_NATIVE_FLOAT);
-  info.std = read_attr_array<float>(m.file, "std", H5T_NATIVE_FLOAT);
-  info.class_counts = read_attr_array<int64_t>(m.file, "class_counts", H5T_NATIVE_INT64);
-  info.class_weights = read_attr_array<float>(m.file, "class_weights", H5T_NATIVE_FLOAT);
-  info.split_counts = read_attr_array<int64_t>(m.file, "split_counts", H5T_NATIVE_INT64);
-  if (has_link(m.file, "attribute_names")) info.attribute_names = read_strings(m.file, "attribute_names");
+  info.class_names = read_strings(m.file, "class_names", -1, path, m.file_bytes);
+  info.label_source = has_attr(m.file, "label_source") ? read_attr_string(m.file, "label_source", m.file_bytes) : "";
+  info.mean = read_attr_array<float>(m.file, "mean", H5T_NATIVE_FLOAT, m.file_bytes);
+  info.std = read_attr_array<float>(m.file, "std", H5T_NATIVE_FLOAT, m.file_bytes);
+  info.class_counts = read_attr_array<int64_t>(m.file, "class_counts", H5T_NATIVE_INT64, m.file_bytes);
+  info.class_weights = read_attr_array<float>(m.file, "class_weights", H5T_NATIVE_FLOAT, m.file_bytes);
+  info.split_counts = read_attr_array<int64_t>(m.file, "split_counts", H5T_NATIVE_INT64, m.file_bytes);
+  if (has_link(m.file, "attribute_names"))
+    info.attribute_names = read_strings(m.file, "attribute_names", -1, path, m.file_bytes);
   info.has_identities = has_link(m.file, "identities");
   m.setup_direct_reads();
+} catch (const UserError&) {
+  throw;
+} catch (const std::runtime_error& e) {
+  throw UserError("store " + path + " is damaged: " + e.what());
 }
 
 StoreReader::~StoreReader() = default;
@@ -628,12 +853,16 @@ void StoreReader::set_direct_reads(bool enabled) { impl_->direct_enabled = enabl
 
 std::vector<int64_t> StoreReader::labels() const {
   hdf5_quiet();
-  return read_dataset<int64_t>(impl_->file, "labels", H5T_NATIVE_INT64);
+  return reading(impl_->path, [&] {
+    return read_dataset<int64_t>(impl_->file, "labels", H5T_NATIVE_INT64, impl_->info.count, impl_->file_bytes);
+  });
 }
 
 std::vector<uint8_t> StoreReader::splits() const {
   hdf5_quiet();
-  return read_dataset<uint8_t>(impl_->file, "split", H5T_NATIVE_UINT8);
+  return reading(impl_->path, [&] {
+    return read_dataset<uint8_t>(impl_->file, "split", H5T_NATIVE_UINT8, impl_->info.count, impl_->file_bytes);
+  });
 }
 
 std::vector<int64_t> StoreReader::split_indices(Split split) const {
@@ -646,19 +875,24 @@ std::vector<int64_t> StoreReader::split_indices(Split split) const {
 
 std::vector<std::string> StoreReader::filenames() const {
   hdf5_quiet();
-  return read_strings(impl_->file, "filenames");
+  return reading(impl_->path,
+                 [&] { return read_strings(impl_->file, "filenames", impl_->info.count, impl_->path, impl_->file_bytes); });
 }
 
 std::vector<int32_t> StoreReader::identities() const {
   hdf5_quiet();
   if (!impl_->info.has_identities) return {};
-  return read_dataset<int32_t>(impl_->file, "identities", H5T_NATIVE_INT32);
+  return reading(impl_->path, [&] {
+    return read_dataset<int32_t>(impl_->file, "identities", H5T_NATIVE_INT32, impl_->info.count, impl_->file_bytes);
+  });
 }
 
 std::vector<int8_t> StoreReader::attributes() const {
   hdf5_quiet();
   if (impl_->info.attribute_names.empty()) return {};
-  return read_dataset<int8_t>(impl_->file, "attributes", H5T_NATIVE_INT8);
+  const int64_t n = impl_->info.count * static_cast<int64_t>(impl_->info.attribute_names.size());
+  return reading(impl_->path,
+                 [&] { return read_dataset<int8_t>(impl_->file, "attributes", H5T_NATIVE_INT8, n, impl_->file_bytes); });
 }
 
 void StoreReader::read_range(int64_t begin, int64_t end, uint8_t* out) {
@@ -666,24 +900,26 @@ void StoreReader::read_range(int64_t begin, int64_t end, uint8_t* out) {
   FT_CHECK(begin >= 0 && begin <= end && end <= m.info.count,
            "range [" << begin << ", " << end << ") outside [0, " << m.info.count << ") of " << m.path);
   if (begin == end) return;
-  if (m.direct_enabled) {
-    // One pread per chunk touched (chunks are not guaranteed adjacent in the file).
-    for (int64_t i = begin; i < end;) {
-      const int64_t chunk_end = std::min(end, (i / m.chunk_images + 1) * m.chunk_images);
-      m.pread_all(out + (i - begin) * m.image_bytes, (chunk_end - i) * m.image_bytes, m.image_offset(i));
-      i = chunk_end;
+  reading(m.path, [&] {
+    if (m.direct_enabled) {
+      // One pread per chunk touched (chunks are not guaranteed adjacent in the file).
+      for (int64_t i = begin; i < end;) {
+        const int64_t chunk_end = std::min(end, (i / m.chunk_images + 1) * m.chunk_images);
+        m.pread_all(out + (i - begin) * m.image_bytes, (chunk_end - i) * m.image_bytes, m.image_offset(i));
+        i = chunk_end;
+      }
+      return;
     }
-    return;
-  }
-  hdf5_quiet();
-  hsize_t start[4] = {static_cast<hsize_t>(begin), 0, 0, 0};
-  hsize_t count[4] = {static_cast<hsize_t>(end - begin), static_cast<hsize_t>(m.info.height),
-                      static_cast<hsize_t>(m.info.width), static_cast<hsize_t>(m.info.channels)};
-  H5Id file_space(FT_H5_CHECK(H5Dget_space(m.images), m.path));
-  FT_H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, count, nullptr), m.path);
-  H5Id mem_space(FT_H5_CHECK(H5Screate_simple(4, count, nullptr), m.path));
-  FT_H5_CHECK(H5Dread(m.images, H5T_NATIVE_UINT8, mem_space, file_space, H5P_DEFAULT, out),
-              "is " + m.path + " complete and readable?");
+    hdf5_quiet();
+    hsize_t start[4] = {static_cast<hsize_t>(begin), 0, 0, 0};
+    hsize_t count[4] = {static_cast<hsize_t>(end - begin), static_cast<hsize_t>(m.info.height),
+                        static_cast<hsize_t>(m.info.width), static_cast<hsize_t>(m.info.channels)};
+    H5Id file_space(FT_H5_CHECK(H5Dget_space(m.images), m.path));
+    FT_H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, count, nullptr), m.path);
+    H5Id mem_space(FT_H5_CHECK(H5Screate_simple(4, count, nullptr), m.path));
+    FT_H5_CHECK(H5Dread(m.images, H5T_NATIVE_UINT8, mem_space, file_space, H5P_DEFAULT, out),
+                "is " + m.path + " complete and readable?");
+  });
 }
 
 void StoreReader::read_images(const int64_t* indices, int64_t count, uint8_t* out) {
@@ -695,45 +931,46 @@ void StoreReader::read_images(const int64_t* indices, int64_t count, uint8_t* ou
   std::iota(m.order.begin(), m.order.end(), 0);
   std::sort(m.order.begin(), m.order.end(), [&](int64_t a, int64_t b) { return indices[a] < indices[b]; });
   for (int64_t k = 0; k < count; ++k) m.check_index(indices[k]);
-
-  if (m.direct_enabled) {
-    for (int64_t a = 0; a < count;) {
-      // A run: sorted positions whose images are back to back in the file.
-      int64_t b = a + 1;
-      int64_t end_offset = m.image_offset(indices[m.order[a]]) + bytes;
-      while (b < count && m.image_offset(indices[m.order[b]]) == end_offset) {
-        end_offset += bytes;
-        ++b;
+  reading(m.path, [&] {
+    if (m.direct_enabled) {
+      for (int64_t a = 0; a < count;) {
+        // A run: sorted positions whose images are back to back in the file.
+        int64_t b = a + 1;
+        int64_t end_offset = m.image_offset(indices[m.order[a]]) + bytes;
+        while (b < count && m.image_offset(indices[m.order[b]]) == end_offset) {
+          end_offset += bytes;
+          ++b;
+        }
+        const int64_t start_offset = m.image_offset(indices[m.order[a]]);
+        if (b - a == 1) {
+          m.pread_all(out + m.order[a] * bytes, bytes, start_offset);
+        } else {
+          if (static_cast<int64_t>(m.staging.size()) < (b - a) * bytes) m.staging.resize((b - a) * bytes);
+          m.pread_all(m.staging.data(), (b - a) * bytes, start_offset);
+          for (int64_t k = a; k < b; ++k) std::memcpy(out + m.order[k] * bytes, m.staging.data() + (k - a) * bytes, bytes);
+        }
+        a = b;
       }
-      const int64_t start_offset = m.image_offset(indices[m.order[a]]);
-      if (b - a == 1) {
-        m.pread_all(out + m.order[a] * bytes, bytes, start_offset);
-      } else {
-        if (static_cast<int64_t>(m.staging.size()) < (b - a) * bytes) m.staging.resize((b - a) * bytes);
-        m.pread_all(m.staging.data(), (b - a) * bytes, start_offset);
-        for (int64_t k = a; k < b; ++k) std::memcpy(out + m.order[k] * bytes, m.staging.data() + (k - a) * bytes, bytes);
-      }
-      a = b;
+      return;
     }
-    return;
-  }
 
-  hdf5_quiet();
-  std::vector<int64_t> uniq;
-  uniq.reserve(static_cast<size_t>(count));
-  for (int64_t k = 0; k < count; ++k) {
-    const int64_t idx = indices[m.order[k]];
-    if (uniq.empty() || uniq.back() != idx) uniq.push_back(idx);
-  }
-  const auto u = static_cast<int64_t>(uniq.size());
-  if (static_cast<int64_t>(m.staging.size()) < u * bytes) m.staging.resize(u * bytes);
-  m.h5_read_sorted(uniq.data(), u);
-  int64_t j = -1;
-  for (int64_t k = 0; k < count; ++k) {
-    const int64_t idx = indices[m.order[k]];
-    if (j < 0 || uniq[j] != idx) ++j;
-    std::memcpy(out + m.order[k] * bytes, m.staging.data() + j * bytes, bytes);
-  }
+    hdf5_quiet();
+    std::vector<int64_t> uniq;
+    uniq.reserve(static_cast<size_t>(count));
+    for (int64_t k = 0; k < count; ++k) {
+      const int64_t idx = indices[m.order[k]];
+      if (uniq.empty() || uniq.back() != idx) uniq.push_back(idx);
+    }
+    const auto u = static_cast<int64_t>(uniq.size());
+    if (static_cast<int64_t>(m.staging.size()) < u * bytes) m.staging.resize(u * bytes);
+    m.h5_read_sorted(uniq.data(), u);
+    int64_t j = -1;
+    for (int64_t k = 0; k < count; ++k) {
+      const int64_t idx = indices[m.order[k]];
+      if (j < 0 || uniq[j] != idx) ++j;
+      std::memcpy(out + m.order[k] * bytes, m.staging.data() + j * bytes, bytes);
+    }
+  });
 }
 
 }  // namespace facetrain

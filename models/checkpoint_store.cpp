@@ -118,7 +118,12 @@ std::string verify_checkpoint_file(const std::string& path, Checkpoint* out) {
   const uint64_t meta_bytes = get_le(header + 24, 8);
   const uint32_t payload_crc = static_cast<uint32_t>(get_le(header + 32, 4));
   const uint32_t meta_crc = static_cast<uint32_t>(get_le(header + 36, 4));
-  const uint64_t expected = kHeaderBytes + payload_bytes + meta_bytes + sizeof(kEndMarker);
+  // The header's sizes may not wrap around 2^64 when added (a crafted header with a valid CRC).
+  uint64_t expected = 0;
+  if (__builtin_add_overflow(payload_bytes, meta_bytes, &expected) ||
+      __builtin_add_overflow(expected, static_cast<uint64_t>(kHeaderBytes + sizeof(kEndMarker)), &expected)) {
+    return "is corrupt (impossible sizes in its header)";
+  }
   if (size < expected) return "is truncated (" + human_bytes(size) + " of " + human_bytes(expected) + ")";
   if (size > expected) {
     return "is corrupt (" + human_bytes(size - expected) + " after its end at " + human_bytes(expected) + ")";

@@ -4,6 +4,7 @@
 # default) and against the torch wheel's CUDA LibTorch 2.x on CPU (build-torch2/: its CUDA and NCCL code
 # compiled and linked for real). Usage: bash tools/scripts/test.sh [ctest args]
 #   FACETRAIN_TEST_TORCH2=0 skips the second pass (a quick local run; CI always runs both).
+#   FACETRAIN_TEST_FUZZ=0 skips the short fuzz run of the file readers (tools/scripts/fuzz.sh; CI runs it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FACETRAIN_TEST_DEPS=1 bash tools/scripts/install-deps.sh
@@ -13,6 +14,22 @@ start=$SECONDS
 bash tools/scripts/build.sh
 ctest --test-dir build --output-on-failure --timeout 900 "$@"
 echo "test: LibTorch 1.13 (Debian) pass: $((SECONDS - start)) s"
+
+# The readers of untrusted files under libFuzzer (tests/fuzz/README.md): 30 s per harness, the three side by side.
+# A crash fails the suite (its input lands in tests/fuzz/regressions/); no clang/libFuzzer skips with one line.
+if [[ "${FACETRAIN_TEST_FUZZ:-1}" != 0 ]]; then
+  start=$SECONDS
+  fuzz_rc=0
+  # A fixed seed: the suite's run explores the same inputs each time (a new crash shows up in a long run).
+  FACETRAIN_FUZZ_SEED=${FACETRAIN_FUZZ_SEED:-1} bash tools/scripts/fuzz.sh "${FACETRAIN_FUZZ_SECONDS:-30}" || fuzz_rc=$?
+  if ((fuzz_rc == 3)); then
+    echo "test: clang/libFuzzer could not be installed: fuzzing skipped"
+  elif ((fuzz_rc != 0)); then
+    echo "test: fuzzing failed (a crash: see above; its input is in tests/fuzz/regressions/)"
+    exit 1
+  fi
+  echo "test: fuzz pass: $((SECONDS - start)) s"
+fi
 
 if [[ "${FACETRAIN_TEST_TORCH2:-1}" != 0 ]]; then
   start=$SECONDS

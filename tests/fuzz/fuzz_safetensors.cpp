@@ -1,0 +1,20 @@
+// libFuzzer harness of the safetensors reader (readers.h): a malformed input may end in facetrain::UserError only.
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+#include "tests/fuzz/readers.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const std::string scratch = facetrain::fuzz::make_scratch_dir();
+  try {
+    facetrain::fuzz::read_safetensors_input(data, size, scratch);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fuzz_safetensors: not a UserError: %s\n", e.what());
+    std::abort();
+  } catch (...) {
+    std::fprintf(stderr, "fuzz_safetensors: a non-std exception escaped\n");
+    std::abort();
+  }
+  return 0;
+}
