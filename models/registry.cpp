@@ -57,49 +57,45 @@ Normalization run_normalization(const proto::RunConfig& config) {
   return n == "auto" ? Normalization::kMeanStd : parse_normalization(n, "data.normalization");
 }
 
-void resolve_normalization(proto::RunConfig* config, std::string* why) {
+std::string pretrained_normalization(ModelKind kind, const TensorMap& tensors, const SafetensorsMetadata& metadata,
+                                    const std::string& source, std::string* why) {
+  auto recorded = metadata.find("facetrain.config");
+  if (recorded != metadata.end()) {
+    proto::RunConfig run;
+    std::string name = "store";
+    if (google::protobuf::TextFormat::ParseFromString(recorded->second, &run) && run.data().normalization() != "auto") {
+      name = run.data().normalization();
+    }
+    *why = "what the run exported to " + source + " used";
+    return name;
+  }
+  switch (kind) {
+    case ModelKind::kVit:
+      *why = std::string(detect_vit_naming(tensors) == VitNaming::kHuggingFace ? "Hugging Face" : "timm") +
+             " ViT convention of " + source + " (mean = std = 0.5)";
+      return "minus_one_one";
+    case ModelKind::kMobileNetV2:
+      *why = "torchvision convention of " + source + " (ImageNet mean/std)";
+      return "imagenet";
+    case ModelKind::kDcgan:
+    case ModelKind::kVae: break;
+  }
+  return "";
+}
+
+void resolve_normalization(proto::RunConfig* config, const std::string& convention, const std::string& convention_why,
+                           std::string* why) {
   const ModelKind kind = model_kind_of(*config);
   if (config->data().normalization() != "auto") {
     run_normalization(*config);  // checks the name
     *why = "data.normalization";
     return;
   }
-  std::string pretrained, field;
-  switch (kind) {
-    case ModelKind::kVit: pretrained = config->model().vit().pretrained(); field = "model.vit.pretrained"; break;
-    case ModelKind::kMobileNetV2:
-      pretrained = config->model().mobilenet_v2().pretrained();
-      field = "model.mobilenet_v2.pretrained";
-      break;
-    case ModelKind::kDcgan:
-    case ModelKind::kVae: break;
-  }
-  std::string name = is_classifier(kind) ? "store" : normalization_name(model_normalization(kind));
-  *why = is_classifier(kind) ? "the store's train mean/std (data.normalization auto)" : "the model's";
-  if (!pretrained.empty()) {
-    SafetensorsMetadata metadata;
-    TensorMap tensors;
-    try {
-      tensors = read_safetensors(pretrained, &metadata);
-    } catch (const UserError& e) {
-      throw UserError(field + ": " + e.what());
-    }
-    auto recorded = metadata.find("facetrain.config");
-    if (recorded != metadata.end()) {
-      proto::RunConfig source;
-      if (google::protobuf::TextFormat::ParseFromString(recorded->second, &source) &&
-          source.data().normalization() != "auto") {
-        name = source.data().normalization();
-      }
-      *why = "what the run exported to " + pretrained + " used";
-    } else if (kind == ModelKind::kVit) {
-      name = "minus_one_one";
-      *why = std::string(detect_vit_naming(tensors) == VitNaming::kHuggingFace ? "Hugging Face" : "timm") +
-             " ViT convention of " + field + " (mean = std = 0.5)";
-    } else {
-      name = "imagenet";
-      *why = "torchvision convention of " + field + " (ImageNet mean/std)";
-    }
+  std::string name = convention;
+  *why = convention_why;
+  if (name.empty()) {
+    name = is_classifier(kind) ? "store" : normalization_name(model_normalization(kind));
+    *why = is_classifier(kind) ? "the store's train mean/std (data.normalization auto)" : "the model's";
   }
   config->mutable_data()->set_normalization(name);
 }

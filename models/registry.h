@@ -34,10 +34,16 @@ Normalization model_normalization(ModelKind kind);
 // "auto" first: resolve_normalization), the model's own for the generative ones (UserError naming
 // data.normalization when a run sets another).
 Normalization run_normalization(const proto::RunConfig& config);
-// Replaces data.normalization "auto" by a name: the convention of the classifier's pretrained file (a
-// Hugging Face or timm ViT: minus_one_one; torchvision's MobileNetV2: imagenet; a facetrain export: what
-// its run used), else "store". `why` says where it came from, for the log.
-void resolve_normalization(proto::RunConfig* config, std::string* why);
+// The input normalization a pretrained file implies: a facetrain export what its run used, a Hugging Face or
+// timm ViT minus_one_one, torchvision's MobileNetV2 imagenet; "" for kinds without a convention. `source`
+// names the file for `why`, which says where the choice came from, for the log.
+std::string pretrained_normalization(ModelKind kind, const TensorMap& tensors, const SafetensorsMetadata& metadata,
+                                     const std::string& source, std::string* why);
+// Replaces data.normalization "auto" by a name: `convention` (what the task's pretrained file implies:
+// TrainingTask::pretrained_normalization) when not empty, else "store" for classifiers and the model's own
+// for the others. Checks a name the config sets. `why` says where the choice came from, for the log.
+void resolve_normalization(proto::RunConfig* config, const std::string& convention, const std::string& convention_why,
+                           std::string* why);
 // True for kinds that classify images (eval metrics, mine, attention and the report's classifier section).
 bool is_classifier(ModelKind kind);
 

@@ -35,7 +35,9 @@ struct ClassifierModel {
   std::shared_ptr<torch::nn::Module> module;
   std::function<torch::Tensor(const torch::Tensor&)> forward;  // images -> logits
   std::function<ParameterLayers()> layers;
-  std::function<void(const std::string&, LoadReport*)> load_pretrained;  // a safetensors file
+  ModelKind kind = ModelKind::kVit;
+  // A pretrained file's tensors into the model; `source` names the file in errors.
+  std::function<void(const TensorMap&, const std::string&, LoadReport*)> load_pretrained;
   std::string pretrained;                         // model.<name>.pretrained
   bool class_weights = false;
   double label_smoothing = 0;
@@ -51,7 +53,10 @@ ClassifierModel vit_model(const TaskInputs& in) {
   m.module = vit.ptr();
   m.forward = [vit](const torch::Tensor& x) mutable { return vit->forward(x); };
   m.layers = [vit] { return vit_parameter_layers(*vit, vit->options().depth); };
-  m.load_pretrained = [vit](const std::string& path, LoadReport* r) mutable { load_vit_weights(vit, path, r); };
+  m.kind = ModelKind::kVit;
+  m.load_pretrained = [vit](const TensorMap& t, const std::string& source, LoadReport* r) mutable {
+    load_vit_weights(vit, t, r, source);
+  };
   m.pretrained = c.pretrained();
   m.class_weights = c.class_weights();
   m.label_smoothing = c.label_smoothing();
@@ -83,7 +88,10 @@ ClassifierModel mobilenet_v2_model(const TaskInputs& in) {
     }
     return out;
   };
-  m.load_pretrained = [net](const std::string& path, LoadReport* r) mutable { load_mobilenet_v2_weights(net, path, r); };
+  m.kind = ModelKind::kMobileNetV2;
+  m.load_pretrained = [net](const TensorMap& t, const std::string& source, LoadReport* r) mutable {
+    load_mobilenet_v2_weights(net, t, r, source);
+  };
   m.pretrained = c.pretrained();
   m.class_weights = c.class_weights();
   m.label_smoothing = c.label_smoothing();
@@ -104,11 +112,16 @@ class ClassifierTask : public TrainingTask {
     const std::string& pretrained = model_.pretrained;
     const std::string& name = model_.name;
     if (!pretrained.empty()) {
-      // Every rank reads the file (a file missing on one node is one line, in the setup agreement); rank 0's
-      // weights are then broadcast as with any start. One report: loaded, initialised fresh, unused.
+      // Every rank reads the file once (a file missing on one node is one line, in the setup agreement); rank
+      // 0's weights are then broadcast as with any start. One report: loaded, initialised fresh, unused. The
+      // file's input convention is kept for data.normalization "auto".
       LoadReport report;
       try {
-        model_.load_pretrained(pretrained, &report);
+        SafetensorsMetadata metadata;
+        const TensorMap tensors = read_safetensors(pretrained, &metadata);
+        model_.load_pretrained(tensors, pretrained, &report);
+        normalization_ = facetrain::pretrained_normalization(model_.kind, tensors, metadata,
+                                                             "model." + name + ".pretrained", &normalization_why_);
       } catch (const UserError& e) {
         throw UserError("model." + name + ".pretrained: " + e.what());
       }
@@ -133,6 +146,10 @@ class ClassifierTask : public TrainingTask {
     if (!trainable_->apply(epoch)) return;
     parallel_->rebuild_buckets();
     log(model_.name + ": epoch " + std::to_string(epoch) + ": " + trainable_->describe() + "; " + parallel_->describe());
+  }
+  std::string pretrained_normalization(std::string* why) const override {
+    *why = normalization_why_;
+    return normalization_;
   }
   std::string trainable_summary() const override { return trainable_->active() ? trainable_->describe() : ""; }
 
@@ -262,6 +279,7 @@ class ClassifierTask : public TrainingTask {
   std::unique_ptr<TrainablePlan> trainable_;
   std::unique_ptr<DataParallel> parallel_;
   std::unique_ptr<WeightEma> ema_;
+  std::string normalization_, normalization_why_;  // what the pretrained file implies ("" without one)
   torch::Tensor class_weights_, class_weights_cpu_;
 };
 

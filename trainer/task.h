@@ -38,6 +38,12 @@ class TrainingTask {
   // Before each epoch's first step (also the first after a resume): fine-tuning's unfreeze schedule
   // (trainer/trainable.h) takes effect here. Every rank calls it with the same epoch; no collective.
   virtual void start_epoch(int64_t epoch) { (void)epoch; }
+  // The input normalization the task's pretrained file implies (models/registry.h pretrained_normalization),
+  // read when the task loaded it; "" without one. The trainer resolves data.normalization "auto" with it.
+  virtual std::string pretrained_normalization(std::string* why) const {
+    (void)why;
+    return "";
+  }
   // "N of M parameters train (...)" when the run freezes anything, for the run summary; "" otherwise.
   virtual std::string trainable_summary() const { return ""; }
   // (collective) One optimizer step: forward/backward on each micro-batch, gradient sync, step(s) at lr.

@@ -293,7 +293,6 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
   Checkpoint named_checkpoint;
   std::string normalization_source;
   run_setup_on_every_rank(*ctx.comm, [&] {
-    resolve_normalization(&config, &normalization_source);
     if (ctx.rank == 0 && options.resume != "none" && options.resume != "auto") {
       const std::string why = verify_checkpoint_file(options.resume, &named_checkpoint);
       FT_USER_CHECK(why.empty(), "--resume: " << options.resume << " " << why);
@@ -312,6 +311,9 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
     store_info = StoreReader(config.data().store()).info();
     torch::manual_seed(config.data().seed());  // model initialisation (rank 0's is broadcast to all)
     task = make_task(TaskInputs{config, ctx, store_info, run_dir.string(), parallel, *gradient});
+    std::string convention_why;
+    const std::string convention = task->pretrained_normalization(&convention_why);
+    resolve_normalization(&config, convention, convention_why, &normalization_source);  // before the loader
     loader_holder = std::make_unique<ShardLoader>(config.data().store(), loader_options(config, ctx, *task));
     steps_per_epoch = loader_holder->batches_per_epoch() / accumulation;
     FT_USER_CHECK(steps_per_epoch > 0, "data.batch_size: " << config.data().batch_size() << " x " << ctx.world_size
