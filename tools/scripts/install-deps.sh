@@ -14,14 +14,13 @@ packages=(
   dataset-fashion-mnist
 )
 if [[ "${FACETRAIN_TEST_DEPS:-0}" == 1 ]]; then
-  # Cross-checks and end-to-end tests: python3-venv for the test-only PyPI environment below, Debian's
-  # PyTorch/h5py (never a runtime dependency), a real browser
-  # for the HTML report, the Slurm daemons + munge of the one-node test cluster (../shared/slurm-local) and
-  # PMIx so srun --mpi=pmix works there, procps (ps, pgrep) for the fault-injection tests.
-  packages+=(python3-venv python3-torch python3-h5py chromium slurmctld slurmd slurm-client munge libpmix-dev procps)
-  # libFuzzer for tools/scripts/fuzz.sh: clang and its compiler-rt (libclang_rt.fuzzer, asan, ubsan). Installed
-  # on their own below and not fatal: without them the fuzz step of test.sh says so in one line and skips.
-  fuzz_packages=(clang libclang-rt-14-dev)
+  # Cross-checks and end-to-end tests: python3-venv for the test-only PyPI environments, Debian's PyTorch/h5py
+  # (never a runtime dependency), a real browser for the HTML report, the Slurm daemons + munge of the one-node
+  # test cluster (../shared/slurm-local) and PMIx so srun --mpi=pmix works there, procps (ps, pgrep) for the
+  # fault-injection tests, iproute2 (ip netns) for the two-node test, clang and its compiler-rt (libFuzzer,
+  # ASan, UBSan) for the fuzz step of test.sh.
+  packages+=(python3-venv python3-torch python3-h5py chromium slurmctld slurmd slurm-client munge libpmix-dev procps
+             iproute2 clang libclang-rt-14-dev)
 fi
 
 missing=()
@@ -35,18 +34,6 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: all ${#packages[@]} packages present"
-fi
-if [[ "${FACETRAIN_TEST_DEPS:-0}" == 1 ]]; then
-  fuzz_missing=()
-  for p in "${fuzz_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || fuzz_missing+=("$p")
-  done
-  if ((${#fuzz_missing[@]})); then
-    echo "install-deps: installing ${fuzz_missing[*]} (fuzzing, test-only)"
-    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${fuzz_missing[@]}" ||
-      echo "install-deps: could not install ${fuzz_missing[*]}: fuzzing will skip"
-  fi
 fi
 
 # Test-only cross-checks from PyPI, in a project-local environment (never over Debian's Python, never used at
