@@ -29,6 +29,7 @@ on_exit() {
 trap on_exit EXIT
 
 say() { echo "[$TEST_NAME $(date +%H:%M:%S)] $*"; }
+skip() { echo "SKIP ($TEST_NAME): $*"; exit 77; }
 fail() { echo "FAIL ($TEST_NAME): $*"; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -128,4 +129,30 @@ run_reference() {
   "${MPIRUN[@]}" "$BIN" train --config "$WORK/reference.pbtxt" --threads 1 --quiet > "$WORK/reference.log" 2>&1 ||
     { cat "$WORK/reference.log"; fail "the reference run failed"; }
   say "reference run: $1 steps in $(elapsed "$t0") s"
+}
+
+# require_local_slurm: skips the test (exit 77, one line) unless ../shared/slurm-local (or
+# FACETRAIN_SLURM_LOCAL) is there and we are root; sets LOCAL.
+require_local_slurm() {
+  local src=${FACETRAIN_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+  LOCAL=${FACETRAIN_SLURM_LOCAL:-$src/../shared/slurm-local}
+  [ -f "$LOCAL/start-local-slurm.sh" ] || skip "slurm-local not found at $LOCAL (set FACETRAIN_SLURM_LOCAL)"
+  [ "$(id -u)" = 0 ] || skip "slurm-local must run as root"
+}
+
+# start_local_slurm CTLD_PORT SLURMD_PORT: a one-node cluster in $WORK/slurm on ports of its own (a
+# developer's cluster on the default ports is left alone), stopped on exit, its environment in this shell;
+# skips the test where it cannot start.
+start_local_slurm() {
+  export SLURM_LOCAL_CTLD_PORT=${SLURM_LOCAL_CTLD_PORT:-$1} SLURM_LOCAL_SLURMD_PORT=${SLURM_LOCAL_SLURMD_PORT:-$2}
+  chmod 755 "$WORK"  # munged wants every directory above its socket searchable by all (mktemp made it 0700)
+  CLEANUPS+=("bash '$LOCAL/stop-local-slurm.sh' '$WORK/slurm' >/dev/null 2>&1")
+  local t0 env_lines
+  t0=$(now)
+  if ! env_lines=$(bash "$LOCAL/start-local-slurm.sh" "$WORK/slurm" 2> "$WORK/slurm-start.log"); then
+    tail -n 15 "$WORK/slurm-start.log"
+    skip "the local Slurm cluster could not start here (log above)"
+  fi
+  eval "$env_lines"
+  say "slurm-local up in $(elapsed "$t0") s"
 }

@@ -7,23 +7,12 @@
 # Exits 77 (skip) where Slurm cannot start.
 source "$(dirname "$0")/lib.sh"
 
-skip() { echo "SKIP ($TEST_NAME): $*"; exit 77; }
-SRC=${FACETRAIN_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-LOCAL=${FACETRAIN_SLURM_LOCAL:-$SRC/../shared/slurm-local}
-[ -f "$LOCAL/start-local-slurm.sh" ] || skip "slurm-local not found at $LOCAL (set FACETRAIN_SLURM_LOCAL)"
-[ "$(id -u)" = 0 ] || skip "slurm-local must run as root"
+require_local_slurm
 
 STEPS=40
 PREEMPT_AFTER=8
 make_store "$WORK/tiny.h5"
-export SLURM_LOCAL_CTLD_PORT=${SLURM_LOCAL_CTLD_PORT:-6937} SLURM_LOCAL_SLURMD_PORT=${SLURM_LOCAL_SLURMD_PORT:-6938}
-chmod 755 "$WORK"
-CLEANUPS+=("bash '$LOCAL/stop-local-slurm.sh' '$WORK/slurm' >/dev/null 2>&1")
-if ! env_lines=$(bash "$LOCAL/start-local-slurm.sh" "$WORK/slurm" 2> "$WORK/slurm-start.log"); then
-  tail -n 15 "$WORK/slurm-start.log"
-  skip "the local Slurm cluster could not start here (log above)"
-fi
-eval "$env_lines"
+start_local_slurm 6937 6938
 
 write_config "$WORK/tiny.pbtxt" "$WORK/tiny.h5" "$WORK/run" "$STEPS" 5
 cd "$WORK" || exit 1

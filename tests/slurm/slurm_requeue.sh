@@ -7,11 +7,7 @@
 # those of an uninterrupted `mpirun -np 2` run of the same config. Exits 77 (skip) where Slurm cannot start.
 source "$(dirname "$0")/lib.sh"
 
-skip() { echo "SKIP ($TEST_NAME): $*"; exit 77; }
-SRC=${FACETRAIN_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-LOCAL=${FACETRAIN_SLURM_LOCAL:-$SRC/../shared/slurm-local}
-[ -f "$LOCAL/start-local-slurm.sh" ] || skip "slurm-local not found at $LOCAL (set FACETRAIN_SLURM_LOCAL)"
-[ "$(id -u)" = 0 ] || skip "slurm-local must run as root"
+require_local_slurm
 
 STEPS=30
 PREEMPT_AFTER=8
@@ -20,17 +16,8 @@ t_test=$(now)
 # 1. The uninterrupted reference, outside Slurm: mpirun -np 2, one thread per rank (as the job's 1 CPU/task).
 run_reference "$STEPS" 5
 
-# 2. The cluster, on ports of its own so a developer's cluster on the default ports is left alone.
-export SLURM_LOCAL_CTLD_PORT=${SLURM_LOCAL_CTLD_PORT:-6927} SLURM_LOCAL_SLURMD_PORT=${SLURM_LOCAL_SLURMD_PORT:-6928}
-chmod 755 "$WORK"  # munged wants every directory above its socket searchable by all (mktemp made it 0700)
-CLEANUPS+=("bash '$LOCAL/stop-local-slurm.sh' '$WORK/slurm' >/dev/null 2>&1")
-t0=$(now)
-if ! env_lines=$(bash "$LOCAL/start-local-slurm.sh" "$WORK/slurm" 2> "$WORK/slurm-start.log"); then
-  tail -n 15 "$WORK/slurm-start.log"
-  skip "the local Slurm cluster could not start here (log above)"
-fi
-eval "$env_lines"
-say "slurm-local up in $(elapsed "$t0") s"
+# 2. The cluster.
+start_local_slurm 6927 6928
 
 # 3. Submit the real script (CPU variant: no GPUs requested), 2 ranks x 1 CPU.
 write_config "$WORK/tiny.pbtxt" "$WORK/tiny.h5" "$WORK/run" "$STEPS" 5
