@@ -249,20 +249,31 @@ TEST(IngestFolders, TrainValTestLayoutIsThePartition) {
   }
 }
 
+// An IDX source in ROOT: 50 train and 20 t10k random 28x28 images, train labels i % 10, test labels 3i % 10.
+struct IdxSource {
+  std::vector<uint8_t> train, test, train_labels, test_labels;
+};
+
+IdxSource write_idx_source(const fs::path& root) {
+  fs::create_directories(root);
+  IdxSource s{std::vector<uint8_t>(50 * 28 * 28), std::vector<uint8_t>(20 * 28 * 28), std::vector<uint8_t>(50),
+              std::vector<uint8_t>(20)};
+  cv::RNG rng(11);
+  rng.fill(s.train, cv::RNG::UNIFORM, 0, 256);
+  rng.fill(s.test, cv::RNG::UNIFORM, 0, 256);
+  for (int i = 0; i < 50; ++i) s.train_labels[i] = static_cast<uint8_t>(i % 10);
+  for (int i = 0; i < 20; ++i) s.test_labels[i] = static_cast<uint8_t>((i * 3) % 10);
+  testing::write_idx_gz((root / "train-images-idx3-ubyte.gz").string(), {50, 28, 28}, s.train);
+  testing::write_idx_gz((root / "train-labels-idx1-ubyte.gz").string(), {50}, s.train_labels);
+  testing::write_idx_gz((root / "t10k-images-idx3-ubyte.gz").string(), {20, 28, 28}, s.test);
+  testing::write_idx_gz((root / "t10k-labels-idx1-ubyte.gz").string(), {20}, s.test_labels);
+  return s;
+}
+
 TEST(IngestIdx, RoundTripPixelsLabelsAndSplits) {
   TempDir dir;
   const fs::path root = dir.path() / "digits";
-  fs::create_directories(root);
-  cv::RNG rng(11);
-  std::vector<uint8_t> train(50 * 28 * 28), test(20 * 28 * 28), train_labels(50), test_labels(20);
-  rng.fill(train, cv::RNG::UNIFORM, 0, 256);
-  rng.fill(test, cv::RNG::UNIFORM, 0, 256);
-  for (int i = 0; i < 50; ++i) train_labels[i] = static_cast<uint8_t>(i % 10);
-  for (int i = 0; i < 20; ++i) test_labels[i] = static_cast<uint8_t>((i * 3) % 10);
-  testing::write_idx_gz((root / "train-images-idx3-ubyte.gz").string(), {50, 28, 28}, train);
-  testing::write_idx_gz((root / "train-labels-idx1-ubyte.gz").string(), {50}, train_labels);
-  testing::write_idx_gz((root / "t10k-images-idx3-ubyte.gz").string(), {20, 28, 28}, test);
-  testing::write_idx_gz((root / "t10k-labels-idx1-ubyte.gz").string(), {20}, test_labels);
+  const auto [train, test, train_labels, test_labels] = write_idx_source(root);
 
   // Native size, grayscale: exact pixels.
   ASSERT_EQ(ingest_error({"--source", "idx", "--input", root.string(), "--output", dir / "a.h5", "--val-fraction", "0",
@@ -316,14 +327,9 @@ TEST(IngestIdx, RoundTripPixelsLabelsAndSplits) {
 TEST(IngestIdx, DefaultValidationSplitClassSelectionAndTrainLimit) {
   TempDir dir;
   const fs::path root = dir.path() / "digits";
-  fs::create_directories(root);
-  std::vector<uint8_t> train(50 * 28 * 28, 7), test(20 * 28 * 28, 9), train_labels(50), test_labels(20);
-  for (int i = 0; i < 50; ++i) train_labels[i] = static_cast<uint8_t>(i % 10);
-  for (int i = 0; i < 20; ++i) test_labels[i] = static_cast<uint8_t>((i * 3) % 10);
-  testing::write_idx_gz((root / "train-images-idx3-ubyte.gz").string(), {50, 28, 28}, train);
-  testing::write_idx_gz((root / "train-labels-idx1-ubyte.gz").string(), {50}, train_labels);
-  testing::write_idx_gz((root / "t10k-images-idx3-ubyte.gz").string(), {20, 28, 28}, test);
-  testing::write_idx_gz((root / "t10k-labels-idx1-ubyte.gz").string(), {20}, test_labels);
+  const IdxSource source = write_idx_source(root);
+  const auto& train_labels = source.train_labels;
+  const auto& test_labels = source.test_labels;
   // Default: a seeded tenth of each class of the train file is the validation split; t10k is test.
   ASSERT_EQ(ingest_error({"--source", "idx", "--input", root.string(), "--output", dir / "a.h5", "--quiet"}), "");
   EXPECT_EQ(StoreReader(dir / "a.h5").info().split_counts, (std::vector<int64_t>{40, 10, 20}));
