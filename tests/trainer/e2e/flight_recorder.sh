@@ -25,24 +25,23 @@ expect_diagnosis() {  # expect_diagnosis NAME TEXT: rank 1 missing from step 6's
   echo "ok   $1: $(grep '^first divergence' <<<"$2" | cut -c1-150)..."
 }
 
+# failed_run NAME FAULT: the run with rank 1 given FAULT (STALL or KILL) before step 6 must end (not 0, not
+# the 120 s timeout), its log in $work/NAME.log and its run directory $work/NAME.
+failed_run() {
+  local code=0
+  env "FACETRAIN_FAULT_$2_RANK=1" "FACETRAIN_FAULT_$2_STEP=6" timeout 120 "${mpirun_[@]}" "$ft" train \
+    --config "$work/a.pbtxt" --threads 1 --quiet --set logging.run_dir="$work/$1" > "$work/$1.log" 2>&1 || code=$?
+  [[ $code -ne 0 && $code -ne 124 ]] || { cat "$work/$1.log"; echo "FAIL: $1 run exit $code"; exit 1; }
+}
+
 # 1. Hung rank: the watchdog aborts; the aborting ranks print the diagnosis; doctor repeats it.
-set +e
-FACETRAIN_FAULT_STALL_RANK=1 FACETRAIN_FAULT_STALL_STEP=6 timeout 120 "${mpirun_[@]}" "$ft" train --config "$work/a.pbtxt" \
-  --threads 1 --quiet --set logging.run_dir="$work/hung" > "$work/hung.log" 2>&1
-code=$?
-set -e
-[[ $code -ne 0 && $code -ne 124 ]] || { cat "$work/hung.log"; echo "FAIL: hung run exit $code"; exit 1; }
+failed_run hung STALL
 grep -q "^\[rank [02]\] flight recorder: first divergence: gradient .* at step 6: .*rank 1 never reached it" "$work/hung.log" ||
   { cat "$work/hung.log"; echo "FAIL: no flight-recorder diagnosis printed at the abort"; exit 1; }
 expect_diagnosis "hung rank, doctor" "$("$ft" doctor "$work/hung")"
 
 # 2. Killed rank.
-set +e
-FACETRAIN_FAULT_KILL_RANK=1 FACETRAIN_FAULT_KILL_STEP=6 timeout 120 "${mpirun_[@]}" "$ft" train --config "$work/a.pbtxt" \
-  --threads 1 --quiet --set logging.run_dir="$work/killed" > "$work/killed.log" 2>&1
-code=$?
-set -e
-[[ $code -ne 0 && $code -ne 124 ]] || { cat "$work/killed.log"; echo "FAIL: killed run exit $code"; exit 1; }
+failed_run killed KILL
 grep -q "rank 1 dies (SIGKILL) before step 6" "$work/killed.log" || { cat "$work/killed.log"; echo "FAIL: no kill"; exit 1; }
 expect_diagnosis "killed rank, doctor" "$("$ft" doctor "$work/killed")"
 
