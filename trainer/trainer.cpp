@@ -229,38 +229,32 @@ bool resume_from(const std::string& resume, Checkpoint* named, CheckpointStore* 
   return true;
 }
 
-// Fault injection for the watchdog test (tests/slurm): FACETRAIN_FAULT_STALL_RANK=r and
-// FACETRAIN_FAULT_STALL_STEP=s make rank r stop making progress before step s, as a rank stuck in I/O would.
-void maybe_stall_for_fault_test(int rank, int64_t step) {
-  static const char* stall_rank = std::getenv("FACETRAIN_FAULT_STALL_RANK");
-  static const char* stall_step = std::getenv("FACETRAIN_FAULT_STALL_STEP");
-  if (stall_rank == nullptr || stall_step == nullptr) return;
-  if (std::atoi(stall_rank) != rank || std::atoll(stall_step) != step) return;
-  log_all("fault injection: rank " + std::to_string(rank) + " stalls before step " + std::to_string(step));
-  for (;;) std::this_thread::sleep_for(std::chrono::seconds(60));
+// Fault injection for the tests: RANK_VAR=r and STEP_VAR=s in the environment pick the rank and the step.
+bool fault_hits(const char* rank_var, const char* step_var, int rank, int64_t step) {
+  const char* r = std::getenv(rank_var);
+  const char* s = std::getenv(step_var);
+  return r != nullptr && s != nullptr && *r != '\0' && *s != '\0' && std::atoi(r) == rank && std::atoll(s) == step;
 }
 
-// Fault injection for the flight-recorder test (tests/trainer/e2e/flight_recorder.sh):
-// FACETRAIN_FAULT_KILL_RANK=r and FACETRAIN_FAULT_KILL_STEP=s make rank r die by SIGKILL before step s, as a
-// rank the OOM killer takes.
-void maybe_die_for_fault_test(int rank, int64_t step) {
-  static const char* kill_rank = std::getenv("FACETRAIN_FAULT_KILL_RANK");
-  static const char* kill_step = std::getenv("FACETRAIN_FAULT_KILL_STEP");
-  if (kill_rank == nullptr || kill_step == nullptr) return;
-  if (std::atoi(kill_rank) != rank || std::atoll(kill_step) != step) return;
-  log_all("fault injection: rank " + std::to_string(rank) + " dies (SIGKILL) before step " + std::to_string(step));
-  std::raise(SIGKILL);
+// The watchdog tests (tests/slurm, the flight recorder's): rank r stops making progress before step s, as a
+// rank stuck in I/O would (FACETRAIN_FAULT_STALL_*), or dies by SIGKILL there, as one the OOM killer takes
+// (FACETRAIN_FAULT_KILL_*).
+void maybe_fail_for_fault_test(int rank, int64_t step) {
+  if (fault_hits("FACETRAIN_FAULT_STALL_RANK", "FACETRAIN_FAULT_STALL_STEP", rank, step)) {
+    log_all("fault injection: rank " + std::to_string(rank) + " stalls before step " + std::to_string(step));
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(60));
+  }
+  if (fault_hits("FACETRAIN_FAULT_KILL_RANK", "FACETRAIN_FAULT_KILL_STEP", rank, step)) {
+    log_all("fault injection: rank " + std::to_string(rank) + " dies (SIGKILL) before step " + std::to_string(step));
+    std::raise(SIGKILL);
+  }
 }
 
-// Fault injection for the stop tests (tests/trainer/e2e): FACETRAIN_FAULT_SIGNAL_RANK=r and
-// FACETRAIN_FAULT_SIGNAL_STEP=s make rank r send itself SIGUSR1 right after step s, so a stop lands on an exact
-// step (the last of an epoch, the final one) instead of wherever a signal from outside happens to arrive.
+// The stop tests (tests/trainer/e2e): FACETRAIN_FAULT_SIGNAL_* make rank r send itself SIGUSR1 right after
+// step s, so a stop lands on an exact step (the last of an epoch, the final one) instead of wherever a signal
+// from outside happens to arrive.
 void maybe_signal_for_fault_test(int rank, int64_t step) {
-  static const char* signal_rank = std::getenv("FACETRAIN_FAULT_SIGNAL_RANK");
-  static const char* signal_step = std::getenv("FACETRAIN_FAULT_SIGNAL_STEP");
-  if (signal_rank == nullptr || signal_step == nullptr) return;
-  if (std::atoi(signal_rank) != rank || std::atoll(signal_step) != step) return;
-  std::raise(SIGUSR1);
+  if (fault_hits("FACETRAIN_FAULT_SIGNAL_RANK", "FACETRAIN_FAULT_SIGNAL_STEP", rank, step)) std::raise(SIGUSR1);
 }
 
 }  // namespace
@@ -407,8 +401,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
     std::vector<Batch> micro(accumulation);
     bool epoch_done = false;
     while (pos.step < total_steps) {
-      maybe_stall_for_fault_test(ctx.rank, pos.step + 1);
-      maybe_die_for_fault_test(ctx.rank, pos.step + 1);
+      maybe_fail_for_fault_test(ctx.rank, pos.step + 1);
       // 1. load (a whole optimizer step's micro-batches; an epoch ends on a step boundary)
       const auto t0 = Clock::now();
       bool have = true;
