@@ -58,7 +58,7 @@ struct Ring {
   std::mutex mutex;  // begin() from the training thread and autograd's, end() from wherever a wait ends
   Header* header = nullptr;
   Record* records = nullptr;
-  size_t bytes = 0;
+  size_t bytes = 0;  // of the mapping
   std::string directory;
 };
 
@@ -83,7 +83,12 @@ void copy_text(char* dst, size_t size, const std::string& src) {
 void flight_recorder_open(const std::string& directory, int rank, int world_size, int capacity) {
   Ring& r = ring();
   std::lock_guard<std::mutex> lock(r.mutex);
-  FT_CHECK(r.header == nullptr, "the flight recorder is already open in " << r.directory);
+  if (r.header != nullptr) {  // a second run in this process: its own ring from here on
+    ::munmap(r.header, r.bytes);
+    r.header = nullptr;
+    r.records = nullptr;
+    r.directory.clear();
+  }
   std::error_code ec;
   fs::create_directories(directory, ec);
   FT_USER_CHECK(!ec, directory << ": cannot create the flight recorder directory: " << ec.message());

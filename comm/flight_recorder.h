@@ -13,8 +13,9 @@
 namespace facetrain {
 
 // Starts recording into DIRECTORY/rank-<rank>.ring (created; an existing ring of this rank is replaced),
-// keeping the last `capacity` collectives. Until then, and when this fails, nothing is recorded (a run that
-// cannot write its ring still trains: the failure is logged by the caller from the exception).
+// keeping the last `capacity` collectives; a ring opened before (an earlier run in this process) is closed.
+// Until then, and when this fails, nothing is recorded (a run that cannot write its ring still trains: the
+// failure is logged by the caller from the exception).
 void flight_recorder_open(const std::string& directory, int rank, int world_size, int capacity = 1024);
 // The directory of the open ring ("" when none): where the launcher looks on abort.
 std::string flight_recorder_directory();
