@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/stopwatch.h"
 #include "core/log.h"
 #include "comm/comm_internal.h"
 #include "comm/allreduce_bench.h"
@@ -20,14 +21,6 @@
 namespace facetrain {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 // (collective) every rank: element-wise max over ranks (a collective's time is its slowest rank's).
 void max_over_ranks(std::vector<double>& v) {

@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/stopwatch.h"
 #include "datastore/augment.h"
 #include "datastore/loader.h"
 #include "datastore/random.h"
@@ -27,7 +28,6 @@
 namespace facetrain {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 
 double cpu_seconds() {
   rusage u{};
@@ -45,12 +45,7 @@ int usable_cores() {
 struct Measurement {
   std::vector<double> rates;  // images/s per repetition
   double cpu_per_wall = 0;    // cores busy on average (all repetitions)
-  double median() const {
-    std::vector<double> r = rates;
-    std::sort(r.begin(), r.end());
-    const size_t n = r.size();
-    return n % 2 ? r[n / 2] : 0.5 * (r[n / 2 - 1] + r[n / 2]);
-  }
+  double median() const { return facetrain::median(rates); }
 };
 
 // Runs `step` (which processes and returns some images) for `seconds`, `repeats` times, after one
@@ -63,7 +58,7 @@ Measurement measure(const std::function<int64_t()>& step, double seconds, int re
     double elapsed = 0;
     do {
       images += step();
-      elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+      elapsed = seconds_since(t0);
     } while (elapsed < s);
     return images / elapsed;
   };
@@ -71,7 +66,7 @@ Measurement measure(const std::function<int64_t()>& step, double seconds, int re
   const double cpu0 = cpu_seconds();
   const auto t0 = Clock::now();
   for (int r = 0; r < repeats; ++r) m.rates.push_back(run_for(seconds));
-  m.cpu_per_wall = (cpu_seconds() - cpu0) / std::chrono::duration<double>(Clock::now() - t0).count();
+  m.cpu_per_wall = (cpu_seconds() - cpu0) / seconds_since(t0);
   return m;
 }
 

@@ -14,14 +14,6 @@
 #include "trainer/task.h"
 
 namespace facetrain {
-namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-}  // namespace
 
 void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int steps, int warmup,
                     ProcessContext& ctx) {

@@ -133,12 +133,6 @@ class CheckpointWriter {
   std::vector<double> write_seconds_;
 };
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // (collective) Rank 0 serialises the state and hands it to the writer. With `durable` (a stop, the run's
 // end) or without background writes it waits for the file, and every rank waits for rank 0, so no rank
 // exits or races ahead before the checkpoint is on disk.
@@ -270,8 +264,7 @@ double measure_matmul_gflops() {
     c = torch::matmul(a, b);
     rates.push_back(2.0 * 1024 * 1024 * 1024 / seconds_since(t) / 1e9);
   }
-  std::sort(rates.begin(), rates.end());
-  return rates[rates.size() / 2];
+  return median(rates);
 }
 
 int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const TrainOptions& options) {
