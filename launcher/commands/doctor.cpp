@@ -6,7 +6,6 @@
 #include <filesystem>
 
 #include "comm/flight_recorder.h"
-#include "core/error.h"
 #include "launcher/commands/commands.h"
 #include "launcher/flags.h"
 
