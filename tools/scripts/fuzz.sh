@@ -79,11 +79,12 @@ ckpt=$(ls "$work"/run/train/checkpoints/*.ckpt | tail -1)
 # 3. the runs, side by side (each at nice 19; on 2 cores they share the CPUs)
 for r in safetensors store checkpoint; do
   max_len=$(( $(du -b "$work"/seeds/$r/* | sort -n | tail -1 | cut -f1) + 1024 ))
-  ( cd "$work/crashes/$r" && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ASAN_OPTIONS=detect_leaks=0 \
-      nice -n 19 "$root/build-fuzz/bin/fuzz_$r" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
-      -max_len="$max_len" -print_final_stats=1 -close_fd_mask=1 ${FACETRAIN_FUZZ_SEED:+-seed=$FACETRAIN_FUZZ_SEED} \
-      "$work/corpus/$r" "$work/seeds/$r" \
-      > "$work/$r.log" 2>&1 ) &
+  # bash's `time` gives the harness's CPU seconds (side by side on few cores, wall time overstates them)
+  ( cd "$work/crashes/$r" && export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ASAN_OPTIONS=detect_leaks=0 &&
+      TIMEFORMAT='%U %S' && { time nice -n 19 "$root/build-fuzz/bin/fuzz_$r" -max_total_time="$seconds" \
+      -rss_limit_mb=2048 -timeout=10 -max_len="$max_len" -print_final_stats=1 -close_fd_mask=1 \
+      ${FACETRAIN_FUZZ_SEED:+-seed=$FACETRAIN_FUZZ_SEED} "$work/corpus/$r" "$work/seeds/$r" \
+      > "$work/$r.log" 2>&1 ; } 2> "$work/$r.cpu" ) &
 done
 wait || true
 
@@ -100,7 +101,9 @@ for r in safetensors store checkpoint; do
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   corpus=$(ls "$work/corpus/$r" | wc -l)
   crashes=$(ls "$work/crashes/$r" | grep -cE '^(crash|leak|timeout|oom|slow-unit)-' || true)
-  printf 'fuzz: %-11s %10s executions %7s exec/s  corpus %5s  crashes %s\n' "$r" "${execs:-?}" "${rate:-?}" "$corpus" "$crashes"
+  cpu=$(awk '{ printf "%.0f", $1 + $2 }' "$work/$r.cpu" 2>/dev/null || true)
+  printf 'fuzz: %-11s %10s executions %7s exec/s  %6s CPU-s  corpus %5s  crashes %s\n' "$r" "${execs:-?}" \
+    "${rate:-?}" "${cpu:-?}" "$corpus" "$crashes"
   if [[ -z "$execs" ]]; then
     echo "fuzz: $r did not finish its run: $log"; tail -20 "$log"; status=1
   fi
