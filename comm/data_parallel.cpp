@@ -1,6 +1,7 @@
 // DataParallel (see data_parallel.h).
 #include "comm/data_parallel.h"
 
+#include <algorithm>
 #include <sstream>
 #include <utility>
 
@@ -14,7 +15,12 @@ DataParallel::DataParallel(Communicator& comm, torch::nn::Module& module, const 
 
 void DataParallel::rebuild_buckets() {
   buckets_.reset();  // its hooks go before the new buckets attach theirs
-  buckets_ = std::make_unique<GradientBuckets>(comm_, parameters_, options_.bucket_cap_bytes, name_);
+  int64_t synced_bytes = 0;
+  for (const auto& p : parameters_) {
+    if (p.requires_grad()) synced_bytes += p.numel() * p.element_size();
+  }
+  const int64_t first_cap = std::max<int64_t>(1, std::min(options_.first_bucket_cap_bytes, synced_bytes / 4));
+  buckets_ = std::make_unique<GradientBuckets>(comm_, parameters_, options_.bucket_cap_bytes, name_, first_cap);
 }
 
 int64_t DataParallel::bytes_per_step() const {

@@ -17,6 +17,10 @@ namespace facetrain {
 
 struct DataParallelOptions {
   int64_t bucket_cap_bytes = kDefaultBucketCapBytes;  // distributed.bucket_cap_mb
+  // distributed.first_bucket_mb. The first bucket (the last layers' gradients, ready first in backward) is
+  // small so that its all-reduce starts early and overlaps the rest of the backward pass; it is also at most
+  // a quarter of the model's synced bytes, so that a model smaller than one bucket still overlaps.
+  int64_t first_bucket_cap_bytes = kDefaultFirstBucketCapBytes;
 };
 
 class DataParallel {

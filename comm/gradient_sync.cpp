@@ -62,6 +62,8 @@ struct GradientBuckets::State {
   bool sync_enabled = true;
   bool progress_in_hooks = true;
   size_t next_launch = 0;  // buckets launch strictly in order, so every rank issues the same sequence
+  int64_t slots_waiting = 0;  // slots of this step whose gradient has not arrived
+  int64_t overlapped = 0;     // buckets launched this step while slots_waiting > 0
   size_t first_incomplete = 0;  // launched buckets before it have completed (progress from the hooks)
 
   // Makes .grad the bucket view, copying a gradient that autograd put elsewhere (first backward, or after
@@ -83,6 +85,7 @@ struct GradientBuckets::State {
   void mark_ready(Slot& s) {
     s.ready = true;
     --buckets[s.bucket].waiting;
+    --slots_waiting;
   }
 
   void launch_ready() {
@@ -99,6 +102,7 @@ struct GradientBuckets::State {
       // over the bucket, as DDP does it, cost 10-25% of the all-reduce time at 1-16 MB on this machine).
       b.work = comm->all_reduce_mean_async_(b.flat, b.label);
       ++next_launch;
+      if (slots_waiting > 0) ++overlapped;
     }
   }
 
@@ -152,9 +156,11 @@ struct GradientBuckets::State {
 };
 
 GradientBuckets::GradientBuckets(Communicator& comm, std::vector<torch::Tensor> parameters, int64_t bucket_cap_bytes,
-                                 std::string name)
+                                 std::string name, int64_t first_bucket_cap_bytes)
     : state_(std::make_shared<State>()) {
   FT_CHECK(bucket_cap_bytes > 0, "bucket cap must be positive, got " << bucket_cap_bytes);
+  FT_CHECK(first_bucket_cap_bytes >= 0, "first bucket cap must not be negative, got " << first_bucket_cap_bytes);
+  if (first_bucket_cap_bytes == 0) first_bucket_cap_bytes = bucket_cap_bytes;
   State& st = *state_;
   st.self = state_;
   st.comm = &comm;
@@ -183,8 +189,9 @@ GradientBuckets::GradientBuckets(Communicator& comm, std::vector<torch::Tensor> 
     bool fresh = current == nullptr;
     if (!fresh) {
       const State::Slot& first = st.slots[current->slots.front()];
+      const int64_t cap = st.buckets.size() == 1 ? first_bucket_cap_bytes : bucket_cap_bytes;
       fresh = first.parameter.scalar_type() != p.scalar_type() || first.parameter.device() != p.device() ||
-              current_bytes + bytes > bucket_cap_bytes;
+              current_bytes + bytes > cap;
     }
     if (fresh) {
       st.buckets.emplace_back();
@@ -206,6 +213,7 @@ GradientBuckets::GradientBuckets(Communicator& comm, std::vector<torch::Tensor> 
   for (const auto& s : st.slots) elements += s.parameter.numel();
   st.layout = {static_cast<int64_t>(st.slots.size()), elements, shape_code};
   st.layout_device = device;
+  st.slots_waiting = static_cast<int64_t>(st.slots.size());
 
   // Buckets, views, hooks.
   torch::NoGradGuard no_grad;
@@ -313,9 +321,13 @@ void GradientBuckets::finalize() {
     s.got_gradient = false;
   }
   for (auto& bucket : st.buckets) bucket.waiting = static_cast<int64_t>(bucket.slots.size());
+  st.slots_waiting = static_cast<int64_t>(st.slots.size());
+  st.overlapped = 0;
   st.next_launch = 0;
   st.first_incomplete = 0;
 }
+
+int64_t GradientBuckets::overlapped_buckets() const { return state_->overlapped; }
 
 int64_t GradientBuckets::bucket_count() const { return static_cast<int64_t>(state_->buckets.size()); }
 

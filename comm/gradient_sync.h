@@ -21,6 +21,7 @@ class Module;
 namespace facetrain {
 
 constexpr int64_t kDefaultBucketCapBytes = 25'000'000;  // 25 MB, as PyTorch DDP
+constexpr int64_t kDefaultFirstBucketCapBytes = 1'000'000;  // 1 MB, as DDP's first bucket
 
 // GradientBuckets: averages the gradients of `parameters` over the ranks of `comm`.
 //
@@ -30,9 +31,9 @@ constexpr int64_t kDefaultBucketCapBytes = 25'000'000;  // 25 MB, as PyTorch DDP
 //    check_same_parameters_on_every_rank() compares the layouts once setup has been agreed on
 //    (DataParallel::broadcast_state does it) and throws on every rank when a rank differs.
 //  - Buckets are filled in REVERSE parameter order (gradients become ready roughly in that order during
-//    backward) up to `bucket_cap_bytes` each; a parameter larger than the cap gets a bucket of its own;
-//    parameters of another dtype or device start a new bucket. Parameters with requires_grad == false are
-//    not synchronised.
+//    backward) up to `bucket_cap_bytes` each, the first one up to `first_bucket_cap_bytes` (0: the same
+//    cap); a parameter larger than the cap gets a bucket of its own; parameters of another dtype or device
+//    start a new bucket. Parameters with requires_grad == false are not synchronised.
 //  - Each parameter's .grad becomes a view into its bucket (the first time its gradient arrives), so
 //    autograd accumulates straight into the bucket and no copy is needed in either direction. Code may
 //    zero it (optimizer.zero_grad()), scale it (clip_grad_norm_) or reset it to undefined (then it is
@@ -59,7 +60,8 @@ constexpr int64_t kDefaultBucketCapBytes = 25'000'000;  // 25 MB, as PyTorch DDP
 class GradientBuckets {
  public:
   GradientBuckets(Communicator& comm, std::vector<torch::Tensor> parameters,
-                  int64_t bucket_cap_bytes = kDefaultBucketCapBytes, std::string name = "gradient");
+                  int64_t bucket_cap_bytes = kDefaultBucketCapBytes, std::string name = "gradient",
+                  int64_t first_bucket_cap_bytes = 0);
   ~GradientBuckets();
   GradientBuckets(const GradientBuckets&) = delete;
   GradientBuckets& operator=(const GradientBuckets&) = delete;
@@ -78,6 +80,10 @@ class GradientBuckets {
   int64_t bucket_count() const;
   std::vector<int64_t> bucket_parameters(int64_t bucket) const;
   int64_t bucket_bytes(int64_t bucket) const;
+  // Buckets of the current step whose all-reduce started while gradients of other buckets were still to
+  // come: the communication that overlapped the backward pass. Read it before finalize(). A model in one
+  // bucket never overlaps: its all-reduce can only start with the last gradient.
+  int64_t overlapped_buckets() const;
 
   // Whether the hooks also test the launched buckets' requests. Open MPI progresses a non-blocking
   // collective only inside MPI calls, so without this an all-reduce launched early in backward moves

@@ -143,6 +143,7 @@ void validate_run_config(const proto::RunConfig& c, const std::string& source) {
   FT_USER_CHECK(precision == "fp32" || precision == "bf16" || precision == "fp16",
                 source << ": field 'distributed.precision' must be fp32, bf16 or fp16 (got '" << precision << "')");
   FT_USER_CHECK(c.distributed().bucket_cap_mb() > 0, source << ": field 'distributed.bucket_cap_mb' must be > 0");
+  FT_USER_CHECK(c.distributed().first_bucket_mb() > 0, source << ": field 'distributed.first_bucket_mb' must be > 0");
   FT_USER_CHECK(c.checkpoint().keep_last() >= 1, source << ": field 'checkpoint.keep_last' must be >= 1");
   const std::string& preempt = c.checkpoint().preemption_signal();
   FT_USER_CHECK(preempt == "USR1" || preempt == "USR2" || preempt == "TERM",

@@ -40,6 +40,8 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
 double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& optimizer,
                              const std::vector<torch::Tensor>& parameters, double clip_norm, StepTimes* times,
                              LossScaler* scaler) {
+  times->buckets += buckets.bucket_count();
+  times->buckets_overlapped += buckets.overlapped_buckets();
   auto t = Clock::now();
   buckets.finalize();
   times->communication += seconds_since(t);

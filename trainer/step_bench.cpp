@@ -46,6 +46,7 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
   }
 
   std::vector<double> step_s, fb_ms, comm_ms, opt_ms;
+  StepTimes last;
   for (int i = 0; i < warmup + steps; ++i) {
     StepTimes times;
     ctx.comm->barrier();  // every rank starts the step together: the step time is the slowest rank's
@@ -56,6 +57,7 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
     dt[ctx.rank] = seconds_since(t);
     ctx.comm->all_reduce_sum_(dt);
     if (i < warmup) continue;
+    last = times;
     step_s.push_back(dt.max().item<double>());
     fb_ms.push_back(1e3 * times.forward_backward);
     comm_ms.push_back(1e3 * times.communication);
@@ -76,7 +78,9 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
     << fixed_decimals(images_per_s, 1) << " images/s (all ranks)\n"
     << "  rank 0 medians per step: forward+backward " << fixed_decimals(median(fb_ms), 1) << " ms, exposed communication "
     << fixed_decimals(median(comm_ms), 1) << " ms, optimizer " << fixed_decimals(median(opt_ms), 1) << " ms; peak memory "
-    << usage.ru_maxrss / 1024 << " MB\n";
+    << usage.ru_maxrss / 1024 << " MB\n"
+    << "  gradient sync: " << last.buckets_overlapped << " of " << last.buckets
+    << " bucket all-reduce(s) started while backward still ran (overlapped)\n";
   if (gflops > 0) {
     s << "  " << fixed_decimals(gflops, 1) << " GFLOP/s per rank; plain 1024^3 matmul now " << fixed_decimals(matmul, 1) << " GFLOP/s ("
       << fixed_decimals(100 * gflops / matmul, 0) << "%)\n";
@@ -85,7 +89,8 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
   s << "bench_step kind=" << kind << " ranks=" << ctx.world_size << " threads=" << ctx.threads << " batch=" << batch
     << " accumulation=" << accumulation << " steps=" << steps << " step_s=" << fixed_decimals(step, 4)
     << " images_per_s=" << fixed_decimals(images_per_s, 1) << " gflops=" << fixed_decimals(gflops, 1)
-    << " matmul_gflops=" << fixed_decimals(matmul, 1);
+    << " matmul_gflops=" << fixed_decimals(matmul, 1) << " buckets=" << last.buckets
+    << " buckets_overlapped=" << last.buckets_overlapped;
   log(s.str());
 }
 

@@ -1,6 +1,8 @@
 // The training-side registration of model kinds (see task.h): one switch, no default.
 #include "trainer/task.h"
 
+#include <algorithm>
+
 #include "comm/communicator.h"
 #include "core/error.h"
 #include "models/registry.h"
@@ -41,6 +43,7 @@ std::unique_ptr<Communicator> open_gradient_communicator(const proto::RunConfig&
 DataParallelOptions data_parallel_options(const proto::RunConfig& config) {
   DataParallelOptions o;
   o.bucket_cap_bytes = static_cast<int64_t>(config.distributed().bucket_cap_mb() * 1e6);
+  o.first_bucket_cap_bytes = std::max<int64_t>(1, static_cast<int64_t>(config.distributed().first_bucket_mb() * 1e6));
   return o;
 }
 

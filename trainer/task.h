@@ -23,6 +23,8 @@ struct StepTimes {
   double forward_backward = 0;  // seconds in forward + backward (communication overlapped inside)
   double communication = 0;     // seconds waiting for gradient sync after backward (exposed)
   double optimizer = 0;         // seconds in optimizer steps
+  int64_t buckets = 0;                       // gradient buckets synced
+  int64_t buckets_overlapped = 0;  // of those, all-reduced while backward still ran (gradient_sync.h)
 };
 
 struct StepOutput {

@@ -256,6 +256,39 @@ TEST_F(GradientSyncTest, ReverseOrderRuleWithExactFits) {
   EXPECT_EQ(buckets.bucket_parameters(2), (std::vector<int64_t>{1, 0}));
 }
 
+// The first bucket's own cap; overlapped_buckets() counts the all-reduces that started while backward still
+// had gradients to produce: never the last one, never any with one bucket.
+TEST_F(GradientSyncTest, FirstBucketCapAndOverlap) {
+  std::vector<torch::Tensor> params;
+  for (int64_t numel : {10, 10, 10, 10}) params.push_back(torch::ones({numel}).requires_grad_(true));
+  GradientBuckets small_first(*comm_, params, /*bucket_cap_bytes=*/30 * 4, "gradient", /*first_bucket_cap_bytes=*/10 * 4);
+  // Reverse: 3(10) | 2(10) 1(10) 0(10)
+  ASSERT_EQ(small_first.bucket_count(), 2);
+  EXPECT_EQ(small_first.bucket_parameters(0), (std::vector<int64_t>{3}));
+  EXPECT_EQ(small_first.bucket_parameters(1), (std::vector<int64_t>{2, 1, 0}));
+  // A chain: backward reaches params[3] first and params[0] last, as in a network's layers.
+  auto backward = [&] {
+    torch::Tensor h = torch::zeros({10});
+    for (const auto& p : params) h = (h + p).tanh();
+    h.sum().backward();
+  };
+  for (int step = 0; step < 2; ++step) {
+    backward();
+    EXPECT_EQ(small_first.overlapped_buckets(), 1) << "step " << step;
+    small_first.finalize();
+  }
+}
+
+TEST_F(GradientSyncTest, OneBucketNeverOverlaps) {
+  std::vector<torch::Tensor> params;
+  for (int64_t numel : {10, 10}) params.push_back(torch::ones({numel}).requires_grad_(true));
+  GradientBuckets one(*comm_, params);
+  ASSERT_EQ(one.bucket_count(), 1);
+  (params[0] * params[1]).sum().backward();
+  EXPECT_EQ(one.overlapped_buckets(), 0);
+  one.finalize();
+}
+
 // Averaging with values known in closed form: parameter p of rank r gets gradient (r + 1) * (p + 1) + step.
 // Small buckets (MPI_Iallreduce) and 480 kB ones (the communicator's ring).
 TEST_F(GradientSyncTest, AverageClosedFormAndRepeatedSteps) {

@@ -1,17 +1,27 @@
 #!/usr/bin/python3
-"""Side-by-side step times: `facetrain bench step` against the Python references in tools/bench/python/,
-same model, batch and thread count, interleaved over rounds (this machine is noisy: compare within one run,
-quote medians). Prints a Markdown table of medians over rounds; raw lines go to --log.
+"""Side-by-side step times: `facetrain bench step` (both LibTorch builds) against the same models in Python
+PyTorch (tools/bench/python/): Debian's 1.13, and the torch wheel's 2.x eager and under torch.compile. Same
+model, batch and thread count, interleaved over rounds (this machine is noisy: compare within one run, quote
+medians). Prints a Markdown table of medians over rounds with each row's ratio to the peers the issue names;
+raw lines go to --log.
 
-  /usr/bin/python3 tools/bench/compare.py --facetrain build/bin/facetrain --rounds 3 [--only vit,scaling,dcgan,vae]
+  /usr/bin/python3 tools/bench/compare.py --rounds 3 [--only vit,scaling,dcgan,vae,bf16] [--steps 6]
 
-Cases (the issues' targets in brackets):
+Rows: facetrain 1.13 (build/), facetrain 2.x (build-torch2/, tools/scripts/build-libtorch2.sh; skipped with a
+line when missing), Python 1.13 (/usr/bin/python3), Python 2.x eager (the wheel in .venv-torch/: fused
+optimizer, and for the ViT F.scaled_dot_product_attention), Python 2.x compiled (the same under
+torch.compile, inductor). Before running it installs what the peers need: Debian's python3-torch and
+python3-torchvision (apt-get, as root), and torchvision beside the pinned torch wheel in .venv-torch/.
+
+Cases (issue #17's targets in brackets):
   vit      ViT 32x32x1, patch 4, width 192, depth 6, heads 3, MLP x4, batch 128, 1 rank x 1 thread
-           [step <= 0.9x Python; >= 75 % of the plain matmul rate]
-  scaling  the same ViT at 64 per rank: facetrain 1 vs 2 ranks, PyTorch DDP (gloo) 1 vs 2 processes
-           [>= 95 % weak-scaling efficiency; >= 1.1x DDP's images/s]
-  dcgan    seed-32 DCGAN 32x32x3, batch 64, 1 thread [step <= 0.9x Python]
-  vae      ResNet VAE 64x64x3 + VGG16 perceptual (relu1_1, relu2_1, relu3_1), batch 64, 1 thread [<= 0.9x]
+           [step <= 0.85x Python 2.x eager, <= 1.0x compiled; >= 80 % of the plain matmul rate]
+  scaling  the same ViT at 64 per rank: facetrain 1 vs 2 ranks, PyTorch 2.x DDP (gloo) 1 vs 2 processes
+           [>= 1.1x DDP's images/s on 2 ranks]
+  dcgan    seed-32 DCGAN 32x32x3, batch 64, 1 thread [<= 0.85x eager, <= 1.0x compiled]; and on 2 ranks,
+           facetrain's weak scaling of it (its discriminator is the 0.67 MB sync of the issue)
+  vae      ResNet VAE 64x64x3 + VGG16 perceptual (relu1_1, relu2_1, relu3_1), batch 64 [as dcgan]
+  bf16     the vit case under bf16 autocast (distributed.precision=bf16), both facetrain builds
 """
 import argparse
 import os
@@ -23,59 +33,103 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-PY = "/usr/bin/python3"
 PYDIR = os.path.join(HERE, "python")
+PY113 = "/usr/bin/python3"
+VENV = os.path.join(ROOT, ".venv-torch")
+PY2 = os.path.join(VENV, "bin", "python")
+FT113 = os.path.join(ROOT, "build", "bin", "facetrain")
+FT2 = os.path.join(ROOT, "build-torch2", "bin", "facetrain")
 
 VIT_SET = ["--set", "data.store=/nonexistent.h5", "--set", "model.vit.patch_size=4", "--set", "model.vit.width=192",
            "--set", "model.vit.depth=6", "--set", "model.vit.heads=3", "--set", "model.vit.mlp_ratio=4",
            "--image", "32", "--channels", "1", "--classes", "10"]
+DCGAN_SET = ["--set", "data.store=/nonexistent.h5", "--set", "data.batch_size=64", "--image", "32", "--channels", "3",
+             "--classes", "2"]
+VAE_SET = ["--set", "data.store=/nonexistent.h5", "--set", "data.batch_size=64",
+           "--set", "model.vae.perceptual.network=vgg16", "--set", "model.vae.perceptual.allow_random_features=true",
+           "--image", "64", "--channels", "3", "--classes", "2"]
+# What a PyTorch 2.x user writes for speed: the fused optimizer kernel (and SDPA for the ViT); then compiled.
+EAGER2 = ["--optimizer-impl", "fused"]
+COMPILED2 = EAGER2 + ["--compile"]
+
+FT113_ROW, FT2_ROW = "facetrain (LibTorch 1.13)", "facetrain (LibTorch 2.x)"
+PY113_ROW, EAGER_ROW, COMPILED_ROW = "Python 1.13, same model", "Python 2.x eager", "Python 2.x compiled"
 
 
-def cases(ft, steps):
-    """name -> list of (label, command, parse key). Commands of one case run back to back in each round."""
+def cases(steps, have_ft2):
+    """name -> list of (label, command). Commands of one case run back to back in each round."""
     mpirun = ["mpirun", "--bind-to", "none"]
     few = max(2, steps // 3)  # VAE steps take seconds
-    bench = lambda n, cfg, extra, k=steps: mpirun + ["-np", str(n), ft, "bench", "step", "--config",
-                                                     os.path.join(ROOT, cfg), "--threads", "1", "--steps", str(k),
-                                                     "--warmup", "2"] + extra
-    py = lambda script, extra, k=steps: [PY, os.path.join(PYDIR, script), "--threads", "1", "--steps", str(k),
-                                         "--warmup", "2"] + extra
+    # torch.compile: the first steps compile (twice for the DCGAN: D with and without weight gradients)
+    bench = lambda ft, n, cfg, extra, k=steps: mpirun + ["-np", str(n), ft, "bench", "step", "--config",
+                                                         os.path.join(ROOT, cfg), "--threads", "1", "--steps", str(k),
+                                                         "--warmup", "2"] + extra
+    py = lambda interp, script, extra, k=steps, warm=2: [interp, os.path.join(PYDIR, script), "--threads", "1",
+                                                         "--steps", str(k), "--warmup", str(warm)] + extra
+    fts = [(FT113_ROW, FT113)] + ([(FT2_ROW, FT2)] if have_ft2 else [])
     vit_cfg = "configs/vit-fashion-mnist.pbtxt"
-    return {
-        "vit": [
-            ("facetrain", bench(1, vit_cfg, VIT_SET + ["--set", "data.batch_size=128"])),
-            ("python (as facetrain: class-token-only last block)", py("vit_step.py", ["--batch", "128"])),
-            ("python (stock: every token through every block)", py("vit_step.py", ["--batch", "128", "--all-tokens"])),
+    vit128 = VIT_SET + ["--set", "data.batch_size=128"]
+    vit64 = VIT_SET + ["--set", "data.batch_size=64"]
+    t = {
+        "vit": [(label, bench(ft, 1, vit_cfg, vit128)) for label, ft in fts] + [
+            (PY113_ROW, py(PY113, "vit_step.py", ["--batch", "128"])),
+            (EAGER_ROW, py(PY2, "vit_step.py", ["--batch", "128", "--attention", "sdpa"] + EAGER2)),
+            (EAGER_ROW + ", bmm attention as facetrain", py(PY2, "vit_step.py", ["--batch", "128"] + EAGER2)),
+            (COMPILED_ROW, py(PY2, "vit_step.py", ["--batch", "128", "--attention", "sdpa"] + COMPILED2, warm=3)),
         ],
-        "scaling": [
-            ("facetrain 1 rank", bench(1, vit_cfg, VIT_SET + ["--set", "data.batch_size=64"])),
-            ("facetrain 2 ranks", bench(2, vit_cfg, VIT_SET + ["--set", "data.batch_size=64"])),
-            ("python DDP 1 process", py("ddp_step.py", ["--world", "1", "--batch", "64"])),
-            ("python DDP 2 processes", py("ddp_step.py", ["--world", "2", "--batch", "64"])),
-            ("python DDP 2 processes (stock: every token)", py("ddp_step.py", ["--world", "2", "--batch", "64",
-                                                                                "--all-tokens"])),
+        "scaling": [(f"{label} {n} rank{'s' if n > 1 else ''}", bench(ft, n, vit_cfg, vit64))
+                    for label, ft in fts for n in (1, 2)] + [
+            (f"DDP 2.x {n} process{'es' if n > 1 else ''}",
+             py(PY2, "ddp_step.py", ["--world", str(n), "--batch", "64"] + EAGER2)) for n in (1, 2)],
+        "dcgan": [(label, bench(ft, 1, "configs/dcgan-fashion-mnist.pbtxt", DCGAN_SET)) for label, ft in fts] + [
+            (f"{label} 2 ranks", bench(ft, 2, "configs/dcgan-fashion-mnist.pbtxt", DCGAN_SET)) for label, ft in fts] + [
+            (PY113_ROW, py(PY113, "dcgan_step.py", ["--batch", "64"])),
+            (EAGER_ROW, py(PY2, "dcgan_step.py", ["--batch", "64"] + EAGER2)),
+            (COMPILED_ROW, py(PY2, "dcgan_step.py", ["--batch", "64"] + COMPILED2, warm=4)),
         ],
-        "dcgan": [
-            ("facetrain", bench(1, "configs/dcgan-fashion-mnist.pbtxt",
-                                ["--set", "data.store=/nonexistent.h5", "--set", "data.batch_size=64", "--image", "32",
-                                 "--channels", "3", "--classes", "2"])),
-            ("python (as facetrain: D-step fakes reused)", py("dcgan_step.py", ["--batch", "64"])),
-            ("python (seed notebook: fakes regenerated)", py("dcgan_step.py", ["--batch", "64", "--regen-fakes"])),
+        "vae": [(label, bench(ft, 1, "configs/vae-synth64.pbtxt", VAE_SET, few)) for label, ft in fts] + [
+            (PY113_ROW, py(PY113, "vae_step.py", ["--batch", "64", "--network", "vgg16"], few)),
+            (EAGER_ROW, py(PY2, "vae_step.py", ["--batch", "64", "--network", "vgg16"] + EAGER2, few)),
+            (COMPILED_ROW, py(PY2, "vae_step.py", ["--batch", "64", "--network", "vgg16"] + COMPILED2, few, warm=3)),
         ],
-        "vae": [
-            ("facetrain", bench(1, "configs/vae-synth64.pbtxt",
-                                ["--set", "data.store=/nonexistent.h5", "--set", "data.batch_size=64",
-                                 "--set", "model.vae.perceptual.network=vgg16",
-                                 "--set", "model.vae.perceptual.allow_random_features=true",
-                                 "--image", "64", "--channels", "3", "--classes", "2"], few)),
-            ("python", py("vae_step.py", ["--batch", "64", "--network", "vgg16"], few)),
-        ],
+        "bf16": [(label + ", bf16", bench(ft, 1, vit_cfg, vit128 + ["--set", "distributed.precision=bf16"]))
+                 for label, ft in fts],
     }
+    return t
 
 
-def run(cmd, log):
+def ensure_peers():
+    """Installs what the Python peers need, saying what; exits with one line when it cannot."""
+    def works(interp, code):
+        return subprocess.run([interp, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+    if not works(PY113, "import torch, torchvision"):
+        print("compare.py: installing Debian's python3-torch python3-torchvision (the 1.13 peers)", flush=True)
+        if subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "python3-torch",
+                           "python3-torchvision"], env=dict(os.environ, DEBIAN_FRONTEND="noninteractive")).returncode:
+            sys.exit("compare.py: apt-get install python3-torch python3-torchvision failed (root? apt-get update?)")
+    if not works(PY2, "import torch, torchvision"):
+        version = re.search(r'FACETRAIN_TORCH_VERSION:-([0-9.]+)',
+                            open(os.path.join(ROOT, "tools/scripts/build-libtorch2.sh")).read()).group(1)
+        print(f"compare.py: installing torch=={version} and torchvision into {VENV} (the 2.x peers)", flush=True)
+        if not os.path.exists(PY2):
+            subprocess.run([PY113, "-m", "venv", VENV], check=True)
+        if subprocess.run([os.path.join(VENV, "bin", "pip"), "install", "-q", "--disable-pip-version-check",
+                           f"torch=={version}", "torchvision"]).returncode:
+            sys.exit(f"compare.py: pip install torch=={version} torchvision into {VENV} failed (PyPI unreachable?)")
+
+
+def peer_env():
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    # torch.compile's kernels must link the wheel's libtorch, not Debian's (python/inductor_cxx.sh says why).
+    lib = subprocess.run([PY2, "-c", "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    env.update(CXX=os.path.join(PYDIR, "inductor_cxx.sh"), FACETRAIN_BENCH_TORCH_LIB=lib)
+    return env
+
+
+def run(cmd, env, log):
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log.write(" ".join(cmd) + "\n" + out.stdout + "\n")
     log.flush()
@@ -92,46 +146,71 @@ def run(cmd, log):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--facetrain", default=os.path.join(ROOT, "build/bin/facetrain"))
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=6, help="timed steps per run (VAE: a third)")
-    p.add_argument("--only", default="vit,scaling,dcgan,vae")
+    p.add_argument("--only", default="vit,scaling,dcgan,vae,bf16")
     p.add_argument("--log", default="bench-compare.log")
     a = p.parse_args()
-    table = cases(a.facetrain, a.steps)
+    if not os.access(FT113, os.X_OK):
+        sys.exit(f"compare.py: {FT113} is missing (bash tools/scripts/build.sh)")
+    have_ft2 = os.access(FT2, os.X_OK)
+    if not have_ft2:
+        print(f"compare.py: {FT2} is missing (bash tools/scripts/build-libtorch2.sh): no LibTorch 2.x rows")
+    ensure_peers()
+    env = peer_env()
+    table = cases(a.steps, have_ft2)
     chosen = a.only.split(",")
     for c in chosen:
         if c not in table:
-            sys.exit(f"compare.py: --only: unknown case '{c}' (vit, scaling, dcgan, vae)")
+            sys.exit(f"compare.py: --only: unknown case '{c}' ({', '.join(table)})")
     results = {(c, label): [] for c in chosen for label, _ in table[c]}
     with open(a.log, "a") as log:
         for r in range(a.rounds):
             for c in chosen:
                 for label, cmd in table[c]:
-                    f = run(cmd, log)
+                    f = run(cmd, env, log)
                     results[(c, label)].append(f)
                     print(f"round {r + 1}/{a.rounds} {c:8s} {label}: step {float(f['step_s']):.4f} s", flush=True)
-    med = lambda c, label, key: statistics.median(float(f.get(key, "nan")) for f in results[(c, label)])
+
+    def med(c, label, key):
+        return statistics.median(float(f.get(key, "nan")) for f in results[(c, label)])
+
+    def has(c, label):
+        return (c, label) in results
+
     print(f"\n{time.strftime('%Y-%m-%d %H:%M')}, {a.rounds} rounds x {a.steps} steps, medians; "
           f"load average now {open('/proc/loadavg').read().split()[0]}\n")
-    print("| case | run | step s | images/s | vs first row |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| case | run | step s | images/s | vs Python 2.x eager | vs Python 2.x compiled |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for c in chosen:
-        first = None
+        eager = med(c, EAGER_ROW, "step_s") if has(c, EAGER_ROW) else None
+        comp = med(c, COMPILED_ROW, "step_s") if has(c, COMPILED_ROW) else None
         for label, _ in table[c]:
             s, ips = med(c, label, "step_s"), med(c, label, "images_per_s")
-            first = first or s
-            print(f"| {c} | {label} | {s:.4f} | {ips:.1f} | {s / first:.2f}x |")
+            single = c != "scaling" and "2 ranks" not in label
+            ratio = lambda ref: f"{s / ref:.2f}x" if ref and single else ""
+            print(f"| {c} | {label} | {s:.4f} | {ips:.1f} | {ratio(eager)} | {ratio(comp)} |")
+    fts = [FT113_ROW] + ([FT2_ROW] if have_ft2 else [])
     if "vit" in chosen:
-        g, m = med("vit", "facetrain", "gflops"), med("vit", "facetrain", "matmul_gflops")
-        print(f"\nViT facetrain: {g:.1f} GFLOP/s beside a plain 1024^3 matmul at {m:.1f} GFLOP/s ({100 * g / m:.0f} %)")
+        for ft in fts:
+            g, m = med("vit", ft, "gflops"), med("vit", ft, "matmul_gflops")
+            print(f"\nViT {ft}: {g:.1f} GFLOP/s beside a plain 1024^3 matmul at {m:.1f} GFLOP/s ({100 * g / m:.0f} %)")
     if "scaling" in chosen:
-        f1, f2 = med("scaling", "facetrain 1 rank", "images_per_s"), med("scaling", "facetrain 2 ranks", "images_per_s")
-        d1, d2 = (med("scaling", "python DDP 1 process", "images_per_s"),
-                  med("scaling", "python DDP 2 processes", "images_per_s"))
-        print(f"weak scaling 1 -> 2 ranks: facetrain {100 * f2 / (2 * f1):.0f} %, DDP {100 * d2 / (2 * d1):.0f} %; "
-              f"facetrain / DDP images/s on 2 ranks: {f2 / d2:.2f}x (stock DDP ViT: "
-              f"{f2 / med('scaling', 'python DDP 2 processes (stock: every token)', 'images_per_s'):.2f}x)")
+        d1, d2 = med("scaling", "DDP 2.x 1 process", "images_per_s"), med("scaling", "DDP 2.x 2 processes", "images_per_s")
+        print(f"\nPyTorch 2.x DDP (gloo) weak scaling 1 -> 2 processes: {100 * d2 / (2 * d1):.0f} %")
+        for ft in fts:
+            f1, f2 = med("scaling", f"{ft} 1 rank", "images_per_s"), med("scaling", f"{ft} 2 ranks", "images_per_s")
+            print(f"{ft}: weak scaling {100 * f2 / (2 * f1):.0f} %, images/s on 2 ranks {f2 / d2:.2f}x DDP's; "
+                  f"gradient buckets overlapped {results[('scaling', f'{ft} 2 ranks')][-1].get('buckets_overlapped')}"
+                  f" of {results[('scaling', f'{ft} 2 ranks')][-1].get('buckets')}")
+    if "dcgan" in chosen:
+        for ft in fts:
+            f1, f2 = med("dcgan", ft, "images_per_s"), med("dcgan", f"{ft} 2 ranks", "images_per_s")
+            print(f"DCGAN {ft}: weak scaling 1 -> 2 ranks {100 * f2 / (2 * f1):.0f} %")
+    if "bf16" in chosen and "vit" in chosen:
+        for ft in fts:
+            print(f"ViT bf16 autocast vs fp32, {ft}: {med('vit', ft, 'step_s') / med('bf16', ft + ', bf16', 'step_s'):.2f}x "
+                  f"faster")
 
 
 if __name__ == "__main__":

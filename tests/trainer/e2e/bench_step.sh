@@ -18,11 +18,26 @@ check() {  # check NAME -- command...
     echo "FAIL $name: no step figures in: $out"; fail=1; return
   fi
   echo "ok   $name: $(grep '^bench_step' <<<"$out")"
+  [[ $name != dcgan ]] || grep -qE "buckets_overlapped=[1-9]" <<<"$out" ||
+    { echo "FAIL dcgan: no bucket all-reduce overlapped backward"; fail=1; }
 }
 check vit-fp32 -- "${mpi[@]}" "$ft" bench step --config "$src/configs/vit-fashion-mnist.pbtxt" "${tiny[@]}" \
   --set model.vit.patch_size=4 --set data.batch_size=8
 check vit-bf16 -- "${mpi[@]}" "$ft" bench step --config "$src/configs/vit-fashion-mnist.pbtxt" "${tiny[@]}" \
   --set model.vit.patch_size=4 --set data.batch_size=8 --set distributed.precision=bf16
+# Overlap that happens: a shipped model's first gradient bucket is all-reduced while backward still runs
+# (distributed.first_bucket_mb; the main-job ViT and the DCGAN are each smaller than one 25 MB bucket).
+overlap() {  # overlap NAME -- command...
+  local name=$1; shift 2
+  local out
+  out=$("$@" 2>&1)
+  if grep -qE "^bench_step .* buckets=[0-9]+ buckets_overlapped=[1-9]" <<<"$out"; then
+    echo "ok   $name: $(grep -o 'buckets=.*' <<<"$out")"
+  else echo "FAIL $name: no bucket all-reduce overlapped backward: $out"; fail=1; fi
+}
+overlap vit-main-job-overlap -- "${mpi[@]}" "$ft" bench step --config "$src/configs/vit-fashion-mnist.pbtxt" \
+  --set data.store=/nonexistent.h5 --image 28 --channels 1 --classes 10 --steps 2 --warmup 1 --threads 1 \
+  --set data.batch_size=8
 check dcgan -- "${mpi[@]}" "$ft" bench step --config "$src/configs/dcgan-fashion-mnist.pbtxt" \
   --set data.store=/nonexistent.h5 --image 32 --channels 1 --classes 10 --steps 2 --warmup 1 --threads 1 \
   --set data.batch_size=4

@@ -42,7 +42,7 @@ CFG
   { echo "FAIL: head only: moved: $(moved "$work/h.safetensors")"; exit 1; }
 head_bytes=$(bytes_of 'head\.')
 all_bytes=$(bytes_of '.')
-grep -q "gradient sync: 1 bucket, $head_bytes bytes per step" "$work/h.log" ||
+grep -Eq "gradient sync: [0-9]+ buckets?, $head_bytes bytes per step" "$work/h.log" ||
   { grep "sync:" "$work/h.log"; echo "FAIL: head only: not $head_bytes gradient bytes per step"; exit 1; }
 grep -q "summary: 66 of [0-9,]* parameters train" "$work/h.log" || { echo "FAIL: no trainable summary"; exit 1; }
 echo "ok   head only: every other tensor bit for bit the file's; $head_bytes of $all_bytes gradient bytes per step"
@@ -63,7 +63,7 @@ expected_moved=$($diff_tool "$work/a.safetensors" "$work/a.safetensors" | awk '{
 [[ $(moved "$work/u.safetensors") == "$expected_moved" ]] ||
   { echo "FAIL: unfreeze: moved: $(moved "$work/u.safetensors"), expected $expected_moved"; exit 1; }
 block_bytes=$(bytes_of 'head\.|norm\.|blocks\.1\.')
-grep -q "vit: epoch 1: .* parameters train .*block 2.*; gradient sync: 1 bucket, $block_bytes bytes per step" "$work/u.log" ||
+grep -Eq "vit: epoch 1: .* parameters train .*block 2.*; gradient sync: [0-9]+ buckets?, $block_bytes bytes per step" "$work/u.log" ||
   { grep "vit:" "$work/u.log"; echo "FAIL: no unfreeze at epoch 1 with $block_bytes bytes per step"; exit 1; }
 echo "ok   unfreeze at epoch 1: $(grep -o 'epoch 1: [0-9,]* of [0-9,]* parameters train' "$work/u.log"), $block_bytes bytes per step"
 

@@ -69,6 +69,11 @@ def parser(doc, batch, batch_help=None):
     p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--tag", default="", help="free text echoed at the start of the line")
+    # What a PyTorch 2.x user has beyond LibTorch 1.13's eager loop (compare.py's "2.x eager"/"2.x compiled" peers).
+    p.add_argument("--optimizer-impl", choices=("loop", "fused"), default="loop",
+                   help="loop: one kernel chain per parameter (LibTorch's C++ optimizers); fused: PyTorch >= 2.4's "
+                        "fused CPU kernel (fused=True)")
+    p.add_argument("--compile", action="store_true", help="torch.compile (inductor) every module the step runs")
     return p
 
 
@@ -82,6 +87,21 @@ def parse(p):
     return a
 
 
+def optimizer(cls, params, a, **kw):
+    """torch.optim.<cls> as --optimizer-impl asks: a per-parameter loop (foreach=False) or fused=True."""
+    return cls(params, fused=True, **kw) if a.optimizer_impl == "fused" else cls(params, foreach=False, **kw)
+
+
+def compiled(module, a):
+    """The module under torch.compile (default mode, inductor) with --compile, else the module itself. The
+    first warm-up steps pay the compilation; only the timed steps are reported."""
+    return torch.compile(module) if a.compile else module
+
+
+def peer_fields(a):
+    return f"optimizer_impl={a.optimizer_impl} compiled={int(a.compile)}"
+
+
 def report(name, a, model, timing, images_per_step=None, gflop_per_step=0.0):
     """Prints the one key=value line (tools/bench/compare.py reads step_s, images_per_s, gflops).
     model: the script's own key=value fields; timing: time_steps()'s result; images_per_step: all ranks'."""
@@ -89,5 +109,5 @@ def report(name, a, model, timing, images_per_step=None, gflop_per_step=0.0):
     images = a.batch if images_per_step is None else images_per_step
     gflops = f" gflops={gflop_per_step / med:.1f}" if gflop_per_step else ""
     print(f"{a.tag}{name} torch={torch.__version__} blas={blas_tag()} threads={a.threads} {env_tag()} "
-          f"batch={a.batch} {model} steps={a.steps} step_s={med:.4f} min_s={best:.4f} "
+          f"batch={a.batch} {model} {peer_fields(a)} steps={a.steps} step_s={med:.4f} min_s={best:.4f} "
           f"images_per_s={images / med:.1f}{gflops} cpu_util={cpu:.2f} cpu_s_per_step={cpu_step:.4f}", flush=True)

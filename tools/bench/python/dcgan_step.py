@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import clip_and_step, parse, parser, report, time_steps
+from common import clip_and_step, compiled, optimizer, parse, parser, report, time_steps
 
 
 def num_layers(image):
@@ -88,8 +88,9 @@ def main():
     init_dcgan_weights(D)
     init_dcgan_weights(G)
     d_params, g_params = list(D.parameters()), list(G.parameters())
-    d_opt = torch.optim.Adam(d_params, 2e-4, betas=(0.5, 0.999), foreach=False)
-    g_opt = torch.optim.Adam(g_params, 2e-4, betas=(0.5, 0.999), foreach=False)
+    d_opt = optimizer(torch.optim.Adam, d_params, a, lr=2e-4, betas=(0.5, 0.999))
+    g_opt = optimizer(torch.optim.Adam, g_params, a, lr=2e-4, betas=(0.5, 0.999))
+    D, G = compiled(D, a), compiled(G, a)
     real = torch.rand(a.batch, a.channels, a.image, a.image) * 2 - 1
 
     def step():

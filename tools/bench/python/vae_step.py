@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from common import clip_and_step, parse, parser, report, time_steps
+from common import clip_and_step, compiled, optimizer, parse, parser, report, time_steps
 
 # vae.h: CNN-VAE calls F.rrelu(x), which outside training is a leaky ReLU of slope (1/8 + 1/3) / 2.
 LEAKY_SLOPE = (1.0 / 8.0 + 1.0 / 3.0) / 2.0
@@ -146,7 +146,9 @@ def main():
     perceptual = PerceptualLoss(a.network, layers) if a.perceptual_weight > 0 else None
     model = Vae(a.image, a.channels, a.latent, a.base_width)
     params = list(model.parameters())
-    opt = torch.optim.Adam(params, lr=a.lr, betas=(0.9, 0.999), weight_decay=0.0, foreach=False)
+    opt = optimizer(torch.optim.Adam, params, a, lr=a.lr, betas=(0.9, 0.999), weight_decay=0.0)
+    model = compiled(model, a)
+    perceptual = compiled(perceptual, a) if perceptual is not None else None
     images = torch.rand(a.batch, a.channels, a.image, a.image) * 2 - 1
     reconstruction = F.mse_loss if a.reconstruction == "mse" else F.l1_loss
 

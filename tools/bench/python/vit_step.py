@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import clip_and_step, parse, parser, report, time_steps
+from common import clip_and_step, compiled, optimizer, parse, parser, report, time_steps
 
 
 def affine(x, weight, bias):
@@ -27,9 +27,9 @@ def trunc_normal_linear(layer):
 
 
 class Attention(nn.Module):
-    def __init__(self, width, heads):
+    def __init__(self, width, heads, sdpa=False):
         super().__init__()
-        self.heads, self.scale = heads, (width // heads) ** -0.5
+        self.heads, self.scale, self.sdpa = heads, (width // heads) ** -0.5, sdpa
         self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
         trunc_normal_linear(self.qkv)
         trunc_normal_linear(self.proj)
@@ -48,9 +48,14 @@ class Attention(nn.Module):
                 .permute(2, 0, 3, 1, 4).reshape(2, b * h, t, hd).unbind(0)
             q = affine(x[:, 0], W.narrow(0, 0, w), B.narrow(0, 0, w)).view(b * h, 1, hd)
         rows = q.shape[1]
-        scores = torch.bmm(q, k.transpose(1, 2)).mul_(self.scale)  # bmm keeps its inputs, not its output
-        weights = torch.softmax(scores, -1, dtype=torch.float)
-        out = torch.bmm(weights, v).view(b, h, rows, hd).transpose(1, 2).reshape(b, rows, w)
+        if self.sdpa:
+            # PyTorch 2.x's fused attention (flash-attention CPU kernel): what a 2.x user writes.
+            out = F.scaled_dot_product_attention(q, k, v)
+        else:
+            scores = torch.bmm(q, k.transpose(1, 2)).mul_(self.scale)  # bmm keeps its inputs, not its output
+            weights = torch.softmax(scores, -1, dtype=torch.float)
+            out = torch.bmm(weights, v)
+        out = out.view(b, h, rows, hd).transpose(1, 2).reshape(b, rows, w)
         return affine(out, self.proj.weight, self.proj.bias)
 
 
@@ -66,9 +71,9 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, width, heads, mlp_ratio, eps):
+    def __init__(self, width, heads, mlp_ratio, eps, sdpa=False):
         super().__init__()
-        self.norm1, self.attn = nn.LayerNorm(width, eps=eps), Attention(width, heads)
+        self.norm1, self.attn = nn.LayerNorm(width, eps=eps), Attention(width, heads, sdpa)
         self.norm2, self.mlp = nn.LayerNorm(width, eps=eps), Mlp(width, int(round(width * mlp_ratio)))
 
     def forward(self, x, cls_only=False):
@@ -91,7 +96,7 @@ class PatchEmbed(nn.Module):
 class ViT(nn.Module):
     """Parameter names as facetrain's (timm's): patch_embed.proj, cls_token, pos_embed, blocks.N.*, norm, head."""
 
-    def __init__(self, image, patch, channels, classes, width, depth, heads, mlp_ratio, eps=1e-6, all_tokens=False):
+    def __init__(self, image, patch, channels, classes, width, depth, heads, mlp_ratio, eps=1e-6, all_tokens=False, sdpa=False):
         super().__init__()
         assert image % patch == 0 and width % heads == 0
         self.all_tokens = all_tokens
@@ -100,7 +105,7 @@ class ViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, (image // patch) ** 2 + 1, width))
         nn.init.trunc_normal_(self.cls_token, 0.0, 0.02, -0.04, 0.04)
         nn.init.trunc_normal_(self.pos_embed, 0.0, 0.02, -0.04, 0.04)
-        self.blocks = nn.ModuleList([Block(width, heads, mlp_ratio, eps) for _ in range(depth)])
+        self.blocks = nn.ModuleList([Block(width, heads, mlp_ratio, eps, sdpa) for _ in range(depth)])
         self.norm = nn.LayerNorm(width, eps=eps)
         self.head = nn.Linear(width, classes)
         trunc_normal_linear(self.head)
@@ -136,6 +141,9 @@ def add_model_args(p):
     p.add_argument("--mlp-ratio", type=float, default=4.0)
     p.add_argument("--all-tokens", action="store_true",
                    help="last block computes every token (timm/HF) instead of facetrain's class-token row only")
+    p.add_argument("--attention", choices=("bmm", "sdpa"), default="bmm",
+                   help="bmm: two batched matmuls and a softmax (as LibTorch 1.13 has); sdpa: PyTorch 2.x's "
+                        "F.scaled_dot_product_attention")
     # Optimizer defaults of configs/vit-fashion-mnist*.pbtxt (AdamW betas 0.9/0.999, eps 1e-8 as LibTorch).
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
@@ -144,7 +152,8 @@ def add_model_args(p):
 
 
 def model_fields(a):
-    return f"width={a.width} depth={a.depth} heads={a.heads} all_tokens={int(a.all_tokens)}"
+    return (f"width={a.width} depth={a.depth} heads={a.heads} all_tokens={int(a.all_tokens)} "
+            f"attention={a.attention}")
 
 
 def train_gflop_per_image(a):
@@ -157,11 +166,11 @@ def build(a, wrap=None, data_seed=1000):
     torch.manual_seed(data_seed) (trainer/step_bench.cpp: 1000 + rank). wrap(model) -> the module the step calls
     (ddp_step.py: the DDP wrapper); the optimizer and clipping see the model's own parameters."""
     model = ViT(a.image, a.patch, a.channels, a.classes, a.width, a.depth, a.heads, a.mlp_ratio,
-                all_tokens=a.all_tokens)
-    forward = wrap(model) if wrap is not None else model
+                all_tokens=a.all_tokens, sdpa=a.attention == "sdpa")
+    forward = compiled(wrap(model) if wrap is not None else model, a)
     params = list(model.parameters())
-    # foreach=False: a per-parameter loop, as LibTorch's C++ AdamW.
-    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.999), weight_decay=a.weight_decay, foreach=False)
+    # --optimizer-impl loop: a per-parameter loop, as LibTorch's C++ AdamW.
+    opt = optimizer(torch.optim.AdamW, params, a, lr=a.lr, betas=(0.9, 0.999), weight_decay=a.weight_decay)
     torch.manual_seed(data_seed)
     x = torch.randn(a.batch, a.channels, a.image, a.image)
     y = torch.randint(0, a.classes, (a.batch,))
