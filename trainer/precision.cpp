@@ -3,6 +3,10 @@
 
 #include <ATen/autocast_mode.h>
 
+#include <fstream>
+#include <sstream>
+#include <string>
+
 #include "core/error.h"
 #include "core/torch_compat.h"
 
@@ -15,6 +19,21 @@ Precision parse_precision(const std::string& value, const torch::Device& device)
   FT_USER_CHECK(device.is_cuda(), "distributed.precision fp16 needs a CUDA device (this rank runs on "
                                       << device.str() << "); use fp32, or bf16 to exercise autocast on a CPU");
   return Precision::kFp16;
+}
+
+std::string cpu_bf16_units() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line);
+    std::string word, units;
+    while (words >> word) {
+      if (word == "amx_bf16" || word == "avx512_bf16") units += (units.empty() ? "" : ", ") + word;
+    }
+    return units;  // the first CPU's flags speak for all
+  }
+  return "";
 }
 
 std::string precision_name(Precision precision) {

@@ -29,6 +29,7 @@
 #include "models/checkpoint_store.h"
 #include "models/registry.h"
 #include "trainer/records/progress.h"
+#include "trainer/precision.h"
 #include "trainer/run_log.h"
 #include "trainer/schedule.h"
 #include "core/stop_signal.h"
@@ -377,6 +378,13 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       " images, " + std::to_string(total_steps) + " steps in all");
   log(gradient_sync);
   log("input normalization: " + config.data().normalization() + " (" + normalization_source + ")");
+  if (ctx.device.is_cpu() && config.distributed().precision() == "fp32") {
+    const std::string units = cpu_bf16_units();
+    if (!units.empty()) {
+      log("hint: this CPU has bf16 units (" + units + "): distributed.precision=bf16 trains about 2x faster here "
+          "(README: mixed precision)");
+    }
+  }
 
   StepTimes times;
   double step_seconds = 0, images_done = 0;
