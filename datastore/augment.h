@@ -61,6 +61,8 @@ void augment_normalize(const uint8_t* pixels, int height, int width, int channel
 // Tests and benchmarks switch it off to check and time the portable scalar kernel. Process-wide.
 void set_augment_simd(bool enabled);
 bool augment_simd_active();
+// "AVX2, gathered taps" | "AVX2, scalar tap loads" | "scalar": the kernel augment_normalize runs here.
+std::string augment_kernel_name();
 
 // The same transform on uint8 HWC pixels, in place (values rounded to nearest). For tests, previews and
 // tools; uses a per-thread float buffer.

@@ -228,7 +228,7 @@ void run_loader_bench(const LoaderBenchRequest& r) {
                 "images/s: median over repetitions, this process; MB/s: uint8 image bytes; cpu/wall: cores this\n"
                 "process kept busy (below 1 with --threads 1 means it waited or was preempted; compare images/cpu-s).\n"
                 "memcpy ceiling: %.0f images/s. Augmentation kernel: %s.",
-                ceiling, augment_simd_active() ? "AVX2" : "scalar");
+                ceiling, augment_kernel_name().c_str());
   log(line);
 }
 
