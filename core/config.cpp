@@ -119,13 +119,16 @@ void apply_override(proto::RunConfig* config, const std::string& assignment) {
 
 void validate_run_config(const proto::RunConfig& c, const std::string& source) {
   FT_USER_CHECK(c.model().kind_case() != proto::ModelConfig::KIND_NOT_SET,
-                source << ": field 'model' must set one of vit, dcgan, vae");
+                source << ": field 'model' must set one of vit, dcgan, vae, mobilenet_v2, cnn");
   FT_USER_CHECK(!c.data().store().empty(), source << ": field 'data.store' is required (an HDF5 store from "
                                                   "`facetrain ingest` or `facetrain synth`)");
   FT_USER_CHECK(!c.logging().run_dir().empty(), source << ": field 'logging.run_dir' is required");
   FT_USER_CHECK(c.data().batch_size() > 0, source << ": field 'data.batch_size' must be > 0");
   FT_USER_CHECK(c.data().loader_threads() > 0, source << ": field 'data.loader_threads' must be > 0");
   FT_USER_CHECK(c.data().prefetch_batches() > 0, source << ": field 'data.prefetch_batches' must be > 0");
+  const std::string& normalize_on = c.data().normalize_on();
+  FT_USER_CHECK(normalize_on == "auto" || normalize_on == "host" || normalize_on == "device",
+                source << ": field 'data.normalize_on' must be auto, host or device (got '" << normalize_on << "')");
   FT_USER_CHECK(c.optimizer().lr() > 0, source << ": field 'optimizer.lr' must be > 0");
   const std::string& opt = c.optimizer().kind();
   FT_USER_CHECK(opt == "adamw" || opt == "adam" || opt == "sgd",

@@ -128,7 +128,8 @@ struct Plan {
   bool gray;
   const float* scale;
   const float* shift;
-  float* dst;
+  float* dst;       // float planes (augment_normalize), or
+  uint8_t* dst8;    // byte planes (augment_to_uint8): values rounded half up
   const AxisTable* xt;
   const AxisTable* yt;
   bool tables_cover;  // every sample (and its +1 neighbour) lies inside the tables' range
@@ -160,6 +161,11 @@ inline void scalar_pixel(const Plan& p, int x, int y) {
   }
   if (p.gray && p.c == 3) v[0] = v[1] = v[2] = kLumaR * v[0] + kLumaG * v[1] + kLumaB * v[2];
   const int64_t hw = static_cast<int64_t>(p.h) * p.w, at = static_cast<int64_t>(y) * p.w + x;
+  if (p.dst8 != nullptr) {
+    // Bilinear values are convex combinations of 0..255 values: round half up, clamp float noise.
+    for (int k = 0; k < p.c && k < 4; ++k) p.dst8[k * hw + at] = static_cast<uint8_t>(std::clamp(v[k] + 0.5f, 0.0f, 255.0f));
+    return;
+  }
   for (int k = 0; k < p.c && k < 4; ++k) p.dst[k * hw + at] = v[k] * p.scale[k] + p.shift[k];
 }
 
@@ -188,9 +194,27 @@ __attribute__((target("avx2,fma"))) inline __m256i load8(const uint8_t* base, __
   return _mm256_setr_epi32(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
 }
 
+// 8 values rounded half up and clamped to 0..255, stored as 8 bytes (the first `active` of them).
+__attribute__((target("avx2,fma"))) inline void store8_bytes(__m256 v, uint8_t* out, int active) {
+  const __m256 r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, _mm256_set1_ps(0.5f)), _mm256_setzero_ps()),
+                                 _mm256_set1_ps(255.0f));
+  const __m256i i32 = _mm256_cvttps_epi32(r);
+  const __m256i i16 = _mm256_packus_epi32(i32, i32);  // per 128-bit half: its 4 values, twice
+  const __m256i i8 = _mm256_packus_epi16(i16, i16);   // dword 0 of each half: its 4 bytes
+  const __m128i both = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(i8, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0)));
+  if (active == 8) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), both);
+  } else {
+    alignas(16) uint8_t bytes[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(bytes), both);
+    std::memcpy(out, bytes, static_cast<size_t>(active));
+  }
+}
+
 // 8 output pixels per step: coordinates and weights in float lanes, the 4 taps of each pixel fetched
 // as 32-bit loads (one load brings all channels of a tap), fill modes through the axis tables.
-template <int C, bool kGather>
+// kBytes: byte planes out (augment_to_uint8) instead of normalized float planes.
+template <int C, bool kGather, bool kBytes>
 __attribute__((target("avx2,fma"))) void avx2_kernel(const Plan& p) {
   const int h = p.h, w = p.w;
   const int stride = w * C;
@@ -296,6 +320,11 @@ __attribute__((target("avx2,fma"))) void avx2_kernel(const Plan& p) {
           v[0] = v[1] = v[2] = g;
         }
       }
+      if constexpr (kBytes) {
+        uint8_t* out8 = p.dst8 + static_cast<int64_t>(y) * w + x0;
+        for (int k = 0; k < C; ++k) store8_bytes(v[k], out8 + k * hw, active);
+        continue;
+      }
       float* out = p.dst + static_cast<int64_t>(y) * w + x0;
       if (active == 8) {
         for (int k = 0; k < C; ++k) _mm256_storeu_ps(out + k * hw, _mm256_fmadd_ps(v[k], scale[k], shift[k]));
@@ -326,12 +355,21 @@ bool gather_taps() {
   return intel;
 }
 
-template <int C>
+template <int C, bool kBytes>
 void run_avx2_kernel(const Plan& p) {
   if (gather_taps()) {
-    avx2_kernel<C, true>(p);
+    avx2_kernel<C, true, kBytes>(p);
   } else {
-    avx2_kernel<C, false>(p);
+    avx2_kernel<C, false, kBytes>(p);
+  }
+}
+
+template <int C>
+void run_avx2_kernel(const Plan& p) {
+  if (p.dst8 != nullptr) {
+    run_avx2_kernel<C, true>(p);
+  } else {
+    run_avx2_kernel<C, false>(p);
   }
 }
 #endif
@@ -402,8 +440,12 @@ std::string augment_kernel_name() {
   return "scalar";
 }
 
-void augment_normalize(const uint8_t* pixels, int height, int width, int channels, const AugmentParams& params,
-                       FillMode fill_mode, float cval, const float* scale, const float* shift, float* dst) {
+namespace {
+
+// Builds the plan for one image and runs the vector kernel where it applies, else the scalar one.
+// Exactly one of dst (float planes, x * scale + shift) and dst8 (byte planes) is set.
+void run_augment(const uint8_t* pixels, int height, int width, int channels, const AugmentParams& params,
+                 FillMode fill_mode, float cval, const float* scale, const float* shift, float* dst, uint8_t* dst8) {
   FT_CHECK(height > 0 && width > 0 && channels >= 1 && channels <= 4, "bad image shape");
   thread_local AxisTable x_table, y_table;
   x_table.build(width, fill_mode);
@@ -422,6 +464,7 @@ void augment_normalize(const uint8_t* pixels, int height, int width, int channel
   p.scale = scale;
   p.shift = shift;
   p.dst = dst;
+  p.dst8 = dst8;
   p.xt = &x_table;
   p.yt = &y_table;
   // An affine map's extremes over the output rectangle are at its corners (x up to the last vector lane).
@@ -447,19 +490,26 @@ void augment_normalize(const uint8_t* pixels, int height, int width, int channel
   scalar_kernel(p);
 }
 
+}  // namespace
+
+void augment_normalize(const uint8_t* pixels, int height, int width, int channels, const AugmentParams& params,
+                       FillMode fill_mode, float cval, const float* scale, const float* shift, float* dst) {
+  run_augment(pixels, height, width, channels, params, fill_mode, cval, scale, shift, dst, nullptr);
+}
+
+void augment_to_uint8(const uint8_t* pixels, int height, int width, int channels, const AugmentParams& params,
+                      FillMode fill_mode, float cval, uint8_t* dst) {
+  run_augment(pixels, height, width, channels, params, fill_mode, cval, nullptr, nullptr, nullptr, dst);
+}
+
 void apply_augment(uint8_t* pixels, int height, int width, int channels, const AugmentParams& params,
                    FillMode fill_mode, float cval) {
   const size_t hw = static_cast<size_t>(height) * width;
-  thread_local std::vector<float> planes;
+  thread_local std::vector<uint8_t> planes;
   planes.resize(hw * channels);
-  const float ones[4] = {1, 1, 1, 1}, zeros[4] = {0, 0, 0, 0};
-  augment_normalize(pixels, height, width, channels, params, fill_mode, cval, ones, zeros, planes.data());
+  augment_to_uint8(pixels, height, width, channels, params, fill_mode, cval, planes.data());
   for (size_t i = 0; i < hw; ++i)
-    for (int k = 0; k < channels; ++k) {
-      // Bilinear values are convex combinations of 0..255 values: round half up, clamp float noise.
-      const float v = planes[k * hw + i] + 0.5f;
-      pixels[i * channels + k] = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f));
-    }
+    for (int k = 0; k < channels; ++k) pixels[i * channels + k] = planes[k * hw + i];
 }
 
 void augment_image(uint8_t* pixels, int height, int width, int channels, const AugmentOptions& options,

@@ -57,6 +57,11 @@ AugmentParams draw_augment_params(const AugmentOptions& options, int height, int
 void augment_normalize(const uint8_t* pixels, int height, int width, int channels, const AugmentParams& params,
                        FillMode fill_mode, float cval, const float* scale, const float* shift, float* dst);
 
+// The same augmentation into byte planes (C x H x W uint8), each value rounded half up: what the loader
+// hands over when the device normalizes (data.normalize_on device), a quarter of the float bytes.
+void augment_to_uint8(const uint8_t* pixels, int height, int width, int channels, const AugmentParams& params,
+                      FillMode fill_mode, float cval, uint8_t* dst);
+
 // Whether augment_normalize may use the AVX2 kernel (default: yes when the CPU has AVX2 and FMA).
 // Tests and benchmarks switch it off to check and time the portable scalar kernel. Process-wide.
 void set_augment_simd(bool enabled);
@@ -64,8 +69,8 @@ bool augment_simd_active();
 // "AVX2, gathered taps" | "AVX2, scalar tap loads" | "scalar": the kernel augment_normalize runs here.
 std::string augment_kernel_name();
 
-// The same transform on uint8 HWC pixels, in place (values rounded to nearest). For tests, previews and
-// tools; uses a per-thread float buffer.
+// The same transform on uint8 HWC pixels, in place (values rounded half up, as augment_to_uint8). For
+// tests, previews and tools; uses a per-thread buffer.
 void apply_augment(uint8_t* pixels, int height, int width, int channels, const AugmentParams& params,
                    FillMode fill_mode, float cval);
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <map>
@@ -48,6 +49,19 @@ void normalize_image(const uint8_t* src, float* dst, int64_t hw, int channels, c
     for (int c = 0; c < channels; ++c)
       for (int64_t p = 0; p < hw; ++p) dst[c * hw + p] = static_cast<float>(src[p * channels + c]) * scale[c] + shift[c];
   }
+}
+
+// dst[c][p] = src[p*C + c]: HWC bytes to CHW bytes (LoaderOptions::uint8_images).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void planar_image(const uint8_t* src, uint8_t* dst, int64_t hw, int channels) {
+  if (channels == 1) {
+    std::memcpy(dst, src, static_cast<size_t>(hw));
+    return;
+  }
+  for (int c = 0; c < channels; ++c)
+    for (int64_t p = 0; p < hw; ++p) dst[c * hw + p] = src[p * channels + c];
 }
 
 // Fisher-Yates over [first, last) with our own draws (std::shuffle's output differs between libraries).
@@ -151,7 +165,7 @@ struct ShardLoader::Impl {
         if (t.use_count() == 1 && t.storage().use_count() == 1 && t.size(0) == n) return t;
       }
     }
-    torch::Tensor t = torch::empty({n, c, h, w}, torch::kFloat32);
+    torch::Tensor t = torch::empty({n, c, h, w}, opt.uint8_images ? torch::kUInt8 : torch::kFloat32);
     std::lock_guard<std::mutex> lock(mu);
     if (static_cast<int>(tensor_pool.size()) < opt.prefetch_batches + opt.threads + 2) tensor_pool.push_back(t);
     return t;
@@ -217,18 +231,27 @@ struct ShardLoader::Impl {
         batch.indices = torch::empty({n}, torch::kInt64);
         batch.epoch = epoch;
         batch.batch_in_epoch = job.batch;
-        float* out = batch.images.data_ptr<float>();
+        float* out = opt.uint8_images ? nullptr : batch.images.data_ptr<float>();
+        uint8_t* out8 = opt.uint8_images ? batch.images.data_ptr<uint8_t>() : nullptr;
         int64_t* lab = batch.labels.data_ptr<int64_t>();
         int64_t* idx = batch.indices.data_ptr<int64_t>();
         for (int64_t k = 0; k < n; ++k) {
           const uint8_t* px = job.raw + k * image_bytes;
-          float* dst = out + k * image_bytes;
           const AugmentParams p =
               augment ? draw_augment_params(opt.augment, h, w, opt.seed, epoch, job.indices[k]) : AugmentParams{};
-          if (p.is_affine() || p.flip_horizontal || p.flip_vertical || p.grayscale) {
-            augment_normalize(px, h, w, c, p, opt.augment.fill_mode, opt.augment.cval, scale.data(), shift.data(), dst);
+          const bool transform = p.is_affine() || p.flip_horizontal || p.flip_vertical || p.grayscale;
+          if (out8 != nullptr) {
+            uint8_t* dst = out8 + k * image_bytes;
+            if (transform) {
+              augment_to_uint8(px, h, w, c, p, opt.augment.fill_mode, opt.augment.cval, dst);
+            } else {
+              planar_image(px, dst, static_cast<int64_t>(h) * w, c);
+            }
+          } else if (transform) {
+            augment_normalize(px, h, w, c, p, opt.augment.fill_mode, opt.augment.cval, scale.data(), shift.data(),
+                              out + k * image_bytes);
           } else {
-            normalize_image(px, dst, static_cast<int64_t>(h) * w, c, scale.data(), shift.data());
+            normalize_image(px, out + k * image_bytes, static_cast<int64_t>(h) * w, c, scale.data(), shift.data());
           }
           lab[k] = labels[job.indices[k]];
           idx[k] = job.indices[k];
@@ -375,6 +398,11 @@ bool ShardLoader::next(Batch* batch) {
 }
 
 double ShardLoader::wait_seconds() const { return impl_->wait_seconds; }
+
+void ShardLoader::input_affine(std::vector<float>* scale, std::vector<float>* shift) const {
+  *scale = impl_->scale;
+  *shift = impl_->shift;
+}
 
 std::vector<int64_t> eval_shard(const std::vector<int64_t>& indices, int rank, int world_size) {
   FT_CHECK(world_size >= 1 && rank >= 0 && rank < world_size, "rank " << rank << " outside world of " << world_size);

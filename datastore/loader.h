@@ -47,6 +47,10 @@ struct LoaderOptions {
   Normalization normalization = Normalization::kMeanStd;
   AugmentOptions augment;
   std::vector<int64_t> subset;      // non-empty: use these store indices instead of the split's
+  // Batches of uint8 images (augmented, rounded half up), not normalized: the consumer applies
+  // input_affine() where the model is (data.normalize_on device: a quarter of the bytes to copy to a GPU,
+  // and no float image ever written on the host).
+  bool uint8_images = false;
 };
 
 // Options for reading `subset` in the order given, in batches of `batch_size` (the last one may be short), with
@@ -54,7 +58,7 @@ struct LoaderOptions {
 LoaderOptions in_order_loader_options(std::vector<int64_t> subset, int64_t batch_size, Normalization normalization);
 
 struct Batch {
-  torch::Tensor images;   // float32 N x C x H x W
+  torch::Tensor images;   // float32 N x C x H x W (uint8 with LoaderOptions::uint8_images)
   torch::Tensor labels;   // int64 N
   torch::Tensor indices;  // int64 N, store indices
   int64_t epoch = 0;
@@ -97,6 +101,9 @@ class ShardLoader {
   // An error in a background thread (e.g. an unreadable store) is rethrown here.
   bool next(Batch* batch);
   double wait_seconds() const;         // total time next() spent blocked (data wait in the run summary)
+  // The normalization as x * scale[c] + shift[c] per channel: what float batches have applied, and what the
+  // consumer of uint8 batches applies.
+  void input_affine(std::vector<float>* scale, std::vector<float>* shift) const;
 
  private:
   struct Impl;

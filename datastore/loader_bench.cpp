@@ -176,7 +176,8 @@ void run_loader_bench(const LoaderBenchRequest& r) {
     }
   }
 
-  // 3. The loader: normalized float NCHW batches, shuffled; then chunk-shuffled; then full augmentation.
+  // 3. The loader: normalized float NCHW batches, shuffled; then chunk-shuffled; then full augmentation; then
+  // uint8 NCHW batches (data.normalize_on device) plain and augmented.
   auto loader_row = [&](const std::string& name, LoaderOptions o) {
     o.split = split;
     o.batch_size = batch;
@@ -211,6 +212,13 @@ void run_loader_bench(const LoaderBenchRequest& r) {
   augmented.augment.zoom_range = 0.2f;
   augmented.augment.horizontal_flip = true;
   loader_row("+ flip/rotate/shift/shear/zoom", augmented);
+  // data.normalize_on device (GPU runs' default): the same batches as uint8, normalized on the device.
+  LoaderOptions plain_bytes = plain;
+  plain_bytes.uint8_images = true;
+  loader_row("uint8 for the device, shuffled", plain_bytes);
+  LoaderOptions augmented_bytes = augmented;
+  augmented_bytes.uint8_images = true;
+  loader_row("uint8 for the device, augmented", augmented_bytes);
 
   const double ceiling = rows[0].m.median();
   log("");

@@ -62,6 +62,11 @@ LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string
       m.classify = [net = m.mobilenet_v2](const torch::Tensor& x) mutable { return net->forward(x); };
       m.num_classes = m.mobilenet_v2->options().num_classes;
       break;
+    case ModelKind::kCnn:
+      m.cnn = DcganDiscriminator(module_as<DcganDiscriminatorImpl>(m.modules, "model"));
+      m.classify = [net = m.cnn](const torch::Tensor& x) mutable { return net->forward(x); };
+      m.num_classes = m.cnn->options().d_outputs;
+      break;
     case ModelKind::kDcgan:
       m.generator = DcganGenerator(module_as<DcganGeneratorImpl>(m.modules, "generator"));
       m.discriminator = DcganDiscriminator(module_as<DcganDiscriminatorImpl>(m.modules, "discriminator"));
@@ -75,7 +80,7 @@ LoadedModel load_classifier_for_eval(const std::string& checkpoint, const std::s
                                      const StoreInfo& store, torch::Device device, ModelWeights weights) {
   LoadedModel m = load_model_for_eval(checkpoint, model_config, store, std::nullopt, device, weights);
   FT_USER_CHECK(is_classifier(m.kind), "--checkpoint: " << m.source << " holds a " << model_kind_name(m.kind)
-                                                        << " model; this command needs a classifier (vit, mobilenet_v2)");
+                                                        << " model; this command needs a classifier (vit, mobilenet_v2, cnn)");
   return m;
 }
 

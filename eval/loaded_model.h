@@ -30,6 +30,7 @@ struct LoadedModel {
   DcganDiscriminator discriminator{nullptr};
   Vae vae{nullptr};                 // kind == kVae
   MobileNetV2 mobilenet_v2{nullptr};  // kind == kMobileNetV2
+  DcganDiscriminator cnn{nullptr};  // kind == kCnn (its layout with a logit per class)
   // Classifiers (is_classifier(kind)): images -> logits, and the number of classes.
   std::function<torch::Tensor(const torch::Tensor&)> classify;
   int64_t num_classes = 0;

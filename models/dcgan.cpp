@@ -148,6 +148,17 @@ torch::Tensor DcganDiscriminatorImpl::forward(const torch::Tensor& images) {
   return fc_(x.flatten(1));
 }
 
+double discriminator_flops_per_image(const DcganOptions& o) {
+  double flops = 0;
+  int64_t side = o.image_size;
+  for (int64_t i = 0; i < o.num_layers(); ++i) {
+    const int64_t in = i == 0 ? o.channels : o.d_width << (i - 1);
+    side /= 2;
+    flops += 2.0 * static_cast<double>(in * 16) * static_cast<double>((o.d_width << i) * side * side);
+  }
+  return flops + 2.0 * static_cast<double>((o.d_width << (o.num_layers() - 1)) * 16 * o.d_outputs);
+}
+
 void init_dcgan_weights(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
   auto init = [](torch::Tensor& weight, torch::Tensor& bias, double mean) {

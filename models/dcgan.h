@@ -75,6 +75,9 @@ struct DcganDiscriminatorImpl : torch::nn::Module {
 };
 TORCH_MODULE(DcganDiscriminator);
 
+// Forward FLOPs of one image through the discriminator (2 per multiply-add of the convs and the head).
+double discriminator_flops_per_image(const DcganOptions& options);
+
 // DCGAN paper init, applied to every submodule of `module`: Conv/ConvTranspose/Linear weights ~ N(0, 0.02)
 // and their biases 0; BatchNorm weight (gamma) ~ N(1, 0.02), bias (beta) 0. Draws from the global generator.
 void init_dcgan_weights(torch::nn::Module& module);

@@ -67,6 +67,23 @@ DcganOptions dcgan_options_from(const proto::RunConfig& config, const StoreInfo&
   return o;
 }
 
+DcganOptions cnn_options_from(const proto::RunConfig& config, const StoreInfo& store) {
+  const auto& c = config.model().cnn();
+  FT_USER_CHECK(store.class_names.size() >= 2,
+                "data.store: a classifier needs at least 2 classes, the store has " << store.class_names.size());
+  DcganOptions o = DcganOptions::seed32();
+  o.image_size = square_side(store, "the CNN");
+  FT_USER_CHECK(o.image_size >= 8 && (o.image_size & (o.image_size - 1)) == 0,
+                "data.store: the CNN needs images of 4 * 2^n pixels (8, 16, 32, 64, ...), the store's are "
+                    << store.height << "x" << store.width << " (ingest with --size 32)");
+  FT_USER_CHECK(c.width() > 0, "model.cnn.width must be positive, got " << c.width());
+  o.channels = store.channels;
+  o.d_width = c.width();
+  o.d_outputs = static_cast<int64_t>(store.class_names.size());
+  o.validate();
+  return o;
+}
+
 VaeOptions vae_options_from(const proto::RunConfig& config, const StoreInfo& store) {
   const auto& v = config.model().vae();
   VaeOptions o;

@@ -16,6 +16,8 @@ namespace facetrain {
 VitOptions vit_options_from(const proto::RunConfig& config, const StoreInfo& store);
 MobileNetV2Options mobilenet_v2_options_from(const proto::RunConfig& config, const StoreInfo& store);
 DcganOptions dcgan_options_from(const proto::RunConfig& config, const StoreInfo& store);
+// model.cnn: the seed-32 discriminator layout with one logit per class of the store.
+DcganOptions cnn_options_from(const proto::RunConfig& config, const StoreInfo& store);
 VaeOptions vae_options_from(const proto::RunConfig& config, const StoreInfo& store);
 PerceptualOptions perceptual_options_from(const proto::RunConfig& config);
 

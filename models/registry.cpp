@@ -20,9 +20,10 @@ ModelKind model_kind_of(const proto::RunConfig& config, const std::string& sourc
     case proto::ModelConfig::kDcgan: return ModelKind::kDcgan;
     case proto::ModelConfig::kVae: return ModelKind::kVae;
     case proto::ModelConfig::kMobilenetV2: return ModelKind::kMobileNetV2;
+    case proto::ModelConfig::kCnn: return ModelKind::kCnn;
     case proto::ModelConfig::KIND_NOT_SET: break;
   }
-  throw UserError(source + ": field 'model' must set one of vit, dcgan, vae, mobilenet_v2");
+  throw UserError(source + ": field 'model' must set one of vit, dcgan, vae, mobilenet_v2, cnn");
 }
 
 const char* model_kind_name(ModelKind kind) {
@@ -31,6 +32,7 @@ const char* model_kind_name(ModelKind kind) {
     case ModelKind::kDcgan: return "dcgan";
     case ModelKind::kVae: return "vae";
     case ModelKind::kMobileNetV2: return "mobilenet_v2";
+    case ModelKind::kCnn: return "cnn";
   }
   FT_CHECK(false, "unknown model kind " << static_cast<int>(kind));
 }
@@ -41,6 +43,7 @@ Normalization model_normalization(ModelKind kind) {
     case ModelKind::kDcgan: return Normalization::kMinusOneOne;
     case ModelKind::kVae: return Normalization::kMinusOneOne;
     case ModelKind::kMobileNetV2: return Normalization::kMeanStd;
+    case ModelKind::kCnn: return Normalization::kMeanStd;
   }
   FT_CHECK(false, "unknown model kind " << static_cast<int>(kind));
 }
@@ -78,7 +81,8 @@ std::string pretrained_normalization(ModelKind kind, const TensorMap& tensors, c
       *why = "torchvision convention of " + source + " (ImageNet mean/std)";
       return "imagenet";
     case ModelKind::kDcgan:
-    case ModelKind::kVae: break;
+    case ModelKind::kVae:
+    case ModelKind::kCnn: break;
   }
   return "";
 }
@@ -106,6 +110,7 @@ bool is_classifier(ModelKind kind) {
     case ModelKind::kDcgan: return false;
     case ModelKind::kVae: return false;
     case ModelKind::kMobileNetV2: return true;
+    case ModelKind::kCnn: return true;
   }
   FT_CHECK(false, "unknown model kind " << static_cast<int>(kind));
 }
@@ -120,6 +125,7 @@ std::vector<NamedModule> build_model_modules(const proto::RunConfig& config, con
     case ModelKind::kVae: return {{"model", Vae(vae_options_from(config, input)).ptr()}};
     case ModelKind::kMobileNetV2:
       return {{"model", MobileNetV2(mobilenet_v2_options_from(config, input)).ptr()}};
+    case ModelKind::kCnn: return {{"model", DcganDiscriminator(cnn_options_from(config, input)).ptr()}};
   }
   FT_CHECK(false, "unknown model kind");
 }
@@ -153,6 +159,7 @@ void load_model_modules(ModelKind kind, std::vector<NamedModule>& modules, const
       break;
     case ModelKind::kDcgan:
     case ModelKind::kVae:
+    case ModelKind::kCnn:
       break;
   }
   for (auto& m : modules) load_module_weights(*m.module, path, weights_key(m.name, weights), prefixed ? m.name + "." : "");

@@ -22,11 +22,11 @@
 
 namespace facetrain {
 
-enum class ModelKind { kVit, kDcgan, kVae, kMobileNetV2 };
+enum class ModelKind { kVit, kDcgan, kVae, kMobileNetV2, kCnn };
 
 // The kind a run config selects. Throws UserError naming `source` when the config sets no model.
 ModelKind model_kind_of(const proto::RunConfig& config, const std::string& source = "the run config");
-// "vit" | "dcgan" | "vae": the name used in logs, checkpoint metadata and eval's messages.
+// "vit" | "dcgan" | "vae" | "mobilenet_v2" | "cnn": the name used in logs, checkpoint metadata and eval's messages.
 const char* model_kind_name(ModelKind kind);
 // How the loader scales pixels for this kind (classifiers: the store's mean/std; generative models: [-1, 1]).
 Normalization model_normalization(ModelKind kind);

@@ -1,4 +1,4 @@
-// The classifier task (seed 001's ViT, seed 004's MobileNetV2): cross-entropy with optional 'balanced'
+// The classifier task (seed 001's ViT, seed 004's MobileNetV2, seed 002's discriminator as a CNN): cross-entropy with optional 'balanced'
 // class weights and label smoothing, AdamW with warmup + cosine, gradient clipping; validation
 // loss/accuracy/F1/AUC each epoch. What differs between the classifiers is in ClassifierModel.
 #include <torch/torch.h>
@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "models/dcgan.h"
 #include "models/init.h"
 #include "models/mobilenet_v2.h"
 #include "models/vit.h"
@@ -97,6 +98,41 @@ ClassifierModel mobilenet_v2_model(const TaskInputs& in) {
   m.label_smoothing = c.label_smoothing();
   m.flops_per_image = net->flops_per_image(in.store.height, in.store.width);
   m.shape = std::to_string(in.store.height) + "x" + std::to_string(in.store.width) + " input";
+  return m;
+}
+
+ClassifierModel cnn_model(const TaskInputs& in) {
+  DcganDiscriminator net(cnn_options_from(in.config, in.store));
+  const auto& c = in.config.model().cnn();
+  ClassifierModel m;
+  m.name = "cnn";
+  m.module = net.ptr();
+  m.forward = [net](const torch::Tensor& x) mutable { return net->forward(x); };
+  m.layers = [net] {
+    // conv1 is the stem, conv2..convN the blocks, fc the head (parameter_layers.h).
+    ParameterLayers out;
+    out.blocks = net->options().num_layers() - 1;
+    for (const auto& p : net->named_parameters()) {
+      ParameterLayer layer{p.key(), p.value()};
+      if (p.key().rfind("fc.", 0) == 0) {
+        layer.layer = out.blocks + 1;
+        layer.head = true;
+      } else {
+        layer.layer = std::stoll(p.key().substr(4, p.key().find('.') - 4)) - 1;  // "convN."
+      }
+      out.parameters.push_back(std::move(layer));
+    }
+    return out;
+  };
+  m.kind = ModelKind::kCnn;
+  m.load_pretrained = [](const TensorMap&, const std::string& source, LoadReport*) {
+    FT_CHECK(false, "model.cnn has no pretrained field, yet " << source << " was to be loaded");
+  };
+  m.class_weights = c.class_weights();
+  m.label_smoothing = c.label_smoothing();
+  m.flops_per_image = discriminator_flops_per_image(net->options());
+  m.shape = std::to_string(net->options().num_layers()) + " stride-2 convs from " + std::to_string(in.store.height) +
+            "x" + std::to_string(in.store.width);
   return m;
 }
 
@@ -290,6 +326,9 @@ std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs) {
 }
 std::unique_ptr<TrainingTask> make_mobilenet_v2_task(const TaskInputs& inputs) {
   return std::make_unique<ClassifierTask>(inputs, mobilenet_v2_model(inputs));
+}
+std::unique_ptr<TrainingTask> make_cnn_task(const TaskInputs& inputs) {
+  return std::make_unique<ClassifierTask>(inputs, cnn_model(inputs));
 }
 
 }  // namespace facetrain

@@ -15,6 +15,7 @@ std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs);
 std::unique_ptr<TrainingTask> make_dcgan_task(const TaskInputs& inputs);
 std::unique_ptr<TrainingTask> make_vae_task(const TaskInputs& inputs);
 std::unique_ptr<TrainingTask> make_mobilenet_v2_task(const TaskInputs& inputs);  // classifier_task.cpp
+std::unique_ptr<TrainingTask> make_cnn_task(const TaskInputs& inputs);           // classifier_task.cpp
 
 std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs) {
   switch (model_kind_of(inputs.config)) {
@@ -22,6 +23,7 @@ std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs) {
     case ModelKind::kDcgan: return make_dcgan_task(inputs);
     case ModelKind::kVae: return make_vae_task(inputs);
     case ModelKind::kMobileNetV2: return make_mobilenet_v2_task(inputs);
+    case ModelKind::kCnn: return make_cnn_task(inputs);
   }
   FT_CHECK(false, "unknown model kind");
 }

@@ -41,8 +41,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// data.normalize_on: whether the loader hands uint8 batches that the trainer normalizes on the device.
+bool normalizes_on_device(const proto::RunConfig& c, const ProcessContext& ctx) {
+  const std::string& where = c.data().normalize_on();
+  return where == "device" || (where == "auto" && ctx.device.is_cuda());
+}
+
 LoaderOptions loader_options(const proto::RunConfig& c, const ProcessContext& ctx, const TrainingTask& task) {
   LoaderOptions o;
+  o.uint8_images = normalizes_on_device(c, ctx);
   o.split = parse_split(c.data().train_split(), "data.train_split");
   o.batch_size = c.data().batch_size();
   o.rank = ctx.rank;
@@ -377,7 +384,19 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       " steps/epoch of " + std::to_string(config.data().batch_size() * ctx.world_size * accumulation) +
       " images, " + std::to_string(total_steps) + " steps in all");
   log(gradient_sync);
-  log("input normalization: " + config.data().normalization() + " (" + normalization_source + ")");
+  // data.normalize_on device: uint8 batches go to the device and become float there (one fused pass).
+  const bool device_normalize = normalizes_on_device(config, ctx);
+  torch::Tensor input_scale, input_shift;
+  if (device_normalize) {
+    std::vector<float> scale, shift;
+    loader.input_affine(&scale, &shift);
+    const auto channels = static_cast<int64_t>(scale.size());
+    input_scale = torch::tensor(scale).view({1, channels, 1, 1}).to(ctx.device);
+    input_shift = torch::tensor(shift).view({1, channels, 1, 1}).to(ctx.device);
+  }
+  log("input normalization: " + config.data().normalization() + " (" + normalization_source + "), applied on the " +
+      (device_normalize ? "device to uint8 batches" : "host by the loader") + " (data.normalize_on " +
+      config.data().normalize_on() + ")");
   if (ctx.device.is_cpu() && config.distributed().precision() == "fp32") {
     const std::string units = cpu_bf16_units();
     if (!units.empty()) {
@@ -410,6 +429,9 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       if (!have) {
         epoch_done = true;
         break;
+      }
+      if (device_normalize) {
+        for (auto& b : micro) b.images = torch::addcmul(input_shift, b.images.to(ctx.device).to(torch::kFloat32), input_scale);
       }
       // 2-4. forward, backward + sync, optimizer step (the task's recipe)
       const double lr = learning_rate_at(pos.step, total_steps, config.optimizer().lr(),

@@ -373,6 +373,36 @@ TEST(Augment, FusedNormalizationIsTheUint8TransformUnrounded) {
   }
 }
 
+// data.normalize_on device: the byte planes are the float planes of a unit affine, rounded half up, byte for
+// byte, with either kernel, at widths that leave a partial vector (37) and under every fill mode.
+TEST_P(AugmentKernels, BytePlanesAreTheUnitTransformRoundedHalfUp) {
+  AugmentOptions o;
+  o.rotation_range = 30;
+  o.width_shift_range = o.height_shift_range = 0.3f;
+  o.shear_range = 15;
+  o.zoom_range = 0.3f;
+  o.horizontal_flip = true;
+  o.random_grayscale = 0.5f;
+  const float ones[3] = {1, 1, 1}, zeros[3] = {0, 0, 0};
+  for (const auto& [h, w, c] : {std::tuple<int, int, int>{64, 64, 3}, {28, 28, 1}, {19, 37, 3}}) {
+    const Image in = random_image(h, w, c, 12);
+    for (FillMode mode : {FillMode::kNearest, FillMode::kConstant, FillMode::kReflect, FillMode::kWrap}) {
+      for (int64_t index = 0; index < 12; ++index) {
+        const AugmentParams p = draw_augment_params(o, h, w, 7, 0, index);
+        std::vector<float> planes(in.size());
+        augment_normalize(in.data(), h, w, c, p, mode, 90, ones, zeros, planes.data());
+        Image bytes(in.size(), 7);
+        augment_to_uint8(in.data(), h, w, c, p, mode, 90, bytes.data());
+        for (size_t i = 0; i < in.size(); ++i) {
+          const auto expected = static_cast<uint8_t>(std::clamp(planes[i] + 0.5f, 0.0f, 255.0f));
+          ASSERT_EQ(bytes[i], expected) << h << "x" << w << "x" << c << " fill " << static_cast<int>(mode)
+                                        << " index " << index << " value " << i << " (" << planes[i] << ")";
+        }
+      }
+    }
+  }
+}
+
 TEST(Augment, AugmentImageAppliesTheDrawnParameters) {
   AugmentOptions o;
   o.rotation_range = 30;

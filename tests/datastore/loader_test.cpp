@@ -322,6 +322,41 @@ TEST_F(LoaderTest, AugmentationIsKeyedByStoreIndexAndEpoch) {
   EXPECT_GE(augmented, 8);
 }
 
+// uint8_images (data.normalize_on device): the same images in the same order, as bytes; input_affine()
+// applied to them gives the float batches (exactly the pixels without augmentation, within half a byte
+// step with it, where the float path keeps bilinear values fractional).
+TEST_F(LoaderTest, Uint8BatchesTimesTheAffineAreTheFloatBatches) {
+  for (bool augmented : {false, true}) {
+    LoaderOptions o = options(0, 1, 10);
+    if (augmented) o.augment = full_augment();
+    ShardLoader floats(path_, o);
+    o.uint8_images = true;
+    ShardLoader bytes(path_, o);
+    std::vector<float> scale, shift;
+    bytes.input_affine(&scale, &shift);
+    ASSERT_EQ(scale.size(), 3u);
+    const Epoch f = run_epoch(floats, 2), b = run_epoch(bytes, 2);
+    ASSERT_EQ(f.batches.size(), b.batches.size());
+    for (size_t i = 0; i < f.batches.size(); ++i) {
+      ASSERT_EQ(b.batches[i].images.scalar_type(), torch::kUInt8);
+      ASSERT_EQ(as_vector(f.batches[i].indices), as_vector(b.batches[i].indices));
+      ASSERT_EQ(as_vector(f.batches[i].labels), as_vector(b.batches[i].labels));
+      const torch::Tensor s = torch::tensor(scale).view({1, 3, 1, 1}), t = torch::tensor(shift).view({1, 3, 1, 1});
+      const torch::Tensor normalized = b.batches[i].images.to(torch::kFloat32) * s + t;
+      const double tolerance = augmented ? 0.5 * *std::max_element(scale.begin(), scale.end()) + 1e-5 : 1e-5;
+      EXPECT_LE((normalized - f.batches[i].images).abs().max().item<double>(), tolerance) << "batch " << i;
+      if (!augmented) {  // and the bytes are the store's pixels, channel-planar
+        const auto idx = as_vector(b.batches[i].indices);
+        auto px = b.batches[i].images.accessor<uint8_t, 4>();
+        for (size_t k = 0; k < idx.size(); ++k)
+          for (int c = 0; c < 3; ++c)
+            for (int y = 0; y < 12; ++y)
+              for (int x = 0; x < 10; ++x) ASSERT_EQ(px[k][c][y][x], ref_.images[idx[k]][(y * 10 + x) * 3 + c]);
+      }
+    }
+  }
+}
+
 TEST_F(LoaderTest, ChunkShuffleIsAPermutationThatStaysInFewChunks) {
   TempDir dir;
   const std::string path = dir.file("chunks.h5");

@@ -93,6 +93,18 @@ TEST(Dcgan, OtherSizesWidthsAndChannels) {
   EXPECT_THROW(DcganDiscriminator(DcganOptions::seed32())->forward(torch::randn({1, 3, 64, 64})), UserError);
 }
 
+TEST(Dcgan, DiscriminatorFlopsCountEachConvAndTheHead) {
+  // model.cnn's GFLOP/s figure: 2 FLOPs per multiply-add. Seed 32x32x3, width 32, 10 logits:
+  // conv1 3*16 MACs x 32*16*16 outputs, conv2 32*16 x 64*8*8, conv3 64*16 x 128*4*4, fc 2048 x 10.
+  DcganOptions o = DcganOptions::seed32();
+  o.d_outputs = 10;
+  EXPECT_DOUBLE_EQ(discriminator_flops_per_image(o), 2.0 * (48 * 8192 + 512 * 4096 + 1024 * 2048 + 2048 * 10));
+  // The paper layout's last 4x4 conv to the logits costs what the seed's fc does.
+  DcganOptions p = o;
+  p.arch = DcganArch::kPaper;
+  EXPECT_DOUBLE_EQ(discriminator_flops_per_image(p), discriminator_flops_per_image(o));
+}
+
 TEST(Dcgan, TrainingStepGivesFiniteGradientsToEveryParameter) {
   // D runs on real and fake batches and G through D, as in a GAN step (in-place activations must not break
   // autograd; BatchNorm in training mode).

@@ -20,7 +20,7 @@ def num_layers(image):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, image, channels, width, slope=0.2):
+    def __init__(self, image, channels, width, slope=0.2, outputs=1):
         super().__init__()
         n, self.slope = num_layers(image), slope
         self.convs = []
@@ -30,7 +30,7 @@ class Discriminator(nn.Module):
                 conv.append(nn.BatchNorm2d(width << i))
             self.convs.append(nn.Sequential(*conv))
             self.add_module(f"conv{i + 1}", self.convs[-1])
-        self.fc = nn.Linear((width << (n - 1)) * 4 * 4, 1)
+        self.fc = nn.Linear((width << (n - 1)) * 4 * 4, outputs)  # outputs > 1: a classifier (cnn_step.py)
 
     def forward(self, x):
         for conv in self.convs:
