@@ -126,6 +126,8 @@ void validate_run_config(const proto::RunConfig& c, const std::string& source) {
   FT_USER_CHECK(c.data().batch_size() > 0, source << ": field 'data.batch_size' must be > 0");
   FT_USER_CHECK(c.data().loader_threads() > 0, source << ": field 'data.loader_threads' must be > 0");
   FT_USER_CHECK(c.data().prefetch_batches() > 0, source << ": field 'data.prefetch_batches' must be > 0");
+  FT_USER_CHECK(c.distributed().host_memory_cache_mb() >= 0,
+                source << ": field 'distributed.host_memory_cache_mb' must be >= 0");
   const std::string& normalize_on = c.data().normalize_on();
   FT_USER_CHECK(normalize_on == "auto" || normalize_on == "host" || normalize_on == "device",
                 source << ": field 'data.normalize_on' must be auto, host or device (got '" << normalize_on << "')");

@@ -13,6 +13,13 @@
 #define FACETRAIN_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
+// c10::Allocator::allocate is const in 1.13, not in 2.x.
+#if FACETRAIN_TORCH_AT_LEAST(2, 0)
+#define FACETRAIN_ALLOCATOR_CONST
+#else
+#define FACETRAIN_ALLOCATOR_CONST const
+#endif
+
 namespace facetrain {
 namespace torch_compat {
 

@@ -194,20 +194,32 @@ __attribute__((target("avx2,fma"))) inline __m256i load8(const uint8_t* base, __
   return _mm256_setr_epi32(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
 }
 
-// 8 values rounded half up and clamped to 0..255, stored as 8 bytes (the first `active` of them).
-__attribute__((target("avx2,fma"))) inline void store8_bytes(__m256 v, uint8_t* out, int active) {
-  const __m256 r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, _mm256_set1_ps(0.5f)), _mm256_setzero_ps()),
-                                 _mm256_set1_ps(255.0f));
-  const __m256i i32 = _mm256_cvttps_epi32(r);
-  const __m256i i16 = _mm256_packus_epi32(i32, i32);  // per 128-bit half: its 4 values, twice
-  const __m256i i8 = _mm256_packus_epi16(i16, i16);   // dword 0 of each half: its 4 bytes
-  const __m128i both = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(i8, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0)));
-  if (active == 8) {
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), both);
+// 8 pixels of C channel values (each in 0..255 up to float error: bilinear weights are a convex combination)
+// rounded half up and stored as 8 bytes in each of the C byte planes (the first `active` of them). The packs
+// saturate, so no clamp is needed; three channels share the packs.
+template <int C>
+__attribute__((target("avx2,fma"))) inline void store8_bytes(const __m256* v, uint8_t* out, int64_t plane,
+                                                             int active) {
+  const __m256 half = _mm256_set1_ps(0.5f);
+  __m256i bytes;  // 64-bit lane k: the 8 bytes of channel k
+  if constexpr (C == 3) {
+    const __m256i i0 = _mm256_cvttps_epi32(_mm256_add_ps(v[0], half));
+    const __m256i i1 = _mm256_cvttps_epi32(_mm256_add_ps(v[1], half));
+    const __m256i i2 = _mm256_cvttps_epi32(_mm256_add_ps(v[2], half));
+    // Per 128-bit half h (pixels 4h..4h+3): dwords [c0, c1, c2, c2] of 4 bytes each.
+    const __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(i0, i1), _mm256_packus_epi32(i2, i2));
+    bytes = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
   } else {
-    alignas(16) uint8_t bytes[16];
-    _mm_store_si128(reinterpret_cast<__m128i*>(bytes), both);
-    std::memcpy(out, bytes, static_cast<size_t>(active));
+    const __m256i i0 = _mm256_cvttps_epi32(_mm256_add_ps(v[0], half));
+    const __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(i0, i0), _mm256_packus_epi32(i0, i0));
+    bytes = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0));
+  }
+  alignas(32) uint8_t lanes[32];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), bytes);
+  if (active == 8) {
+    for (int k = 0; k < C; ++k) std::memcpy(out + k * plane, lanes + 8 * k, 8);
+  } else {
+    for (int k = 0; k < C; ++k) std::memcpy(out + k * plane, lanes + 8 * k, static_cast<size_t>(active));
   }
 }
 
@@ -321,8 +333,7 @@ __attribute__((target("avx2,fma"))) void avx2_kernel(const Plan& p) {
         }
       }
       if constexpr (kBytes) {
-        uint8_t* out8 = p.dst8 + static_cast<int64_t>(y) * w + x0;
-        for (int k = 0; k < C; ++k) store8_bytes(v[k], out8 + k * hw, active);
+        store8_bytes<C>(v, p.dst8 + static_cast<int64_t>(y) * w + x0, hw, active);
         continue;
       }
       float* out = p.dst + static_cast<int64_t>(y) * w + x0;

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/stopwatch.h"
 #include "models/registry.h"
+#include "trainer/host_memory_cache.h"
 #include "trainer/task.h"
 
 namespace facetrain {
@@ -18,6 +19,7 @@ namespace facetrain {
 void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int steps, int warmup,
                     ProcessContext& ctx) {
   const std::string kind = model_kind_name(model_kind_of(config));
+  install_host_memory_cache(int64_t{config.distributed().host_memory_cache_mb()} << 20);
   // Nothing is written: samples and checkpoints belong to runs, not benchmarks.
   const DataParallelOptions parallel = data_parallel_options(config);
   std::string gradient_sync;
@@ -79,6 +81,8 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
     << "  rank 0 medians per step: forward+backward " << fixed_decimals(median(fb_ms), 1) << " ms, exposed communication "
     << fixed_decimals(median(comm_ms), 1) << " ms, optimizer " << fixed_decimals(median(opt_ms), 1) << " ms; peak memory "
     << usage.ru_maxrss / 1024 << " MB\n"
+    << "  host memory cache (distributed.host_memory_cache_mb " << config.distributed().host_memory_cache_mb()
+    << "): " << describe_host_memory_cache() << "\n"
     << "  gradient sync: " << last.buckets_overlapped << " of " << last.buckets
     << " bucket all-reduce(s) started while backward still ran (overlapped)\n";
   if (gflops > 0) {

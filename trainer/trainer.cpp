@@ -29,6 +29,7 @@
 #include "models/checkpoint_store.h"
 #include "models/registry.h"
 #include "trainer/records/progress.h"
+#include "trainer/host_memory_cache.h"
 #include "trainer/precision.h"
 #include "trainer/run_log.h"
 #include "trainer/schedule.h"
@@ -278,6 +279,7 @@ double measure_matmul_gflops() {
 int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const TrainOptions& options) {
   proto::RunConfig config = user_config;  // with data.normalization resolved (recorded in config.pbtxt)
   install_stop_handlers(preemption_signal_number(config.checkpoint().preemption_signal()));
+  install_host_memory_cache(int64_t{config.distributed().host_memory_cache_mb()} << 20);
   ctx.comm->set_timeout_seconds(config.distributed().collective_timeout_s());
   const fs::path run_dir = config.logging().run_dir();
   const std::string kind = model_kind_name(model_kind_of(config));
@@ -534,6 +536,9 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       << " ms; peak memory " << fixed_decimals(peak_mb, 0) << " MB on rank " << ctx.rank << " (mean over ranks "
       << fixed_decimals(peak[0].item<double>() / ctx.world_size, 0) << " MB)";
     log(s.str());
+    log("summary: host memory cache (distributed.host_memory_cache_mb " +
+        std::to_string(config.distributed().host_memory_cache_mb()) + ") on rank " + std::to_string(ctx.rank) + ": " +
+        describe_host_memory_cache());
     // fp16's loss scaling: where the scale ended and how many steps an overflow skipped (also in TensorBoard).
     std::string scaling;
     for (const auto& [name, value] : last_scalars) {

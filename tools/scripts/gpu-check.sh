@@ -227,7 +227,7 @@ train=("$ft" train --config "$work/run.pbtxt" --quiet "${train_threads[@]}")
 set +e; ftrun train_a 180 "${train[@]}" --set logging.run_dir="$work/a"; code_a=$?; set -e
 n_a=$(losses "$work/a/metrics.jsonl" | wc -l)
 [[ $code_a -eq 0 && $n_a -eq $max_steps ]] &&
-  row "train $max_steps steps, uninterrupted" "exit 0, $n_a losses, last $(losses "$work/a/metrics.jsonl" | tail -1 | cut -d' ' -f2), $(grep -o 'gradient sync over [a-z]*' "$work/logs/train_a.log" | head -1)" pass ||
+  row "train $max_steps steps, uninterrupted" "exit 0, $n_a losses, last $(losses "$work/a/metrics.jsonl" | tail -1 | cut -d' ' -f2), $(grep -o 'gradient sync over [a-z]*' "$work/logs/train_a.log" | head -1), input normalized $(grep -o 'applied on the [a-z]*' "$work/logs/train_a.log" | head -1 | sed 's/applied //')" pass ||
   row "train $max_steps steps, uninterrupted" "exit $code_a, $n_a losses: $(tail -1 "$work/logs/train_a.log" | cut -c1-100)" fail
 
 # Run b in the background (no timeout wrapper: the signal must reach facetrain itself; env execs it).
