@@ -91,15 +91,18 @@ struct GradientBuckets::State {
   void launch_ready() {
     while (next_launch < buckets.size() && buckets[next_launch].waiting == 0) {
       Bucket& b = buckets[next_launch];
+      // 1 where the parameter got a gradient this step, at its place in the bucket's flags.
+      auto write_flags = [&](float* flags) {
+        for (int64_t k : b.slots) flags[slots[k].used_at] = slots[k].got_gradient ? 1.0f : 0.0f;
+      };
       if (b.used.is_cpu() && b.used.scalar_type() == torch::kFloat32) {
         // Written in place: a LibTorch op per bucket costs microseconds, as much as a small bucket's all-reduce.
-        float* flags = b.used.data_ptr<float>();
-        for (int64_t k : b.slots) flags[slots[k].used_at] = slots[k].got_gradient ? 1.0f : 0.0f;
+        write_flags(b.used.data_ptr<float>());
       } else {
         // One copy of all the bucket's flags (on a GPU, one transfer rather than a kernel per parameter).
         torch::NoGradGuard no_grad;
         std::vector<float> flags(b.slots.size());
-        for (int64_t k : b.slots) flags[slots[k].used_at] = slots[k].got_gradient ? 1.0f : 0.0f;
+        write_flags(flags.data());
         b.used.copy_(torch::tensor(flags, torch::kFloat));
       }
       // The mean, not the sum: the division by the world size is fused into the reduction (its own pass

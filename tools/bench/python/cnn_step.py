@@ -4,10 +4,7 @@ dcgan_step.py with one logit per class, trainer/classifier_task.cpp): cross-entr
 decay 0.05, as configs/cnn-fashion-mnist-32.pbtxt), global-norm clip 1.0, a random batch. PyTorch's default
 init, as facetrain's. ddp_step.py --model cnn runs it data-parallel. Cross-check only. Prints ONE line: step
 seconds (median) and images/s."""
-import torch
-import torch.nn.functional as F
-
-from common import clip_and_step, compiled, optimizer, parse, parser, report, time_steps
+from common import classifier_step, compiled, parse, parser, report, time_steps
 from dcgan_step import Discriminator, num_layers
 
 
@@ -39,18 +36,7 @@ def build(a, wrap=None, data_seed=1000):
     """One-step closure (the contract of vit_step.build): wrap(model) -> the module the step calls."""
     model = Discriminator(a.image, a.channels, a.width, outputs=a.classes)
     forward = compiled(wrap(model) if wrap is not None else model, a)
-    params = list(model.parameters())
-    opt = optimizer(torch.optim.AdamW, params, a, lr=a.lr, betas=(0.9, 0.999), weight_decay=a.weight_decay)
-    torch.manual_seed(data_seed)
-    x = torch.randn(a.batch, a.channels, a.image, a.image)
-    y = torch.randint(0, a.classes, (a.batch,))
-
-    def step():
-        opt.zero_grad(set_to_none=False)
-        F.cross_entropy(forward(x), y).backward()
-        clip_and_step(params, opt, a.grad_clip)
-
-    return step
+    return classifier_step(model, forward, a, data_seed)
 
 
 def main():

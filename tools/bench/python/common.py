@@ -92,6 +92,25 @@ def optimizer(cls, params, a, **kw):
     return cls(params, fused=True, **kw) if a.optimizer_impl == "fused" else cls(params, foreach=False, **kw)
 
 
+def classifier_step(model, forward, a, data_seed, label_smoothing=0.0):
+    """One step of a classifier as trainer/classifier_task.cpp: AdamW (a.lr, a.weight_decay; --optimizer-impl
+    loop is LibTorch's per-parameter C++ AdamW), cross-entropy on a random batch drawn after
+    torch.manual_seed(data_seed), the global gradient norm clipped to a.grad_clip. forward: the module the
+    step calls (compiled, or wrapped in DDP); the optimizer sees the model's own parameters."""
+    params = list(model.parameters())
+    opt = optimizer(torch.optim.AdamW, params, a, lr=a.lr, betas=(0.9, 0.999), weight_decay=a.weight_decay)
+    torch.manual_seed(data_seed)
+    x = torch.randn(a.batch, a.channels, a.image, a.image)
+    y = torch.randint(0, a.classes, (a.batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=False)  # LibTorch 1.13's zero_grad() zeroes, it does not free
+        torch.nn.functional.cross_entropy(forward(x), y, label_smoothing=label_smoothing).backward()
+        clip_and_step(params, opt, a.grad_clip)
+
+    return step
+
+
 def compiled(module, a):
     """The module under torch.compile (default mode, inductor) with --compile, else the module itself. The
     first warm-up steps pay the compilation; only the timed steps are reported."""

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import clip_and_step, compiled, optimizer, parse, parser, report, time_steps
+from common import classifier_step, compiled, parse, parser, report, time_steps
 
 
 def affine(x, weight, bias):
@@ -168,19 +168,7 @@ def build(a, wrap=None, data_seed=1000):
     model = ViT(a.image, a.patch, a.channels, a.classes, a.width, a.depth, a.heads, a.mlp_ratio,
                 all_tokens=a.all_tokens, sdpa=a.attention == "sdpa")
     forward = compiled(wrap(model) if wrap is not None else model, a)
-    params = list(model.parameters())
-    # --optimizer-impl loop: a per-parameter loop, as LibTorch's C++ AdamW.
-    opt = optimizer(torch.optim.AdamW, params, a, lr=a.lr, betas=(0.9, 0.999), weight_decay=a.weight_decay)
-    torch.manual_seed(data_seed)
-    x = torch.randn(a.batch, a.channels, a.image, a.image)
-    y = torch.randint(0, a.classes, (a.batch,))
-
-    def step():
-        opt.zero_grad(set_to_none=False)  # LibTorch 1.13's zero_grad() zeroes, it does not free
-        F.cross_entropy(forward(x), y, label_smoothing=a.label_smoothing).backward()
-        clip_and_step(params, opt, a.grad_clip)
-
-    return step
+    return classifier_step(model, forward, a, data_seed, a.label_smoothing)
 
 
 def main():
