@@ -13,16 +13,21 @@ int square_side(const StoreInfo& store, const char* model) {
   return store.height;
 }
 
+// The store's class count, which every classifier needs to be at least 2.
+int64_t classifier_classes(const StoreInfo& store) {
+  FT_USER_CHECK(store.class_names.size() >= 2,
+                "data.store: a classifier needs at least 2 classes, the store has " << store.class_names.size());
+  return static_cast<int64_t>(store.class_names.size());
+}
+
 }  // namespace
 
 VitOptions vit_options_from(const proto::RunConfig& config, const StoreInfo& store) {
   const auto& v = config.model().vit();
-  FT_USER_CHECK(store.class_names.size() >= 2,
-                "data.store: a classifier needs at least 2 classes, the store has " << store.class_names.size());
   VitOptions o;
   o.image_size = square_side(store, "the ViT");
   o.channels = store.channels;
-  o.num_classes = static_cast<int64_t>(store.class_names.size());
+  o.num_classes = classifier_classes(store);
   o.patch_size = v.patch_size();
   o.width = v.width();
   o.depth = v.depth();
@@ -41,14 +46,12 @@ VitOptions vit_options_from(const proto::RunConfig& config, const StoreInfo& sto
 
 MobileNetV2Options mobilenet_v2_options_from(const proto::RunConfig& config, const StoreInfo& store) {
   const auto& m = config.model().mobilenet_v2();
-  FT_USER_CHECK(store.class_names.size() >= 2,
-                "data.store: a classifier needs at least 2 classes, the store has " << store.class_names.size());
   FT_USER_CHECK(store.height >= 32 && store.width >= 32,
                 "data.store: MobileNetV2 needs images of at least 32x32 (5 stride-2 stages), the store's are "
                     << store.height << "x" << store.width << " (ingest with --size 32 or more)");
   MobileNetV2Options o;
   o.channels = store.channels;
-  o.num_classes = static_cast<int64_t>(store.class_names.size());
+  o.num_classes = classifier_classes(store);
   o.width_mult = m.width_mult();
   o.dropout = m.dropout();
   o.validate();
@@ -69,8 +72,6 @@ DcganOptions dcgan_options_from(const proto::RunConfig& config, const StoreInfo&
 
 DcganOptions cnn_options_from(const proto::RunConfig& config, const StoreInfo& store) {
   const auto& c = config.model().cnn();
-  FT_USER_CHECK(store.class_names.size() >= 2,
-                "data.store: a classifier needs at least 2 classes, the store has " << store.class_names.size());
   DcganOptions o = DcganOptions::seed32();
   o.image_size = square_side(store, "the CNN");
   FT_USER_CHECK(o.image_size >= 8 && (o.image_size & (o.image_size - 1)) == 0,
@@ -79,7 +80,7 @@ DcganOptions cnn_options_from(const proto::RunConfig& config, const StoreInfo& s
   FT_USER_CHECK(c.width() > 0, "model.cnn.width must be positive, got " << c.width());
   o.channels = store.channels;
   o.d_width = c.width();
-  o.d_outputs = static_cast<int64_t>(store.class_names.size());
+  o.d_outputs = classifier_classes(store);
   o.validate();
   return o;
 }

@@ -323,7 +323,8 @@ TEST(Augment, DrawsAreDeterministicAndWithinRanges) {
   EXPECT_EQ(img, before);
 }
 
-TEST(Augment, SimdAndScalarKernelsAgree) {
+// Every transform at once, strongly: rotation, shifts, shear, zoom, both flips, grayscale.
+AugmentOptions every_transform() {
   AugmentOptions o;
   o.rotation_range = 30;
   o.width_shift_range = o.height_shift_range = 0.3f;
@@ -331,6 +332,11 @@ TEST(Augment, SimdAndScalarKernelsAgree) {
   o.zoom_range = 0.3f;
   o.horizontal_flip = o.vertical_flip = true;
   o.random_grayscale = 0.5f;
+  return o;
+}
+
+TEST(Augment, SimdAndScalarKernelsAgree) {
+  const AugmentOptions o = every_transform();
   const float scale[3] = {0.02f, 0.03f, 0.01f}, shift[3] = {-1.5f, -2.f, 0.5f};
   for (const auto& [h, w, c] : {std::tuple<int, int, int>{64, 64, 3}, {28, 28, 1}, {19, 37, 3}}) {
     const Image in = random_image(h, w, c, 10);
@@ -376,13 +382,7 @@ TEST(Augment, FusedNormalizationIsTheUint8TransformUnrounded) {
 // data.normalize_on device: the byte planes are the float planes of a unit affine, rounded half up, byte for
 // byte, with either kernel, at widths that leave a partial vector (37) and under every fill mode.
 TEST_P(AugmentKernels, BytePlanesAreTheUnitTransformRoundedHalfUp) {
-  AugmentOptions o;
-  o.rotation_range = 30;
-  o.width_shift_range = o.height_shift_range = 0.3f;
-  o.shear_range = 15;
-  o.zoom_range = 0.3f;
-  o.horizontal_flip = true;
-  o.random_grayscale = 0.5f;
+  const AugmentOptions o = every_transform();
   const float ones[3] = {1, 1, 1}, zeros[3] = {0, 0, 0};
   for (const auto& [h, w, c] : {std::tuple<int, int, int>{64, 64, 3}, {28, 28, 1}, {19, 37, 3}}) {
     const Image in = random_image(h, w, c, 12);

@@ -5,7 +5,7 @@
 # ingests each to a 64x64 store with and without --face-crop and prints images/s (wall, all cores), CPU ms
 # per image, and the faces found ("hits" on the drawn faces, false positives on the face-free ones).
 # Usage: bash tools/bench/ingest_faces.sh [N] [WORKDIR]     (defaults: 1000, a temporary folder)
-# Needs Debian's python3-pil and python3-h5py (installed here when missing).
+# Needs Debian's python3-pil, python3-h5py, bc and time (installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-1000}
@@ -13,8 +13,10 @@ work=${2:-$(mktemp -d)}
 [[ -n "${2:-}" ]] || trap 'rm -rf "$work"' EXIT
 ft=$PWD/build/bin/facetrain
 [[ -x $ft ]] || { echo "ingest_faces: $ft is missing (bash tools/scripts/build.sh)" >&2; exit 2; }
-/usr/bin/python3 -c "import PIL, h5py" 2>/dev/null ||
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-pil python3-h5py >/dev/null
+if ! /usr/bin/python3 -c "import PIL, h5py" 2>/dev/null || ! command -v bc >/dev/null || [[ ! -x /usr/bin/time ]]; then
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-pil python3-h5py bc time >/dev/null
+fi
 
 mkdir -p "$work"
 if [[ ! -d $work/faces/face ]]; then
