@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
-# The layout holds: every #include "folder/..." between top-level folders follows the include order below
-# (a folder uses only the folders listed before it; launcher/ is the binary and may use all), the eval
+# The layout holds: every #include "folder/..." between top-level folders follows layers.txt
+# (a folder uses only the folders it names there; launcher/ is the binary and may use all), the eval
 # library does not link the training loop, and the README's layout section names every library folder.
 # Usage: bash tests/layout_test.sh [SOURCE_DIR]
 set -euo pipefail
 src="${1:-$(cd "$(dirname "$0")/.." && pwd)}"
 cd "$src"
 
-# folder: the folders it may include (besides itself). Keep in step with README.md "Layout".
-declare -A allowed=(
-  [core]=""
-  [comm]="core"
-  [datastore]="core"
-  [tools]="core datastore"
-  [models]="core datastore"
-  [eval]="core comm datastore models"
-  [trainer]="core comm datastore models eval"
-  [slurm]="core"
-  [launcher]="core comm datastore tools models eval trainer slurm"
-)
+# folder: the folders it may include (besides itself), from layers.txt, the one list of the layers.
+declare -A allowed=()
+order=()
+while IFS= read -r line; do
+  [[ "$line" =~ ^([a-z_]+):(.*)$ ]] || continue
+  folder="${BASH_REMATCH[1]}"
+  deps="$(echo ${BASH_REMATCH[2]})"
+  order+=("$folder")
+  if [[ "$deps" == "*" ]]; then
+    allowed[$folder]="${order[*]}"
+  else
+    allowed[$folder]="$deps"
+  fi
+done < layers.txt
+# launcher/ (the binary) may include every layer, including those listed after it.
+for folder in "${!allowed[@]}"; do
+  [[ "$(grep -E "^$folder:" layers.txt)" == *"*"* ]] && allowed[$folder]="${order[*]}"
+done
+(( ${#order[@]} > 0 )) || { echo "FAIL: layers.txt lists no layers"; exit 1; }
+# Each layer may only name layers before it (the order is also the CMake order).
+for i in "${!order[@]}"; do
+  for dep in ${allowed[${order[$i]}]}; do
+    [[ " ${order[*]:0:$i} " == *" $dep "* || "$(grep -E "^${order[$i]}:" layers.txt)" == *"*"* ]] ||
+      { echo "FAIL: layers.txt: ${order[$i]} uses $dep, which is not listed before it"; exit 1; }
+  done
+done
 
 failures=0
 for folder in "${!allowed[@]}"; do
@@ -39,7 +53,7 @@ done
 for dir in */; do
   dir="${dir%/}"
   [[ -f "$dir/CMakeLists.txt" && "$dir" != tests && "$dir" != build* ]] || continue
-  [[ -n "${allowed[$dir]+set}" ]] || { echo "FAIL: $dir/ has a CMakeLists.txt but no place in the include order"; failures=$((failures + 1)); }
+  [[ -n "${allowed[$dir]+set}" ]] || { echo "FAIL: $dir/ has a CMakeLists.txt but no place in layers.txt"; failures=$((failures + 1)); }
   grep -q "\`$dir/\`" README.md || { echo "FAIL: README.md's layout does not name $dir/"; failures=$((failures + 1)); }
 done
 
@@ -52,4 +66,4 @@ if ((failures)); then
   echo "layout: $failures problem(s)"
   exit 1
 fi
-echo "layout: include graph follows core -> comm, datastore -> tools, models -> eval -> trainer -> slurm -> launcher; eval links no trainer library"
+echo "layout: the include graph follows layers.txt (${order[*]}); eval links no trainer library"
