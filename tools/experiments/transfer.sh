@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The transfer experiment of the README ("Fine-tuning"): pretrain a classifier on Fashion-MNIST classes
+# The transfer experiment (its results: docs/results.md): pretrain a classifier on Fashion-MNIST classes
 # 0-4, export it, then learn classes 5-9 from 1,000 training images four ways (from scratch, head only,
 # head + last 2 blocks, everything), each on 2 ranks x 1 thread for the same steps; the validation split
 # (carved from the train file) is watched per epoch, the test split read once at the end. Prints a Markdown
