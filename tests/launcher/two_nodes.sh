@@ -7,13 +7,14 @@
 #    losses equal a one-node 4-rank run's bit for bit (the gradient sync is the same over TCP);
 #  - 2 + 1 ranks: the lone rank on node2 gets both of its node's cores (the per-node thread split);
 #  - node2's rank 3 killed before step 6: the job ends (no hang), and `facetrain doctor` names rank 3.
-# Exits 77 with one line where namespaces cannot be made (not root, no iproute2, a locked-down container).
+# Exits 77 with one line where namespaces cannot be made (not root, no iproute2, a locked-down container); under
+# CI=true, which provides them, that is a failure (tests/lib/skip.sh).
 # Usage: two_nodes.sh FACETRAIN_BINARY
 set -uo pipefail
 ft=$1
-skip() { echo "SKIP: $*"; exit 77; }
-[[ $(id -u) == 0 ]] || skip "network namespaces need root"
-command -v ip > /dev/null && command -v unshare > /dev/null || skip "needs ip (iproute2) and unshare"
+source "$(dirname "$0")/../lib/skip.sh"
+[[ $(id -u) == 0 ]] || skip_unless_ci "network namespaces need root"
+command -v ip > /dev/null && command -v unshare > /dev/null || skip_unless_ci "needs ip (iproute2) and unshare"
 work=$(mktemp -d)
 tag=$$
 ns1=ftn1-$tag ns2=ftn2-$tag v1=ftva$tag v2=ftvb$tag
@@ -29,7 +30,7 @@ trap cleanup EXIT
   ip netns exec "$ns1" ip addr add "$net.1/24" dev "$v1" && ip netns exec "$ns1" ip link set "$v1" up &&
   ip netns exec "$ns1" ip link set lo up && ip netns exec "$ns2" ip addr add "$net.2/24" dev "$v2" &&
   ip netns exec "$ns2" ip link set "$v2" up && ip netns exec "$ns2" ip link set lo up; } 2> "$work/ns.log" ||
-  skip "cannot make network namespaces here: $(head -1 "$work/ns.log")"
+  skip_unless_ci "cannot make network namespaces here: $(head -1 "$work/ns.log")"
 cat > "$work/agent.sh" <<AGENT
 #!/usr/bin/env bash
 # Open MPI's rsh agent: AGENT HOST COMMAND... runs COMMAND in HOST's namespaces, as ssh would on HOST.
@@ -61,7 +62,7 @@ logging { run_dir: "$work/unused" every_steps: 1 }
 CFG
 export FACETRAIN_FAULT_KILL_RANK="" FACETRAIN_FAULT_KILL_STEP=""
 if ! on_nodes "$net.1:2,$net.2:2" 4 hostname > "$work/probe.log" 2>&1; then
-  skip "mpirun cannot start ranks across the namespaces here: $(grep -v '^$' "$work/probe.log" | head -1)"
+  skip_unless_ci "mpirun cannot start ranks across the namespaces here: $(grep -v '^$' "$work/probe.log" | head -1)"
 fi
 losses() { grep '"train/loss"' "$1" | sed -E 's/.*"step": *([0-9]+).*"train\/loss": *([-0-9.eE+]+).*/\1 \2/'; }
 

@@ -3,16 +3,17 @@
 # that checkpoints every step is SIGKILLed whole (mpirun and both ranks at once, like a node failure) 8 times, at
 # random moments and, every second time, the instant a checkpoint write begins. Each restart with --resume auto
 # must resume from the newest checkpoint on disk with no file skipped as damaged, and the finished run must log
-# steps 1..N once each with the losses of a run never killed. FACETRAIN_FAULT_SEED replays the random moments.
+# steps 1..N once each with the losses of a run never killed. The random moments come from a fixed seed (1,
+# printed), so every run of the suite draws the same ones; FACETRAIN_FAULT_SEED=N draws others.
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 # 60 steps leave room for 8 attempts of about 5 steps each; a write-time kill needs a few steps left to catch.
 STEPS=60
 KILLS=${FACETRAIN_FAULT_KILLS:-8}
-SEED=${FACETRAIN_FAULT_SEED:-$(( $(date +%s) % 32768 ))}
+SEED=${FACETRAIN_FAULT_SEED:-1}
 RANDOM=$SEED
-say "seed $SEED ($KILLS kills)"
+say "seed $SEED ($KILLS kills; FACETRAIN_FAULT_SEED=N draws other moments)"
 
 run_reference "$STEPS" 0
 write_config "$WORK/run.pbtxt" "$WORK/tiny.h5" "$WORK/run" "$STEPS" 1

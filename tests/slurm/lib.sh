@@ -29,7 +29,9 @@ on_exit() {
 trap on_exit EXIT
 
 say() { echo "[$TEST_NAME $(date +%H:%M:%S)] $*"; }
-skip() { echo "SKIP ($TEST_NAME): $*"; exit 77; }
+# skip / skip_unless_ci: exit 77 (ctest: skipped); Slurm through slurm-local is something CI provides, so its skips
+# fail under CI=true (lib/skip.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/skip.sh"
 fail() { echo "FAIL ($TEST_NAME): $*"; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -131,13 +133,13 @@ run_reference() {
   say "reference run: $1 steps in $(elapsed "$t0") s"
 }
 
-# require_local_slurm: skips the test (exit 77, one line) unless ../shared/slurm-local (or
+# require_local_slurm: skips the test (exit 77, one line; a failure under CI=true) unless ../shared/slurm-local (or
 # FACETRAIN_SLURM_LOCAL) is there and we are root; sets LOCAL.
 require_local_slurm() {
   local src=${FACETRAIN_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
   LOCAL=${FACETRAIN_SLURM_LOCAL:-$src/../shared/slurm-local}
-  [ -f "$LOCAL/start-local-slurm.sh" ] || skip "slurm-local not found at $LOCAL (set FACETRAIN_SLURM_LOCAL)"
-  [ "$(id -u)" = 0 ] || skip "slurm-local must run as root"
+  [ -f "$LOCAL/start-local-slurm.sh" ] || skip_unless_ci "slurm-local not found at $LOCAL (set FACETRAIN_SLURM_LOCAL)"
+  [ "$(id -u)" = 0 ] || skip_unless_ci "slurm-local must run as root"
 }
 
 # start_local_slurm CTLD_PORT SLURMD_PORT: a one-node cluster in $WORK/slurm on ports of its own (a
@@ -151,7 +153,7 @@ start_local_slurm() {
   t0=$(now)
   if ! env_lines=$(bash "$LOCAL/start-local-slurm.sh" "$WORK/slurm" 2> "$WORK/slurm-start.log"); then
     tail -n 15 "$WORK/slurm-start.log"
-    skip "the local Slurm cluster could not start here (log above)"
+    skip_unless_ci "the local Slurm cluster could not start here (log above)"
   fi
   eval "$env_lines"
   say "slurm-local up in $(elapsed "$t0") s"

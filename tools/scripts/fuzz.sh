@@ -3,16 +3,19 @@
 # harnesses of tests/fuzz/ into build-fuzz/ (clang, -fsanitize=fuzzer,address,undefined; only those targets),
 # makes seed corpora from real files (a synth store, an exported tiny ViT, the checkpoint of a 2-step run),
 # runs the three harnesses side by side for SECONDS each and reports executions, exec/s, corpus size and
-# crashes. Every crashing input is copied to tests/fuzz/regressions/<reader>/ (replayed by the ctest
-# fuzz_regressions in the ordinary build) and makes the script fail.
+# crashes. Every crashing input is kept in build-fuzz/crashes/<reader>/ and makes the script fail; nothing is
+# written into the source tree. To keep one as a regression (replayed by the ctest fuzz_regressions in the
+# ordinary build), copy it to tests/fuzz/regressions/<reader>/ by hand once understood (tests/fuzz/README.md).
 # Usage: bash tools/scripts/fuzz.sh [SECONDS]   (default 60; FACETRAIN_FUZZ_WORK=DIR keeps corpora there;
-#        FACETRAIN_FUZZ_SEED=N fixes libFuzzer's seed, as the test suite's short run does)
+#        FACETRAIN_FUZZ_SEED=N fixes libFuzzer's seed, as the test suite's short run does; the seed files come from
+#        the facetrain of FACETRAIN_BUILD_DIR, default build/; FACETRAIN_FUZZ_BUILD_DIR, default build-fuzz/)
 # Exit: 0 no crash, 1 a crash (or a harness that did not run), 3 clang/libFuzzer not available.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 root=$(pwd)
-ft=$root/build/bin/facetrain
+ft=$(realpath -m "${FACETRAIN_BUILD_DIR:-build}")/bin/facetrain
+fz=$(realpath -m "${FACETRAIN_FUZZ_BUILD_DIR:-build-fuzz}")
 
 # libFuzzer comes with Debian's clang (libclang-rt-14-dev holds libclang_rt.fuzzer).
 if ! command -v clang++ >/dev/null || ! echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' |
@@ -20,22 +23,22 @@ if ! command -v clang++ >/dev/null || ! echo 'extern "C" int LLVMFuzzerTestOneIn
   echo "fuzz: clang with libFuzzer is not available (apt-get install clang libclang-rt-14-dev): not fuzzing"
   exit 3
 fi
-[[ -x "$ft" ]] || { echo "fuzz: $ft is missing (bash tools/scripts/build.sh makes the seeds' tool)"; exit 1; }
+[[ -x "$ft" ]] || { echo "fuzz: $ft is missing (bash tools/scripts/build.sh facetrain makes the seeds' tool)"; exit 1; }
 
 # 1. the harnesses (every library instrumented for coverage, ASan and UBSan; ccache shared with build/)
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 sanitize="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer"
-if [[ ! -f build-fuzz/build.ninja ]]; then
-  nice -n 19 cmake -S . -B build-fuzz -G Ninja -DFACETRAIN_FUZZ=ON -DFACETRAIN_BUILD_TESTS=OFF \
+if [[ ! -f "$fz/build.ninja" ]]; then
+  nice -n 19 cmake -S . -B "$fz" -G Ninja -DFACETRAIN_FUZZ=ON -DFACETRAIN_BUILD_TESTS=OFF \
     -DFACETRAIN_WITH_NCCL=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DCMAKE_C_FLAGS="$sanitize" \
     -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
 fi
-if ! nice -n 19 ninja -C build-fuzz fuzz_safetensors fuzz_store fuzz_checkpoint > build-fuzz/fuzz-build.log 2>&1; then
-  grep -vE '^\[' build-fuzz/fuzz-build.log | tail -40
-  echo "fuzz: the harnesses did not build (build-fuzz/fuzz-build.log)"
+if ! nice -n 19 ninja -C "$fz" fuzz_safetensors fuzz_store fuzz_checkpoint > "$fz/fuzz-build.log" 2>&1; then
+  grep -vE '^\[' "$fz/fuzz-build.log" | tail -40
+  echo "fuzz: the harnesses did not build ($fz/fuzz-build.log)"
   exit 1
 fi
 
@@ -84,7 +87,7 @@ for r in safetensors store checkpoint; do
   # 10 s on an input that replays in 95 ms. A real hang (the store's heap loop of tests/fuzz/README.md)
   # never ends, so it is still caught.
   ( cd "$work/crashes/$r" && export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ASAN_OPTIONS=detect_leaks=0 &&
-      TIMEFORMAT='%U %S' && { time nice -n 19 "$root/build-fuzz/bin/fuzz_$r" -max_total_time="$seconds" \
+      TIMEFORMAT='%U %S' && { time nice -n 19 "$fz/bin/fuzz_$r" -max_total_time="$seconds" \
       -rss_limit_mb=2048 -timeout=60 -max_len="$max_len" -print_final_stats=1 -close_fd_mask=1 \
       ${FACETRAIN_FUZZ_SEED:+-seed=$FACETRAIN_FUZZ_SEED} "$work/corpus/$r" "$work/seeds/$r" \
       > "$work/$r.log" 2>&1 ; } 2> "$work/$r.cpu" ) &
@@ -96,7 +99,7 @@ for d in /dev/shm/facetrain-fuzz-* "${TMPDIR:-/tmp}"/facetrain-fuzz-*; do
   [[ -d "$d" ]] && ! kill -0 "${d##*-}" 2>/dev/null && rm -rf "$d"
 done
 
-# 4. the report; crashes become regression inputs
+# 4. the report; crashes are kept in $fz/crashes/ (a regression input only once a person copies it)
 status=0
 for r in safetensors store checkpoint; do
   log=$work/$r.log
@@ -113,9 +116,10 @@ for r in safetensors store checkpoint; do
   for f in "$work/crashes/$r"/*; do
     [[ -f "$f" ]] || continue
     case $(basename "$f") in slow-unit-*) continue ;; esac
-    mkdir -p "tests/fuzz/regressions/$r"
-    cp "$f" "tests/fuzz/regressions/$r/"
-    echo "fuzz: $r: $(basename "$f") -> tests/fuzz/regressions/$r/ ($(grep -a -m1 -E '==ERROR|libFuzzer: (timeout|out-of-memory|deadly)|not a UserError|runtime error' "$log" || echo 'see log'))"
+    mkdir -p "$fz/crashes/$r"
+    cp "$f" "$fz/crashes/$r/"
+    echo "fuzz: $r: $fz/crashes/$r/$(basename "$f") ($(grep -a -m1 -E '==ERROR|libFuzzer: (timeout|out-of-memory|deadly)|not a UserError|runtime error' "$log" || echo 'see log'))"
+    echo "fuzz:   to keep it as a regression: cp $fz/crashes/$r/$(basename "$f") tests/fuzz/regressions/$r/"
     status=1
   done
 done

@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash tools/scripts/install-deps.sh
-bash tools/scripts/build.sh
+# The binary only (the tests are built by tools/scripts/test.sh, into the same folder).
+bash tools/scripts/build.sh facetrain
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-ft=build/bin/facetrain
+ft=${FACETRAIN_BUILD_DIR:-build}/bin/facetrain
 ranks=(mpirun --oversubscribe -np 2)
 mkdir -p data runs
 fmnist=/usr/share/datasets/fashion-mnist

@@ -6,9 +6,9 @@
 set -euo pipefail
 ft=$1
 py="$2/.venv-test/bin/python"
+source "$2/tests/lib/skip.sh"
 if ! [[ -x "$py" ]] || ! "$py" -c "import tensorboard" 2>/dev/null; then
-  echo "SKIP: no tensorboard in $2/.venv-test (tools/scripts/install-deps.sh with FACETRAIN_TEST_DEPS=1 makes it)"
-  exit 77
+  skip_unless_ci "no tensorboard in $2/.venv-test (tools/scripts/install-deps.sh with FACETRAIN_TEST_DEPS=1 makes it)"
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
