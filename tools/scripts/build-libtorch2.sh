@@ -26,6 +26,8 @@ venv="$PWD/.venv-torch"
 prepare_only=0
 if [[ "${1:-}" == --prepare ]]; then prepare_only=1; shift; fi
 say() { echo "build-libtorch2: $*"; }
+# The Debian packages of every build (compilers, CMake, MPI, OpenCV, HDF5, ...) and python3-venv: only what is missing.
+bash tools/scripts/install-deps.sh
 
 # 1. LibTorch
 if [[ -n "${FACETRAIN_LIBTORCH:-}" ]]; then

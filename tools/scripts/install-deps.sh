@@ -12,14 +12,15 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libcxxopts-dev libgtest-dev nlohmann-json3-dev libgif-dev libjs-chart.js
   dataset-fashion-mnist
+  python3-venv  # the project-local PyPI environments (build-libtorch2.sh's .venv-torch, the test-only .venv-test)
 )
 if [[ "${FACETRAIN_TEST_DEPS:-0}" == 1 ]]; then
-  # Cross-checks and end-to-end tests: python3-venv for the test-only PyPI environments, Debian's PyTorch/h5py
+  # Cross-checks and end-to-end tests: Debian's PyTorch/h5py
   # (never a runtime dependency), a real browser for the HTML report, the Slurm daemons + munge of the one-node
   # test cluster (../shared/slurm-local) and PMIx so srun --mpi=pmix works there, procps (ps, pgrep) for the
   # fault-injection tests, iproute2 (ip netns) for the two-node test, clang and its compiler-rt (libFuzzer,
   # ASan, UBSan) for the fuzz step of test.sh.
-  packages+=(python3-venv python3-torch python3-h5py chromium slurmctld slurmd slurm-client munge libpmix-dev procps
+  packages+=(python3-torch python3-h5py chromium slurmctld slurmd slurm-client munge libpmix-dev procps
              iproute2 clang libclang-rt-14-dev)
 fi
 
