@@ -2,6 +2,7 @@
 // and prints one placement line per rank, then runs the generic training loop.
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "launcher/threads.h"
@@ -16,6 +17,23 @@
 #include "trainer/trainer.h"
 
 namespace facetrain {
+namespace {
+
+// The reliability tests' faults (trainer/fault_plan.h) from the environment they set: FACETRAIN_FAULT_<WHAT>_RANK=r
+// and FACETRAIN_FAULT_<WHAT>_STEP=s, both non-empty, arm <WHAT> (STALL, KILL, SIGNAL) on rank r at step s.
+FaultAt fault_from_environment(const std::string& what) {
+  const char* r = std::getenv(("FACETRAIN_FAULT_" + what + "_RANK").c_str());
+  const char* s = std::getenv(("FACETRAIN_FAULT_" + what + "_STEP").c_str());
+  FaultAt fault;
+  fault.armed = r != nullptr && s != nullptr && *r != '\0' && *s != '\0';
+  if (fault.armed) {
+    fault.rank = std::atoi(r);
+    fault.step = std::atoll(s);
+  }
+  return fault;
+}
+
+}  // namespace
 
 int train_command(int argc, char** argv, ProcessContext& ctx) {
   CommandLine cli(argv[0], "Train a model data-parallel on MPI ranks (mpirun -np N / srun).");
@@ -37,6 +55,9 @@ int train_command(int argc, char** argv, ProcessContext& ctx) {
   TrainOptions train_options;
   train_options.resume = cli.get("resume");
   train_options.quiet = cli.given("quiet");
+  train_options.faults.stall = fault_from_environment("STALL");
+  train_options.faults.kill = fault_from_environment("KILL");
+  train_options.faults.signal = fault_from_environment("SIGNAL");
   return run_training(config, ctx, train_options);
 }
 

@@ -1,0 +1,28 @@
+// FaultPlan (fault_plan.h): the stall, the SIGKILL and the stop signal of the reliability tests.
+#include "trainer/fault_plan.h"
+
+#include <chrono>
+#include <csignal>
+#include <string>
+#include <thread>
+
+#include "core/log.h"
+
+namespace facetrain {
+
+void FaultPlan::before_step(int rank, int64_t step) const {
+  if (stall.hits(rank, step)) {
+    log_all("fault injection: rank " + std::to_string(rank) + " stalls before step " + std::to_string(step));
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(60));
+  }
+  if (kill.hits(rank, step)) {
+    log_all("fault injection: rank " + std::to_string(rank) + " dies (SIGKILL) before step " + std::to_string(step));
+    std::raise(SIGKILL);
+  }
+}
+
+void FaultPlan::after_step(int rank, int64_t step) const {
+  if (signal.hits(rank, step)) std::raise(SIGUSR1);
+}
+
+}  // namespace facetrain

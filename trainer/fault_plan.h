@@ -1,0 +1,33 @@
+// Fault injection for the reliability tests: a rank that stalls or dies before a step, or sends itself the
+// stop signal right after one. The caller injects the plan through TrainOptions (the launcher fills it from
+// FACETRAIN_FAULT_*, launcher/commands/train.cpp; a unit test sets it directly); empty, it does nothing.
+#pragma once
+
+#include <cstdint>
+
+namespace facetrain {
+
+// One fault: on rank `rank` at step `step`, when armed.
+struct FaultAt {
+  bool armed = false;
+  int rank = 0;
+  int64_t step = 0;
+  bool hits(int at_rank, int64_t at_step) const { return armed && rank == at_rank && step == at_step; }
+};
+
+struct FaultPlan {
+  // The watchdog tests (tests/slurm, the flight recorder's): the rank stops making progress before the step,
+  // as a rank stuck in I/O would, or dies there by SIGKILL, as one the OOM killer takes.
+  FaultAt stall;
+  FaultAt kill;
+  // The stop tests (tests/trainer/e2e): the rank sends itself SIGUSR1 right after the step, so a stop lands on
+  // an exact step (the last of an epoch, the final one) instead of wherever a signal from outside arrives.
+  FaultAt signal;
+
+  // Before step `step` (1-based: the step about to run), on every rank: stalls for ever or dies when planned.
+  void before_step(int rank, int64_t step) const;
+  // Right after step `step` has run, on every rank: raises SIGUSR1 when planned.
+  void after_step(int rank, int64_t step) const;
+};
+
+}  // namespace facetrain
