@@ -1,6 +1,6 @@
 // Internal to comm/ (not for other folders): the MPI check macro, the registry of abort hooks that
-// comm_abort() runs before MPI_Abort (live NCCL communicators register ncclCommAbort there), and the
-// formatting shared by timeout messages.
+// comm_abort() runs before MPI_Abort (live NCCL communicators register ncclCommAbort there), both in
+// mpi_lifetime.cpp, and the operation text shared by timeout messages (collective_watchdog.cpp).
 #pragma once
 
 #include <cstdint>
@@ -17,8 +17,6 @@ namespace comm_detail {
 void register_abort_hook(const void* owner, std::function<void()> hook);
 void unregister_abort_hook(const void* owner);
 
-// "6.2 MB", "980 B" (decimal units, as bandwidths are quoted).
-std::string format_bytes(int64_t bytes);
 // "<label> at step s" (the step only when known, i.e. >= 0).
 std::string describe_operation(const std::string& label, int64_t step);
 

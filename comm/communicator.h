@@ -6,7 +6,6 @@
 #include <torch/types.h>
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -93,7 +92,7 @@ class Communicator {
   void set_flight_name(std::string name) { flight_name_ = std::move(name); }
   const std::string& flight_name() const { return flight_name_; }
 
-  // Whether this rank has taken part in the job's setup agreement (agree_setup_done below). Until then a
+  // Whether this rank has taken part in the job's setup agreement (runtime/setup_agreement.h). Until then a
   // UserError on this rank is one the other ranks cannot know of: the launcher joins the agreement for it.
   bool setup_agreed() const { return setup_agreed_; }
   void set_setup_agreed() { setup_agreed_ = true; }
@@ -146,27 +145,10 @@ double all_reduce_sum(Communicator& comm, double value);
 double all_reduce_max(Communicator& comm, double value);
 bool any_rank(Communicator& comm, bool flag);  // true on every rank when flag is true on any rank
 
-// A UserError the whole job has agreed on (run_setup_on_every_rank below): every rank throws it, only
-// `print_here` ranks print it (rank 0, or the failing ranks when rank 0 did not fail), and every rank exits
-// cleanly with the bad-input code instead of aborting the job: one line for a bad config under mpirun.
-class JobUserError : public UserError {
- public:
-  JobUserError(const std::string& message, bool print_here) : UserError(message), print_here_(print_here) {}
-  bool print_here() const { return print_here_; }
-
- private:
-  bool print_here_;
-};
-
-// The setup agreement of a command that runs on ranks. Its setup (flags, config, files, model: no
-// collectives) ends with agree_setup_done() on every rank whose setup succeeded, before the first
-// collective; a rank whose setup threw a UserError calls agree_setup_failed() instead (the launcher does
-// it for any command). Either way every rank then throws JobUserError (printed once, every rank exits
-// with the bad-input code, no job abort) when any rank failed; otherwise agree_setup_done() returns.
-void agree_setup_done(Communicator& comm);
-[[noreturn]] void agree_setup_failed(Communicator& comm, const std::string& message);
-// Runs `setup` on every rank and agrees on its outcome (above): for setups that run in the middle of a
-// command (the trainer's, after the command's own).
-void run_setup_on_every_rank(Communicator& comm, const std::function<void()>& setup);
+// The reference that `facetrain bench allreduce` measures the communicators against: one blocking
+// MPI_Allreduce over MPI_COMM_WORLD, in place, of a contiguous CPU tensor in a dtype all_reduce_sum_ takes
+// (at most 2^30 elements); no timeout, no flight record. (collective) every rank; requires comm_initialize().
+enum class ReduceOp { kSum, kMax };
+void plain_mpi_all_reduce_(torch::Tensor& tensor, ReduceOp op);
 
 }  // namespace facetrain

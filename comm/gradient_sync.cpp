@@ -14,12 +14,10 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/torch_compat.h"
-#include "comm/comm_internal.h"
 
 namespace facetrain {
-
-using comm_detail::format_bytes;
 
 // Which hook: a post hook on each parameter's gradient accumulator (the AccumulateGrad node), as DDP's
 // Reducer does. It runs after autograd has added this backward's gradient into .grad, so it sees the

@@ -1,194 +1,38 @@
-// MPI backend of the communication unit: process-wide MPI lifetime (init, finalize, abort), the MPI
-// communicator for CPU tensors with timed waits (CollectiveTimeout), and the watchdog query that names the
-// ranks that did not arrive at a collective. Also the scalar helpers and the NCCL stand-ins of CPU builds.
+// The MPI communicator for CPU tensors: every collective is non-blocking MPI completed by polling, with
+// timed waits (CollectiveTimeout, the message from collective_watchdog.cpp) and the mean's own ring for
+// large tensors (ring_allreduce.cpp). Also the plain blocking MPI_Allreduce that benchmarks compare against.
 #include <mpi.h>
 #include <sched.h>
 #include <torch/types.h>
 
 #include <algorithm>
-#include <chrono>
 #include <climits>
-#include <cstdio>
-#include <cstdlib>
-#include <iomanip>
-#include <list>
-#include <map>
-#include <mutex>
+#include <memory>
 #include <sstream>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "core/error.h"
+#include "core/log.h"
+#include "core/stopwatch.h"
 #include "comm/comm_internal.h"
-#include "comm/flight_recorder.h"
 #include "comm/communicator.h"
+#include "comm/flight_recorder.h"
+#include "comm/mpi_backend.h"
 
 namespace facetrain {
 
-// ---------------------------------------------------------------------------------------------------
-// errors, formatting, abort hooks
-// ---------------------------------------------------------------------------------------------------
-namespace comm_detail {
-namespace {
-
-const char* mpi_hint(int code) {
-  int error_class = code;
-  MPI_Error_class(code, &error_class);
-  switch (error_class) {
-    case MPI_ERR_TRUNCATE:
-      return "ranks disagree on a collective's size: every rank must make the same calls in the same order "
-             "with tensors of the same shape and dtype";
-    case MPI_ERR_COUNT:
-    case MPI_ERR_TYPE:
-    case MPI_ERR_BUFFER:
-      return "a tensor too large for one MPI call or not contiguous; this is a bug in comm/";
-    case MPI_ERR_COMM:
-      return "a communicator used after comm_finalize()? Destroy communicators before finalizing MPI";
-    case MPI_ERR_ROOT:
-    case MPI_ERR_RANK:
-      return "root/peer rank outside 0..world_size-1";
-    default:
-      return "a peer rank may have died (see mpirun's or srun's message), or ranks called collectives in "
-             "different orders";
-  }
-}
-
-std::mutex& hooks_mutex() {
-  static std::mutex m;
-  return m;
-}
-std::map<const void*, std::function<void()>>& hooks() {
-  static std::map<const void*, std::function<void()>> h;
-  return h;
-}
-
-}  // namespace
-
-[[noreturn]] void throw_mpi_error(int code, const char* call, const char* file, int line) {
-  char text[MPI_MAX_ERROR_STRING] = {0};
-  int length = 0;
-  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) std::snprintf(text, sizeof(text), "unknown error");
-  std::ostringstream oss;
-  oss << file << ":" << line << ": MPI error in " << call << ": " << text << " (code " << code
-      << "). HINT: " << mpi_hint(code);
-  throw std::runtime_error(oss.str());
-}
-
-void register_abort_hook(const void* owner, std::function<void()> hook) {
-  std::lock_guard<std::mutex> lock(hooks_mutex());
-  hooks()[owner] = std::move(hook);
-}
-
-void unregister_abort_hook(const void* owner) {
-  std::lock_guard<std::mutex> lock(hooks_mutex());
-  hooks().erase(owner);
-}
-
-std::string format_bytes(int64_t bytes) {
-  std::ostringstream oss;
-  const double b = static_cast<double>(bytes);
-  if (b >= 1e9) {
-    oss << std::fixed << std::setprecision(2) << b / 1e9 << " GB";
-  } else if (b >= 1e6) {
-    oss << std::fixed << std::setprecision(1) << b / 1e6 << " MB";
-  } else if (b >= 1e3) {
-    oss << std::fixed << std::setprecision(1) << b / 1e3 << " kB";
-  } else {
-    oss << bytes << " B";
-  }
-  return oss.str();
-}
-
-std::string describe_operation(const std::string& label, int64_t step) {
-  return step >= 0 ? label + " at step " + std::to_string(step) : label;
-}
-
-}  // namespace comm_detail
-
-using comm_detail::describe_operation;
-using comm_detail::format_bytes;
-
-// ---------------------------------------------------------------------------------------------------
-// process-wide lifetime
-// ---------------------------------------------------------------------------------------------------
-namespace {
-
-bool g_started_mpi = false;
-
-bool mpi_is_live() {
-  int initialized = 0, finalized = 0;
-  MPI_Initialized(&initialized);
-  MPI_Finalized(&finalized);
-  return initialized && !finalized;
-}
-
-}  // namespace
-
-// Thread level: SERIALIZED. Only the training thread calls MPI (loader threads never do; autograd runs the
-// hooks of CPU tensors on the thread that called backward()). FUNNELED would also hold today, but it ties
-// every MPI call to the thread that ran MPI_Init; SERIALIZED keeps the hooks correct should backward() ever
-// run on another thread, and costs the same in Open MPI (it only adds locking for MPI_THREAD_MULTIPLE).
-void comm_initialize(int* argc, char*** argv) {
-  int initialized = 0;
-  MPI_Initialized(&initialized);
-  if (initialized) return;
-  // Open MPI runs MPI_Iallreduce through libnbc. Only messages below kRingMinBytes reach it (gradient means
-  // from there up use the communicator's own ring; the sums are a few scalars), where latency is what
-  // counts: recursive doubling exchanges the whole message once per doubling (once on 2 ranks) instead of
-  // the ring's reduce-scatter + allgather steps or the binomial default's reduce + broadcast. Measured on 2
-  // ranks here (in-place float32, medians of 4,001): 1 kB 2.71 -> 1.75 us, 16 kB 11.5 -> 8.4 us, 64 kB
-  // 27.6 -> 24.9 us against the ring (blocking MPI_Allreduce: 1.3-1.4, 11.0, 26.2 us); comm/README.md.
-  // A user's own setting wins.
-  setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "recursive_doubling", /*overwrite=*/0);
-  int provided = 0;
-  FT_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided));
-  g_started_mpi = true;
-  FT_CHECK(provided >= MPI_THREAD_SERIALIZED,
-           "the MPI library provides thread level " << provided << ", facetrain needs MPI_THREAD_SERIALIZED");
-  // Errors on the world communicator (the NCCL id broadcast) become exceptions, not an immediate abort.
-  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-}
-
-void comm_finalize() {
-  if (!g_started_mpi || !mpi_is_live()) return;
-  MPI_Finalize();
-}
-
-[[noreturn]] void comm_abort(int exit_code) {
-  std::map<const void*, std::function<void()>> to_run;
-  {
-    std::lock_guard<std::mutex> lock(comm_detail::hooks_mutex());
-    to_run.swap(comm_detail::hooks());
-  }
-  for (auto& hook : to_run) {
-    try {
-      hook.second();
-    } catch (...) {
-      // Aborting anyway.
-    }
-  }
-  std::fflush(stdout);
-  std::fflush(stderr);
-  if (mpi_is_live()) MPI_Abort(MPI_COMM_WORLD, exit_code);
-  std::_Exit(exit_code);
-}
-
-bool comm_initialized() { return mpi_is_live(); }
+using comm_detail::MpiWork;
+using comm_detail::Operation;
 
 // ---------------------------------------------------------------------------------------------------
 // the MPI communicator
 // ---------------------------------------------------------------------------------------------------
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 // MPI counts are int; larger tensors go in several calls of at most this many elements (or bytes).
 constexpr int64_t kMaxCount = int64_t{1} << 30;
-
-// Watchdog message tags on the control communicator (its own MPI_Comm_dup, so they never match data).
-constexpr int kQueryTag = 1;
-constexpr int kReplyTag = 2;
 
 // all_reduce_mean_ runs its own ring from this size up; below it, MPI_Iallreduce and a division (latency
 // matters there, the extra pass over a few hundred kB does not).
@@ -223,21 +67,6 @@ void check_cpu_contiguous(const torch::Tensor& tensor, const char* op) {
                                         << " (use the NCCL communicator for CUDA tensors)");
   FT_CHECK(tensor.is_contiguous(), op << ": tensor must be contiguous (call .contiguous() and copy back)");
 }
-
-struct Operation {
-  int64_t seq = 0;   // collectives started on this communicator, counting this one (same on every rank)
-  int64_t step = -1;
-  std::string label;
-  int64_t flight = -1;  // its flight-recorder handle (comm/flight_recorder.h)
-};
-
-// A started operation. advance() makes whatever progress is possible without blocking (MPI_Test drives
-// Open MPI's progress) and returns true once complete. It owns every buffer MPI may still touch.
-class MpiWork {
- public:
-  virtual ~MpiWork() = default;
-  virtual bool advance() = 0;
-};
 
 // Work whose PendingCollective was destroyed, or whose blocking call timed out, before completion: MPI
 // forbids cancelling or freeing a non-blocking collective's request, so its buffers stay valid until the
@@ -284,118 +113,6 @@ class RequestWork final : public MpiWork {
   bool done_ = false;
 };
 
-// Scratch buffers for the ring, reused across operations (a fresh 12 MB allocation per bucket costs
-// page faults every step). Shared with the work objects, which hand their buffer back when done.
-class ScratchPool {
- public:
-  torch::Tensor acquire(int64_t bytes) {
-    auto best = free_.end();
-    for (auto it = free_.begin(); it != free_.end(); ++it) {
-      if (it->nbytes() >= static_cast<size_t>(bytes) && (best == free_.end() || it->nbytes() < best->nbytes())) best = it;
-    }
-    if (best == free_.end()) return torch::empty({std::max<int64_t>(bytes, 64)}, torch::kUInt8);
-    torch::Tensor t = *best;
-    free_.erase(best);
-    return t;
-  }
-  void release(torch::Tensor t) { free_.push_back(std::move(t)); }
-
- private:
-  std::vector<torch::Tensor> free_;
-};
-
-template <typename T>
-void add_into(T* x, const T* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
-}
-template <typename T>
-void add_scale_into(T* x, const T* y, int64_t n, T scale) {
-  for (int64_t i = 0; i < n; ++i) x[i] = (x[i] + y[i]) * scale;
-}
-
-// In-place mean over ranks as a ring (reduce-scatter, then allgather) of non-blocking point-to-point
-// messages, the division fused into the last reduce-scatter step: per rank 2(n-1)/n of the bytes cross
-// the wire, as in MPI's own ring, and no pass over memory is added for the mean. Each rank ends its
-// reduce-scatter holding chunk (rank+1) mod n reduced. Messages of one operation share a tag and follow
-// each other on every (left -> right) edge in order; concurrent operations use different tags.
-template <typename T>
-class RingMeanWork final : public MpiWork {
- public:
-  RingMeanWork(MPI_Comm comm, int rank, int size, int tag, torch::Tensor tensor, std::shared_ptr<ScratchPool> pool)
-      : comm_(comm), rank_(rank), size_(size), tag_(tag), tensor_(std::move(tensor)), pool_(std::move(pool)) {
-    count_ = tensor_.numel();
-    FT_CHECK((count_ + size_ - 1) / size_ <= INT_MAX, "all_reduce_mean_: a ring chunk exceeds 2^31 elements");
-    data_ = tensor_.data_ptr<T>();
-    scratch_ = pool_->acquire(((count_ + size_ - 1) / size_) * static_cast<int64_t>(sizeof(T)));
-    start_step();  // data starts moving at launch
-  }
-  ~RingMeanWork() override {
-    if (phase_ == Phase::kDone) pool_->release(std::move(scratch_));
-  }
-
-  bool advance() override {
-    while (phase_ != Phase::kDone) {
-      int done = 0;
-      FT_MPI_CHECK(MPI_Testall(2, requests_, &done, MPI_STATUSES_IGNORE));
-      if (!done) return false;
-      finish_step();
-      if (phase_ != Phase::kDone) start_step();
-    }
-    return true;
-  }
-
- private:
-  enum class Phase { kReduceScatter, kAllgather, kDone };
-
-  int64_t lo(int chunk) const { return count_ * chunk / size_; }
-  int64_t length(int chunk) const { return lo(chunk + 1) - lo(chunk); }
-  int wrap(int k) const { return ((k % size_) + size_) % size_; }
-  MPI_Datatype type() const { return sizeof(T) == 4 ? MPI_FLOAT : MPI_DOUBLE; }
-
-  void start_step() {
-    const int right = wrap(rank_ + 1), left = wrap(rank_ - 1);
-    if (phase_ == Phase::kReduceScatter) {
-      send_ = wrap(rank_ - step_);
-      recv_ = wrap(rank_ - step_ - 1);
-      FT_MPI_CHECK(MPI_Irecv(scratch_.data_ptr(), static_cast<int>(length(recv_)), type(), left, tag_, comm_,
-                             &requests_[0]));
-    } else {
-      send_ = wrap(rank_ + 1 - step_);
-      recv_ = wrap(rank_ - step_);
-      FT_MPI_CHECK(MPI_Irecv(data_ + lo(recv_), static_cast<int>(length(recv_)), type(), left, tag_, comm_,
-                             &requests_[0]));
-    }
-    FT_MPI_CHECK(MPI_Isend(data_ + lo(send_), static_cast<int>(length(send_)), type(), right, tag_, comm_,
-                           &requests_[1]));
-  }
-
-  void finish_step() {
-    if (phase_ == Phase::kReduceScatter) {
-      const T* incoming = reinterpret_cast<const T*>(scratch_.data_ptr());
-      if (step_ == size_ - 2) {
-        add_scale_into(data_ + lo(recv_), incoming, length(recv_), static_cast<T>(1.0 / size_));
-      } else {
-        add_into(data_ + lo(recv_), incoming, length(recv_));
-      }
-    }
-    if (++step_ == size_ - 1) {
-      step_ = 0;
-      phase_ = phase_ == Phase::kReduceScatter ? Phase::kAllgather : Phase::kDone;
-    }
-  }
-
-  MPI_Comm comm_;
-  int rank_, size_, tag_;
-  torch::Tensor tensor_;
-  std::shared_ptr<ScratchPool> pool_;
-  torch::Tensor scratch_;
-  int64_t count_ = 0;
-  T* data_ = nullptr;
-  Phase phase_ = Phase::kReduceScatter;
-  int step_ = 0, send_ = 0, recv_ = 0;
-  MPI_Request requests_[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-};
-
 class MpiCommunicator;
 
 class MpiPending final : public PendingCollective {
@@ -420,8 +137,8 @@ class MpiPending final : public PendingCollective {
 // algorithms for tiny messages; the gradient buckets need the non-blocking kind anyway.
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator() : scratch_(std::make_shared<ScratchPool>()) {
-    FT_CHECK(mpi_is_live(), "make_mpi_communicator() needs comm_initialize() first");
+  MpiCommunicator() : scratch_(std::make_shared<comm_detail::ScratchPool>()) {
+    FT_CHECK(comm_initialized(), "make_mpi_communicator() needs comm_initialize() first");
     // (collective) every rank
     FT_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &data_));
     FT_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &ring_));
@@ -435,13 +152,12 @@ class MpiCommunicator final : public Communicator {
     FT_MPI_CHECK(MPI_Comm_size(node, &node_ranks));
     MPI_Comm_free(&node);
     oversubscribed_ = node_ranks > static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    watchdog_ = std::make_unique<comm_detail::CollectiveWatchdog>(control_, rank_, size_, oversubscribed_);
   }
 
   ~MpiCommunicator() override {
-    if (!mpi_is_live()) return;
-    for (auto& message : outbox_) {
-      if (message.request != MPI_REQUEST_NULL) MPI_Request_free(&message.request);
-    }
+    if (!comm_initialized()) return;
+    watchdog_->free_requests();
     MPI_Comm_free(&control_);
     MPI_Comm_free(&ring_);
     MPI_Comm_free(&data_);
@@ -480,11 +196,7 @@ class MpiCommunicator final : public Communicator {
     std::unique_ptr<MpiWork> work;
     if (size_ > 1 && static_cast<int64_t>(tensor.nbytes()) >= kRingMinBytes) {
       const int tag = 1 + static_cast<int>(op.seq % 30000);
-      if (dtype == torch::kFloat32) {
-        work = std::make_unique<RingMeanWork<float>>(ring_, rank_, size_, tag, tensor, scratch_);
-      } else {
-        work = std::make_unique<RingMeanWork<double>>(ring_, rank_, size_, tag, tensor, scratch_);
-      }
+      work = comm_detail::start_ring_mean(ring_, rank_, size_, tag, tensor, scratch_);
     } else {
       work = start_iallreduce(tensor, mpi_sum_type(dtype), 1.0 / size_);
     }
@@ -580,9 +292,11 @@ class MpiCommunicator final : public Communicator {
   void poll(MpiWork& work, const Operation& op) {
     const auto start = Clock::now();
     while (!work.advance()) {
-      const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+      const double waited = seconds_since(start);
       if (waited > 1e-3) serve_queries();
-      if (timeout_seconds_ > 0 && waited > timeout_seconds_) throw CollectiveTimeout(timeout_message(op));
+      if (timeout_seconds_ > 0 && waited > timeout_seconds_) {
+        throw CollectiveTimeout(watchdog_->timeout_message(op, timeout_seconds_, started_, step_));
+      }
       if (oversubscribed_) sched_yield();
     }
   }
@@ -599,31 +313,10 @@ class MpiCommunicator final : public Communicator {
     flight_end(op.flight);
   }
 
-  // Answers other ranks' "which collective are you at?" queries with [query id, collectives started, step],
-  // and forgets completed sends. Cheap (one MPI_Iprobe) when nobody asks.
-  void serve_queries() {
-    for (;;) {
-      int flag = 0;
-      MPI_Status status;
-      FT_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, kQueryTag, control_, &flag, &status));
-      if (!flag) break;
-      int64_t query[3];
-      FT_MPI_CHECK(MPI_Recv(query, 3, MPI_INT64_T, status.MPI_SOURCE, kQueryTag, control_, MPI_STATUS_IGNORE));
-      send_control(status.MPI_SOURCE, kReplyTag, query[0], started_, step_);
-    }
-    for (auto it = outbox_.begin(); it != outbox_.end();) {
-      int done = 0;
-      FT_MPI_CHECK(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE));
-      it = done ? outbox_.erase(it) : std::next(it);
-    }
-  }
+  // Answers other ranks' "which collective are you at?" queries (the watchdog, collective_watchdog.cpp).
+  void serve_queries() { watchdog_->serve_queries(started_, step_); }
 
  private:
-  struct Outgoing {
-    int64_t message[3] = {0, 0, 0};
-    MPI_Request request = MPI_REQUEST_NULL;
-  };
-
   Operation begin(const std::string& label, const std::string& default_label, int64_t bytes) {
     return begin(label, [&] { return default_label; }, bytes);
   }
@@ -660,91 +353,18 @@ class MpiCommunicator final : public Communicator {
     return work;
   }
 
-  void send_control(int peer, int tag, int64_t a, int64_t b, int64_t c) {
-    outbox_.emplace_back();
-    Outgoing& out = outbox_.back();
-    out.message[0] = a;
-    out.message[1] = b;
-    out.message[2] = c;
-    FT_MPI_CHECK(MPI_Isend(out.message, 3, MPI_INT64_T, peer, tag, control_, &out.request));
-  }
-
-  // Asks every other rank which collective it has started; a rank that has started this one (or a later
-  // one) has arrived. Ranks that answer with an earlier collective, or do not answer within the grace
-  // period (stuck outside MPI), did not arrive.
-  std::string timeout_message(const Operation& op) {
-    std::ostringstream m;
-    m << describe_operation(op.label, op.step) << " did not complete within " << timeout_seconds_ << " s";
-    if (size_ > 1) {
-      try {
-        m << "; " << who_did_not_arrive(op);
-      } catch (const std::exception& e) {  // e.g. a dead peer: keep the timeout message
-        m << "; could not ask the other ranks which collective they reached (" << e.what() << ")";
-      }
-    }
-    m << ". HINT: a rank stopped making progress (stuck I/O, a deadlock) or ranks issued collectives in "
-         "different orders; raise distributed.collective_timeout_s if the operation is legitimately slow";
-    return m.str();
-  }
-
-  // Asks every other rank which collective it has started (on the control communicator, answered from
-  // their wait/test loops). A rank that started this one or a later one has arrived; one that answers
-  // with an earlier one, or not within the grace period (stuck outside MPI), did not.
-  std::string who_did_not_arrive(const Operation& op) {
-    const double grace = std::clamp(0.1 * timeout_seconds_, 0.2, 5.0);
-    const int64_t query_id = ++queries_ * size_ + rank_;
-    for (int r = 0; r < size_; ++r) {
-      if (r != rank_) send_control(r, kQueryTag, query_id, op.seq, op.step);
-    }
-    std::vector<int64_t> seq(size_, -1), step(size_, -1);
-    int answers = 0;
-    const auto start = Clock::now();
-    while (answers < size_ - 1 && std::chrono::duration<double>(Clock::now() - start).count() < grace) {
-      serve_queries();
-      int flag = 0;
-      MPI_Status status;
-      FT_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, kReplyTag, control_, &flag, &status));
-      if (!flag) {
-        if (oversubscribed_) sched_yield();
-        continue;
-      }
-      int64_t reply[3];
-      FT_MPI_CHECK(MPI_Recv(reply, 3, MPI_INT64_T, status.MPI_SOURCE, kReplyTag, control_, MPI_STATUS_IGNORE));
-      if (reply[0] != query_id) continue;  // a late answer to an earlier query
-      if (seq[status.MPI_SOURCE] < 0) ++answers;
-      seq[status.MPI_SOURCE] = reply[1];
-      step[status.MPI_SOURCE] = reply[2];
-    }
-    std::ostringstream m;
-    int missing = 0;
-    for (int r = 0; r < size_; ++r) {
-      if (r == rank_ || seq[r] >= op.seq) continue;
-      m << (missing++ ? ", " : "ranks that did not arrive: ") << r;
-      if (seq[r] < 0) {
-        m << " (no answer within " << grace << " s: busy outside MPI or stuck)";
-      } else {
-        m << " (" << op.seq - seq[r] << " collective(s) behind";
-        if (step[r] >= 0) m << ", at step " << step[r];
-        m << ")";
-      }
-    }
-    if (missing == 0) m << "every rank answered that it has reached it (a network or MPI problem?)";
-    return m.str();
-  }
-
   MPI_Comm data_ = MPI_COMM_NULL;     // the collectives
   MPI_Comm ring_ = MPI_COMM_NULL;     // the mean's ring messages
   MPI_Comm control_ = MPI_COMM_NULL;  // watchdog queries and answers, never blocking the data path
-  std::shared_ptr<ScratchPool> scratch_;
+  std::shared_ptr<comm_detail::ScratchPool> scratch_;
   int rank_ = 0, size_ = 1;
   bool oversubscribed_ = false;  // more ranks on this node than cores: yield while polling
   int64_t started_ = 0;  // collectives started on data_
-  int64_t queries_ = 0;
-  std::list<Outgoing> outbox_;  // a list: MPI holds pointers to the messages until the sends complete
+  std::unique_ptr<comm_detail::CollectiveWatchdog> watchdog_;  // on control_
 };
 
 MpiPending::~MpiPending() {
-  if (done_ || !mpi_is_live()) return;
+  if (done_ || !comm_initialized()) return;
   try {
     if (work_->advance()) return;
   } catch (...) {
@@ -772,110 +392,16 @@ bool MpiPending::test() {
 
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }
 
-NodePlacement node_placement() {
-  MPI_Comm node = MPI_COMM_NULL;
-  FT_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, /*key=*/0, MPI_INFO_NULL, &node));
-  NodePlacement placement;
-  FT_MPI_CHECK(MPI_Comm_rank(node, &placement.local_rank));
-  FT_MPI_CHECK(MPI_Comm_size(node, &placement.local_size));
-  FT_MPI_CHECK(MPI_Comm_free(&node));
-  return placement;
-}
-
-const char* gradient_backend_name(GradientBackend backend) {
-  switch (backend) {
-    case GradientBackend::kMpi: return "mpi";
-    case GradientBackend::kNccl: return "nccl";
+void plain_mpi_all_reduce_(torch::Tensor& tensor, ReduceOp op) {
+  check_cpu_contiguous(tensor, "plain_mpi_all_reduce_");
+  FT_CHECK(tensor.numel() <= kMaxCount, "plain_mpi_all_reduce_: more than 2^30 elements");
+  MPI_Op mpi_op = MPI_SUM;
+  switch (op) {
+    case ReduceOp::kSum: mpi_op = MPI_SUM; break;
+    case ReduceOp::kMax: mpi_op = MPI_MAX; break;
   }
-  FT_CHECK(false, "unknown gradient backend " << static_cast<int>(backend));
-}
-
-GradientBackend choose_gradient_backend(const std::string& requested, bool model_on_gpu, bool nccl_built) {
-  if (requested == "mpi") return GradientBackend::kMpi;
-  if (requested == "auto") return model_on_gpu && nccl_built ? GradientBackend::kNccl : GradientBackend::kMpi;
-  FT_USER_CHECK(requested == "nccl", "distributed.backend must be auto, mpi or nccl, got '" << requested << "'");
-  FT_USER_CHECK(nccl_built, "distributed.backend: nccl is not in this build (LibTorch without CUDA, or CUDA/NCCL "
-                            "headers not found when configuring); use mpi or auto");
-  FT_USER_CHECK(model_on_gpu, "distributed.backend: nccl needs the model on a GPU, and this rank has no CUDA device; "
-                              "use mpi or auto");
-  return GradientBackend::kNccl;
-}
-
-std::unique_ptr<Communicator> make_gradient_communicator(GradientBackend backend, int device_index,
-                                                         double timeout_seconds) {
-  std::unique_ptr<Communicator> comm;
-  switch (backend) {
-    case GradientBackend::kMpi: comm = make_mpi_communicator(); break;
-    case GradientBackend::kNccl: comm = make_nccl_communicator(device_index, timeout_seconds); break;
-  }
-  FT_CHECK(comm != nullptr, "unknown gradient backend " << static_cast<int>(backend));
-  comm->set_timeout_seconds(timeout_seconds);
-  return comm;
-}
-
-#ifndef FACETRAIN_HAVE_NCCL
-bool nccl_available() { return false; }
-
-std::unique_ptr<Communicator> make_nccl_communicator(int, double) {
-  throw UserError(
-      "distributed.backend: nccl is not available in this build (LibTorch without CUDA, or CUDA/NCCL not "
-      "found when configuring); use mpi or auto");
-}
-#endif
-
-// ---------------------------------------------------------------------------------------------------
-// scalar helpers (collective)
-// ---------------------------------------------------------------------------------------------------
-double all_reduce_sum(Communicator& comm, double value) {
-  torch::Tensor t = torch::tensor({value}, torch::kFloat64);
-  comm.all_reduce_sum_(t, "allreduce of a scalar (sum)");
-  return t.item<double>();
-}
-
-double all_reduce_max(Communicator& comm, double value) {
-  torch::Tensor all = comm.all_gather(torch::tensor({value}, torch::kFloat64), "allgather of a scalar (max)");
-  return all.max().item<double>();
-}
-
-bool any_rank(Communicator& comm, bool flag) {
-  torch::Tensor t = torch::tensor({flag ? 1 : 0}, torch::kInt32);
-  comm.all_reduce_sum_(t, "allreduce of a flag (any rank)");
-  return t.item<int32_t>() > 0;
-}
-
-namespace {
-
-// Both sides of the setup agreement: two flag all-reduces that every rank makes whether it failed or not.
-void agree_on_setup(Communicator& comm, bool failed, const std::string& message) {
-  comm.set_setup_agreed();
-  if (comm.size() == 1) {
-    if (failed) throw UserError(message);
-    return;
-  }
-  if (!any_rank(comm, failed)) return;
-  // Usually every rank failed the same way (same flags, same shared files): rank 0 speaks for all. A rank
-  // whose failure rank 0 did not share (a file missing on one node) speaks for itself.
-  const bool rank0_failed = any_rank(comm, comm.rank() == 0 && failed);
-  const bool print_here = failed && (comm.rank() == 0 || !rank0_failed);
-  throw JobUserError(print_here ? message : "another rank failed its setup", print_here);
-}
-
-}  // namespace
-
-void agree_setup_done(Communicator& comm) { agree_on_setup(comm, false, std::string()); }
-
-void agree_setup_failed(Communicator& comm, const std::string& message) {
-  agree_on_setup(comm, true, message);
-  throw UserError(message);  // not reached: agree_on_setup throws when this rank failed
-}
-
-void run_setup_on_every_rank(Communicator& comm, const std::function<void()>& setup) {
-  try {
-    setup();
-  } catch (const UserError& e) {
-    agree_setup_failed(comm, e.what());
-  }
-  agree_setup_done(comm);
+  FT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, tensor.data_ptr(), static_cast<int>(tensor.numel()),
+                             mpi_sum_type(tensor.scalar_type()), mpi_op, MPI_COMM_WORLD));
 }
 
 }  // namespace facetrain

@@ -26,6 +26,7 @@
 #include "comm/communicator.h"
 #include "comm/flight_recorder.h"
 #include "core/error.h"
+#include "core/log.h"
 
 // --- NCCL version compatibility points: the only places the NCCL version is looked at ---------------------
 // ncclAvg (2.10): the division by the world size fused into the reduction; older: sum, then scale.
@@ -222,7 +223,7 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor, const std::string& label) override {
     check(tensor, "all_reduce_sum_async_");
     const ncclDataType_t type = nccl_type(tensor.scalar_type());
-    return launch(tensor, label.empty() ? "allreduce of " + comm_detail::format_bytes(tensor.nbytes()) : label, [&] {
+    return launch(tensor, label.empty() ? "allreduce of " + format_bytes(tensor.nbytes()) : label, [&] {
       return ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), type, ncclSum, comm_,
                            stream_.stream());
     });
@@ -232,7 +233,7 @@ class NcclCommunicator final : public Communicator {
     check(tensor, "all_reduce_mean_async_");
     FT_CHECK(tensor.is_floating_point(), "all_reduce_mean_: floating-point tensors only, got " << tensor.scalar_type());
     const ncclDataType_t type = nccl_type(tensor.scalar_type());
-    return launch(tensor, label.empty() ? "allreduce (mean) of " + comm_detail::format_bytes(tensor.nbytes()) : label,
+    return launch(tensor, label.empty() ? "allreduce (mean) of " + format_bytes(tensor.nbytes()) : label,
                   [&] {
 #if FACETRAIN_NCCL_HAS_AVG
                     return ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), type, ncclAvg, comm_,
@@ -251,7 +252,7 @@ class NcclCommunicator final : public Communicator {
   void broadcast_(torch::Tensor& tensor, int root, const std::string& label) override {
     check(tensor, "broadcast_");
     FT_CHECK(root >= 0 && root < size_, "broadcast_: root " << root << " outside 0.." << size_ - 1);
-    launch(tensor, label.empty() ? "broadcast of " + comm_detail::format_bytes(tensor.nbytes()) : label, [&] {
+    launch(tensor, label.empty() ? "broadcast of " + format_bytes(tensor.nbytes()) : label, [&] {
       return ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), tensor.nbytes(), ncclUint8, root, comm_,
                            stream_.stream());
     })->wait();
@@ -274,7 +275,7 @@ class NcclCommunicator final : public Communicator {
     padded.narrow(0, 0, local.size(0)).copy_(local);
     padded_shape[0] = max_rows * size_;
     torch::Tensor gathered = torch::empty(padded_shape, local.options());
-    launch(gathered, label.empty() ? "allgather of " + comm_detail::format_bytes(local.nbytes()) : label, [&] {
+    launch(gathered, label.empty() ? "allgather of " + format_bytes(local.nbytes()) : label, [&] {
       return ncclAllGather(padded.data_ptr(), gathered.data_ptr(), padded.nbytes(), ncclUint8, comm_,
                            stream_.stream());
     })->wait();

@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <iomanip>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <system_error>
 
@@ -41,6 +43,21 @@ std::string fixed_decimals(double value, int digits) {
   char text[64];
   std::snprintf(text, sizeof(text), "%.*f", digits, value);
   return text;
+}
+
+std::string format_bytes(int64_t bytes) {
+  std::ostringstream oss;
+  const double b = static_cast<double>(bytes);
+  if (b >= 1e9) {
+    oss << std::fixed << std::setprecision(2) << b / 1e9 << " GB";
+  } else if (b >= 1e6) {
+    oss << std::fixed << std::setprecision(1) << b / 1e6 << " MB";
+  } else if (b >= 1e3) {
+    oss << std::fixed << std::setprecision(1) << b / 1e3 << " kB";
+  } else {
+    oss << bytes << " B";
+  }
+  return oss.str();
 }
 
 bool stdout_is_terminal() {

@@ -20,6 +20,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "core/error.h"
+#include "runtime/setup_agreement.h"
 
 namespace facetrain {
 namespace {

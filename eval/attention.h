@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/process_context.h"
+#include "runtime/process_context.h"
 #include "eval/image_selection.h"
 
 namespace facetrain {

@@ -11,7 +11,7 @@
 
 #include "eval/loaded_model.h"
 #include "eval/metrics.h"
-#include "core/process_context.h"
+#include "runtime/process_context.h"
 
 namespace facetrain {
 

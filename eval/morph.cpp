@@ -25,6 +25,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "runtime/setup_agreement.h"
 
 namespace facetrain {
 

@@ -12,7 +12,7 @@
 
 #include "datastore/store.h"
 #include "models/vae.h"
-#include "core/process_context.h"
+#include "runtime/process_context.h"
 #include "eval/image_selection.h"
 
 namespace facetrain {

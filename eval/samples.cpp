@@ -15,6 +15,7 @@
 #include "eval/files.h"
 #include "eval/interpolation.h"
 #include "eval/image_grid.h"
+#include "runtime/setup_agreement.h"
 
 namespace facetrain {
 namespace {

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "core/process_context.h"
+#include "runtime/process_context.h"
 
 namespace facetrain {
 

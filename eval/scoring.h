@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "datastore/loader.h"
-#include "core/process_context.h"
+#include "runtime/process_context.h"
 
 namespace facetrain {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "core/process_context.h"
+#include "runtime/process_context.h"
 
 namespace facetrain {
 

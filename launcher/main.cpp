@@ -15,6 +15,7 @@
 #include "launcher/command_table.h"
 #include "launcher/process.h"
 #include "comm/communicator.h"
+#include "runtime/setup_agreement.h"
 
 namespace {
 

@@ -8,7 +8,7 @@
 
 #include <string>
 
-#include "core/process_context.h"
+#include "runtime/process_context.h"
 
 namespace facetrain {
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "core/process_context.h"
+#include "runtime/process_context.h"
 
 namespace facetrain {
 

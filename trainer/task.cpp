@@ -6,6 +6,7 @@
 #include "comm/communicator.h"
 #include "core/error.h"
 #include "models/registry.h"
+#include "runtime/setup_agreement.h"
 
 namespace facetrain {
 

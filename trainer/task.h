@@ -13,7 +13,7 @@
 #include "datastore/loader.h"
 #include "comm/data_parallel.h"
 #include "core/config.pb.h"
-#include "core/process_context.h"
+#include "runtime/process_context.h"
 
 namespace facetrain {
 

@@ -1,13 +1,14 @@
-// `facetrain bench allreduce`: the command line of comm/allreduce_bench.h.
+// `facetrain bench allreduce`: the command line of bench/allreduce_bench.h.
 #include <torch/torch.h>
 
-#include "comm/allreduce_bench.h"
+#include "bench/allreduce_bench.h"
 #include "comm/communicator.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "launcher/commands/commands.h"
 #include "launcher/commands/flag_groups.h"
 #include "launcher/flags.h"
+#include "runtime/setup_agreement.h"
 
 namespace facetrain {
 

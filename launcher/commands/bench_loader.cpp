@@ -1,5 +1,5 @@
-// `facetrain bench loader FILE`: the command line of datastore/loader_bench.h.
-#include "datastore/loader_bench.h"
+// `facetrain bench loader FILE`: the command line of bench/loader_bench.h.
+#include "bench/loader_bench.h"
 #include "launcher/commands/commands.h"
 #include "launcher/flags.h"
 

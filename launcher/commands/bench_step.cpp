@@ -1,4 +1,4 @@
-// `facetrain bench step`: the command line of trainer/step_bench.h.
+// `facetrain bench step`: the command line of bench/step_bench.h.
 #include <filesystem>
 
 #include "core/config.h"
@@ -8,7 +8,7 @@
 #include "launcher/commands/flag_groups.h"
 #include "launcher/flags.h"
 #include "launcher/threads.h"
-#include "trainer/step_bench.h"
+#include "bench/step_bench.h"
 
 namespace facetrain {
 namespace {

@@ -4,7 +4,7 @@
 // launcher/command_table.cpp lists them with their one-line summaries.
 #pragma once
 
-#include "core/process_context.h"
+#include "runtime/process_context.h"
 
 namespace facetrain {
 

@@ -14,6 +14,7 @@
 #include "eval/loaded_model.h"
 #include "eval/classification.h"
 #include "eval/files.h"
+#include "runtime/setup_agreement.h"
 
 namespace facetrain {
 

@@ -15,6 +15,7 @@
 #include "eval/classification.h"
 #include "eval/files.h"
 #include "eval/mining.h"
+#include "runtime/setup_agreement.h"
 
 namespace facetrain {
 

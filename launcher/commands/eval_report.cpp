@@ -12,6 +12,7 @@
 #include "launcher/commands/flag_groups.h"
 #include "eval/files.h"
 #include "eval/report_html.h"
+#include "runtime/setup_agreement.h"
 
 namespace facetrain {
 

@@ -14,6 +14,7 @@
 #include "launcher/commands/flag_groups.h"
 #include "launcher/flags.h"
 #include "core/config.h"
+#include "runtime/setup_agreement.h"
 #include "trainer/trainer.h"
 
 namespace facetrain {

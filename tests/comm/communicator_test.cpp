@@ -1,6 +1,6 @@
 // MPI tests of the communicator (run under mpirun -np 1/2/3): closed-form sums over ranks for every supported
 // dtype, blocking and timed (non-blocking) paths, broadcast, all_gather with unequal sizes, the scalar helpers,
-// misuse that must throw, and the watchdog: a late rank makes the others' wait() throw CollectiveTimeout.
+// the benchmarks' plain MPI reference, misuse that must throw, and the watchdog: a late rank makes the others' wait() throw CollectiveTimeout.
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
@@ -157,30 +157,17 @@ TEST_P(CommunicatorTest, ScalarHelpersAndBarrier) {
   comm_->barrier();
 }
 
-// A setup error on some ranks becomes JobUserError on every rank; who prints: rank 0 when it failed, else
-// the ranks that failed. No error anywhere: every rank returns (and the setup ran on each).
-TEST_P(CommunicatorTest, SetupErrorsAreAgreedOnEveryRank) {
-  int ran = 0;
-  run_setup_on_every_rank(*comm_, [&] { ++ran; });
-  EXPECT_EQ(ran, 1);
-
-  auto outcome = [&](bool fail_here) {
-    try {
-      run_setup_on_every_rank(*comm_, [&] { FT_USER_CHECK(!fail_here, "bad field on rank " << r_); });
-    } catch (const JobUserError& e) {
-      return std::make_pair(std::string(e.print_here() ? e.what() : "-"), true);
-    } catch (const UserError& e) {  // a world of one: the plain error
-      return std::make_pair(std::string(e.what()), false);
-    }
-    return std::make_pair(std::string("returned"), false);
-  };
-  const auto all = outcome(true);
-  EXPECT_EQ(all.first, r_ == 0 ? "bad field on rank 0" : "-");
-  EXPECT_EQ(all.second, n_ > 1);
-  const auto last = outcome(r_ == n_ - 1);  // only the last rank fails: it speaks for itself
-  EXPECT_EQ(last.first, r_ == n_ - 1 ? "bad field on rank " + std::to_string(r_) : "-");
-  EXPECT_EQ(last.second, n_ > 1);
-  EXPECT_EQ(outcome(false).first, "returned");
+// The benchmarks' plain reference: the same closed forms as the communicator's sum, and an element-wise max.
+TEST_P(CommunicatorTest, PlainMpiAllReduce) {
+  torch::Tensor sum = torch::arange(5, torch::kFloat32) + r_;
+  plain_mpi_all_reduce_(sum, ReduceOp::kSum);
+  EXPECT_TRUE(torch::equal(sum, torch::arange(5, torch::kFloat32) * n_ + n_ * (n_ - 1) / 2));
+  torch::Tensor max = torch::tensor({static_cast<double>(r_), -static_cast<double>(r_)}, torch::kFloat64);
+  plain_mpi_all_reduce_(max, ReduceOp::kMax);
+  EXPECT_DOUBLE_EQ(max[0].item<double>(), n_ - 1.0);
+  EXPECT_DOUBLE_EQ(max[1].item<double>(), 0.0);
+  torch::Tensor half = torch::ones({2}, torch::kFloat16);
+  EXPECT_THROW(plain_mpi_all_reduce_(half, ReduceOp::kSum), std::exception);
 }
 
 INSTANTIATE_TEST_SUITE_P(BlockingAndTimed, CommunicatorTest, ::testing::Values(0.0, 30.0));

@@ -15,7 +15,7 @@
 #include "comm/communicator.h"
 #include "core/config.h"
 #include "models/model_options.h"
-#include "core/process_context.h"
+#include "runtime/process_context.h"
 #include "datastore/fixtures.h"
 #include "lib/checkpoint_fixtures.h"
 

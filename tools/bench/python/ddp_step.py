@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Python reference for facetrain's data-parallel classifier step (`facetrain bench step` under mpirun -np N:
-trainer/step_bench.cpp, trainer/classifier_task.cpp, comm/gradient_sync.cpp): the ViT of vit_step.py, or with
+bench/step_bench.cpp, trainer/classifier_task.cpp, comm/gradient_sync.cpp): the ViT of vit_step.py, or with
 --model cnn the CNN of cnn_step.py (seed 002's discriminator as a classifier), trained
 with PyTorch DistributedDataParallel over gloo on localhost, N processes (torch.multiprocessing.spawn), each with
 its own random batch. Like facetrain's gradient buckets: 25 MB buckets, gradients as views into the buckets,
@@ -38,7 +38,7 @@ def worker(rank, a, port):
                           gradient_as_bucket_view=True)) if use_ddp else None
     torch.manual_seed(0)  # same initial weights on every rank (DDP broadcasts rank 0's anyway)
     model = MODELS[a.model]
-    step = model.build(a, wrap=wrap, data_seed=1000 + rank)  # a different batch per rank, as trainer/step_bench.cpp
+    step = model.build(a, wrap=wrap, data_seed=1000 + rank)  # a different batch per rank, as bench/step_bench.cpp
 
     def slowest(dt):
         t = torch.tensor([dt], dtype=torch.float64)

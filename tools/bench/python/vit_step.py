@@ -163,7 +163,7 @@ def train_gflop_per_image(a):
 
 def build(a, wrap=None, data_seed=1000):
     """One-step closure for args from add_model_args (+ --batch): model, AdamW, a random batch drawn after
-    torch.manual_seed(data_seed) (trainer/step_bench.cpp: 1000 + rank). wrap(model) -> the module the step calls
+    torch.manual_seed(data_seed) (bench/step_bench.cpp: 1000 + rank). wrap(model) -> the module the step calls
     (ddp_step.py: the DDP wrapper); the optimizer and clipping see the model's own parameters."""
     model = ViT(a.image, a.patch, a.channels, a.classes, a.width, a.depth, a.heads, a.mlp_ratio,
                 all_tokens=a.all_tokens, sdpa=a.attention == "sdpa")

@@ -2,7 +2,7 @@
 # `facetrain bench step` on 2 MPI ranks: a tiny ViT (fp32 and bf16 autocast) and a DCGAN run their trainer
 # step on random batches and print the key=value line with a positive step time; fp16 on a CPU and a
 # missing store without shape flags are one-line user errors (exit 2).
-# Usage: bench_step.sh FACETRAIN_BINARY SOURCE_DIR
+# Usage: step_bench.sh FACETRAIN_BINARY SOURCE_DIR
 set -uo pipefail
 ft=$1 src=$2
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

@@ -1,30 +1,29 @@
-// The measurement behind `facetrain bench allreduce` (see allreduce_bench.h): bandwidth of the gradient-sync path (GradientBuckets: autograd hooks, bucket
-// views, pre-division, MPI_Iallreduce, wait) against a plain blocking MPI_Allreduce of the same bytes, plus
-// (--overlap) how much of the communication a real backward pass hides, with and without hook progress.
-#include <mpi.h>
+// The measurement behind `facetrain bench allreduce` (see allreduce_bench.h): bandwidth of the gradient-sync
+// path (GradientBuckets: autograd hooks, bucket views, pre-division, MPI_Iallreduce, wait) against a plain
+// blocking MPI_Allreduce of the same bytes, plus (--overlap) how much of the communication a real backward
+// pass hides, with and without hook progress.
+#include "bench/allreduce_bench.h"
+
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "core/error.h"
-#include "core/stopwatch.h"
-#include "core/log.h"
-#include "comm/comm_internal.h"
-#include "comm/allreduce_bench.h"
 #include "comm/communicator.h"
 #include "comm/gradient_sync.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/stopwatch.h"
 
 namespace facetrain {
 namespace {
 
-
 // (collective) every rank: element-wise max over ranks (a collective's time is its slowest rank's).
 void max_over_ranks(std::vector<double>& v) {
-  FT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+  torch::Tensor t = torch::from_blob(v.data(), {static_cast<int64_t>(v.size())}, torch::kFloat64);
+  plain_mpi_all_reduce_(t, ReduceOp::kMax);
 }
 
 // Synthetic parameters: `bytes` of float32 cut into tensors of at most `param_bytes` (real models are
@@ -77,8 +76,7 @@ void run_sweep(Communicator& comm, const std::vector<int64_t>& sizes, int fixed_
     auto time_plain = [&] {
       comm.barrier();
       const auto t = Clock::now();
-      FT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, plain.data_ptr(), static_cast<int>(count), MPI_FLOAT, MPI_SUM,
-                                 MPI_COMM_WORLD));
+      plain_mpi_all_reduce_(plain, ReduceOp::kSum);
       return seconds_since(t);
     };
     auto time_sync = [&] {
@@ -142,7 +140,7 @@ void run_overlap(Communicator& comm, int64_t cap_bytes, int steps) {
   torch::Tensor x = torch::randn({128, 1024});
   int64_t param_bytes = 0;
   for (const auto& p : mlp->parameters()) param_bytes += p.numel() * 4;
-  log("overlap: 4 x Linear(1024, 1024), batch 128, " + comm_detail::format_bytes(param_bytes) + " of gradients in " +
+  log("overlap: 4 x Linear(1024, 1024), batch 128, " + format_bytes(param_bytes) + " of gradients in " +
       std::to_string(buckets.bucket_count()) + " buckets; per step, medians of " + std::to_string(steps) +
       " steps per setting (alternating)");
   std::vector<double> t_backward[2], t_finalize[2], t_total[2];
@@ -185,8 +183,8 @@ void run_allreduce_bench(const AllreduceBenchOptions& o) {
   for (int64_t s = o.min_bytes; s < o.max_bytes; s *= o.factor) sizes.push_back(s);
   sizes.push_back(o.max_bytes);
   log("bench allreduce: " + std::to_string(comm->size()) + " ranks x " + std::to_string(o.threads) +
-      " thread(s), float32, bucket cap " + comm_detail::format_bytes(cap_bytes) + ", parameters of <= " +
-      comm_detail::format_bytes(o.param_bytes) + "; times are the slowest rank's, medians over repetitions; "
+      " thread(s), float32, bucket cap " + format_bytes(cap_bytes) + ", parameters of <= " +
+      format_bytes(o.param_bytes) + "; times are the slowest rank's, medians over repetitions; "
       "gradient sync = (backward + finalize) - (backward alone); GB/s");
   run_sweep(*comm, sizes, o.reps, o.param_bytes, cap_bytes);
   if (o.overlap_steps > 0) run_overlap(*comm, 4'000'000, o.overlap_steps);

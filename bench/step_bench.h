@@ -5,7 +5,7 @@
 #pragma once
 
 #include "core/config.pb.h"
-#include "core/process_context.h"
+#include "runtime/process_context.h"
 #include "datastore/store.h"
 
 namespace facetrain {

@@ -1,5 +1,5 @@
 // The data-path benchmark (see loader_bench.h).
-#include "datastore/loader_bench.h"
+#include "bench/loader_bench.h"
 
 #include <sched.h>
 #include <sys/resource.h>

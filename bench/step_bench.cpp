@@ -1,5 +1,5 @@
 // The training-step benchmark (see step_bench.h).
-#include "trainer/step_bench.h"
+#include "bench/step_bench.h"
 
 #include <sys/resource.h>
 
@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/stopwatch.h"
 #include "models/registry.h"
+#include "runtime/setup_agreement.h"
 #include "trainer/host_memory_cache.h"
 #include "trainer/task.h"
 
