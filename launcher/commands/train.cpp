@@ -55,6 +55,7 @@ int train_command(int argc, char** argv, ProcessContext& ctx) {
   if (help) return 0;
   TrainOptions train_options;
   train_options.resume = cli.get("resume");
+  train_options.resume_name = "--resume";
   train_options.quiet = cli.given("quiet");
   train_options.faults.stall = fault_from_environment("STALL");
   train_options.faults.kill = fault_from_environment("KILL");
