@@ -69,9 +69,11 @@ if [[ -n "$torch_cuda" ]]; then
     [[ -n "$nvcc_on_path" ]] && candidates+=("$(dirname "$(dirname "$(readlink -f "$nvcc_on_path")")")")
     candidates+=(/usr/local/cuda)
   fi
-  cuda_home=""
+  cuda_home="" seen=" "
   for dir in "${candidates[@]}"; do
     [[ -n "$dir" && -d "$dir" ]] || continue
+    [[ "$seen" != *" $(readlink -f "$dir") "* ]] || continue  # CUDA_HOME, PATH and /usr/local/cuda often agree
+    seen+="$(readlink -f "$dir") "
     found=$(toolkit_version "$dir" || true)
     [[ -n "$found" ]] || continue
     if [[ "${found%%.*}" == "$major" ]]; then
