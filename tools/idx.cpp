@@ -56,8 +56,8 @@ IdxArray read_idx(const std::string& path) {
   return array;
 }
 
-IdxFiles find_idx_files(const std::string& dir) {
-  FT_USER_CHECK(fs::is_directory(dir), "--input " << dir << ": folder does not exist");
+IdxFiles find_idx_files(const std::string& dir, const std::string& what) {
+  FT_USER_CHECK(fs::is_directory(dir), what << " " << dir << ": folder does not exist");
   auto find = [&](const std::string& prefix, const std::string& kind, const std::string& idx) {
     const std::string names[] = {prefix + "-" + kind + "-" + idx + "-ubyte", prefix + "-" + kind + "." + idx + "-ubyte"};
     for (const auto& name : names) {
@@ -66,7 +66,7 @@ IdxFiles find_idx_files(const std::string& dir) {
         if (fs::is_regular_file(p)) return p.string();
       }
     }
-    throw UserError("--input " + dir + ": no " + names[0] + ".gz (or " + names[0] +
+    throw UserError(what + " " + dir + ": no " + names[0] + ".gz (or " + names[0] +
                     ") — an IDX folder holds train-* and t10k-* image and label files");
   };
   IdxFiles files;
@@ -87,7 +87,7 @@ std::vector<std::string> idx_class_names(const std::string& kind, const std::str
   if (resolved == "fashion") {
     return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
   }
-  FT_USER_CHECK(resolved == "digits", "--idx-classes '" << kind << "' is not auto, fashion or digits");
+  FT_USER_CHECK(resolved == "digits", "IDX class names '" << kind << "' are not auto, fashion or digits");
   return {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
 }
 

@@ -23,11 +23,11 @@ struct IdxFiles {
   std::string train_images, train_labels, test_images, test_labels;
 };
 // Finds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (also the "images.idx3-ubyte" spelling) in dir.
-// Throws UserError naming the folder and the missing file.
-IdxFiles find_idx_files(const std::string& dir);
+// Throws UserError starting with `what` (e.g. the flag that gave dir) and naming the folder and the missing file.
+IdxFiles find_idx_files(const std::string& dir, const std::string& what);
 
 // Class names for IDX labels: "fashion" -> Fashion-MNIST's ten (T-shirt/top, Trouser, ...), "digits" ->
-// "0".."9", "auto" -> fashion when the folder name contains "fashion", else digits.
+// "0".."9", "auto" -> fashion when the folder name contains "fashion", else digits. UserError for another kind.
 std::vector<std::string> idx_class_names(const std::string& kind, const std::string& dir);
 
 }  // namespace facetrain

@@ -173,9 +173,7 @@ std::string default_face_cascade_path() {
   for (const char* path : candidates) {
     if (fs::is_regular_file(path)) return path;
   }
-  throw UserError(
-      "--face-crop: haarcascade_frontalface_default.xml not found under /usr/share/opencv4/haarcascades "
-      "(install opencv-data or pass --face-cascade FILE)");
+  return "";
 }
 
 bool prepare_image(const cv::Mat& decoded, const PrepOptions& options, uint8_t* out) {

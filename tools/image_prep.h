@@ -52,8 +52,8 @@ class FaceDetector {
   std::string path_;
 };
 
-// haarcascade_frontalface_default.xml from opencv-data (/usr/share/opencv4/haarcascades); throws UserError
-// when opencv-data is not installed.
+// haarcascade_frontalface_default.xml from opencv-data (/usr/share/opencv4/haarcascades); "" when opencv-data
+// is not installed (the caller says which option needs it).
 std::string default_face_cascade_path();
 
 struct PrepOptions {

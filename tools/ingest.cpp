@@ -31,7 +31,7 @@ double seconds_since(Clock::time_point start) {
 
 // IDX: train file -> samples without a split (val may be carved from them), t10k file -> test.
 SourceListing list_idx(const IngestOptions& o, IdxArray* train, IdxArray* test) {
-  const IdxFiles files = find_idx_files(o.input);
+  const IdxFiles files = find_idx_files(o.input, o.names.input);
   *train = read_idx(files.train_images);
   *test = read_idx(files.test_images);
   const IdxArray train_labels = read_idx(files.train_labels);
@@ -72,55 +72,48 @@ SourceListing list_idx(const IngestOptions& o, IdxArray* train, IdxArray* test) 
   return listing;
 }
 
-int checked_size(int value, const char* flag) {
-  FT_USER_CHECK(value >= 1 && value <= 8192, flag << " " << value << " is not in [1, 8192]");
-  return value;
-}
-
 }  // namespace
 
 IngestSummary run_ingest(const IngestOptions& o) {
   const Clock::time_point start = Clock::now();
-  // 0. flags that need no file system
-  FT_USER_CHECK(o.source == "folders" || o.source == "celeba" || o.source == "idx",
-                "--source '" << o.source << "' is not folders, celeba or idx");
-  FT_USER_CHECK(!o.input.empty(), "--input DIR is required");
-  FT_USER_CHECK(!o.output.empty(), "--output FILE.h5 is required");
+  // 0. the options as the launcher checked them (ingest.h)
+  const bool is_idx = o.source == "idx";
+  FT_CHECK(o.source == "folders" || o.source == "celeba" || is_idx, "source '" << o.source << "'");
+  FT_CHECK(!o.input.empty() && !o.output.empty(), "input and output are required");
+  FT_CHECK(o.channels == 0 || o.channels == 1 || o.channels == 3, "channels " << o.channels);
+  FT_CHECK(o.height >= 0 && o.height <= 8192 && o.width >= 0 && o.width <= 8192, o.height << "x" << o.width);
+  FT_CHECK(o.limit >= 0 && o.train_limit >= 0 && o.threads >= 0, "negative limit, train_limit or threads");
+  FT_CHECK(o.val_fraction < 1 && o.test_fraction < 1, "fractions " << o.val_fraction << ", " << o.test_fraction);
+  FT_CHECK(!is_idx || (!o.face_crop && o.test_fraction < 0), "face_crop or test_fraction with an idx source");
   FT_USER_CHECK(o.overwrite || !fs::exists(o.output),
-                "--output " << o.output << " already exists (pass --overwrite to replace it)");
-  FT_USER_CHECK(o.channels == 0 || o.channels == 1 || o.channels == 3, "--channels " << o.channels << " is not 1 or 3");
-  FT_USER_CHECK(o.limit >= 0, "--limit " << o.limit << " is negative");
-  FT_USER_CHECK(o.train_limit >= 0, "--train-limit " << o.train_limit << " is negative");
-  FT_USER_CHECK(o.threads >= 0, "--threads " << o.threads << " is negative");
-  FT_USER_CHECK(!o.face_crop || o.source != "idx", "--face-crop does not apply to --source idx");
+                o.output << " already exists (set overwrite to replace it)");
 
   // 1. list the source
   IdxArray idx_train, idx_test;
   SourceListing listing;
   if (o.source == "folders") {
-    listing = list_image_folders(o.input);
+    listing = list_image_folders(o.input, o.names.input);
   } else if (o.source == "celeba") {
-    listing = list_celeba(o.input, o.label_attribute);
+    listing = list_celeba(o.input, o.label_attribute, o.names.input, o.names.label_attribute);
   } else {
     listing = list_idx(o, &idx_train, &idx_test);
   }
-  const bool is_idx = o.source == "idx";
 
   // 2. subsample and split
-  if (is_idx) {
-    FT_USER_CHECK(o.test_fraction < 0, "--test-fraction does not apply to --source idx (the t10k files are the test split)");
-  } else if (!listing.partition.empty()) {
+  if (!is_idx && !listing.partition.empty()) {
     FT_USER_CHECK(o.val_fraction < 0 && o.test_fraction < 0,
-                  (o.val_fraction >= 0 ? "--val-fraction" : "--test-fraction")
+                  (o.val_fraction >= 0 ? o.names.val_fraction : o.names.test_fraction)
                       << ": " << o.input << " has its own partition (" << listing.partition
                       << "); remove the flag to use it");
   }
-  select_classes(&listing, o.classes);
+  select_classes(&listing, o.classes, o.names.classes);
   apply_limit(&listing, o.limit);
   const double val_fraction = o.val_fraction >= 0 ? o.val_fraction : 0.1;
   const double test_fraction = o.test_fraction >= 0 ? o.test_fraction : (is_idx ? 0.0 : 0.1);
+  FT_USER_CHECK(val_fraction + test_fraction < 1,
+                o.names.val_fraction << " + " << o.names.test_fraction << " = " << val_fraction + test_fraction
+                                     << " leaves no training images");
   assign_fraction_splits(&listing, val_fraction, test_fraction, o.seed);
-  FT_USER_CHECK(o.train_limit >= 0, "--train-limit " << o.train_limit << " is negative");
   apply_train_limit(&listing, o.train_limit);
 
   // 3. preprocessing and store layout
@@ -129,12 +122,15 @@ IngestSummary run_ingest(const IngestOptions& o) {
     prep.height = static_cast<int>(idx_train.dims[1]);
     prep.width = static_cast<int>(idx_train.dims[2]);
   }
-  if (o.height > 0) prep.height = checked_size(o.height, "--height");
-  if (o.width > 0) prep.width = checked_size(o.width, "--width");
+  if (o.height > 0) prep.height = o.height;
+  if (o.width > 0) prep.width = o.width;
   prep.channels = o.channels > 0 ? o.channels : (is_idx ? 1 : 3);
   std::unique_ptr<FaceDetector> detector;
   if (o.face_crop) {
-    detector = std::make_unique<FaceDetector>(o.face_cascade.empty() ? default_face_cascade_path() : o.face_cascade);
+    const std::string cascade = o.face_cascade.empty() ? default_face_cascade_path() : o.face_cascade;
+    FT_USER_CHECK(!cascade.empty(), "face crop: haarcascade_frontalface_default.xml not found under "
+                                    "/usr/share/opencv4/haarcascades (install opencv-data or set face_cascade)");
+    detector = std::make_unique<FaceDetector>(cascade);
     prep.face_detector = detector.get();
   }
   StoreLayout layout;
@@ -158,7 +154,7 @@ IngestSummary run_ingest(const IngestOptions& o) {
   summary.listed = static_cast<int64_t>(listing.samples.size());
   summary.counts.assign(listing.class_names.size(), std::vector<int64_t>(3, 0));
   const int64_t n = summary.listed;
-  FT_USER_CHECK(n > 0, "--input " << o.input << ": no images to ingest");
+  FT_USER_CHECK(n > 0, o.names.input << " " << o.input << ": no images to ingest");
   if (!o.quiet) {
     log("ingest: " + std::to_string(n) + " images from " + o.input + " (" + o.source + ", " +
         std::to_string(listing.class_names.size()) + " classes) -> " + o.output + ", " +
@@ -230,9 +226,9 @@ IngestSummary run_ingest(const IngestOptions& o) {
   // 5. statistics and rename into place
   int64_t train_written = 0;
   for (const auto& c : summary.counts) train_written += c[static_cast<size_t>(Split::kTrain)];
-  FT_USER_CHECK(summary.written > 0, "--input " << o.input << ": none of the " << n << " images could be read ("
+  FT_USER_CHECK(summary.written > 0, o.names.input << " " << o.input << ": none of the " << n << " images could be read ("
                                                 << summary.skipped << " skipped)");
-  FT_USER_CHECK(train_written > 0, "--input " << o.input << ": no readable image landed in the train split");
+  FT_USER_CHECK(train_written > 0, o.names.input << " " << o.input << ": no readable image landed in the train split");
   writer.finish();
   summary.seconds = seconds_since(start);
   return summary;

@@ -1,6 +1,6 @@
 // Ingest: raw images (image folders, CelebA, IDX) -> one HDF5 store (datastore/store.h), decoded and
 // preprocessed on all cores, written in deterministic sample order. Unreadable or truncated images are
-// skipped, counted and listed; user mistakes throw UserError naming the path or flag.
+// skipped, counted and listed; user mistakes throw UserError naming the path or option.
 #pragma once
 
 #include <atomic>
@@ -10,6 +10,17 @@
 
 namespace facetrain {
 
+// How run_ingest's UserErrors name the options only the source can judge (a folder that is not there, an
+// attribute or class it lacks, fractions for a source with its own partition). The launcher passes its flags
+// (--input, ...); the defaults name the IngestOptions fields.
+struct IngestOptionNames {
+  std::string input = "input", label_attribute = "label_attribute", classes = "classes";
+  std::string val_fraction = "val_fraction", test_fraction = "test_fraction";
+};
+
+// The options as the launcher checked them (source folders|celeba|idx, input and output set, channels 0, 1
+// or 3, height and width in [0, 8192], non-negative counts, fractions < 1 when set, no face crop or test
+// fraction for idx, idx_classes auto|fashion|digits): run_ingest's FT_CHECKs guard these.
 struct IngestOptions {
   std::string source;              // "folders" | "celeba" | "idx"
   std::string input, output;
@@ -31,6 +42,7 @@ struct IngestOptions {
   int64_t train_limit = 0;         // > 0: keep this many train images, val and test whole
   bool quiet = false;              // no progress lines or summary
   const std::atomic<bool>* stop = nullptr;  // set: stop between windows, remove the partial output
+  IngestOptionNames names;
 };
 
 struct SkippedImage {
@@ -43,17 +55,18 @@ struct IngestSummary {
   int height = 0, width = 0, channels = 0;
   std::vector<std::string> class_names;
   std::string partition;                        // where splits came from
-  int64_t listed = 0;                           // samples considered (after --limit)
+  int64_t listed = 0;                           // samples considered (after the limit)
   int64_t written = 0;
   std::vector<std::vector<int64_t>> counts;     // [class][split] written
   int64_t skipped = 0;
   std::vector<SkippedImage> skipped_examples;   // the first kMaxSkippedListed, in sample order
-  int64_t faces_not_found = 0;                  // --face-crop fell back to a center crop
+  int64_t faces_not_found = 0;                  // face crop fell back to a center crop
   double seconds = 0;
   static constexpr size_t kMaxSkippedListed = 20;
 };
 
-// Runs a whole ingest. Throws UserError for user mistakes (before any output is created where possible).
+// Runs a whole ingest. Throws UserError for user mistakes (before any output is created where possible): a
+// source that is missing or malformed, named by its path or by `options.names`.
 IngestSummary run_ingest(const IngestOptions& options);
 
 // The summary table printed at the end of `facetrain ingest`.

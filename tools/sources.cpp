@@ -1,5 +1,5 @@
 // Listing of ingest sources (see sources.h): image-folder trees in the class or train/val/test layout,
-// CelebA's folder with its attribute, partition and identity files, plus --limit and seeded split fractions.
+// CelebA's folder with its attribute, partition and identity files, plus the limit subsample and seeded split fractions.
 #include "tools/sources.h"
 
 #include <algorithm>
@@ -124,11 +124,11 @@ bool has_image_extension(const std::string& path) {
   return kExtensions.count(lower(fs::path(path).extension().string())) > 0;
 }
 
-SourceListing list_image_folders(const std::string& dir) {
+SourceListing list_image_folders(const std::string& dir, const std::string& what) {
   const fs::path root(dir);
-  FT_USER_CHECK(fs::is_directory(root), "--input " << dir << ": folder does not exist");
+  FT_USER_CHECK(fs::is_directory(root), what << " " << dir << ": folder does not exist");
   const std::vector<std::string> top = sorted_subfolders(root);
-  FT_USER_CHECK(!top.empty(), "--input " << dir << ": no class subfolders (expected " << dir
+  FT_USER_CHECK(!top.empty(), what << " " << dir << ": no class subfolders (expected " << dir
                                          << "/<class>/*.jpg or " << dir << "/train/<class>/*.jpg)");
   bool split_layout = true;
   bool has_train = false;
@@ -151,7 +151,7 @@ SourceListing list_image_folders(const std::string& dir) {
       parts.emplace_back(name, split_of_folder(name));
     }
     listing.class_names.assign(classes.begin(), classes.end());
-    FT_USER_CHECK(!classes.empty(), "--input " << dir << ": no class subfolders under the split folders (expected "
+    FT_USER_CHECK(!classes.empty(), what << " " << dir << ": no class subfolders under the split folders (expected "
                                                << dir << "/train/<class>/*.jpg)");
     std::string train_folder;
     for (const auto& name : top) {
@@ -189,12 +189,13 @@ SourceListing list_image_folders(const std::string& dir) {
   return listing;
 }
 
-SourceListing list_celeba(const std::string& dir, const std::string& label_attribute) {
+SourceListing list_celeba(const std::string& dir, const std::string& label_attribute, const std::string& dir_what,
+                          const std::string& attribute_what) {
   const fs::path root(dir);
-  FT_USER_CHECK(fs::is_directory(root), "--input " << dir << ": folder does not exist");
+  FT_USER_CHECK(fs::is_directory(root), dir_what << " " << dir << ": folder does not exist");
   fs::path images = root / "img_align_celeba";
   if (fs::is_directory(images / "img_align_celeba")) images /= "img_align_celeba";  // Kaggle's zip nesting
-  FT_USER_CHECK(fs::is_directory(images), "--input " << dir << ": no img_align_celeba/ folder (CelebA layout: "
+  FT_USER_CHECK(fs::is_directory(images), dir_what << " " << dir << ": no img_align_celeba/ folder (CelebA layout: "
                                                      "img_align_celeba/*.jpg and list_attr_celeba.txt)");
   const std::string attr_path = find_file(root, {"list_attr_celeba.txt", "list_attr_celeba.csv"});
   FT_USER_CHECK(!attr_path.empty(), (root / "list_attr_celeba.txt").string() << " does not exist");
@@ -233,7 +234,7 @@ SourceListing list_celeba(const std::string& dir, const std::string& label_attri
   if (label_column == n_attr) {
     std::string valid;
     for (size_t k = 0; k < n_attr; ++k) valid += (k ? " " : "") + listing.attribute_names[k];
-    throw UserError("--label-attribute '" + label_attribute + "' is not an attribute of " + attr_path +
+    throw UserError(attribute_what + " '" + label_attribute + "' is not an attribute of " + attr_path +
                     "; valid: " + valid);
   }
   const std::string& attribute = listing.attribute_names[label_column];
@@ -305,7 +306,7 @@ void apply_limit(SourceListing* listing, int64_t limit) {
   listing->samples = std::move(kept);
 }
 
-void select_classes(SourceListing* listing, const std::string& classes) {
+void select_classes(SourceListing* listing, const std::string& classes, const std::string& what) {
   if (classes.empty()) return;
   std::vector<int64_t> chosen;  // old label of each new class
   std::stringstream list(classes);
@@ -321,10 +322,10 @@ void select_classes(SourceListing* listing, const std::string& classes) {
     }
     std::string known;
     for (const auto& name : listing->class_names) known += (known.empty() ? "" : ", ") + name;
-    FT_USER_CHECK(label >= 0, "--classes: '" << item << "' is neither a class name nor an index of the source ("
+    FT_USER_CHECK(label >= 0, what << ": '" << item << "' is neither a class name nor an index of the source ("
                                               << known << ")");
     FT_USER_CHECK(std::find(chosen.begin(), chosen.end(), label) == chosen.end(),
-                  "--classes: '" << item << "' is named twice");
+                  what << ": '" << item << "' is named twice");
     chosen.push_back(label);
   }
   std::map<int64_t, int64_t> new_label;
@@ -362,10 +363,8 @@ void apply_train_limit(SourceListing* listing, int64_t limit) {
 }
 
 void assign_fraction_splits(SourceListing* listing, double val_fraction, double test_fraction, uint64_t seed) {
-  FT_USER_CHECK(val_fraction >= 0 && val_fraction < 1, "--val-fraction " << val_fraction << " is not in [0, 1)");
-  FT_USER_CHECK(test_fraction >= 0 && test_fraction < 1, "--test-fraction " << test_fraction << " is not in [0, 1)");
-  FT_USER_CHECK(val_fraction + test_fraction < 1,
-                "--val-fraction + --test-fraction = " << val_fraction + test_fraction << " leaves no training images");
+  FT_CHECK(val_fraction >= 0 && test_fraction >= 0 && val_fraction + test_fraction < 1,
+           "fractions val " << val_fraction << " and test " << test_fraction << " leave no training images");
   std::map<int64_t, std::vector<size_t>> by_class;
   for (size_t i = 0; i < listing->samples.size(); ++i) {
     if (listing->samples[i].split == kNoSplit) by_class[listing->samples[i].label].push_back(i);

@@ -295,15 +295,15 @@ SynthFace render_synth_face(uint64_t seed, int64_t index, int size, double val_f
 
 SynthSummary run_synth(const SynthOptions& o) {
   const auto start = std::chrono::steady_clock::now();
-  FT_USER_CHECK(!o.output.empty(), "--output FILE.h5 is required");
-  FT_USER_CHECK(o.count >= 1 && o.count <= 20'000'000, "--count " << o.count << " is not in [1, 20000000]");
-  FT_USER_CHECK(o.size >= 16 && o.size <= 512, "--size " << o.size << " is not in [16, 512]");
-  FT_USER_CHECK(o.val_fraction >= 0 && o.test_fraction >= 0 && o.val_fraction + o.test_fraction < 1,
-                "--val-fraction " << o.val_fraction << " and --test-fraction " << o.test_fraction
-                                  << " must be >= 0 and leave a train split");
-  FT_USER_CHECK(o.threads >= 0, "--threads " << o.threads << " is negative");
+  // The options as the launcher checked them (synth.h).
+  FT_CHECK(!o.output.empty(), "no output");
+  FT_CHECK(o.count >= 1 && o.count <= kMaxSynthCount, "count " << o.count);
+  FT_CHECK(o.size >= kMinSynthSize && o.size <= kMaxSynthSize, "size " << o.size);
+  FT_CHECK(o.val_fraction >= 0 && o.test_fraction >= 0 && o.val_fraction + o.test_fraction < 1,
+           "fractions " << o.val_fraction << ", " << o.test_fraction);
+  FT_CHECK(o.threads >= 0, "threads " << o.threads);
   FT_USER_CHECK(o.overwrite || !std::filesystem::exists(o.output),
-                "--output " << o.output << " already exists (pass --overwrite to replace it)");
+                o.output << " already exists (set overwrite to replace it)");
 
   StoreLayout layout;
   layout.height = layout.width = o.size;

@@ -30,6 +30,12 @@ struct SynthFace {
 SynthFace render_synth_face(uint64_t seed, int64_t index, int size, double val_fraction, double test_fraction,
                             uint8_t* out);
 
+// The data set's bounds; the launcher checks the options against them.
+constexpr int64_t kMaxSynthCount = 20'000'000;
+constexpr int kMinSynthSize = 16, kMaxSynthSize = 512;
+
+// Options as the launcher checked them: an output, count in [1, kMaxSynthCount], size in [kMinSynthSize,
+// kMaxSynthSize], fractions >= 0 leaving a train split, threads >= 0 (run_synth's FT_CHECKs guard these).
 struct SynthOptions {
   std::string output;
   int64_t count = 0;
@@ -51,8 +57,7 @@ struct SynthSummary {
   double seconds = 0;
 };
 
-// Writes the whole data set through StoreWriter. Throws UserError for bad options or an existing output
-// without overwrite.
+// Writes the whole data set through StoreWriter. Throws UserError for an existing output without overwrite.
 SynthSummary run_synth(const SynthOptions& options);
 
 }  // namespace facetrain

@@ -1,6 +1,7 @@
 // `facetrain synth`: the command line of tools/synth.h (procedural face-like data sets).
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -21,15 +22,26 @@ int synth_command(int argc, char** argv) {
   SynthOptions o;
   o.output = cli.get("output");
   o.count = cli.integer("count");
-  o.size = static_cast<int>(cli.integer("size"));
+  FT_USER_CHECK(o.count >= 1 && o.count <= kMaxSynthCount,
+                "--count " << o.count << " is not in [1, " << kMaxSynthCount << "]");
+  const int64_t size = cli.integer("size");
+  FT_USER_CHECK(size >= kMinSynthSize && size <= kMaxSynthSize,
+                "--size " << size << " is not in [" << kMinSynthSize << ", " << kMaxSynthSize << "]");
+  o.size = static_cast<int>(size);
   const int64_t seed = cli.integer("seed");
   FT_USER_CHECK(seed >= 0, "--seed " << seed << " is negative");
   o.seed = static_cast<uint64_t>(seed);
   o.task = parse_synth_task(cli.get("task"), "--task");
   o.val_fraction = cli.number("val-fraction");
   o.test_fraction = cli.number("test-fraction");
+  FT_USER_CHECK(o.val_fraction >= 0 && o.test_fraction >= 0 && o.val_fraction + o.test_fraction < 1,
+                "--val-fraction " << o.val_fraction << " and --test-fraction " << o.test_fraction
+                                  << " must be >= 0 and leave a train split");
   o.threads = static_cast<int>(cli.integer("threads"));
+  FT_USER_CHECK(o.threads >= 0, "--threads " << o.threads << " is negative");
   o.overwrite = cli.given("overwrite");
+  FT_USER_CHECK(o.overwrite || !std::filesystem::exists(o.output),
+                "--output " << o.output << " already exists (pass --overwrite to replace it)");
   o.quiet = cli.given("quiet");
   StopOnSignal stop;
   o.stop = stop.flag();

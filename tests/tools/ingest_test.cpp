@@ -238,14 +238,15 @@ TEST(IngestFolders, TrainValTestLayoutIsThePartition) {
   StoreReader reader(o.output);
   EXPECT_EQ(reader.filenames()[3], "val/cat/0.png");
   EXPECT_EQ(reader.splits()[3], static_cast<uint8_t>(Split::kVal));
-  // The folders are the partition: fractions are refused.
+  // The folders are the partition: fractions are refused, named as the caller names them.
   o.test_fraction = 0.1;
   o.overwrite = true;
+  o.names.test_fraction = "the test fraction";
   try {
     run_ingest(o);
     FAIL() << "no error";
   } catch (const UserError& e) {
-    EXPECT_TRUE(contains(e.what(), "--test-fraction")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "the test fraction: ")) << e.what();
   }
 }
 
