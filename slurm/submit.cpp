@@ -37,33 +37,33 @@ std::string job_name_for(const proto::RunConfig& config, const std::string& conf
   return name.empty() ? "facetrain" : name;
 }
 
-void write_file(const std::string& path, const std::string& text, const std::string& flag) {
+void write_file(const std::string& path, const std::string& text, const std::string& what) {
   try {
     write_file_atomically(path, text);
   } catch (const UserError& e) {
-    throw UserError(flag + ": " + e.what());
+    throw UserError(what + ": " + e.what());
   }
   fs::permissions(path, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
                   fs::perm_options::add);
 }
 
 // Runs `sbatch --parsable SCRIPT` and returns the job id (sbatch's own errors reach stderr unchanged).
-std::string run_sbatch(const std::string& script_path) {
+std::string run_sbatch(const std::string& script_path, const ScriptDeliveryNames& names) {
   const std::string command = "sbatch --parsable " + shell_quote(script_path);
   std::FILE* pipe = popen(command.c_str(), "r");
-  FT_USER_CHECK(pipe != nullptr, "--submit: cannot start sbatch");
+  FT_USER_CHECK(pipe != nullptr, names.submit << ": cannot start sbatch");
   std::string output;
   char buffer[256];
   while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
   const int status = pclose(pipe);
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  FT_USER_CHECK(code != 127, "--submit: sbatch not found on PATH (submit from a Slurm login node, or use "
-                             "--output-script FILE and copy it there)");
-  FT_USER_CHECK(code == 0, "--submit: sbatch refused the script (exit " << code << "; its message is above)");
+  FT_USER_CHECK(code != 127, names.submit << ": sbatch not found on PATH (submit from a Slurm login node, or use "
+                                          << names.output_script << " FILE and copy it there)");
+  FT_USER_CHECK(code == 0, names.submit << ": sbatch refused the script (exit " << code << "; its message is above)");
   // --parsable prints "jobid" or "jobid;cluster".
   const std::string id = output.substr(0, output.find_first_of(";\n"));
   FT_USER_CHECK(!id.empty() && id.find_first_not_of("0123456789") == std::string::npos,
-                "--submit: unexpected sbatch output '" << output << "'");
+                names.submit << ": unexpected sbatch output '" << output << "'");
   return id;
 }
 
@@ -86,10 +86,11 @@ void set_job_paths(SbatchSettings* s, const proto::RunConfig& config, const std:
 
 }
 
-void deliver_sbatch_script(const std::string& script, const std::string& output_script, bool submit) {
+void deliver_sbatch_script(const std::string& script, const std::string& output_script, bool submit,
+                           const ScriptDeliveryNames& names) {
   std::string script_path = output_script;
   if (!script_path.empty()) {
-    write_file(script_path, script, "--output-script");
+    write_file(script_path, script, names.output_script);
     std::cerr << "wrote " << script_path << "\n";
   } else {
     std::cout << script << std::flush;
@@ -99,15 +100,15 @@ void deliver_sbatch_script(const std::string& script, const std::string& output_
     if (script_path.empty()) {
       char name[] = "/tmp/facetrain-submit-XXXXXX";
       const int fd = mkstemp(name);
-      FT_USER_CHECK(fd >= 0, "--submit: cannot create a temporary file in /tmp");
+      FT_USER_CHECK(fd >= 0, names.submit << ": cannot create a temporary file in /tmp");
       close(fd);
       script_path = name;
       temporary = true;
-      write_file(script_path, script, "--submit");
+      write_file(script_path, script, names.submit);
     }
     std::string id;
     try {
-      id = run_sbatch(script_path);
+      id = run_sbatch(script_path, names);
     } catch (...) {
       if (temporary) fs::remove(script_path);
       throw;

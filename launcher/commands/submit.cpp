@@ -103,7 +103,7 @@ int submit_command(int argc, char** argv) {
   // 3. The job's paths and name, 4. print, write or submit (slurm/submit.h).
   set_job_paths(&s, config, config_arg, sets, std::vector<std::string>(argv, argv + argc));
   deliver_sbatch_script(render_sbatch_script(train_sbatch_template(), s), cli.get("output-script"),
-                        cli.given("submit"));
+                        cli.given("submit"), ScriptDeliveryNames{"--output-script", "--submit"});
   return 0;
 }
 
