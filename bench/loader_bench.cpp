@@ -101,15 +101,14 @@ void run_loader_bench(const LoaderBenchRequest& r) {
   const int prefetch = static_cast<int>(r.prefetch);
   const double seconds = r.seconds;
   const int repeats = static_cast<int>(r.repeats);
-  const Split split = parse_split(r.split, "--split");
-  FT_USER_CHECK(batch >= 1, "--batch must be at least 1");
-  FT_USER_CHECK(threads >= 1, "--threads must be at least 1");
-  FT_USER_CHECK(seconds > 0, "--seconds must be positive");
-  FT_USER_CHECK(repeats >= 1, "--repeats must be at least 1");
+  // The request as the launcher checked it (loader_bench.h).
+  const Split split = parse_split(r.split, "split");
+  FT_CHECK(batch >= 1 && threads >= 1 && seconds > 0 && repeats >= 1,
+           "batch " << batch << ", threads " << threads << ", seconds " << seconds << ", repeats " << repeats);
   const int64_t generate = r.generate;
   if (generate > 0 && !std::filesystem::exists(path)) {
     const int size = static_cast<int>(r.size), channels = static_cast<int>(r.channels);
-    FT_USER_CHECK(size >= 1 && (channels == 1 || channels == 3), "--size/--channels: bad image shape");
+    FT_CHECK(size >= 1 && (channels == 1 || channels == 3), "image shape " << size << "x" << size << "x" << channels);
     log("bench loader: writing " + std::to_string(generate) + " noise images to " + path);
     generate_noise_store(path, generate, size, channels);
   }

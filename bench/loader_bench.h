@@ -23,7 +23,8 @@ struct LoaderBenchRequest {
 };
 
 // One process: times raw reads, normalized and augmented batches beside memcpy and logs the table of medians.
-// Throws UserError naming the flag for a bad value.
+// The launcher checks the request first: split train|val|test, batch, threads and repeats >= 1, seconds > 0,
+// size >= 1 and channels 1 or 3 with generate.
 void run_loader_bench(const LoaderBenchRequest& request);
 
 }  // namespace facetrain

@@ -10,7 +10,7 @@
 #include "comm/communicator.h"
 #include "core/log.h"
 #include "core/stopwatch.h"
-#include "models/registry.h"
+#include "models/model_spec.h"
 #include "runtime/setup_agreement.h"
 #include "trainer/host_memory_cache.h"
 #include "trainer/task.h"
@@ -19,7 +19,7 @@ namespace facetrain {
 
 void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int steps, int warmup,
                     ProcessContext& ctx) {
-  const std::string kind = model_kind_name(model_kind_of(config));
+  const std::string kind = model_spec_of(config).name;
   install_host_memory_cache(int64_t{config.distributed().host_memory_cache_mb()} << 20);
   // Nothing is written: samples and checkpoints belong to runs, not benchmarks.
   const DataParallelOptions parallel = data_parallel_options(config);
@@ -42,7 +42,7 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
   std::vector<Batch> micro(accumulation);
   for (auto& b : micro) {
     const std::vector<int64_t> shape{batch, info.channels, info.height, info.width};
-    b.images = is_classifier(model_kind_of(config)) ? torch::randn(shape)
+    b.images = model_spec_of(config).is_classifier() ? torch::randn(shape)
                                                                 : torch::rand(shape) * 2 - 1;
     b.labels = torch::randint(static_cast<int64_t>(info.class_names.size()), {batch}, torch::kInt64);
     b.indices = torch::arange(batch, torch::kInt64);

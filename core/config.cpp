@@ -62,8 +62,8 @@ bool needs_quotes(const pb::FieldDescriptor* field, const std::string& value) {
 
 }  // namespace
 
-void apply_override(proto::RunConfig* config, const std::string& assignment) {
-  const std::string what = "--set " + assignment;
+void apply_override(proto::RunConfig* config, const std::string& assignment, const std::string& label) {
+  const std::string what = label + " " + assignment;
   const auto eq = assignment.find('=');
   FT_USER_CHECK(eq != std::string::npos && eq > 0, what << ": expected field.path=value");
   const std::string path = assignment.substr(0, eq);
@@ -118,8 +118,12 @@ void apply_override(proto::RunConfig* config, const std::string& assignment) {
 }
 
 void validate_run_config(const proto::RunConfig& c, const std::string& source) {
-  FT_USER_CHECK(c.model().kind_case() != proto::ModelConfig::KIND_NOT_SET,
-                source << ": field 'model' must set one of vit, dcgan, vae, mobilenet_v2, cnn");
+  if (c.model().kind_case() == proto::ModelConfig::KIND_NOT_SET) {
+    const google::protobuf::OneofDescriptor* kind = proto::ModelConfig::descriptor()->FindOneofByName("kind");
+    std::string names;
+    for (int i = 0; i < kind->field_count(); ++i) names += (i ? ", " : "") + kind->field(i)->name();
+    throw UserError(source + ": field 'model' must set one of " + names);
+  }
   FT_USER_CHECK(!c.data().store().empty(), source << ": field 'data.store' is required (an HDF5 store from "
                                                   "`facetrain ingest` or `facetrain synth`)");
   FT_USER_CHECK(!c.logging().run_dir().empty(), source << ": field 'logging.run_dir' is required");
@@ -153,27 +157,11 @@ void validate_run_config(const proto::RunConfig& c, const std::string& source) {
   const std::string& preempt = c.checkpoint().preemption_signal();
   FT_USER_CHECK(preempt == "USR1" || preempt == "USR2" || preempt == "TERM",
                 source << ": field 'checkpoint.preemption_signal' must be USR1, USR2 or TERM (got '" << preempt << "')");
-  if (c.model().has_vit()) {
-    const auto& v = c.model().vit();
-    FT_USER_CHECK(v.patch_size() > 0 && v.width() > 0 && v.depth() > 0 && v.heads() > 0,
-                  source << ": fields 'model.vit.patch_size/width/depth/heads' must be > 0");
-    FT_USER_CHECK(v.width() % v.heads() == 0,
-                  source << ": field 'model.vit.width' (" << v.width() << ") must be a multiple of 'model.vit.heads' ("
-                         << v.heads() << ")");
-  }
-  if (c.model().has_dcgan()) {
-    const std::string& arch = c.model().dcgan().architecture();
-    FT_USER_CHECK(arch == "seed32" || arch == "paper64",
-                  source << ": field 'model.dcgan.architecture' must be seed32 or paper64 (got '" << arch << "')");
-  }
-  if (c.model().has_vae()) {
-    const std::string& rec = c.model().vae().reconstruction();
-    FT_USER_CHECK(rec == "mse" || rec == "l1",
-                  source << ": field 'model.vae.reconstruction' must be mse or l1 (got '" << rec << "')");
-  }
+  // The model section's own fields are checked by its spec (models/model_spec.h check_model_config).
 }
 
-proto::RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+proto::RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides,
+                                 const std::string& override_label) {
   std::ifstream in(path);
   FT_USER_CHECK(in.good(), path << ": cannot read the config file (does it exist?)");
   std::stringstream buffer;
@@ -186,8 +174,8 @@ proto::RunConfig load_run_config(const std::string& path, const std::vector<std:
     const std::string field = field_at(buffer.str(), errors.line(), errors.column());
     throw UserError(errors.message() + (field.empty() ? "" : " (field '" + field + "')"));
   }
-  for (const auto& o : overrides) apply_override(&config, o);
-  validate_run_config(config, overrides.empty() ? path : path + " (with --set overrides)");
+  for (const auto& o : overrides) apply_override(&config, o, override_label);
+  validate_run_config(config, overrides.empty() ? path : path + " (with " + override_label + " overrides)");
   return config;
 }
 

@@ -412,24 +412,6 @@ std::vector<int64_t> eval_shard(const std::vector<int64_t>& indices, int rank, i
   return std::vector<int64_t>(indices.begin() + begin, indices.begin() + end);
 }
 
-Normalization parse_normalization(const std::string& value, const std::string& field) {
-  if (value == "store") return Normalization::kMeanStd;
-  if (value == "minus_one_one") return Normalization::kMinusOneOne;
-  if (value == "unit") return Normalization::kUnit;
-  if (value == "imagenet") return Normalization::kImageNet;
-  throw UserError(field + ": '" + value + "' is not store, minus_one_one, unit or imagenet");
-}
-
-const char* normalization_name(Normalization normalization) {
-  switch (normalization) {
-    case Normalization::kMeanStd: return "store";
-    case Normalization::kMinusOneOne: return "minus_one_one";
-    case Normalization::kUnit: return "unit";
-    case Normalization::kImageNet: return "imagenet";
-  }
-  FT_CHECK(false, "unknown normalization");
-}
-
 void normalization_affine(Normalization normalization, const StoreInfo& store, int channels, std::vector<float>* scale,
                           std::vector<float>* shift, const std::string& source) {
   // torchvision's ImageNet statistics; a grayscale store gets their means.

@@ -17,17 +17,7 @@
 
 namespace facetrain {
 
-enum class Normalization {
-  kMeanStd,      // "store": (x/255 - mean[c]) / std[c] with the store's train statistics (classifiers)
-  kMinusOneOne,  // "minus_one_one": x/127.5 - 1, i.e. mean = std = 0.5 (generative models with tanh
-                 // outputs; Hugging Face and timm ViTs)
-  kUnit,         // "unit": x/255
-  kImageNet,     // "imagenet": ImageNet's mean/std (torchvision's pretrained CNNs); one channel: their mean
-};
-
-// "store" | "minus_one_one" | "unit" | "imagenet" (the names above); UserError naming `field` otherwise.
-Normalization parse_normalization(const std::string& value, const std::string& field);
-const char* normalization_name(Normalization normalization);
+// Normalization, parse_normalization and normalization_name: core/data_description.h.
 // The per-channel affine map x * scale[c] + shift[c] from 8-bit pixels to the model's input. UserError naming
 // `source` when kMeanStd finds no usable train statistics in `store`.
 void normalization_affine(Normalization normalization, const StoreInfo& store, int channels, std::vector<float>* scale,

@@ -8,25 +8,17 @@
 #include <string>
 #include <vector>
 
+#include "core/data_description.h"
+
 namespace facetrain {
 
 enum class Split : uint8_t { kTrain = 0, kVal = 1, kTest = 2 };
 const char* split_name(Split split);
-// "train" | "val" | "test"; throws UserError naming `what` (e.g. "--split") otherwise.
+// "train" | "val" | "test"; throws UserError naming `what` (the flag or field that gave it) otherwise.
 Split parse_split(const std::string& name, const std::string& what);
 
-struct StoreInfo {
-  int64_t count = 0;
-  int height = 0, width = 0, channels = 0;
-  std::vector<std::string> class_names;   // label k is class_names[k]
-  std::string label_source;               // "folder", "idx", "celeba:Smiling", "synth:smiling", ...
-  std::vector<float> mean, std;           // per channel, train split, pixel values scaled to [0,1]
-  std::vector<int64_t> class_counts;      // train split, per class
-  std::vector<float> class_weights;       // 'balanced': n_train / (n_classes * count)
-  std::vector<int64_t> split_counts;      // [train, val, test]
-  std::vector<std::string> attribute_names;  // CelebA's 40 attributes when present, else empty
-  bool has_identities = false;
-};
+// StoreInfo (the store's shape, classes and train statistics) lives in core/data_description.h.
+
 
 // Read access. Not thread-safe (HDF5 serial is not): use one StoreReader per thread.
 class StoreReader {

@@ -108,17 +108,6 @@ namespace {
 
 constexpr int kImagesPerGridRow = 4;
 
-struct Methods {
-  bool cls = true, rollout = true;
-};
-
-Methods parse_method(const std::string& name) {
-  if (name == "both") return {true, true};
-  if (name == "cls") return {true, false};
-  if (name == "rollout") return {false, true};
-  throw UserError("--method must be cls, rollout or both, got '" + name + "'");
-}
-
 ImageGrid rgb_image(std::vector<uint8_t> pixels, int height, int width) {
   ImageGrid g;
   g.height = height;
@@ -135,13 +124,19 @@ std::vector<float> row_vector(const torch::Tensor& row) {
 
 }  // namespace
 
+AttentionMethods parse_attention_methods(const std::string& name, const std::string& what) {
+  if (name == "both") return {true, true};
+  if (name == "cls") return {true, false};
+  if (name == "rollout") return {false, true};
+  throw UserError(what + " must be cls, rollout or both, got '" + name + "'");
+}
+
 void write_attention_maps(const AttentionRequest& request, ProcessContext& ctx) {
   const VisualRequest& v = request.visual;
-  const Methods methods = parse_method(request.method);
+  const AttentionMethods methods = parse_attention_methods(request.method, "method");
   const double alpha = request.alpha;
-  FT_USER_CHECK(alpha >= 0 && alpha <= 1, "--alpha must be in [0, 1], got " << alpha);
   const int64_t batch_size = request.batch_size;
-  FT_USER_CHECK(batch_size >= 1, "--batch-size must be >= 1, got " << batch_size);
+  FT_CHECK(alpha >= 0 && alpha <= 1 && batch_size >= 1, "alpha " << alpha << ", batch_size " << batch_size);
   const std::string& store_path = v.store;
   const std::string& output = v.output;
 
@@ -150,14 +145,16 @@ void write_attention_maps(const AttentionRequest& request, ProcessContext& ctx) 
   const std::vector<int64_t> indices = select_images(store, v.selection);
   const int scale = display_scale(v.scale, info.height, info.width);
 
-  LoadedModel model = load_model_for_eval(v.checkpoint, v.model_config, info, ModelKind::kVit, ctx.device,
-                                          parse_model_weights(v.weights, "--weights"));
-  const VitOptions& vo = model.vit->options();
-  const int64_t classes = vo.num_classes, patches = vo.num_patches();
-  const int grid = static_cast<int>(vo.grid());
+  const LoadedModel model =
+      load_model_for_eval(v.checkpoint, v.model_config, info, ctx.device, parse_model_weights(v.weights, v.weights_name),
+                          ModelInputNames{v.checkpoint_name, v.store_name, v.weights_name});
+  AttentionSource& source = model.need<AttentionSource>("a model with attention maps (vit)");
+  const int64_t classes = model.need<ImageClassifier>("a classifier").num_classes();
+  const int grid = static_cast<int>(source.patch_grid());
+  const int64_t patches = source.patch_grid() * source.patch_grid();
   log("attention: " + std::to_string(indices.size()) + " images of " + store_path + " on " +
       std::to_string(ctx.world_size) + " rank(s), " + std::to_string(grid) + "x" + std::to_string(grid) + " patches, " +
-      std::to_string(vo.depth) + " blocks");
+      std::to_string(source.attention_blocks()) + " blocks");
 
   agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
 
@@ -166,7 +163,7 @@ void write_attention_maps(const AttentionRequest& request, ProcessContext& ctx) 
   const GatheredScores scores = score_store_images(
       store_path, indices, model.normalization, batch_size, classes + 2 * patches, ctx,
       [&](const torch::Tensor& images) {
-        VitOutput out = model.vit->forward_with_attention(images);
+        const ClassifierAttention out = source.forward_with_attention(images);
         return torch::cat({out.logits.to(torch::kFloat32), class_token_attention(out.attention).to(torch::kFloat32),
                            attention_rollout(out.attention).to(torch::kFloat32)},
                           1);
@@ -239,9 +236,9 @@ void write_attention_maps(const AttentionRequest& request, ProcessContext& ctx) 
       {"checkpoint", model.source},
       {"store", store_path},
       {"grid", grid},
-      {"patch_size", vo.patch_size},
-      {"blocks", vo.depth},
-      {"heads", vo.heads},
+      {"patch_pixels", info.height / std::max(grid, 1)},  // image pixels per patch side (a stem included)
+      {"blocks", source.attention_blocks()},
+      {"heads", source.attention_heads()},
       {"methods", {{"cls", "last block, class-token row (query = token 0) to the patches, mean over heads"},
                    {"rollout", "Abnar & Zuidema 2020: prod over blocks of (mean_heads(A) + I) / 2, class-token row"}}},
       {"normalisation", "per image min-max to [0, 1]; a map with no spread becomes 0"},

@@ -42,9 +42,16 @@ std::vector<uint8_t> overlay_heat_map(const uint8_t* image, int height, int widt
 // The stored image itself at the same display size, as RGB: (H*scale) x (W*scale) x 3 uint8.
 std::vector<uint8_t> upscale_rgb(const uint8_t* image, int height, int width, int channels, int scale);
 
+// Which maps to draw: "cls", "rollout" or "both". UserError starting with `what` (the flag or field) otherwise.
+struct AttentionMethods {
+  bool cls = true, rollout = true;
+};
+AttentionMethods parse_attention_methods(const std::string& name, const std::string& what);
+
 // `facetrain eval attention`: for the selected images, the last block's class-token attention and attention
 // rollout as heat-map overlays (method "cls", "rollout" or "both", blended with `alpha`), one image per map,
-// attention_grid.png and attention.json in the output folder.
+// attention_grid.png and attention.json in the output folder. The launcher checks the method, alpha in [0, 1]
+// and batch_size >= 1.
 struct AttentionRequest {
   VisualRequest visual = visual_request(16);
   std::string method = "both";
@@ -52,8 +59,8 @@ struct AttentionRequest {
   int64_t batch_size = 32;  // images per forward pass per rank
 };
 
-// (collective) every rank: setup and the setup agreement (bad input: UserError naming the flag or file on
-// every rank), scoring on all ranks, files on rank 0.
+// (collective) every rank: setup and the setup agreement (bad input: UserError naming the file, or the input
+// as the request names it, on every rank), scoring on all ranks, files on rank 0.
 void write_attention_maps(const AttentionRequest& request, ProcessContext& ctx);
 
 }  // namespace facetrain

@@ -40,10 +40,10 @@ nlohmann::json roc_json(const ClassifierScores& s, int cls, double auc, const st
 ClassifierScores score_with_classifier(const LoadedModel& model, const std::string& store_path,
                                        const std::vector<int64_t>& indices, int64_t batch_size, ProcessContext& ctx,
                                        bool average_flips) {
-  FT_CHECK(model.classify, "score_with_classifier needs a classifier, got " << model_kind_name(model.kind));
-  FT_USER_CHECK(batch_size > 0, "--batch must be > 0, got " << batch_size);
-  const int64_t classes = model.num_classes;
-  const auto& classify = model.classify;
+  ImageClassifier& classifier = model.need<ImageClassifier>("a classifier");
+  FT_CHECK(batch_size > 0, "batch_size " << batch_size);
+  const int64_t classes = classifier.num_classes();
+  auto classify = [&](const torch::Tensor& images) { return classifier.logits(images); };
   // (collective) every rank. With flips the rows are log-probabilities: softmax and cross-entropy of a
   // log-probability row give the row back, so the code below serves both.
   GatheredScores gathered = score_store_images(

@@ -15,7 +15,7 @@ std::string csv_field(const std::string& text);
 // Writes `text` to path atomically ("<path>.partial", then rename); creates the parent directory.
 // Throws UserError naming the path when it cannot be written.
 void write_text_file(const std::string& path, const std::string& text);
-// The file's bytes. Throws UserError naming the path (and `what`, e.g. "--run") when it cannot be read.
+// The file's bytes. Throws UserError naming the path (and `what`, e.g. the run directory) when it cannot be read.
 std::string read_file_bytes(const std::string& path, const std::string& what);
 
 // RFC 4648 base64 (with padding). Hand-written (20 lines) because no library facetrain already links

@@ -66,8 +66,8 @@ void quantize_rgb(const uint8_t* rgb, int pixels, ColorMap& palette, std::vector
 
 }  // namespace
 
-int gif_delay_centiseconds(double fps) {
-  FT_USER_CHECK(fps > 0 && fps <= 50, "--fps must be in (0, 50] for a GIF (1/100 s delays), got " << fps);
+int gif_delay_centiseconds(double fps, const std::string& what) {
+  FT_USER_CHECK(fps > 0 && fps <= 50, what << " must be in (0, 50] for a GIF (1/100 s delays), got " << fps);
   return std::max(2, static_cast<int>(std::lround(100.0 / fps)));
 }
 

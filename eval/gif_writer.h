@@ -48,6 +48,7 @@ class GifWriter {
 };
 
 // Frames per second -> GIF delay in centiseconds (rounded, at least 2: browsers replace 0 and 1 by 10).
-int gif_delay_centiseconds(double fps);
+// UserError starting with `what` (the flag or field that gave it) unless 0 < fps <= 50.
+int gif_delay_centiseconds(double fps, const std::string& what = "fps");
 
 }  // namespace facetrain

@@ -66,15 +66,15 @@ void check_in_store(int64_t index, const StoreReader& store, const std::string& 
 
 }  // namespace
 
-std::vector<int64_t> select_store_indices(const StoreReader& store, const std::string& split) {
+std::vector<int64_t> select_store_indices(const StoreReader& store, const std::string& split, const std::string& what) {
   std::vector<int64_t> indices;
   if (split == "all") {
     indices.resize(static_cast<size_t>(store.info().count));
     for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<int64_t>(i);
   } else {
-    indices = store.split_indices(parse_split(split, "--split"));
+    indices = store.split_indices(parse_split(split, what));
   }
-  FT_USER_CHECK(!indices.empty(), "--split " << split << ": the store " << store.path() << " has no "
+  FT_USER_CHECK(!indices.empty(), what << " " << split << ": the store " << store.path() << " has no "
                                              << (split == "all" ? std::string("images") : split + " images")
                                              << " (nothing to evaluate)");
   return indices;
@@ -103,37 +103,36 @@ std::vector<int64_t> read_index_column(const std::string& csv_path, const std::s
   return indices;
 }
 
-std::vector<int64_t> select_images(const StoreReader& store, const ImageSelectionFlags& flags) {
-  FT_USER_CHECK(flags.indices.empty() || flags.mined.empty(), "--indices and --mined: give one of them, not both");
-  FT_USER_CHECK(!(flags.count_given && !flags.indices.empty()),
-                "--indices and --count: give one of them (--indices already says which images)");
-  FT_USER_CHECK(flags.count > 0, "--count must be >= 1, got " << flags.count);
+std::vector<int64_t> select_images(const StoreReader& store, const ImageSelection& selection) {
+  const ImageSelection& s = selection;
+  FT_CHECK(s.indices.empty() || s.mined.empty(), "both indices and mined");
+  FT_CHECK(!(s.count_given && !s.indices.empty()) && s.count > 0, "count " << s.count << " with indices");
   std::vector<int64_t> indices;
-  if (!flags.indices.empty()) {
-    std::stringstream in(flags.indices);
+  if (!s.indices.empty()) {
+    std::stringstream in(s.indices);
     std::string item;
     while (std::getline(in, item, ',')) {
       int64_t value = 0;
-      FT_USER_CHECK(parse_int(trim(item), &value),
-                    "--indices: '" << trim(item) << "' is not an integer (expected e.g. --indices 0,5,9)");
-      check_in_store(value, store, "--indices");
+      FT_USER_CHECK(parse_int(trim(item), &value), s.indices_name << ": '" << trim(item) << "' is not an integer "
+                                                                  << "(expected e.g. " << s.indices_name << " 0,5,9)");
+      check_in_store(value, store, s.indices_name);
       indices.push_back(value);
     }
-  } else if (!flags.mined.empty()) {
-    indices = read_index_column(flags.mined);
-    for (int64_t i : indices) check_in_store(i, store, "--mined " + flags.mined);
-    if (flags.count_given && static_cast<int64_t>(indices.size()) > flags.count) indices.resize(flags.count);
-    FT_USER_CHECK(!indices.empty(), "--mined: " << flags.mined << " lists no images (nothing passed the threshold?)");
+  } else if (!s.mined.empty()) {
+    indices = read_index_column(s.mined, s.mined_name);
+    for (int64_t i : indices) check_in_store(i, store, s.mined_name + " " + s.mined);
+    if (s.count_given && static_cast<int64_t>(indices.size()) > s.count) indices.resize(s.count);
+    FT_USER_CHECK(!indices.empty(), s.mined_name << ": " << s.mined << " lists no images (nothing passed the threshold?)");
   } else {
-    indices = select_store_indices(store, flags.split);
-    if (static_cast<int64_t>(indices.size()) > flags.count) indices.resize(flags.count);
+    indices = select_store_indices(store, s.split, s.split_name);
+    if (static_cast<int64_t>(indices.size()) > s.count) indices.resize(s.count);
   }
-  FT_USER_CHECK(!indices.empty(), "the selection is empty: give --indices, --mined or --count");
+  FT_CHECK(!indices.empty(), "empty selection");
   return indices;
 }
 
 int display_scale(int64_t requested, int height, int width) {
-  FT_USER_CHECK(requested >= 0 && requested <= 64, "--scale must be in [0, 64] (0: automatic), got " << requested);
+  FT_CHECK(requested >= 0 && requested <= kMaxDisplayScale, "display scale " << requested);
   if (requested > 0) return static_cast<int>(requested);
   const int side = std::max(height, width);
   return std::max(1, (128 + side - 1) / side);

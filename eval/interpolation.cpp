@@ -29,7 +29,7 @@ torch::Tensor slerp_latent(const torch::Tensor& a, const torch::Tensor& b, doubl
 torch::Tensor interpolation_latents(const torch::Tensor& starts, const torch::Tensor& ends, int64_t steps,
                                     bool spherical) {
   FT_CHECK(starts.dim() == 2 && starts.sizes() == ends.sizes(), "starts and ends must both be R x Z");
-  FT_USER_CHECK(steps >= 2, "--steps must be >= 2 (both endpoints), got " << steps);
+  FT_USER_CHECK(steps >= 2, "interpolation steps must be >= 2 (both endpoints), got " << steps);
   std::vector<torch::Tensor> rows;
   for (int64_t r = 0; r < starts.size(0); ++r) {
     for (int64_t s = 0; s < steps; ++s) {
@@ -41,12 +41,12 @@ torch::Tensor interpolation_latents(const torch::Tensor& starts, const torch::Te
 }
 
 torch::Tensor generated_to_classifier_input(const torch::Tensor& images, const StoreInfo& store,
-                                            Normalization normalization) {
+                                            Normalization normalization, const std::string& store_name) {
   // The 8-bit value a written sample has (make_image_grid's conversion): round((x + 1) * 127.5).
   const torch::Tensor pixels = ((images.to(torch::kFloat32) + 1) * 127.5f).round().clamp(0, 255);
   const int64_t c = images.size(1);
   std::vector<float> scale, shift;  // the loader's map (datastore/loader.h), so samples look like store images
-  normalization_affine(normalization, store, static_cast<int>(c), &scale, &shift, "--store");
+  normalization_affine(normalization, store, static_cast<int>(c), &scale, &shift, store_name);
   const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(images.device());
   return pixels * torch::tensor(scale, opts).view({1, c, 1, 1}) + torch::tensor(shift, opts).view({1, c, 1, 1});
 }

@@ -29,9 +29,10 @@ torch::Tensor interpolation_latents(const torch::Tensor& starts, const torch::Te
 
 // Generator outputs in [-1, 1] (N x C x H x W) as a classifier's input: quantized to the 8-bit pixels a
 // store holds (as the sample grids are written), then normalized as ShardLoader does for `normalization`
-// with `store`'s train statistics. Throws UserError when kMeanStd is asked of a store without them.
+// with `store`'s train statistics. Throws UserError naming `store_name` when kMeanStd is asked of a store
+// without them.
 torch::Tensor generated_to_classifier_input(const torch::Tensor& images, const StoreInfo& store,
-                                            Normalization normalization);
+                                            Normalization normalization, const std::string& store_name = "store");
 
 struct ClassHistogram {
   std::vector<std::string> class_names;

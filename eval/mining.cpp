@@ -14,9 +14,9 @@
 
 namespace facetrain {
 
-void check_mining_threshold(double threshold) {
+void check_mining_threshold(double threshold, const std::string& what) {
   FT_USER_CHECK(std::isfinite(threshold) && threshold > 0 && threshold <= 1,
-                "--threshold must be in (0, 1] (a probability), got " << threshold);
+                what << " must be in (0, 1] (a probability), got " << threshold);
 }
 
 std::vector<MinedImage> select_hits(const std::vector<int64_t>& indices, const std::vector<float>& scores,

@@ -16,8 +16,8 @@ struct MinedImage {
   float score = 0;    // probability of the mined class
 };
 
-// Throws UserError naming --threshold unless 0 < threshold <= 1.
-void check_mining_threshold(double threshold);
+// Throws UserError starting with `what` (the flag or field that gave it) unless 0 < threshold <= 1.
+void check_mining_threshold(double threshold, const std::string& what = "threshold");
 
 // The images whose score is at least `threshold`, highest score first, equal scores by ascending store
 // index (so the list is the same whatever order the scores arrive in). The comparison is made in float,

@@ -29,10 +29,10 @@
 
 namespace facetrain {
 
-Interpolation parse_interpolation(const std::string& name) {
+Interpolation parse_interpolation(const std::string& name, const std::string& what) {
   if (name == "lerp") return Interpolation::kLerp;
   if (name == "slerp") return Interpolation::kSlerp;
-  throw UserError("--interpolation must be lerp or slerp, got '" + name + "'");
+  throw UserError(what + " must be lerp or slerp, got '" + name + "'");
 }
 
 torch::Tensor interpolate_latents(const torch::Tensor& a, const torch::Tensor& b, const std::vector<double>& ts,
@@ -78,23 +78,22 @@ torch::Tensor morph_pair_latents(const torch::Tensor& latents, int64_t pair, int
   return interpolate_latents(latents[pair], latents[(pair + 1) % n], ts, mode);
 }
 
-void decode_morph_loop(Vae& vae, const torch::Tensor& latents, int64_t frames, Interpolation mode,
-                       ProcessContext& ctx, const std::function<void(int64_t, const torch::Tensor&)>& on_pair,
+void decode_morph_loop(ImageAutoencoder& model, const torch::Tensor& latents, int64_t frames, Interpolation mode,
+                       const std::vector<int64_t>& image_shape, ProcessContext& ctx, const std::function<void(int64_t, const torch::Tensor&)>& on_pair,
                        const std::function<void(int64_t, int64_t)>& on_progress) {
   torch::NoGradGuard no_grad;
   const int64_t n = latents.size(0);
   FT_CHECK(n >= 2 && frames >= 1, "a morph needs 2 or more latents and 1 or more frames");
-  const VaeOptions& o = vae->options();
   const int64_t world = ctx.world_size;
   const int64_t rounds = (n + world - 1) / world;
   for (int64_t round = 0; round < rounds; ++round) {
     const int64_t pair = round * world + ctx.rank;
-    torch::Tensor local = torch::empty({0, o.channels, o.image_size, o.image_size});
+    torch::Tensor local = torch::empty({0, image_shape.at(0), image_shape.at(1), image_shape.at(2)});
     if (pair < n) {
       // One batch per pair whatever the number of ranks: the same kernels on the same batch, so 1, 2 or 3
       // ranks decode bit-identical frames (at the same thread count).
       const auto z = morph_pair_latents(latents, pair, frames, mode).to(ctx.device);
-      local = vae->decode(z).to(torch::kCPU, torch::kFloat32).contiguous();
+      local = model.decode(z).to(torch::kCPU, torch::kFloat32).contiguous();
     }
     // (collective) every rank, also one without a pair in the last round.
     const torch::Tensor gathered = ctx.comm->all_gather(local, "morph frames");
@@ -117,10 +116,6 @@ torch::Tensor to_uint8_frames(const torch::Tensor& images, float low, float high
       .contiguous();
 }
 
-std::pair<float, float> vae_output_range(const VaeOptions& options) {
-  if (options.output == VaeOutput::kSigmoid) return {0.0f, 1.0f};
-  return {-1.0f, 1.0f};
-}
 
 namespace {
 
@@ -141,7 +136,7 @@ void write_latent_morph(const MorphRequest& request, ProcessContext& ctx) {
   const std::string& store_path = v.store;
   const std::string& output = v.output;
   const int64_t frames = request.frames;
-  FT_USER_CHECK(frames >= 1 && frames <= 10000, "--frames must be in [1, 10000], got " << frames);
+  FT_CHECK(frames >= 1 && frames <= kMaxMorphFrames, "frames " << frames);
   const Interpolation mode = parse_interpolation(request.interpolation);
   const double fps = request.fps;
   const int delay_cs = gif_delay_centiseconds(fps);
@@ -152,9 +147,10 @@ void write_latent_morph(const MorphRequest& request, ProcessContext& ctx) {
   FT_USER_CHECK(indices.size() >= 2, "a morph needs at least 2 images, the selection has " << indices.size());
   const int scale = display_scale(v.scale, info.height, info.width);
 
-  LoadedModel model = load_model_for_eval(v.checkpoint, v.model_config, info, ModelKind::kVae, ctx.device,
-                                          parse_model_weights(v.weights, "--weights"));
-  const VaeOptions& vo = model.vae->options();
+  const LoadedModel model =
+      load_model_for_eval(v.checkpoint, v.model_config, info, ctx.device, parse_model_weights(v.weights, v.weights_name),
+                          ModelInputNames{v.checkpoint_name, v.store_name, v.weights_name});
+  ImageAutoencoder& autoencoder = model.need<ImageAutoencoder>("an autoencoder (vae)");
   const int64_t n = static_cast<int64_t>(indices.size());
   log("morph: " + std::to_string(n) + " images of " + store_path + ", " + std::to_string(frames) +
       " frames per pair, " + request.interpolation + ", " + std::to_string(n * frames) +
@@ -165,13 +161,13 @@ void write_latent_morph(const MorphRequest& request, ProcessContext& ctx) {
   // (collective) every rank: encode (posterior means), ranks taking contiguous slices. Batch size 1 keeps each
   // latent independent of how the images are split over ranks (batched kernels may round differently).
   const GatheredScores encoded = score_store_images(
-      store_path, indices, model.normalization, /*batch_size=*/1, vo.latent_size, ctx,
-      [&](const torch::Tensor& images) { return model.vae->encode(images).first; });
+      store_path, indices, model.normalization, /*batch_size=*/1, autoencoder.latent_size(), ctx,
+      [&](const torch::Tensor& images) { return autoencoder.encode_mean(images); });
   const torch::Tensor latents = encoded.outputs;  // (n, latent), identical on every rank
 
-  const std::pair<float, float> range = vae_output_range(vo);
+  const std::pair<float, float> range = autoencoder.output_range();
   const float low = range.first, high = range.second;
-  const int h = static_cast<int>(vo.image_size), w = static_cast<int>(vo.image_size), c = static_cast<int>(vo.channels);
+  const int h = info.height, w = info.width, c = info.channels;
   const fs::path dir(output);
   std::unique_ptr<GifWriter> gif;
   std::unique_ptr<Mp4Writer> mp4;
@@ -185,7 +181,7 @@ void write_latent_morph(const MorphRequest& request, ProcessContext& ctx) {
   const bool mp4_started = ctx.rank == 0 && mp4->ok();
   int64_t last_logged = -1;
   decode_morph_loop(
-      model.vae, latents, frames, mode, ctx,
+      autoencoder, latents, frames, mode, {c, h, w}, ctx,
       [&](int64_t pair, const torch::Tensor& images) {
         if (ctx.rank != 0) return;  // (rank 0 only) writes
         const torch::Tensor u8 = to_uint8_frames(images, low, high);

@@ -95,6 +95,7 @@ struct Page {
   std::ostringstream body;
   json charts = json::array();
   ReportContents* contents;
+  const ReportOptions* options;  // its *_name fields name the folders in errors
 
   void chart(const json& spec, const char* css_class = "chart") {
     body << "<div class=\"" << css_class << "\"><canvas id=\"" << escape_html(spec["id"].get<std::string>())
@@ -114,7 +115,7 @@ struct Page {
     const std::string ext = lower(path.extension().string());
     const char* mime = ext == ".gif" ? "image/gif" : (ext == ".jpg" || ext == ".jpeg") ? "image/jpeg" : "image/png";
     body << "<figure><img alt=\"" << escape_html(path.filename().string()) << "\" src=\"data:" << mime << ";base64,"
-         << base64_encode(read_file_bytes(path.string(), "--eval")) << "\"><figcaption>" << escape_html(caption)
+         << base64_encode(read_file_bytes(path.string(), options->eval_dirs_name)) << "\"><figcaption>" << escape_html(caption)
          << "</figcaption></figure>\n";
     ++contents->images;
   }
@@ -146,7 +147,7 @@ bool open_run_file_section(Page& page, const char* id, const char* title, const 
 bool config_section(Page& page, const std::string& run_dir, std::string* run_name) {
   fs::path path;
   if (!open_run_file_section(page, "config", "Run config", run_dir, "config.pbtxt", &path)) return false;
-  const std::string text = read_file_bytes(path.string(), "--run");
+  const std::string text = read_file_bytes(path.string(), page.options->run_dir_name);
   proto::RunConfig config;
   if (google::protobuf::TextFormat::ParseFromString(text, &config) && !config.name().empty()) {
     *run_name = config.name();
@@ -301,7 +302,7 @@ bool metrics_section(Page& page, const std::vector<std::string>& eval_dirs) {
   for (const auto& dir : eval_dirs) {
     const fs::path path = fs::path(dir) / "metrics.json";
     if (!fs::exists(path)) continue;
-    const json m = json::parse(read_file_bytes(path.string(), "--eval"), nullptr, false);
+    const json m = json::parse(read_file_bytes(path.string(), page.options->eval_dirs_name), nullptr, false);
     if (!is_metrics_file(m)) {
       page.missing(path.string() + " is not a metrics.json of `facetrain eval metrics`");
       continue;
@@ -422,7 +423,7 @@ bool mining_section(Page& page, const std::vector<std::string>& eval_dirs, int l
     const fs::path csv = fs::path(dir) / "mined.csv";
     if (!fs::exists(csv)) continue;
     ++found;
-    std::istringstream in(read_file_bytes(csv.string(), "--eval"));
+    std::istringstream in(read_file_bytes(csv.string(), page.options->eval_dirs_name));
     std::string header, line;
     std::getline(in, header);
     std::vector<std::string> rows;
@@ -479,7 +480,7 @@ bool samples_section(Page& page, const std::string& run_dir, const std::vector<s
   for (const auto& dir : eval_dirs) {
     const fs::path path = fs::path(dir) / "class_histogram.json";
     if (!fs::exists(path)) continue;
-    const json h = json::parse(read_file_bytes(path.string(), "--eval"), nullptr, false);
+    const json h = json::parse(read_file_bytes(path.string(), page.options->eval_dirs_name), nullptr, false);
     if (!field(h, "classes").is_array() || !field(h, "counts").is_array()) continue;
     ++found;
     page.body << "<p class=\"source\">" << escape_html(path.string()) << ": " << format_number(field(h, "total"))
@@ -619,19 +620,22 @@ std::string render_report_html(const ReportOptions& options, ReportContents* con
   if (contents == nullptr) contents = &local;
   *contents = ReportContents{};
   FT_USER_CHECK(options.run_dir.empty() || fs::is_directory(options.run_dir),
-                "--run " << options.run_dir << " is not a directory");
+                options.run_dir_name << " " << options.run_dir << " is not a directory");
   for (const auto& dir : options.eval_dirs) {
-    FT_USER_CHECK(fs::is_directory(dir), "--eval " << dir << " is not a directory");
+    FT_USER_CHECK(fs::is_directory(dir), options.eval_dirs_name << " " << dir << " is not a directory");
   }
   FT_USER_CHECK(fs::exists(options.chartjs_path),
-                "--chartjs " << options.chartjs_path
-                             << " does not exist. HINT: install Debian's libjs-chart.js (apt-get install libjs-chart.js)");
-  const std::string chartjs = read_file_bytes(options.chartjs_path, "--chartjs");
+                options.chartjs_name << " " << options.chartjs_path
+                                     << " does not exist. HINT: install Debian's libjs-chart.js (apt-get install "
+                                        "libjs-chart.js)");
+  const std::string chartjs = read_file_bytes(options.chartjs_path, options.chartjs_name);
   FT_USER_CHECK(lower(chartjs).find("</script") == std::string::npos && chartjs.find("<!--") == std::string::npos,
-                "--chartjs " << options.chartjs_path << " contains '</script' or '<!--' and cannot be inlined");
+                options.chartjs_name << " " << options.chartjs_path
+                                     << " contains '</script' or '<!--' and cannot be inlined");
 
   Page page;
   page.contents = contents;
+  page.options = &options;
   std::string run_name;
   const int limit = options.max_images_per_section;
   config_section(page, options.run_dir, &run_name);

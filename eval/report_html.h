@@ -18,6 +18,8 @@ struct ReportOptions {
   std::string chartjs_path = kDefaultChartJs;
   std::string title;                   // "" : from the run config's name
   int max_images_per_section = 12;     // per eval folder and section (grids, strips, GIFs first); the rest are counted
+  // How errors name the run directory, the eval folders and Chart.js (the launcher passes its flags).
+  std::string run_dir_name = "run directory", eval_dirs_name = "eval folder", chartjs_name = "Chart.js";
 };
 
 // What the report holds, for the command's message and for tests that compare it with what the browser shows.
@@ -33,7 +35,8 @@ struct ReportContents {
 // data-state ("ok" | "error"), data-errors (count) and data-charts (space-separated ids of the charts that
 // painted pixels), and after the load event data-images / data-images-decoded, so a headless browser's DOM
 // dump shows whether the page worked.
-// Throws UserError naming --run, --eval or --chartjs when a given folder or Chart.js cannot be read.
+// Throws UserError naming the folder or file, as `options` names its source, when a given folder or Chart.js
+// cannot be read.
 std::string render_report_html(const ReportOptions& options, ReportContents* contents);
 
 }  // namespace facetrain

@@ -22,12 +22,12 @@ namespace {
 
 // Generator outputs for `z` in batches (eval mode: BatchNorm uses running statistics, so a sample does not
 // depend on the batch it is generated in).
-torch::Tensor generate(DcganGenerator generator, const torch::Tensor& z, int64_t batch, torch::Device device) {
+torch::Tensor generate(ImageGenerator& generator, const torch::Tensor& z, int64_t batch, torch::Device device) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> parts;
   for (int64_t begin = 0; begin < z.size(0); begin += batch) {
     const int64_t end = std::min(z.size(0), begin + batch);
-    parts.push_back(generator->forward(z.slice(0, begin, end).to(device)).to(torch::kCPU));
+    parts.push_back(generator.generate(z.slice(0, begin, end).to(device)).to(torch::kCPU));
   }
   return parts.empty() ? torch::empty({0}) : torch::cat(parts);
 }
@@ -39,17 +39,15 @@ void write_dcgan_samples(const SamplesRequest& request, ProcessContext& ctx) {
   const std::string& output = request.output;
   const std::string& classifier_path = request.classifier;
   const std::string& store_path = request.store;
-  FT_USER_CHECK(classifier_path.empty() || !store_path.empty(),
-                "--classifier needs --store FILE (the classifier's store: class names and normalization)");
   const int64_t count = request.count, columns = request.columns, rows = request.interpolations;
   const int64_t steps = request.steps, classify_count = request.classify_count, batch = request.batch;
   const int64_t seed = request.seed;
-  FT_USER_CHECK(count > 0, "--count must be > 0, got " << count);
-  FT_USER_CHECK(columns > 0, "--columns must be > 0, got " << columns);
-  FT_USER_CHECK(rows >= 0, "--interpolations must be >= 0, got " << rows);
-  FT_USER_CHECK(rows == 0 || steps >= 2, "--steps must be >= 2 (both endpoints), got " << steps);
-  FT_USER_CHECK(classifier_path.empty() || classify_count > 0, "--classify-count must be > 0, got " << classify_count);
-  FT_USER_CHECK(batch > 0, "--batch must be > 0, got " << batch);
+  // The request as the launcher checked it (samples.h).
+  FT_CHECK(classifier_path.empty() || !store_path.empty(), "a classifier without its store");
+  FT_CHECK(count > 0 && columns > 0 && rows >= 0 && (rows == 0 || steps >= 2) && batch > 0 &&
+               (classifier_path.empty() || classify_count > 0),
+           "count " << count << ", columns " << columns << ", interpolations " << rows << ", steps " << steps
+                    << ", classify_count " << classify_count << ", batch " << batch);
 
   std::unique_ptr<StoreReader> store;
   StoreInfo shape;
@@ -57,17 +55,20 @@ void write_dcgan_samples(const SamplesRequest& request, ProcessContext& ctx) {
     store = std::make_unique<StoreReader>(store_path);
     shape = store->info();
   } else {
-    const std::string path = resolve_checkpoint_path(checkpoint, "--checkpoint");
-    FT_USER_CHECK(!is_safetensors_path(path),
-                  path << ": a safetensors file does not record the image size; pass --store FILE as well");
+    const std::string path = resolve_checkpoint_path(checkpoint, request.checkpoint_name);
+    FT_CHECK(!is_safetensors_path(path), path << ": a safetensors file without a store (no image size)");
     shape = model_input_from_checkpoint(path);
   }
-  const LoadedModel gan =
-      load_model_for_eval(checkpoint, request.model_config, shape, ModelKind::kDcgan, ctx.device);
-  const int64_t z_size = gan.generator->options().z_size;
-  LoadedModel classifier;  // kind "" without --classifier
+  const LoadedModel gan = load_model_for_eval(checkpoint, request.model_config, shape, ctx.device, ModelWeights::kRaw,
+                                              ModelInputNames{request.checkpoint_name, request.store_name});
+  ImageGenerator& generator_net = gan.need<ImageGenerator>("a generator (dcgan)");
+  const int64_t z_size = generator_net.latent_size();
+  LoadedModel classifier;  // no spec without --classifier
+  ImageClassifier* classifier_net = nullptr;
   if (!classifier_path.empty()) {
-    classifier = load_classifier_for_eval(classifier_path, request.classifier_config, store->info(), ctx.device);
+    classifier = load_model_for_eval(classifier_path, request.classifier_config, store->info(), ctx.device,
+                                     ModelWeights::kRaw, ModelInputNames{request.classifier_name, request.store_name});
+    classifier_net = &classifier.need<ImageClassifier>("a classifier");
   }
   log("eval samples: " + gan.source + " (" + std::to_string(shape.height) + "x" + std::to_string(shape.width) + "x" +
       std::to_string(shape.channels) + ", z " + std::to_string(z_size) + "), seed " + std::to_string(seed));
@@ -83,7 +84,7 @@ void write_dcgan_samples(const SamplesRequest& request, ProcessContext& ctx) {
 
   if (ctx.rank == 0) {  // (rank 0 only) the grids: a few hundred images at most
     const std::string grid_path = (dir / "samples.png").string();
-    write_png(grid_path, make_image_grid(generate(gan.generator, sample_z.slice(0, 0, count), batch, ctx.device),
+    write_png(grid_path, make_image_grid(generate(generator_net, sample_z.slice(0, 0, count), batch, ctx.device),
                                          static_cast<int>(columns), -1.0f, 1.0f));
     log("eval samples: " + std::to_string(count) + " samples: " + grid_path);
     if (rows > 0) {
@@ -91,7 +92,7 @@ void write_dcgan_samples(const SamplesRequest& request, ProcessContext& ctx) {
         const std::string path =
             (dir / (spherical ? "interpolations_spherical.png" : "interpolations_linear.png")).string();
         const torch::Tensor z = interpolation_latents(starts, ends, steps, spherical);
-        write_png(path, make_image_grid(generate(gan.generator, z, batch, ctx.device), static_cast<int>(steps), -1.0f, 1.0f));
+        write_png(path, make_image_grid(generate(generator_net, z, batch, ctx.device), static_cast<int>(steps), -1.0f, 1.0f));
         log("eval samples: " + std::to_string(rows) + " " + (spherical ? "spherical" : "linear") +
             " interpolations of " + std::to_string(steps) + " steps: " + path);
       }
@@ -106,16 +107,15 @@ void write_dcgan_samples(const SamplesRequest& request, ProcessContext& ctx) {
     std::vector<int64_t> all(static_cast<size_t>(classified));
     for (int64_t i = 0; i < classified; ++i) all[i] = i;
     const std::vector<int64_t> mine = eval_shard(all, ctx.rank, ctx.world_size);
-    Vit vit = classifier.vit;
-    torch::Tensor local = torch::empty({0, vit->options().num_classes});
+    torch::Tensor local = torch::empty({0, classifier_net->num_classes()});
     if (!mine.empty()) {
       torch::NoGradGuard no_grad;
-      const torch::Tensor images = generate(gan.generator, sample_z.slice(0, mine.front(), mine.back() + 1), batch, ctx.device);
+      const torch::Tensor images = generate(generator_net, sample_z.slice(0, mine.front(), mine.back() + 1), batch, ctx.device);
       std::vector<torch::Tensor> probs;
       for (int64_t begin = 0; begin < images.size(0); begin += batch) {
         const torch::Tensor x = generated_to_classifier_input(images.slice(0, begin, begin + batch), store->info(),
-                                                              classifier.normalization);
-        probs.push_back(torch::softmax(vit->forward(x.to(ctx.device)), 1).to(torch::kCPU, torch::kFloat32));
+                                                              classifier.normalization, request.store_name);
+        probs.push_back(torch::softmax(classifier_net->logits(x.to(ctx.device)), 1).to(torch::kCPU, torch::kFloat32));
       }
       local = torch::cat(probs).contiguous();
     }

@@ -11,6 +11,8 @@
 
 namespace facetrain {
 
+// As the launcher checked it: count, columns and batch > 0, interpolations >= 0, steps >= 2 with
+// interpolations, a store and classify_count > 0 with a classifier, a store with a .safetensors DCGAN.
 struct SamplesRequest {
   std::string checkpoint, model_config;   // the DCGAN (a .safetensors file needs its run config)
   std::string output;                     // samples.png, interpolations_*.png, class_histogram.json
@@ -21,10 +23,12 @@ struct SamplesRequest {
   std::string store;                      // the classifier's store; also fixes the image size
   int64_t classify_count = 1000;          // samples classified for the histogram
   int64_t batch = 256;                    // samples per forward pass on each rank
+  // How errors name the DCGAN, the classifier and the store (the launcher passes its flags).
+  std::string checkpoint_name = "checkpoint", classifier_name = "classifier", store_name = "store";
 };
 
-// (collective) every rank: setup and the setup agreement (bad input: UserError naming the flag or file on
-// every rank), classification on all ranks, files on rank 0.
+// (collective) every rank: setup and the setup agreement (bad input: UserError naming the file, or the input
+// as the request names it, on every rank), classification on all ranks, files on rank 0.
 void write_dcgan_samples(const SamplesRequest& request, ProcessContext& ctx);
 
 }  // namespace facetrain

@@ -7,18 +7,33 @@
 #include <torch/types.h>
 
 #include <string>
+#include <vector>
 
 #include "runtime/process_context.h"
 
 namespace facetrain {
 
-// Fills a ProcessContext for `comm` and applies the thread count to LibTorch. threads_override > 0 wins.
-// (collective) every rank. Throws UserError when a node has more ranks than visible GPUs.
+// Fills a ProcessContext for `comm`: gathers every rank's GPU view and chooses its device (choose_device),
+// makes that GPU current, and applies the thread count to LibTorch (threads_override > 0 wins).
+// (collective) every rank; a placement that cannot work is the same UserError on every rank.
 ProcessContext place_process(Communicator& comm, int threads_override);
 
-// The device of node-local rank `local_rank` of `local_size` ranks on `host` with `visible_gpus` CUDA devices
-// (after CUDA_VISIBLE_DEVICES): the CPU without GPUs, else GPU `local_rank`. Throws UserError naming the host
-// and the counts when there are fewer GPUs than ranks (NCCL cannot put two ranks on one GPU).
-torch::Device choose_device(int local_rank, int local_size, int visible_gpus, const std::string& host);
+// What one rank sees: its host and the ids of the GPUs visible to it (gpu_info.h visible_gpu_ids), in CUDA's
+// device order.
+struct GpuView {
+  std::string host;
+  std::vector<std::string> gpus;
+};
+
+// The device of world rank `rank`, from every rank's view (index = world rank), for every way a cluster hands
+// out GPUs:
+//  - no rank sees a GPU: the CPU;
+//  - the ranks of a node all see the same GPUs (mpirun on a workstation, srun --gpus-per-node): GPU
+//    `local rank` (the rank's place among its node's ranks, by world rank, as MPI numbers them);
+//  - the ranks of a node see different GPUs (srun --gpus-per-task=1, --gpu-bind=single:1, a per-rank
+//    CUDA_VISIBLE_DEVICES): each its own GPU 0.
+// Throws UserError (one line naming the host, the ranks and the counts) when some ranks see GPUs and others
+// none, when a node runs more ranks than the GPUs it shares, or when two ranks would drive one GPU.
+torch::Device choose_device(int rank, const std::vector<GpuView>& views);
 
 }  // namespace facetrain

@@ -18,7 +18,7 @@ namespace {
 torch::serialize::InputArchive open_archive(const std::string& path, const Checkpoint& checkpoint) {
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(checkpoint.payload.data(), checkpoint.payload.size());
+    archive.load_from(checkpoint.payload.data(), checkpoint.payload.size(), torch::Device(torch::kCPU));
   } catch (const std::exception& e) {
     throw UserError(path + ": not a facetrain checkpoint payload (" + std::string(e.what()).substr(0, 120) + ")");
   }
@@ -61,13 +61,18 @@ std::string write_checkpoint_payload(const std::function<void(torch::serialize::
   return serialize_archive(*make_checkpoint_archive(save_state, position, config, input));
 }
 
+torch::Tensor cpu_copy(const torch::Tensor& tensor) {
+  if (!tensor.defined()) return tensor;
+  return tensor.detach().to(tensor.options().device(torch::kCPU), /*non_blocking=*/false, /*copy=*/true);
+}
+
 void save_module_copy(torch::serialize::OutputArchive& archive, const torch::nn::Module& module,
                       const std::function<torch::Tensor(const torch::Tensor&)>& parameter_value) {
   torch::NoGradGuard no_grad;
   for (const auto& p : module.named_parameters(/*recurse=*/false)) {
-    archive.write(p.key(), (parameter_value ? parameter_value(p.value()) : p.value()).detach().clone());
+    archive.write(p.key(), cpu_copy(parameter_value ? parameter_value(p.value()) : p.value()));
   }
-  for (const auto& b : module.named_buffers(/*recurse=*/false)) archive.write(b.key(), b.value().clone(), /*is_buffer=*/true);
+  for (const auto& b : module.named_buffers(/*recurse=*/false)) archive.write(b.key(), cpu_copy(b.value()), /*is_buffer=*/true);
   for (const auto& child : module.named_children()) {
     torch::serialize::OutputArchive sub;
     save_module_copy(sub, *child.value(), parameter_value);
@@ -75,11 +80,31 @@ void save_module_copy(torch::serialize::OutputArchive& archive, const torch::nn:
   }
 }
 
+void load_module_in_place(torch::serialize::InputArchive& archive, torch::nn::Module& module, const std::string& source) {
+  torch::NoGradGuard no_grad;
+  auto copy_entry = [&](const std::string& key, torch::Tensor& live, bool is_buffer) {
+    torch::Tensor stored;
+    FT_USER_CHECK(archive.try_read(key, stored, is_buffer), source << ": has no " << (is_buffer ? "buffer " : "parameter ")
+                                                                    << key << " (a checkpoint of another model?)");
+    FT_USER_CHECK(stored.sizes() == live.sizes(), source << ": " << key << " is " << shape_string(stored.sizes())
+                                                         << " in the file, " << shape_string(live.sizes())
+                                                         << " in the model");
+    live.copy_(stored);
+  };
+  for (auto& p : module.named_parameters(/*recurse=*/false)) copy_entry(p.key(), p.value(), /*is_buffer=*/false);
+  for (auto& b : module.named_buffers(/*recurse=*/false)) copy_entry(b.key(), b.value(), /*is_buffer=*/true);
+  for (const auto& child : module.named_children()) {
+    torch::serialize::InputArchive sub;
+    FT_USER_CHECK(archive.try_read(child.key(), sub), source << ": has no module " << child.key());
+    load_module_in_place(sub, *child.value(), source + " (" + child.key() + ")");
+  }
+}
+
 TrainingPosition read_checkpoint_payload(const std::string& payload, const std::string& source,
                                          const std::function<void(torch::serialize::InputArchive&)>& load_state) {
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(payload.data(), payload.size());
+    archive.load_from(payload.data(), payload.size(), torch::Device(torch::kCPU));
   } catch (const std::exception& e) {
     throw UserError(source + ": not a facetrain checkpoint payload (" + std::string(e.what()).substr(0, 120) + ")");
   }
@@ -162,7 +187,7 @@ void load_module_weights(torch::nn::Module& module, const std::string& path, con
                                                  << (ema ? "(no EMA weights: its run had no ema section)"
                                                          : "(is it a checkpoint of another model kind?)"));
   try {
-    module.load(sub);
+    load_module_in_place(sub, module, path + " '" + key + "'");
   } catch (const c10::Error& e) {
     throw UserError(path + ": '" + key + "' does not fit this model (" +
                     std::string(e.what_without_backtrace()).substr(0, 200) + ")");

@@ -19,7 +19,7 @@
 #include <string>
 
 #include "core/config.pb.h"
-#include "datastore/store.h"
+#include "core/data_description.h"
 
 namespace facetrain {
 
@@ -46,13 +46,23 @@ std::shared_ptr<torch::serialize::OutputArchive> make_checkpoint_archive(
     const proto::RunConfig& config, const StoreInfo& input);
 std::string serialize_archive(torch::serialize::OutputArchive& archive);
 
-// Module::save's layout (parameters, buffers, a sub-archive per child) with a copy of every tensor, so the
-// archive owns what it holds while training goes on changing the module. `parameter_value`, when given,
-// supplies each parameter's value instead (e.g. its EMA shadow; copied too).
+// Module::save's layout (parameters, buffers, a sub-archive per child) with a CPU copy of every tensor, so the
+// archive owns what it holds while training goes on changing the module, and belongs to no device: a
+// checkpoint written on a GPU node reads anywhere. `parameter_value`, when given, supplies each parameter's
+// value instead (e.g. its EMA shadow; copied too).
 void save_module_copy(torch::serialize::OutputArchive& archive, const torch::nn::Module& module,
                       const std::function<torch::Tensor(const torch::Tensor&)>& parameter_value = nullptr);
 
-// Reads a payload: hands the archive to `load_state`, restores the CPU generator, returns the position.
+// Module::save's layout read into the module's own tensors: every parameter and buffer is copied in place,
+// keeping its device, dtype, storage and identity (optimizer state, EMA shadows and gradient-bucket hooks
+// that point at it stay valid), where Module::load would replace its data. Throws UserError naming `source`
+// when an entry is missing or has another shape.
+void load_module_in_place(torch::serialize::InputArchive& archive, torch::nn::Module& module, const std::string& source);
+
+// A tensor written by save_module_copy (or any checkpoint entry) as the CPU copy it is on disk.
+torch::Tensor cpu_copy(const torch::Tensor& tensor);
+
+// Reads a payload (every tensor onto the CPU): hands the archive to `load_state`, restores the CPU generator, returns the position.
 // Throws UserError naming `source` when the payload is not a facetrain checkpoint.
 TrainingPosition read_checkpoint_payload(const std::string& payload, const std::string& source,
                                          const std::function<void(torch::serialize::InputArchive&)>& load_state);

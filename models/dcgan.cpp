@@ -178,4 +178,27 @@ void init_dcgan_weights(torch::nn::Module& module) {
   }
 }
 
+ParameterLayers DcganDiscriminatorImpl::parameter_layers() {
+  ParameterLayers out;
+  out.blocks = options_.num_layers() - 1;
+  for (const auto& p : named_parameters()) {
+    ParameterLayer layer{p.key(), p.value()};
+    if (p.key().rfind("fc.", 0) == 0) {
+      layer.layer = out.blocks + 1;
+      layer.head = true;
+    } else {
+      layer.layer = std::stoll(p.key().substr(4, p.key().find('.') - 4)) - 1;  // "convN."
+    }
+    out.parameters.push_back(std::move(layer));
+  }
+  return out;
+}
+
+double DcganDiscriminatorImpl::flops_per_image() const { return discriminator_flops_per_image(options_); }
+
+std::string DcganDiscriminatorImpl::input_description() const {
+  return std::to_string(options_.num_layers()) + " stride-2 convs from " + std::to_string(options_.image_size) + "x" +
+         std::to_string(options_.image_size);
+}
+
 }  // namespace facetrain

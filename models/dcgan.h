@@ -12,6 +12,8 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include "models/capabilities.h"
+
 namespace facetrain {
 
 enum class DcganArch {
@@ -49,10 +51,13 @@ struct DcganOptions {
 };
 
 // Generator: z (B, z_size) or (B, z_size, 1, 1) -> images (B, channels, image_size, image_size) in [-1, 1].
-struct DcganGeneratorImpl : torch::nn::Module {
+struct DcganGeneratorImpl : torch::nn::Module, ImageGenerator {
   explicit DcganGeneratorImpl(const DcganOptions& options = {});
   torch::Tensor forward(const torch::Tensor& z);
   const DcganOptions& options() const { return options_; }
+  // ImageGenerator (models/capabilities.h).
+  torch::Tensor generate(const torch::Tensor& z) override { return forward(z); }
+  int64_t latent_size() const override { return options_.z_size; }
 
   DcganOptions options_;
   torch::nn::Linear fc_{nullptr};          // kSeed
@@ -62,11 +67,18 @@ struct DcganGeneratorImpl : torch::nn::Module {
 TORCH_MODULE(DcganGenerator);
 
 // Discriminator: images (B, channels, image_size, image_size) -> logits (B, d_outputs) (no sigmoid: use
-// BCE-with-logits).
-struct DcganDiscriminatorImpl : torch::nn::Module {
+// BCE-with-logits). With d_outputs > 1 it is model.cnn, a classifier (its spec names it as one; a DCGAN's
+// discriminator is never offered as one).
+struct DcganDiscriminatorImpl : torch::nn::Module, ImageClassifier {
   explicit DcganDiscriminatorImpl(const DcganOptions& options = {});
   torch::Tensor forward(const torch::Tensor& images);
   const DcganOptions& options() const { return options_; }
+  // ImageClassifier (models/capabilities.h): conv1 is the stem, conv2..convN the blocks, fc the head.
+  torch::Tensor logits(const torch::Tensor& images) override { return forward(images); }
+  int64_t num_classes() const override { return options_.d_outputs; }
+  ParameterLayers parameter_layers() override;
+  double flops_per_image() const override;
+  std::string input_description() const override;
 
   DcganOptions options_;
   std::vector<torch::nn::Sequential> convs_;  // kSeed: registered as conv1, conv2, ...

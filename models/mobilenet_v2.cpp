@@ -121,4 +121,24 @@ double MobileNetV2Impl::flops_per_image(int64_t height, int64_t width) const {
   return flops;
 }
 
+ParameterLayers MobileNetV2Impl::parameter_layers() {
+  ParameterLayers out;
+  out.blocks = kBlocks;
+  for (const auto& p : named_parameters()) {
+    ParameterLayer layer{p.key(), p.value()};
+    if (p.key().rfind("classifier.", 0) == 0) {
+      layer.layer = out.blocks + 1;
+      layer.head = true;
+    } else {
+      layer.layer = std::stoll(p.key().substr(9, p.key().find('.', 9) - 9));  // "features.N."
+    }
+    out.parameters.push_back(std::move(layer));
+  }
+  return out;
+}
+
+std::string MobileNetV2Impl::input_description() const {
+  return std::to_string(options_.height) + "x" + std::to_string(options_.width) + " input";
+}
+
 }  // namespace facetrain

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/capabilities.h"
+
 namespace facetrain {
 
 struct MobileNetV2Options {
@@ -20,6 +22,7 @@ struct MobileNetV2Options {
   int64_t num_classes = 1000;  // classifier outputs
   double width_mult = 1.0;     // channel multiplier (rounded to multiples of 8, as torchvision)
   double dropout = 0.2;        // before the classifier
+  int64_t height = 224, width = 224;  // the input images (any size >= 32 runs; these set the FLOP count)
   void validate() const;       // UserError naming model.mobilenet_v2.<field>
 };
 
@@ -33,7 +36,7 @@ struct MobileNetV2BlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(MobileNetV2Block);
 
-struct MobileNetV2Impl : torch::nn::Module {
+struct MobileNetV2Impl : torch::nn::Module, ImageClassifier {
   explicit MobileNetV2Impl(const MobileNetV2Options& options);
   // images (B, channels, H, W), H and W >= 32 -> logits (B, num_classes).
   torch::Tensor forward(const torch::Tensor& images);
@@ -42,6 +45,13 @@ struct MobileNetV2Impl : torch::nn::Module {
   static constexpr int64_t kBlocks = 18;
   // Forward FLOPs for one image of side `size` (2 per multiply-add, convolutions and the classifier).
   double flops_per_image(int64_t height, int64_t width) const;
+
+  // ImageClassifier (models/capabilities.h): features.0 is the stem, features.1-18 the blocks, classifier.* the head.
+  torch::Tensor logits(const torch::Tensor& images) override { return forward(images); }
+  int64_t num_classes() const override { return options_.num_classes; }
+  ParameterLayers parameter_layers() override;
+  double flops_per_image() const override { return flops_per_image(options_.height, options_.width); }
+  std::string input_description() const override;
 
  private:
   MobileNetV2Options options_;

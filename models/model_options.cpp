@@ -54,6 +54,8 @@ MobileNetV2Options mobilenet_v2_options_from(const proto::RunConfig& config, con
   o.num_classes = classifier_classes(store);
   o.width_mult = m.width_mult();
   o.dropout = m.dropout();
+  o.height = store.height;
+  o.width = store.width;
   o.validate();
   return o;
 }

@@ -2,7 +2,7 @@
 // by training and by eval, which rebuilds a model from the config saved beside its checkpoint.
 #pragma once
 
-#include "datastore/store.h"
+#include "core/data_description.h"
 #include "models/dcgan.h"
 #include "models/mobilenet_v2.h"
 #include "models/perceptual.h"

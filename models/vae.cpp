@@ -148,4 +148,9 @@ torch::Tensor kl_divergence(const torch::Tensor& mu, const torch::Tensor& logvar
   return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean();
 }
 
+std::pair<float, float> VaeImpl::output_range() const {
+  if (options_.output == VaeOutput::kSigmoid) return {0.0f, 1.0f};
+  return {-1.0f, 1.0f};
+}
+
 }  // namespace facetrain

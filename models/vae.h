@@ -15,6 +15,8 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include "models/capabilities.h"
+
 namespace facetrain {
 
 // Output activation of the decoder; it fixes the pixel range the data must be scaled to.
@@ -71,13 +73,18 @@ struct VaeOutputs {
 // Names: encoder.N.{conv1,bn1,conv2,bn2,conv3}.*, conv_mu.*, conv_logvar.*, decoder.N.*, conv_out.*.
 // Decoder: decoder.0 = ResUp(latent -> widest, x4: 1x1 -> 4x4), then ResUp blocks halving the width back
 // to base_width / 2 at full resolution, then conv_out (3x3 conv to channels) and the output activation.
-struct VaeImpl : torch::nn::Module {
+struct VaeImpl : torch::nn::Module, ImageAutoencoder {
   explicit VaeImpl(const VaeOptions& options = {});
+
+  // ImageAutoencoder (models/capabilities.h): the posterior mean, the decoder, its output range.
+  torch::Tensor encode_mean(const torch::Tensor& images) override { return encode(images).first; }
+  torch::Tensor decode(const torch::Tensor& z) override;  // (B, latent) -> images
+  int64_t latent_size() const override { return options_.latent_size; }
+  std::pair<float, float> output_range() const override;
 
   // Training mode: z = mu + eps * exp(logvar / 2) (eps from the global generator); eval mode: z = mu.
   VaeOutputs forward(const torch::Tensor& images);
   std::pair<torch::Tensor, torch::Tensor> encode(const torch::Tensor& images);  // {mu, logvar}
-  torch::Tensor decode(const torch::Tensor& z);                                 // (B, latent) -> images
   static torch::Tensor reparameterize(const torch::Tensor& mu, const torch::Tensor& logvar);
   const VaeOptions& options() const { return options_; }
 

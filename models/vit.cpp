@@ -325,4 +325,8 @@ torch::Tensor VitImpl::forward_features(const torch::Tensor& images) {
   return norm_(x);
 }
 
+ParameterLayers VitImpl::parameter_layers() { return vit_parameter_layers(*this, options_.depth); }
+
+std::string VitImpl::input_description() const { return std::to_string(options_.tokens()) + " tokens per image"; }
+
 }  // namespace facetrain

@@ -15,6 +15,8 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include "models/capabilities.h"
+
 namespace facetrain {
 
 // What the head sees: the class token (ViT paper, HF, timm default), the mean of the patch tokens, or every
@@ -110,10 +112,8 @@ struct VitPatchEmbedImpl : torch::nn::Module {
 };
 TORCH_MODULE(VitPatchEmbed);
 
-struct VitOutput {
-  torch::Tensor logits;                 // (B, num_classes)
-  std::vector<torch::Tensor> attention; // one (B, heads, T, T) float32 tensor per block, first block first
-};
+// logits (B, num_classes) and one (B, heads, T, T) float32 attention tensor per block, first block first.
+using VitOutput = ClassifierAttention;
 
 // Parameter names (= checkpoint / safetensors keys), chosen identical to timm's VisionTransformer state_dict
 // keys so that timm files load by identity and exported files keep names other tools know:
@@ -122,13 +122,23 @@ struct VitOutput {
 //   blocks.N.norm2.{weight,bias}  blocks.N.mlp.fc1.{weight,bias}  blocks.N.mlp.fc2.{weight,bias}
 //   norm.{weight,bias}  [pre_logits.{weight,bias}]  head.{weight,bias}
 // Thread-safety: as any torch module (forward may run concurrently only in eval mode without dropout).
-struct VitImpl : torch::nn::Module {
+struct VitImpl : torch::nn::Module, ImageClassifier, AttentionSource {
   explicit VitImpl(const VitOptions& options = {});
+
+  // ImageClassifier and AttentionSource (models/capabilities.h).
+  torch::Tensor logits(const torch::Tensor& images) override { return forward(images); }
+  int64_t num_classes() const override { return options_.num_classes; }
+  ParameterLayers parameter_layers() override;
+  double flops_per_image() const override { return vit_flops_per_image(options_); }
+  std::string input_description() const override;
+  int64_t patch_grid() const override { return options_.grid(); }
+  int64_t attention_blocks() const override { return options_.depth; }
+  int64_t attention_heads() const override { return options_.heads; }
 
   // images (B, channels, image_size, image_size) -> logits (B, num_classes).
   torch::Tensor forward(const torch::Tensor& images);
   // Same logits plus every block's attention weights (computes all rows of the last block).
-  VitOutput forward_with_attention(const torch::Tensor& images);
+  VitOutput forward_with_attention(const torch::Tensor& images) override;
   // Final-LayerNorm token features (B, T, width), class token first.
   torch::Tensor forward_features(const torch::Tensor& images);
 

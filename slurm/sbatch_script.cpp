@@ -63,7 +63,9 @@ std::string render_sbatch_script(const std::string& template_text, const SbatchS
       {"job-name", s.job_name},
       {"nodes", std::to_string(s.nodes)},
       {"ntasks-per-node", std::to_string(s.tasks_per_node)},
-      {"gpus-per-task", s.gpus ? "1" : ""},  // "" with gpus == false: the line is dropped
+      // Every rank sees all of its node's GPUs (and takes the one of its local rank): NVLink/P2P paths between
+      // them stay open to NCCL, which --gpus-per-task's per-task binding can close. "" drops the line (CPU).
+      {"gpus-per-node", s.gpus ? std::to_string(s.tasks_per_node) : ""},
       {"cpus-per-task", std::to_string(s.cpus_per_task)},
       {"time", s.time},
       {"signal", s.preemption_signal.empty() ? "" : "B:" + s.preemption_signal + "@120"},
@@ -102,7 +104,7 @@ std::string render_sbatch_script(const std::string& template_text, const SbatchS
     if (!key.empty() && resources.count(key)) {
       seen.insert(key);
       const std::string& value = resources.at(key);
-      if (key == "gpus-per-task" && value.empty()) continue;
+      if (key == "gpus-per-node" && value.empty()) continue;
       out << (value.empty() ? line : "#SBATCH --" + key + "=" + value) << "\n";
     } else if (!name.empty() && knobs.count(name) && !seen.count(name)) {
       seen.insert(name);  // only the first assignment is the knob; later ones are the script's own logic

@@ -14,7 +14,7 @@ struct SbatchSettings {
   std::string job_name;             // --job-name
   int nodes = 1;                    // --nodes
   int tasks_per_node = 1;           // --ntasks-per-node: ranks per node (= GPUs per node with gpus)
-  bool gpus = true;                 // true: --gpus-per-task=1; false: the line is dropped (CPU-only)
+  bool gpus = true;                 // true: --gpus-per-node=tasks_per_node; false: the line is dropped (CPU-only)
   int cpus_per_task = 1;            // --cpus-per-task
   std::string time;                 // --time
   std::string partition;            // --partition (added when set)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The layout holds: every #include "folder/..." between top-level folders follows layers.txt
 # (a folder uses only the folders it names there; launcher/ is the binary and may use all), the eval
-# library does not link the training loop, and the README's layout section names every library folder.
+# library does not link the training loop, no library names a command-line flag, and the README's layout
+# section names every library folder.
 # Usage: bash tests/layout_test.sh [SOURCE_DIR]
 set -euo pipefail
 src="${1:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -57,6 +58,41 @@ for dir in */; do
   grep -q "\`$dir/\`" README.md || { echo "FAIL: README.md's layout does not name $dir/"; failures=$((failures + 1)); }
 done
 
+# The trainer links only eval's metrics library (per-epoch validation, sample grids), never the eval commands'
+# libraries (GIF, MP4, HTML report), and includes only that library's headers.
+if grep -A3 'target_link_libraries(facetrain_trainer' trainer/CMakeLists.txt | grep -qE 'facetrain_eval( |$|\))'; then
+  echo "FAIL: facetrain_trainer links facetrain_eval (it may link facetrain_eval_metrics only)"; failures=$((failures + 1))
+fi
+metrics_sources="$(sed -n '/add_library(facetrain_eval_metrics/,/)/p' eval/CMakeLists.txt)"
+while IFS= read -r hit; do
+  header="$(sed -E 's/.*#include "eval\/([a-z_]+)\.h".*/\1/' <<<"$hit")"
+  [[ "$metrics_sources" == *"$header.cpp"* ]] ||
+    { echo "FAIL: ${hit%%:*} includes eval/$header.h, which is not in facetrain_eval_metrics"; failures=$((failures + 1)); }
+done < <(grep -rHE '^#include "eval/' trainer --include='*.h' --include='*.cpp' || true)
+
+# Libraries name config fields and files; only the launcher (the binary, "*" in layers.txt) turns them into
+# command-line flags: no string literal in a library folder starts with "--<letter> (comment lines aside).
+flag_literals() {  # flag_literals FOLDER...: "file:line:text" of each such literal
+  { grep -rnHE '"--[A-Za-z]' "$@" --include='*.h' --include='*.cpp' --include='*.cc' || true; } |
+    grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' || true
+}
+libraries=()
+for folder in "${order[@]}"; do
+  [[ "$(grep -E "^$folder:" layers.txt)" == *"*"* || ! -d "$folder" ]] || libraries+=("$folder")
+done
+while IFS= read -r hit; do
+  [[ -n "$hit" ]] || continue
+  echo "FAIL: $(cut -d: -f1,2 <<<"$hit"): a library names the flag $(grep -oE '"--[A-Za-z][A-Za-z0-9-]*' <<<"$hit" |
+       head -1)\" (name the field or file, take the name from the caller, or check the value in launcher/commands/)"
+  failures=$((failures + 1))
+done < <(flag_literals "${libraries[@]}")
+# The scan itself finds a planted literal and passes over a comment.
+planted="$(mktemp -d)"
+printf '// "--alpha" in a comment\nthrow UserError("--alpha must be in [0, 1]");\n' > "$planted/x.cpp"
+[[ "$(flag_literals "$planted" | wc -l)" -eq 1 ]] ||
+  { echo "FAIL: the flag-literal scan misses a planted \"--alpha\" literal"; failures=$((failures + 1)); }
+rm -rf "$planted"
+
 # eval must not link the training loop (its CMake target lists no trainer library).
 if grep -A4 'target_link_libraries(facetrain_eval' eval/CMakeLists.txt | grep -q 'facetrain_trainer\|facetrain_records'; then
   echo "FAIL: facetrain_eval links the training loop"; failures=$((failures + 1))
@@ -66,4 +102,5 @@ if ((failures)); then
   echo "layout: $failures problem(s)"
   exit 1
 fi
-echo "layout: the include graph follows layers.txt (${order[*]}); eval links no trainer library"
+echo "layout: the include graph follows layers.txt (${order[*]}); eval links no trainer library; no library" \
+     "names a flag"

@@ -1,6 +1,7 @@
 // The classifier task (seed 001's ViT, seed 004's MobileNetV2, seed 002's discriminator as a CNN): cross-entropy with optional 'balanced'
 // class weights and label smoothing, AdamW with warmup + cosine, gradient clipping; validation
-// loss/accuracy/F1/AUC each epoch. What differs between the classifiers is in ClassifierModel.
+// loss/accuracy/F1/AUC each epoch. Any classifier model trains here: what differs between them is behind
+// their spec and the ImageClassifier capability (models/model_spec.h).
 #include <torch/torch.h>
 
 #include <chrono>
@@ -8,10 +9,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
-#include "models/dcgan.h"
 #include "models/init.h"
-#include "models/mobilenet_v2.h"
-#include "models/vit.h"
 #include "comm/data_parallel.h"
 #include "eval/metrics.h"
 #include "trainer/optim.h"
@@ -22,117 +20,31 @@
 #include "trainer/task.h"
 #include "trainer/trainable.h"
 #include "trainer/ema.h"
-#include "models/parameter_layers.h"
-#include "models/model_options.h"
-#include "models/pretrained.h"
-#include "models/registry.h"
+#include "models/model_spec.h"
 
 namespace facetrain {
 namespace {
 
-// One classifier network as the task sees it.
+// One classifier network as the task sees it: any model whose spec is a classifier (models/model_spec.h),
+// reached through its ImageClassifier capability.
 struct ClassifierModel {
+  const ModelSpec* spec = nullptr;
   std::string name;                               // "vit", the log prefix and config section
   std::shared_ptr<torch::nn::Module> module;
-  std::function<torch::Tensor(const torch::Tensor&)> forward;  // images -> logits
-  std::function<ParameterLayers()> layers;
-  ModelKind kind = ModelKind::kVit;
-  // A pretrained file's tensors into the model; `source` names the file in errors.
-  std::function<void(const TensorMap&, const std::string&, LoadReport*)> load_pretrained;
-  std::string pretrained;                         // model.<name>.pretrained
-  bool class_weights = false;
-  double label_smoothing = 0;
-  double flops_per_image = 0;                     // forward, for the GFLOP/s summary
-  std::string shape;                              // e.g. "17 tokens per image", for the log
+  ImageClassifier* classifier = nullptr;          // the same module
+  ClassifierSettings settings;                    // model.<name>.{class_weights, label_smoothing, pretrained}
 };
 
-ClassifierModel vit_model(const TaskInputs& in) {
-  Vit vit(vit_options_from(in.config, in.store));
-  const auto& c = in.config.model().vit();
+ClassifierModel classifier_model(const TaskInputs& in) {
   ClassifierModel m;
-  m.name = "vit";
-  m.module = vit.ptr();
-  m.forward = [vit](const torch::Tensor& x) mutable { return vit->forward(x); };
-  m.layers = [vit] { return vit_parameter_layers(*vit, vit->options().depth); };
-  m.kind = ModelKind::kVit;
-  m.load_pretrained = [vit](const TensorMap& t, const std::string& source, LoadReport* r) mutable {
-    load_vit_weights(vit, t, r, source);
-  };
-  m.pretrained = c.pretrained();
-  m.class_weights = c.class_weights();
-  m.label_smoothing = c.label_smoothing();
-  m.flops_per_image = vit_flops_per_image(vit->options());
-  m.shape = std::to_string(vit->options().tokens()) + " tokens per image";
-  return m;
-}
-
-ClassifierModel mobilenet_v2_model(const TaskInputs& in) {
-  MobileNetV2 net(mobilenet_v2_options_from(in.config, in.store));
-  const auto& c = in.config.model().mobilenet_v2();
-  ClassifierModel m;
-  m.name = "mobilenet_v2";
-  m.module = net.ptr();
-  m.forward = [net](const torch::Tensor& x) mutable { return net->forward(x); };
-  m.layers = [net] {
-    // features.0 is the stem, features.1-18 the blocks, classifier.* the head (parameter_layers.h).
-    ParameterLayers out;
-    out.blocks = MobileNetV2Impl::kBlocks;
-    for (const auto& p : net->named_parameters()) {
-      ParameterLayer layer{p.key(), p.value()};
-      if (p.key().rfind("classifier.", 0) == 0) {
-        layer.layer = out.blocks + 1;
-        layer.head = true;
-      } else {
-        layer.layer = std::stoll(p.key().substr(9, p.key().find('.', 9) - 9));  // "features.N."
-      }
-      out.parameters.push_back(std::move(layer));
-    }
-    return out;
-  };
-  m.kind = ModelKind::kMobileNetV2;
-  m.load_pretrained = [net](const TensorMap& t, const std::string& source, LoadReport* r) mutable {
-    load_mobilenet_v2_weights(net, t, r, source);
-  };
-  m.pretrained = c.pretrained();
-  m.class_weights = c.class_weights();
-  m.label_smoothing = c.label_smoothing();
-  m.flops_per_image = net->flops_per_image(in.store.height, in.store.width);
-  m.shape = std::to_string(in.store.height) + "x" + std::to_string(in.store.width) + " input";
-  return m;
-}
-
-ClassifierModel cnn_model(const TaskInputs& in) {
-  DcganDiscriminator net(cnn_options_from(in.config, in.store));
-  const auto& c = in.config.model().cnn();
-  ClassifierModel m;
-  m.name = "cnn";
-  m.module = net.ptr();
-  m.forward = [net](const torch::Tensor& x) mutable { return net->forward(x); };
-  m.layers = [net] {
-    // conv1 is the stem, conv2..convN the blocks, fc the head (parameter_layers.h).
-    ParameterLayers out;
-    out.blocks = net->options().num_layers() - 1;
-    for (const auto& p : net->named_parameters()) {
-      ParameterLayer layer{p.key(), p.value()};
-      if (p.key().rfind("fc.", 0) == 0) {
-        layer.layer = out.blocks + 1;
-        layer.head = true;
-      } else {
-        layer.layer = std::stoll(p.key().substr(4, p.key().find('.') - 4)) - 1;  // "convN."
-      }
-      out.parameters.push_back(std::move(layer));
-    }
-    return out;
-  };
-  m.kind = ModelKind::kCnn;
-  m.load_pretrained = [](const TensorMap&, const std::string& source, LoadReport*) {
-    FT_CHECK(false, "model.cnn has no pretrained field, yet " << source << " was to be loaded");
-  };
-  m.class_weights = c.class_weights();
-  m.label_smoothing = c.label_smoothing();
-  m.flops_per_image = discriminator_flops_per_image(net->options());
-  m.shape = std::to_string(net->options().num_layers()) + " stride-2 convs from " + std::to_string(in.store.height) +
-            "x" + std::to_string(in.store.width);
+  m.spec = &model_spec_of(in.config);
+  m.name = m.spec->name;
+  std::vector<NamedModule> modules = m.spec->build(in.config, in.store);
+  FT_CHECK(modules.size() == 1, "a classifier is one module, the " << m.name << " has " << modules.size());
+  m.module = modules[0].module;
+  m.classifier = model_capability<ImageClassifier>(*m.spec, modules);
+  FT_CHECK(m.classifier != nullptr, "the " << m.name << "'s spec is a classifier, its module is no ImageClassifier");
+  m.settings = classifier_settings(in.config);
   return m;
 }
 
@@ -145,7 +57,7 @@ class ClassifierTask : public TrainingTask {
         model_(std::move(model)),
         precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
         scaler_(precision_ == Precision::kFp16) {
-    const std::string& pretrained = model_.pretrained;
+    const std::string& pretrained = model_.settings.pretrained;
     const std::string& name = model_.name;
     if (!pretrained.empty()) {
       // Every rank reads the file once (a file missing on one node is one line, in the setup agreement); rank
@@ -155,8 +67,9 @@ class ClassifierTask : public TrainingTask {
       try {
         SafetensorsMetadata metadata;
         const TensorMap tensors = read_safetensors(pretrained, &metadata);
-        model_.load_pretrained(tensors, pretrained, &report);
-        normalization_ = facetrain::pretrained_normalization(model_.kind, tensors, metadata,
+        FT_USER_CHECK(model_.spec->load_foreign, "the " << name << " takes no pretrained weights");
+        model_.spec->load_foreign(*model_.module, tensors, &report, pretrained);
+        normalization_ = facetrain::pretrained_normalization(*model_.spec, tensors, metadata,
                                                              "model." + name + ".pretrained", &normalization_why_);
       } catch (const UserError& e) {
         throw UserError("model." + name + ".pretrained: " + e.what());
@@ -164,17 +77,22 @@ class ClassifierTask : public TrainingTask {
       log(name + ": model." + name + ".pretrained " + pretrained + ": " + report.summary());
     }
     model_.module->to(ctx_.device);
-    trainable_ = std::make_unique<TrainablePlan>(config_.trainable(), model_.layers());
+    const WeightDecayRule decay(config_.optimizer());
+    trainable_ = std::make_unique<TrainablePlan>(
+        config_.trainable(), model_.classifier->parameter_layers(),
+        [&](const ParameterLayer& p) { return decay.applies(p.name, p.parameter); });
     parallel_ = std::make_unique<DataParallel>(in.gradient, *model_.module, in.parallel);
     parameters_ = parallel_->parameters();
-    optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups());
+    optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups(), trainable_->group_weight_decay());
+    log(name + ": " + decay.describe(*model_.module));
     if (config_.ema().decay() != 0) ema_ = std::make_unique<WeightEma>(config_.ema(), *model_.module);
-    if (model_.class_weights) {
+    if (model_.settings.class_weights) {
       class_weights_cpu_ = torch::tensor(store_.class_weights);
       class_weights_ = class_weights_cpu_.to(ctx_.device);
       log(name + ": loss weighted by the store's balanced class weights");
     }
-    log(name + ": " + std::to_string(count_parameters(*model_.module)) + " parameters, " + model_.shape);
+    log(name + ": " + std::to_string(count_parameters(*model_.module)) + " parameters, " +
+        model_.classifier->input_description());
     if (trainable_->active()) log(name + ": " + trainable_->describe() + "; " + parallel_->describe());
   }
 
@@ -196,7 +114,7 @@ class ClassifierTask : public TrainingTask {
   std::vector<torch::Tensor> rank_local_buffers() const override { return parallel_->rank_local_buffers(); }
 
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t step, StepTimes* times) override {
-    model_.module->train();
+    trainable_->set_train_mode(*model_.module);  // frozen BatchNorm layers stay in eval mode
     set_learning_rates(*optimizer_, lr, trainable_->lr_scales());
     optimizer_->zero_grad();
     auto t = Clock::now();
@@ -209,7 +127,7 @@ class ClassifierTask : public TrainingTask {
       torch::Tensor logits;
       {
         AutocastScope autocast(precision_, ctx_.device);
-        logits = model_.forward(micro[m].images.to(ctx_.device));
+        logits = model_.classifier->logits(micro[m].images.to(ctx_.device));
       }
       torch::Tensor loss = weighted_scale > 0
                                ? loss_of(logits.to(torch::kFloat), micro[m].labels.to(ctx_.device), torch::kSum) *
@@ -251,7 +169,7 @@ class ClassifierTask : public TrainingTask {
     const int64_t classes = static_cast<int64_t>(store_.class_names.size());
     GatheredScores scores = score_store_images(
         config_.data().store(), indices, run_normalization(config_), std::max<int64_t>(config_.data().batch_size(), 64),
-        classes, ctx_, [&](const torch::Tensor& images) { return model_.forward(images); });
+        classes, ctx_, [&](const torch::Tensor& images) { return model_.classifier->logits(images); });
     const double loss = torch::nn::functional::cross_entropy(scores.outputs, scores.labels).item<double>();
     torch::Tensor probs = torch::softmax(scores.outputs, 1).contiguous();
     std::vector<float> flat(probs.data_ptr<float>(), probs.data_ptr<float>() + probs.numel());
@@ -281,13 +199,13 @@ class ClassifierTask : public TrainingTask {
     }
   }
 
-  double train_flops_per_image() const override { return 3.0 * model_.flops_per_image; }
+  double train_flops_per_image() const override { return 3.0 * model_.classifier->flops_per_image(); }
 
  private:
   torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels,
                         torch::nn::functional::CrossEntropyFuncOptions::reduction_t reduction = torch::kMean) {
     auto options = torch::nn::functional::CrossEntropyFuncOptions()
-                       .label_smoothing(model_.label_smoothing)
+                       .label_smoothing(model_.settings.label_smoothing)
                        .reduction(reduction);
     if (class_weights_.defined()) options.weight(class_weights_);
     return torch::nn::functional::cross_entropy(logits, labels, options);
@@ -321,14 +239,8 @@ class ClassifierTask : public TrainingTask {
 
 }  // namespace
 
-std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs) {
-  return std::make_unique<ClassifierTask>(inputs, vit_model(inputs));
-}
-std::unique_ptr<TrainingTask> make_mobilenet_v2_task(const TaskInputs& inputs) {
-  return std::make_unique<ClassifierTask>(inputs, mobilenet_v2_model(inputs));
-}
-std::unique_ptr<TrainingTask> make_cnn_task(const TaskInputs& inputs) {
-  return std::make_unique<ClassifierTask>(inputs, cnn_model(inputs));
+std::unique_ptr<TrainingTask> make_classifier_task(const TaskInputs& inputs) {
+  return std::make_unique<ClassifierTask>(inputs, classifier_model(inputs));
 }
 
 }  // namespace facetrain

@@ -46,8 +46,11 @@ class DcganTask : public TrainingTask {
     discriminator_->to(ctx_.device);
     g_parameters_ = generator_->parameters();
     d_parameters_ = discriminator_->parameters();
-    g_optimizer_ = make_optimizer(config_.optimizer(), g_parameters_);
-    d_optimizer_ = make_optimizer(config_.optimizer(), d_parameters_);
+    const WeightDecayRule decay(config_.optimizer());
+    const DecayGroups g_groups = weight_decay_groups(*generator_, decay), d_groups = weight_decay_groups(*discriminator_, decay);
+    g_optimizer_ = make_optimizer(config_.optimizer(), g_groups.groups, g_groups.weight_decay);
+    d_optimizer_ = make_optimizer(config_.optimizer(), d_groups.groups, d_groups.weight_decay);
+    log("dcgan: generator " + decay.describe(*generator_) + "; discriminator " + decay.describe(*discriminator_));
     g_parallel_ = std::make_unique<DataParallel>(in.gradient, *generator_, in.parallel, "generator gradient");
     d_parallel_ = std::make_unique<DataParallel>(in.gradient, *discriminator_, in.parallel, "discriminator gradient");
     // The fixed latent batch of the per-epoch sample grid, the same on every rank and every resume.
@@ -133,9 +136,7 @@ class DcganTask : public TrainingTask {
   }
 
   void end_of_epoch(int64_t epoch, int64_t step, RunLog& log_out) override {
-    // (collective) keep BatchNorm running statistics identical on every rank
-    g_parallel_->average_buffers();
-    d_parallel_->average_buffers();
+    // BatchNorm statistics are equal on every rank here (the loop averaged them: trainer.cpp end_epoch).
     if (ctx_.rank != 0) return;
     torch::NoGradGuard no_grad;
     generator_->eval();

@@ -122,6 +122,11 @@ RunSetup::RunSetup(const proto::RunConfig& user_config, ProcessContext& process,
   }
 }
 
+void RunSetup::start_epoch(const TrainingPosition& pos) {
+  task->start_epoch(pos.epoch);
+  loader->start_epoch_at_image(pos.epoch, pos.images_in_epoch);
+}
+
 bool RunSetup::load_step(std::vector<Batch>* micro) {
   bool have = true;
   for (int m = 0; m < epochs.accumulation && have; ++m) have = loader->next(&(*micro)[m]);

@@ -49,6 +49,10 @@ struct RunSetup {
   // these (x * scale + shift, one fused pass); undefined when the loader normalizes on the host.
   torch::Tensor input_scale, input_shift;
 
+  // Before an epoch's first step (also the first after a resume), every rank, no collective: the task's
+  // start_epoch (fine-tuning's unfreeze schedule) and the loader's order of `pos.epoch` from where pos stands.
+  void start_epoch(const TrainingPosition& pos);
+
   // 1. load, on every rank (no collective): one optimizer step's micro-batches (schedule.accumulation_steps,
   // `micro` sized to it); false at the epoch's end (an epoch ends on a step boundary).
   bool load_step(std::vector<Batch>* micro);

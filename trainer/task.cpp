@@ -1,32 +1,52 @@
-// The training-side registration of model kinds (see task.h): one switch, no default.
+// The training side of the model table (see task.h): which recipe trains each model.
 #include "trainer/task.h"
 
 #include <algorithm>
 
 #include "comm/communicator.h"
 #include "core/error.h"
-#include "models/registry.h"
+#include "models/model_spec.h"
 #include "runtime/setup_agreement.h"
 
 namespace facetrain {
 
-// Each kind's task, defined in its <kind>_task.cpp, the classifiers' in classifier_task.cpp (declared only
-// here: nothing else makes tasks).
-std::unique_ptr<TrainingTask> make_vit_task(const TaskInputs& inputs);
+// The training recipes: every classifier trains in classifier_task.cpp; a generative model has its own
+// (declared only here: nothing else makes tasks).
+std::unique_ptr<TrainingTask> make_classifier_task(const TaskInputs& inputs);
 std::unique_ptr<TrainingTask> make_dcgan_task(const TaskInputs& inputs);
 std::unique_ptr<TrainingTask> make_vae_task(const TaskInputs& inputs);
-std::unique_ptr<TrainingTask> make_mobilenet_v2_task(const TaskInputs& inputs);  // classifier_task.cpp
-std::unique_ptr<TrainingTask> make_cnn_task(const TaskInputs& inputs);           // classifier_task.cpp
+
+namespace {
+
+// The recipe of each model that is not a classifier, by its spec's name.
+struct TaskMaker {
+  const char* model;
+  std::unique_ptr<TrainingTask> (*make)(const TaskInputs&);
+};
+constexpr TaskMaker kGenerativeTasks[] = {
+    {"dcgan", make_dcgan_task},
+    {"vae", make_vae_task},
+};
+
+const TaskMaker* generative_task_of(const ModelSpec& spec) {
+  for (const auto& t : kGenerativeTasks) {
+    if (spec.name == t.model) return &t;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+bool has_training_task(const ModelSpec& spec) {
+  return spec.is_classifier() || generative_task_of(spec) != nullptr;
+}
 
 std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs) {
-  switch (model_kind_of(inputs.config)) {
-    case ModelKind::kVit: return make_vit_task(inputs);
-    case ModelKind::kDcgan: return make_dcgan_task(inputs);
-    case ModelKind::kVae: return make_vae_task(inputs);
-    case ModelKind::kMobileNetV2: return make_mobilenet_v2_task(inputs);
-    case ModelKind::kCnn: return make_cnn_task(inputs);
-  }
-  FT_CHECK(false, "unknown model kind");
+  const ModelSpec& spec = model_spec_of(inputs.config);
+  if (spec.is_classifier()) return make_classifier_task(inputs);
+  const TaskMaker* maker = generative_task_of(spec);
+  FT_CHECK(maker != nullptr, "the " << spec.name << " has no training task (trainer/task.cpp)");
+  return maker->make(inputs);
 }
 
 std::unique_ptr<Communicator> open_gradient_communicator(const proto::RunConfig& config, ProcessContext& ctx,

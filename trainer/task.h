@@ -1,4 +1,4 @@
-// A TrainingTask is the model-specific half of training (ViT classifier, DCGAN, VAE): it owns the modules,
+// A TrainingTask is the model-specific half of training (any classifier, the DCGAN, the VAE): it owns the modules,
 // optimizers and gradient sync (DataParallel), and runs one optimizer step on a set of micro-batches. The generic loop in
 // trainer.cpp owns data, schedule, checkpoints, signals, logs and the run summary.
 #pragma once
@@ -14,6 +14,7 @@
 #include "comm/data_parallel.h"
 #include "core/config.pb.h"
 #include "runtime/process_context.h"
+#include "models/model_spec.h"
 
 namespace facetrain {
 
@@ -40,7 +41,7 @@ class TrainingTask {
   // Before each epoch's first step (also the first after a resume): fine-tuning's unfreeze schedule
   // (trainer/trainable.h) takes effect here. Every rank calls it with the same epoch; no collective.
   virtual void start_epoch(int64_t epoch) { (void)epoch; }
-  // The input normalization the task's pretrained file implies (models/registry.h pretrained_normalization),
+  // The input normalization the task's pretrained file implies (models/model_spec.h pretrained_normalization),
   // read when the task loaded it; "" without one. The trainer resolves data.normalization "auto" with it.
   virtual std::string pretrained_normalization(std::string* why) const {
     (void)why;
@@ -51,7 +52,8 @@ class TrainingTask {
   // (collective) One optimizer step: forward/backward on each micro-batch, gradient sync, step(s) at lr.
   virtual StepOutput train_step(const std::vector<Batch>& micro_batches, double lr, int64_t step,
                                 StepTimes* times) = 0;
-  // (collective) After each epoch: validation metrics, sample grids (rank 0 writes files and logs).
+  // (collective) After each epoch, once the loop has averaged rank_local_buffers() over the ranks: validation
+  // metrics, sample grids (rank 0 writes files and logs).
   virtual void end_of_epoch(int64_t epoch, int64_t step, RunLog& log) = 0;
   // The floating-point buffers each rank updates on its own between epoch ends (BatchNorm running
   // statistics), in a fixed order: a checkpoint keeps every rank's so a resumed run continues exactly.
@@ -77,8 +79,11 @@ struct TaskInputs {
   Communicator& gradient;               // the gradient communicator its DataParallels sync over
 };
 
-// The task for the config's model kind (trainer/task.cpp: a switch over models/registry.h's ModelKind).
+// The task for the config's model: the classifier task for any classifier (models/model_spec.h), else the
+// recipe registered for the model's name in trainer/task.cpp.
 std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs);
+// Whether make_task has a recipe for `spec` (every spec must: tests/trainer/task_test.cpp).
+bool has_training_task(const ModelSpec& spec);
 
 // The data-parallel options of a run config's `distributed` section.
 DataParallelOptions data_parallel_options(const proto::RunConfig& config);

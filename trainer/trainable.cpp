@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <map>
+#include <tuple>
 #include <regex>
 #include <sstream>
 
@@ -68,9 +69,12 @@ std::string with_commas(int64_t n) {
 
 }  // namespace
 
-TrainablePlan::TrainablePlan(const proto::TrainableConfig& c, ParameterLayers layers) : layers_(std::move(layers)) {
+TrainablePlan::TrainablePlan(const proto::TrainableConfig& c, ParameterLayers layers,
+                             const std::function<bool(const ParameterLayer&)>& weight_decay)
+    : layers_(std::move(layers)) {
   FT_CHECK(!layers_.parameters.empty(), "a model without parameters");
   layer_decay_ = c.layer_decay();
+  freeze_batchnorm_ = c.freeze_batchnorm();
   FT_USER_CHECK(layer_decay_ > 0 && layer_decay_ <= 1,
                 "trainable.layer_decay: " << layer_decay_ << " is not in (0, 1] (1 = off)");
   std::vector<Selection> stages{selection_of(c.train(), c.last_blocks(), c.parameters(), "trainable", layers_)};
@@ -103,16 +107,18 @@ TrainablePlan::TrainablePlan(const proto::TrainableConfig& c, ParameterLayers la
     FT_USER_CHECK(adds, (k == 0 ? std::string("trainable") : "trainable.unfreeze[" + std::to_string(k - 1) + "]")
                             << ": selects no parameter that is not frozen or already training");
   }
-  // Optimizer groups: one per (first stage, scale), in parameter order of first appearance.
-  std::map<std::pair<int, double>, int> groups;
+  // Optimizer groups: one per (first stage, scale, weight decay), in parameter order of first appearance.
+  std::map<std::tuple<int, double, bool>, int> groups;
   group_of_.assign(n, -1);
   for (size_t i = 0; i < n; ++i) {
     if (first_stage_[i] < 0) continue;
-    auto key = std::make_pair(first_stage_[i], scale_[i]);
+    const bool decays = !weight_decay || weight_decay(layers_.parameters[i]);
+    auto key = std::make_tuple(first_stage_[i], scale_[i], decays);
     auto it = groups.find(key);
     if (it == groups.end()) {
       it = groups.emplace(key, static_cast<int>(group_scales_.size())).first;
       group_scales_.push_back(scale_[i]);
+      group_decays_.push_back(decays);
     }
     group_of_[i] = it->second;
   }
@@ -147,6 +153,29 @@ std::vector<std::vector<torch::Tensor>> TrainablePlan::optimizer_groups() const 
     if (group_of_[i] >= 0) out[static_cast<size_t>(group_of_[i])].push_back(layers_.parameters[i].parameter);
   }
   return out;
+}
+
+int TrainablePlan::set_train_mode(torch::nn::Module& model) const {
+  model.train();
+  if (!freeze_batchnorm_) return 0;
+  int fixed = 0;
+  for (const auto& m : model.modules(/*include_self=*/true)) {
+    // A BatchNorm layer: running statistics among its own buffers, affine weights among its parameters.
+    const auto buffers = m->named_buffers(/*recurse=*/false);
+    const auto parameters = m->named_parameters(/*recurse=*/false);
+    if (buffers.find("running_mean") == nullptr || parameters.size() == 0) continue;
+    bool frozen = true;
+    for (const auto& p : parameters) frozen = frozen && !p.value().requires_grad();
+    if (!frozen) continue;
+    m->eval();
+    ++fixed;
+  }
+  if (fixed != fixed_batchnorm_) {  // said once per change (start, unfreeze stages)
+    fixed_batchnorm_ = fixed;
+    log(std::to_string(fixed) + " BatchNorm layer" + (fixed == 1 ? "" : "s") + " with frozen weights run" +
+        (fixed == 1 ? "s" : "") + " in eval mode, statistics fixed (trainable.freeze_batchnorm)");
+  }
+  return fixed;
 }
 
 int64_t TrainablePlan::trainable_elements() const {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "comm/gradient_sync.h"
 #include "core/log.h"
 #include "core/stop_signal.h"
 #include "core/stopwatch.h"
@@ -45,12 +46,21 @@ std::vector<std::pair<std::string, double>> step_scalars(double mean_loss, doubl
   return values;
 }
 
+// (collective) every rank: an epoch's end. BatchNorm running statistics are averaged over the ranks first,
+// for every model in this one place, so the validation, the sample grids and the checkpoint all see the
+// model that is saved, the same on every rank; then the task's validation and samples.
+void end_epoch(const RunSetup& run, const TrainingPosition& pos, RunLog& run_log) {
+  const std::vector<torch::Tensor> buffers = run.task->rank_local_buffers();
+  if (!buffers.empty()) average_tensors(*run.gradient, buffers);
+  run.task->end_of_epoch(pos.epoch, pos.step, run_log);
+}
+
 // (collective) every rank, once the step agreement asked to stop after step pos->step. Returns the exit code.
 // On the final step nothing is left to resume: the run finishes as an unstopped one does (its epoch end, its
 // checkpoint, exit 0). Otherwise, when it was its epoch's last step, the epoch's end runs first (validation,
 // samples, BatchNorm averaging, so a resumed run has lost none of them and starts the next epoch); then a
 // durable checkpoint and kExitStopped.
-int stop_at_step_boundary(TrainingPosition* pos, int64_t total_steps, const EpochSteps& epochs, TrainingTask& task,
+int stop_at_step_boundary(TrainingPosition* pos, int64_t total_steps, const RunSetup& run,
                           TrainingCheckpoints& checkpoints, RunLog& run_log, Progress& progress) {
   progress.finish_line();
   if (pos->step == total_steps) {
@@ -58,8 +68,8 @@ int stop_at_step_boundary(TrainingPosition* pos, int64_t total_steps, const Epoc
         ": finishing the run");
     return 0;
   }
-  if (epochs.epoch_ends(*pos)) {
-    task.end_of_epoch(pos->epoch, pos->step, run_log);
+  if (run.epochs.epoch_ends(*pos)) {
+    end_epoch(run, *pos, run_log);
     start_next_epoch(pos);
   }
   log("stop requested (" + signal_name(stop_signal()) + "): checkpointing at step " + std::to_string(pos->step));
@@ -90,8 +100,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
   const int log_every = std::max(1, config.logging().every_steps());
   int exit_code = 0;
   while (pos.step < total_steps) {
-    task.start_epoch(pos.epoch);
-    run.loader->start_epoch_at_image(pos.epoch, pos.images_in_epoch);
+    run.start_epoch(pos);
     std::vector<Batch> micro(run.epochs.accumulation);
     bool epoch_done = false;
     while (pos.step < total_steps) {
@@ -122,7 +131,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       progress.update(pos.epoch, pos.step, images_per_s, agreed.mean_loss);
       // 7. stop, agreed on: every rank ends the run at this step boundary (collective) every rank
       if (agreed.stop) {
-        exit_code = stop_at_step_boundary(&pos, total_steps, run.epochs, task, checkpoints, run_log, progress);
+        exit_code = stop_at_step_boundary(&pos, total_steps, run, checkpoints, run_log, progress);
         break;
       }
       // Every checkpoint.every_steps (collective) every rank; an epoch's last step is checkpointed at its end
@@ -136,7 +145,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
     progress.finish_line();
     // The epoch's end (collective) every rank: validation, samples, BatchNorm averaging, then its checkpoint
     if (epoch_done || pos.step == total_steps) {
-      task.end_of_epoch(pos.epoch, pos.step, run_log);
+      end_epoch(run, pos, run_log);
       if (epoch_done) start_next_epoch(&pos);
       checkpoints.save(pos, /*durable=*/pos.step == total_steps);
       run_log.flush();

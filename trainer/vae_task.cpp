@@ -50,10 +50,13 @@ class VaeTask : public TrainingTask {
       perceptual_->to(ctx_.device);
     }
     const int64_t encoder_blocks = static_cast<int64_t>(model_->options().widths().size());
+    const WeightDecayRule decay(config_.optimizer());
     trainable_ = std::make_unique<TrainablePlan>(
-        config_.trainable(), vae_parameter_layers(*model_, encoder_blocks, encoder_blocks + 1));
+        config_.trainable(), vae_parameter_layers(*model_, encoder_blocks, encoder_blocks + 1),
+        [&](const ParameterLayer& p) { return decay.applies(p.name, p.parameter); });
     parameters_ = model_->parameters();
-    optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups());
+    optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups(), trainable_->group_weight_decay());
+    log("vae: " + decay.describe(*model_));
     if (config_.ema().decay() != 0) ema_ = std::make_unique<WeightEma>(config_.ema(), *model_);
     parallel_ = std::make_unique<DataParallel>(in.gradient, *model_, in.parallel);
     auto generator = torch::make_generator<torch::CPUGeneratorImpl>(1234);
@@ -85,7 +88,7 @@ class VaeTask : public TrainingTask {
   std::vector<torch::Tensor> rank_local_buffers() const override { return parallel_->rank_local_buffers(); }
 
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t step, StepTimes* times) override {
-    model_->train();
+    trainable_->set_train_mode(*model_);  // frozen BatchNorm layers stay in eval mode
     set_learning_rates(*optimizer_, lr, trainable_->lr_scales());
     optimizer_->zero_grad();
     const int n = static_cast<int>(micro.size());
@@ -128,8 +131,7 @@ class VaeTask : public TrainingTask {
   }
 
   void end_of_epoch(int64_t epoch, int64_t step, RunLog& log_out) override {
-    parallel_->average_buffers();  // (collective) BatchNorm statistics equal on every rank
-    model_->eval();
+    model_->eval();  // BatchNorm statistics are equal on every rank (trainer.cpp end_epoch averaged them)
     StoreReader store(config_.data().store());
     std::string split;
     const std::vector<int64_t> indices = validation_indices(store, config_.data().val_split(), &split);

@@ -1,5 +1,7 @@
 // `facetrain bench loader FILE`: the command line of bench/loader_bench.h.
 #include "bench/loader_bench.h"
+#include "core/error.h"
+#include "datastore/store.h"
 #include "launcher/commands/commands.h"
 #include "launcher/flags.h"
 
@@ -20,6 +22,13 @@ int bench_loader_command(int argc, char** argv) {
   cli.bind("generate", &r.generate, "first write FILE as N random-noise images (when FILE does not exist)")
       .bind("size", &r.size, "image size for --generate").bind("channels", &r.channels, "channels for --generate (1 or 3)");
   if (!cli.parse(argc, argv)) return 0;
+  parse_split(r.split, "--split");
+  FT_USER_CHECK(r.batch >= 1, "--batch must be at least 1");
+  FT_USER_CHECK(r.threads >= 1, "--threads must be at least 1");
+  FT_USER_CHECK(r.seconds > 0, "--seconds must be positive");
+  FT_USER_CHECK(r.repeats >= 1, "--repeats must be at least 1");
+  FT_USER_CHECK(r.generate <= 0 || (r.size >= 1 && (r.channels == 1 || r.channels == 3)),
+                "--size/--channels: bad image shape");
   r.file = cli.get("file");
   r.cold = cli.given("cold");
   r.no_simd = cli.given("no-simd");

@@ -33,10 +33,11 @@ int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
   apply_thread_flag(ctx, cli.integer("threads"));
 
   StoreReader store(store_path);
-  const std::vector<int64_t> indices = select_store_indices(store, split);
+  const std::vector<int64_t> indices = select_store_indices(store, split, "--split");
   const LoadedModel model =
-      load_classifier_for_eval(checkpoint, cli.get("model-config"), store.info(), ctx.device,
-                               parse_model_weights(cli.get("weights"), "--weights"));
+      load_model_for_eval(checkpoint, cli.get("model-config"), store.info(), ctx.device,
+                          parse_model_weights(cli.get("weights"), "--weights"), model_flag_names());
+  model.need<ImageClassifier>("a classifier");  // before the agreement: a wrong kind is one line
   log("eval metrics: " + model.source + " on " + std::to_string(indices.size()) + " " + split + " images of " +
       store_path + " (" + std::to_string(ctx.world_size) + " rank" + (ctx.world_size > 1 ? "s" : "") + ")");
 

@@ -36,7 +36,7 @@ int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string checkpoint = cli.get("checkpoint"), store_path = cli.get("store"), output = cli.get("output");
   const std::string class_flag = cli.get("class");
   const double threshold = cli.number("threshold");
-  check_mining_threshold(threshold);
+  check_mining_threshold(threshold, "--threshold");
   const std::string split = cli.get("split");
   const std::string subset_path = cli.get("subset-store");
   const std::string subset_split = cli.get("subset-split");
@@ -54,10 +54,11 @@ int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
 
   StoreReader store(store_path);
   const int cls = parse_class_flag(store.info(), class_flag);
-  const std::vector<int64_t> indices = select_store_indices(store, split);
+  const std::vector<int64_t> indices = select_store_indices(store, split, "--split");
   const LoadedModel model =
-      load_classifier_for_eval(checkpoint, cli.get("model-config"), store.info(), ctx.device,
-                               parse_model_weights(cli.get("weights"), "--weights"));
+      load_model_for_eval(checkpoint, cli.get("model-config"), store.info(), ctx.device,
+                          parse_model_weights(cli.get("weights"), "--weights"), model_flag_names());
+  model.need<ImageClassifier>("a classifier");  // before the agreement: a wrong kind is one line
   const std::string& class_name = store.info().class_names[cls];
   log("eval mine: " + model.source + " on " + std::to_string(indices.size()) + " images (" + split + ") of " +
       store_path + ", class '" + class_name + "', threshold " + cli.get("threshold") + " (" +

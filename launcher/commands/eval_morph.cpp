@@ -1,4 +1,6 @@
 // `facetrain eval morph`: latent morphs through chosen store images with a VAE (eval/morph.h).
+#include "core/error.h"
+#include "eval/gif_writer.h"
 #include "eval/morph.h"
 #include "launcher/commands/commands.h"
 #include "launcher/commands/flag_groups.h"
@@ -16,6 +18,10 @@ int eval_morph_command(int argc, char** argv, ProcessContext& ctx) {
       .bind("interpolation", &request.interpolation, "slerp | lerp")
       .bind("fps", &request.fps, "frames per second of the GIF and the MP4");
   if (!cli.parse(argc, argv)) return 0;
+  FT_USER_CHECK(request.frames >= 1 && request.frames <= kMaxMorphFrames,
+                "--frames must be in [1, " << kMaxMorphFrames << "], got " << request.frames);
+  parse_interpolation(request.interpolation, "--interpolation");
+  gif_delay_centiseconds(request.fps, "--fps");  // a rate a GIF can show
   apply_thread_flag(ctx, cli.integer("threads"));
   write_latent_morph(request, ctx);
   return 0;

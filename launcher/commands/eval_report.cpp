@@ -37,6 +37,9 @@ int eval_report_command(int argc, char** argv, ProcessContext& ctx) {
   const int64_t max_images = cli.integer("max-images");
   FT_USER_CHECK(max_images >= 0, "--max-images must be >= 0, got " << max_images);
   report.max_images_per_section = static_cast<int>(max_images);
+  report.run_dir_name = "--run";
+  report.eval_dirs_name = "--eval";
+  report.chartjs_name = "--chartjs";
 
   if (ctx.rank == 0) {  // (rank 0 only)
     ReportContents contents;

@@ -10,7 +10,7 @@
 #include "launcher/commands/flag_groups.h"
 #include "launcher/flags.h"
 #include "core/config.h"
-#include "models/registry.h"
+#include "models/model_spec.h"
 #include "models/checkpoint.h"
 
 namespace facetrain {
@@ -26,15 +26,15 @@ int export_command(int argc, char** argv) {
   FT_USER_CHECK(is_safetensors_path(output), "--output: " << output << " should end in .safetensors");
 
   const proto::RunConfig config = config_from_checkpoint(checkpoint);
-  const ModelKind kind = model_kind_of(config, checkpoint);
+  const ModelSpec& spec = model_spec_of(config, checkpoint);
   std::vector<NamedModule> modules = build_model_modules(config, model_input_from_checkpoint(checkpoint));
   const ModelWeights weights = parse_model_weights(cli.get("weights"), "--weights");
-  load_model_modules(kind, modules, checkpoint, weights);
+  load_model_modules(spec, modules, checkpoint, weights);
   const TensorMap tensors = model_modules_to_tensors(modules);
-  write_safetensors(output, tensors, {{"format", "pt"}, {"facetrain.model", model_kind_name(kind)},
+  write_safetensors(output, tensors, {{"format", "pt"}, {"facetrain.model", spec.name},
                                       {"facetrain.config", to_text(config)},
                                       {"facetrain.weights", weights == ModelWeights::kEma ? "ema" : "raw"}});
-  log("export: " + std::to_string(tensors.size()) + " tensors of the " + std::string(model_kind_name(kind)) + " in " + checkpoint + " -> " + output);
+  log("export: " + std::to_string(tensors.size()) + " tensors of the " + spec.name + " in " + checkpoint + " -> " + output);
   return 0;
 }
 

@@ -2,6 +2,7 @@
 #include "launcher/commands/flag_groups.h"
 
 #include "core/config.h"
+#include "models/model_spec.h"
 #include "core/error.h"
 
 namespace facetrain {
@@ -13,7 +14,11 @@ void declare_config_flags(CommandLine& cli, const std::string& config_help) {
   cli.required("config", config_help).repeated("set", "override a config field: --set optimizer.lr=3e-4");
 }
 
-proto::RunConfig config_from_flags(const CommandLine& cli) { return load_run_config(cli.get("config"), cli.all("set")); }
+proto::RunConfig config_from_flags(const CommandLine& cli) {
+  proto::RunConfig config = load_run_config(cli.get("config"), cli.all("set"), "--set");
+  check_model_config(config, cli.get("config"));
+  return config;
+}
 
 void declare_store_writer_flags(CommandLine& cli, const std::string& fraction_default, const std::string& threads_help) {
   const std::string fallback = fraction_default.empty() ? " (default 0.1; idx: val 0.1 carved from the train file, the t10k files are test)" : "";
@@ -37,6 +42,8 @@ void declare_classifier_flags(CommandLine& cli, const std::string& store_help, c
   cli.required("store", store_help).text("split", "train | val | test | all", default_split);
 }
 
+ModelInputNames model_flag_names() { return ModelInputNames{"--checkpoint", "--store", "--weights"}; }
+
 void declare_threads_flag(CommandLine& cli) {
   cli.text("threads", "LibTorch threads per rank (0: launcher default)", "0");
 }
@@ -54,7 +61,13 @@ bool flip_tta(const CommandLine& cli) {
 }
 
 void declare_visual_flags(CommandLine& cli, VisualRequest* request, const std::string& checkpoint_help) {
-  ImageSelectionFlags& selection = request->selection;
+  ImageSelection& selection = request->selection;
+  request->checkpoint_name = "--checkpoint";
+  request->store_name = "--store";
+  request->weights_name = "--weights";
+  selection.indices_name = "--indices";
+  selection.mined_name = "--mined";
+  selection.split_name = "--split";
   cli.bind_required("checkpoint", &request->checkpoint, checkpoint_help)
       .bind("model-config", &request->model_config, "run config (.pbtxt) of the model; required with a .safetensors file")
       .bind("weights", &request->weights, kWeightsHelp)
@@ -66,7 +79,16 @@ void declare_visual_flags(CommandLine& cli, VisualRequest* request, const std::s
       .bind("count", &selection.count, "number of images (first of --split, or of --mined)");
   cli.bind("scale", &request->scale, "integer display upscale of the images (0: automatic, >= 128 px)")
       .text("threads", kBitwiseThreadsHelp, "1")
-      .after_parse([&selection](const CommandLine& parsed) { selection.count_given = parsed.given("count"); });
+      .after_parse([request](const CommandLine& parsed) {
+        ImageSelection& s = request->selection;
+        s.count_given = parsed.given("count");
+        FT_USER_CHECK(s.indices.empty() || s.mined.empty(), "--indices and --mined: give one of them, not both");
+        FT_USER_CHECK(!(s.count_given && !s.indices.empty()),
+                      "--indices and --count: give one of them (--indices already says which images)");
+        FT_USER_CHECK(s.count > 0, "--count must be >= 1, got " << s.count);
+        FT_USER_CHECK(request->scale >= 0 && request->scale <= kMaxDisplayScale,
+                      "--scale must be in [0, " << kMaxDisplayScale << "] (0: automatic), got " << request->scale);
+      });
 }
 
 int parse_class_flag(const StoreInfo& store, const std::string& value) {

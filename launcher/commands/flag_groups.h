@@ -9,6 +9,7 @@
 #include "core/config.pb.h"
 #include "datastore/store.h"
 #include "eval/image_selection.h"
+#include "eval/loaded_model.h"
 #include "launcher/flags.h"
 
 namespace facetrain {
@@ -27,6 +28,8 @@ void declare_model_flags(CommandLine& cli, const std::string& checkpoint_help);
 
 // The model flags, --store (required) and --split of the classifier commands (eval metrics, eval mine).
 void declare_classifier_flags(CommandLine& cli, const std::string& store_help, const std::string& default_split);
+// How load_model_for_eval names the model flags and --store in its errors.
+ModelInputNames model_flag_names();
 
 // --threads: LibTorch threads per rank, 0 keeping the launcher's per-rank choice (launcher/threads.h).
 void declare_threads_flag(CommandLine& cli);
@@ -43,7 +46,8 @@ constexpr char kBitwiseThreadsHelp[] =
 
 // The flags of the visual commands (eval attention, eval morph), bound to `request`: the model, --store,
 // --output, the image selection (--split, --indices, --mined, --count), --scale; and --threads
-// (kBitwiseThreadsHelp). The request's values are the defaults.
+// (kBitwiseThreadsHelp). The request's values are the defaults. parse() checks the selection and --scale and
+// the request names these flags in the library's errors.
 void declare_visual_flags(CommandLine& cli, VisualRequest* request, const std::string& checkpoint_help);
 
 // A class given by name (exact match of the store's class_names) or by index. Throws UserError naming

@@ -15,9 +15,18 @@ TEST(GradientBackend, AutoIsNcclOnlyForAGpuModelInAnNcclBuild) {
   EXPECT_EQ(choose_gradient_backend("auto", false, false), GradientBackend::kMpi);
 }
 
-TEST(GradientBackend, MpiAlwaysNcclOnlyWhereItRuns) {
-  for (bool gpu : {false, true}) {
-    for (bool built : {false, true}) EXPECT_EQ(choose_gradient_backend("mpi", gpu, built), GradientBackend::kMpi);
+TEST(GradientBackend, MpiOnTheCpuNcclOnlyWhereItRuns) {
+  for (bool built : {false, true}) EXPECT_EQ(choose_gradient_backend("mpi", false, built), GradientBackend::kMpi);
+  // MPI averages host memory: with the model on GPUs it is one line, not an internal check later.
+  for (bool built : {false, true}) {
+    try {
+      choose_gradient_backend("mpi", true, built);
+      ADD_FAILURE() << "mpi accepted with the model on a GPU";
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("distributed.backend: mpi averages gradients in host memory"),
+                std::string::npos)
+          << e.what();
+    }
   }
   EXPECT_EQ(choose_gradient_backend("nccl", true, true), GradientBackend::kNccl);
   for (auto [gpu, built] : {std::pair{false, true}, std::pair{true, false}, std::pair{false, false}}) {

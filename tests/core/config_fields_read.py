@@ -2,7 +2,8 @@
 """Every field of core/config.proto is read by the code (a field nothing reads is a silent no-op for the
 user who sets it). For each field F of message M, some source file outside tests/ must both call F's
 accessor (.F(), ->F(), has_F(), F_size()) and name M's accessor or type (so a field called `name` is not
-'read' by an unrelated .name()); a field of RunConfig itself must be read off something called config. Prints each field with the file that reads it; exits 1 listing the unread.
+'read' by an unrelated .name()); a field of RunConfig itself must be read off something called config; a field of a model message may be read
+by name through reflection off the model section the config selects (FindFieldByName("F")). Prints each field with the file that reads it; exits 1 listing the unread.
 Usage: config_fields_read.py PROJECT_ROOT"""
 import os
 import re
@@ -31,7 +32,7 @@ for fields in messages.values():
             accessors[ftype].add(name)
 
 sources = {}
-for folder in ("core", "launcher", "trainer", "datastore", "models", "eval", "slurm", "tools", "comm"):
+for folder in ("core", "launcher", "trainer", "datastore", "models", "eval", "slurm", "tools", "comm", "runtime", "bench"):
     for dirpath, _, files in os.walk(os.path.join(root, folder)):
         for f in files:
             if f.endswith((".cpp", ".h")) and ".pb." not in f:
@@ -47,6 +48,11 @@ for message, fields in sorted(messages.items()):
             use = re.compile(r"(\b\w*[cC]onfig\w*(\(\))?|\bc)(\.|->)(%s\(\)|has_%s\(\)|%s_size\(\))" % (name, name, name))
         readers = [p for p, text in sorted(sources.items())
                    if use.search(text) and (message == "RunConfig" or any(r.search(text) for r in parent))]
+        # The fields every model message of a kind shares are read by name through reflection, off whichever
+        # message the config's `model` oneof selects (models/model_spec.cpp classifier_settings).
+        if not readers and message.endswith("Config") and any(message == t for _, t in messages["ModelConfig"]):
+            by_name = re.compile(r'FindFieldByName\("%s"\)' % name)
+            readers = [p for p, text in sorted(sources.items()) if by_name.search(text) and "model_section" in text]
         if readers:
             print("read    %s.%s (%s)" % (message, name, readers[0]))
         else:

@@ -90,7 +90,7 @@ TEST(Morph, DecodedLoopFramesDecodeTheEndpointLatents) {
   std::vector<torch::Tensor> pairs(3);
   std::vector<int64_t> progress;
   decode_morph_loop(
-      vae, z, 5, Interpolation::kSlerp, ctx, [&](int64_t p, const torch::Tensor& images) { pairs[p] = images.clone(); },
+      *vae, z, 5, Interpolation::kSlerp, {3, 8, 8}, ctx, [&](int64_t p, const torch::Tensor& images) { pairs[p] = images.clone(); },
       [&](int64_t done, int64_t total) {
         progress.push_back(done);
         EXPECT_EQ(total, 15);
@@ -120,9 +120,9 @@ TEST(Morph, Uint8FramesFollowTheOutputRange) {
   EXPECT_EQ(u8[0][0][1][0].item<uint8_t>(), 128);  // 127.5 rounds half away from zero
   EXPECT_EQ(u8[0][1][0][0].item<uint8_t>(), 255);
   EXPECT_EQ(u8[0][1][1][0].item<uint8_t>(), 255);  // clamped
-  VaeOptions o;
+  VaeOptions o = testing::tiny_vae_options(8, 3, 8, 4);
   o.output = VaeOutput::kSigmoid;
-  EXPECT_EQ(vae_output_range(o), std::make_pair(0.0f, 1.0f));
+  EXPECT_EQ(Vae(o)->output_range(), std::make_pair(0.0f, 1.0f));
 }
 
 // --- GIF read back with giflib's decoder -----------------------------------------------------------------

@@ -15,6 +15,7 @@
 #include "comm/communicator.h"
 #include "core/error.h"
 #include "launcher/commands/commands.h"
+#include "datastore/loader.h"
 #include "eval/loaded_model.h"
 #include "eval/mining.h"
 #include "report_fixtures.h"
@@ -107,19 +108,19 @@ Reference reference_scores(const std::string& checkpoint, const std::string& sto
   StoreReader store(store_path);
   Reference r;
   r.indices = store.split_indices(split);
-  const LoadedModel model = load_model_for_eval(checkpoint, "", store.info(), ModelKind::kVit, torch::kCPU);
+  const LoadedModel model = load_model_for_eval(checkpoint, "", store.info(), torch::kCPU);
   ShardLoader loader(store_path,
                      in_order_loader_options(r.indices, static_cast<int64_t>(r.indices.size()), Normalization::kMeanStd));
   Batch batch;
   EXPECT_TRUE(loader.next(&batch));
   torch::NoGradGuard no_grad;
-  Vit vit = model.vit;
-  const torch::Tensor logits = vit->forward(batch.images);
+  ImageClassifier& vit = model.need<ImageClassifier>("a classifier");
+  const torch::Tensor logits = vit.logits(batch.images);
   r.probs = torch::softmax(logits, 1).contiguous();
   r.labels = batch.labels;
   r.loss = torch::nn::functional::cross_entropy(logits, batch.labels).item<double>();
   if (flips) {
-    const torch::Tensor mirrored = torch::softmax(vit->forward(batch.images.flip({3})), 1);
+    const torch::Tensor mirrored = torch::softmax(vit.logits(batch.images.flip({3})), 1);
     r.probs = ((r.probs + mirrored) / 2).contiguous();
     r.loss = torch::nn::functional::nll_loss(r.probs.log(), batch.labels).item<double>();
   }
@@ -286,7 +287,7 @@ TEST_F(EvalCommands, BadInputIsOneUserError) {
   EXPECT_NE(user_error_of(eval_metrics_command, {"--checkpoint", dcgan_run_, "--store", store_, "--output", out("x")})
                 .find("holds a dcgan model"),
             std::string::npos);
-  EXPECT_NE(user_error_of(eval_samples_command, {"--checkpoint", vit_run_, "--output", out("x")}).find("needs a dcgan"),
+  EXPECT_NE(user_error_of(eval_samples_command, {"--checkpoint", vit_run_, "--output", out("x")}).find("needs a generator (dcgan)"),
             std::string::npos);
   // A store whose image size does not fit the model.
   EXPECT_NE(user_error_of(eval_mine_command, {"--checkpoint", vit_run_, "--store", small_store_, "--class", "0",

@@ -61,7 +61,7 @@ TEST(Mining, ThresholdOutsideZeroOneIsAUserError) {
     EXPECT_THROW(select_hits({0}, {0.5f}, bad), UserError) << bad;
   }
   try {
-    check_mining_threshold(1.5);
+    check_mining_threshold(1.5, "--threshold");
     FAIL();
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("--threshold"), std::string::npos) << e.what();
@@ -240,7 +240,7 @@ TEST_F(StoreSelection, SplitsAllAndEmptySelection) {
   EXPECT_EQ(select_store_indices(store, "all").size(), 56u);
   EXPECT_EQ(select_store_indices(store, "test").size(), 11u);
   try {
-    select_store_indices(store, "val");
+    select_store_indices(store, "val", "--split");
     FAIL() << "an empty split must be an error";
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("--split val"), std::string::npos) << e.what();

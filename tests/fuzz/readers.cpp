@@ -18,7 +18,7 @@
 #include "datastore/store.h"
 #include "models/checkpoint.h"
 #include "models/checkpoint_store.h"
-#include "models/registry.h"
+#include "models/model_spec.h"
 #include "models/safetensors.h"
 
 namespace facetrain::fuzz {
@@ -168,7 +168,7 @@ void read_checkpoint_at(const std::string& path) {
       archive.try_read("model", sub);
     });
   });
-  expect_user_error([&] { load_model_modules(ModelKind::kVit, tiny_vit(), path); });
+  expect_user_error([&] { load_model_modules(*find_model_spec("vit"), tiny_vit(), path); });
 }
 
 }  // namespace
@@ -193,7 +193,7 @@ void read_safetensors_input(const uint8_t* data, size_t size, const std::string&
   const std::string path = scratch_dir + "/input.safetensors";
   write_file(path, data, size);
   expect_user_error([&] { read_safetensors(path); });
-  expect_user_error([&] { load_model_modules(ModelKind::kVit, tiny_vit(), path); });
+  expect_user_error([&] { load_model_modules(*find_model_spec("vit"), tiny_vit(), path); });
 }
 
 void read_store_input(const uint8_t* data, size_t size, const std::string& scratch_dir) {

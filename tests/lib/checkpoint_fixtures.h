@@ -10,7 +10,7 @@
 #include "datastore/store.h"
 #include "models/checkpoint.h"
 #include "models/checkpoint_store.h"
-#include "models/registry.h"
+#include "models/model_spec.h"
 
 namespace facetrain::testing {
 
@@ -24,7 +24,7 @@ inline std::string write_test_checkpoint(const std::string& directory, const std
   CheckpointStore store(directory, 3);
   return store.write(step, payload,
                      "{\"step\": " + std::to_string(step) + ", \"model\": \"" +
-                         model_kind_name(model_kind_of(config)) + "\"}");
+                         model_spec_of(config).name + "\"}");
 }
 
 }  // namespace facetrain::testing

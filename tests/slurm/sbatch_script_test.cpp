@@ -65,7 +65,7 @@ TEST(SbatchScript, TemplateIsTheEmbeddedTrainSbatch) {
   EXPECT_TRUE(has_line(t, "#SBATCH --signal=B:USR1@120"));
   EXPECT_TRUE(has_line(t, "#SBATCH --requeue"));
   EXPECT_TRUE(has_line(t, "#SBATCH --open-mode=append"));
-  EXPECT_TRUE(has_line(t, "#SBATCH --gpus-per-task=1"));
+  EXPECT_TRUE(has_line(t, "#SBATCH --gpus-per-node=4"));
   // The checked-in file and the embedded text are the same bytes.
   const char* source = std::getenv("FACETRAIN_SOURCE_DIR");
   ASSERT_NE(source, nullptr);
@@ -101,7 +101,7 @@ TEST(SbatchScript, GpuVariantWithArrayPartitionAccount) {
   const auto lines = sbatch_lines(render_sbatch_script(train_sbatch_template(), s));
   const std::vector<std::string> expected{
       "#SBATCH --job-name=tiny",     "#SBATCH --nodes=8",           "#SBATCH --ntasks-per-node=4",
-      "#SBATCH --gpus-per-task=1",   "#SBATCH --cpus-per-task=12",  "#SBATCH --time=00:10:00",
+      "#SBATCH --gpus-per-node=4",   "#SBATCH --cpus-per-task=12",  "#SBATCH --time=00:10:00",
       "#SBATCH --signal=B:USR1@120", "#SBATCH --requeue",           "#SBATCH --open-mode=append",
       "#SBATCH --output=%x-%A_%a.out", "#SBATCH --partition=gpu,gpu-long", "#SBATCH --account=proj42",
       "#SBATCH --array=0-3%2"};

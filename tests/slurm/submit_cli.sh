@@ -46,7 +46,7 @@ expect_error "unexpected argument 'extra'" "${ok[@]}" extra
   { cat err; fail "a valid submit call failed"; }
 bash -n script.sbatch || fail "the rendered script is not valid bash"
 for line in "#SBATCH --job-name=tiny-vit" "#SBATCH --nodes=2" "#SBATCH --ntasks-per-node=4" \
-            "#SBATCH --gpus-per-task=1" "#SBATCH --cpus-per-task=6" "#SBATCH --time=1-00:00:00" \
+            "#SBATCH --gpus-per-node=4" "#SBATCH --cpus-per-task=6" "#SBATCH --time=1-00:00:00" \
             "#SBATCH --partition=gpu" "#SBATCH --account=proj" "#SBATCH --array=0-3%2" \
             "#SBATCH --output=%x-%A_%a.out" "#SBATCH --signal=B:USR1@120" "#SBATCH --requeue" \
             "CONFIG=$WORK/tiny.pbtxt  #" "FACETRAIN=$(readlink -f "$BIN")  #" "RUN_DIR=$WORK/runs/tiny  #" \

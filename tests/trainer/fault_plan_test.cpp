@@ -10,16 +10,8 @@
 namespace facetrain {
 namespace {
 
-FaultAt at(int rank, int64_t step) {
-  FaultAt f;
-  f.armed = true;
-  f.rank = rank;
-  f.step = step;
-  return f;
-}
-
 TEST(FaultPlan, HitsItsRankAtItsStepOnly) {
-  const FaultAt f = at(1, 6);
+  const FaultAt f{/*armed=*/true, /*rank=*/1, /*step=*/6};
   EXPECT_TRUE(f.hits(1, 6));
   EXPECT_FALSE(f.hits(0, 6));
   EXPECT_FALSE(f.hits(1, 5));
@@ -30,7 +22,7 @@ TEST(FaultPlan, SignalAfterItsStepIsAStopRequest) {
   install_stop_handlers(SIGUSR1);
   reset_stop_request();
   FaultPlan plan;
-  plan.signal = at(0, 3);
+  plan.signal = FaultAt{true, 0, 3};
   plan.after_step(0, 2);
   plan.after_step(1, 3);
   EXPECT_FALSE(stop_requested());
@@ -51,7 +43,7 @@ TEST(FaultPlan, EmptyPlanDoesNothing) {
 
 TEST(FaultPlanDeathTest, KillBeforeItsStepIsASigkill) {
   FaultPlan plan;
-  plan.kill = at(2, 6);
+  plan.kill = FaultAt{true, 2, 6};
   plan.before_step(2, 5);  // another step: nothing
   EXPECT_EXIT(plan.before_step(2, 6), testing::KilledBySignal(SIGKILL), "");
 }

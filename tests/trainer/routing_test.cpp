@@ -58,7 +58,8 @@ void check_task_against_one_model(bool weighted) {
 
   torch::manual_seed(100);
   Vit reference(vit_options_from(config, input));  // rank 0's initialisation
-  auto reference_optimizer = make_optimizer(config.optimizer(), reference->parameters());
+  const DecayGroups groups = weight_decay_groups(*reference, WeightDecayRule(config.optimizer()));
+  auto reference_optimizer = make_optimizer(config.optimizer(), groups.groups, groups.weight_decay);
 
   constexpr int kSteps = 3, kPerRank = 4;
   torch::manual_seed(7);  // the same data on every rank

@@ -13,6 +13,7 @@
 
 #include "core/config.pb.h"
 #include "core/error.h"
+#include "models/mobilenet_v2.h"
 #include "models/parameter_layers.h"
 #include "tests/lib/tiny_models.h"
 #include "trainer/optim.h"
@@ -154,6 +155,52 @@ TEST(Trainable, BadSectionsAreOneLineNamingTheField) {
   expect_user_error(R"(train: "none")", "trainable: selects no parameter");
   expect_user_error(R"(train: "all" unfreeze { epoch: 1 last_blocks: 1 })", "trainable.unfreeze[0]: selects no parameter");
   expect_user_error(R"(layer_decay: 1.5)", "trainable.layer_decay: 1.5 is not in (0, 1]");
+}
+
+// Frozen means frozen: a BatchNorm layer whose weights do not train runs in eval mode, so its running
+// statistics are bit-identical after training steps; the unfreeze stage that trains it lets them move.
+TEST(Trainable, FrozenBatchNormStatisticsStayFixedUntilUnfrozen) {
+  torch::manual_seed(3);
+  MobileNetV2Options o;
+  o.num_classes = 3;
+  o.width_mult = 0.25;
+  MobileNetV2 net(o);
+  auto buffers = [&] {
+    std::vector<torch::Tensor> out;
+    for (const auto& b : net->named_buffers()) {
+      if (b.key().find("running_") != std::string::npos) out.push_back(b.value().clone());
+    }
+    return out;
+  };
+  auto same = [](const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (!torch::equal(a[i], b[i])) return false;
+    }
+    return true;
+  };
+  TrainablePlan plan(parse(R"(train: "head" unfreeze { epoch: 1 train: "all" })"), net->parameter_layers());
+  const std::vector<torch::Tensor> before = buffers();
+  ASSERT_FALSE(before.empty());
+  EXPECT_EQ(plan.set_train_mode(*net), 52);  // every BatchNorm layer of MobileNetV2: the head has none
+  {
+    torch::NoGradGuard no_grad;
+    net->forward(torch::randn({4, 3, 32, 32}));
+  }
+  EXPECT_TRUE(same(before, buffers())) << "a frozen BatchNorm layer's statistics moved";
+  EXPECT_TRUE(net->is_training());  // the rest trains (dropout before the head)
+
+  ASSERT_TRUE(plan.apply(1));  // everything trains from epoch 1
+  EXPECT_EQ(plan.set_train_mode(*net), 0);
+  {
+    torch::NoGradGuard no_grad;
+    net->forward(torch::randn({4, 3, 32, 32}));
+  }
+  EXPECT_FALSE(same(before, buffers())) << "unfrozen BatchNorm layers kept their statistics";
+
+  // freeze_batchnorm: false is PyTorch's plain behaviour: frozen layers' statistics follow the data.
+  MobileNetV2 plain(o);
+  TrainablePlan plain_plan(parse(R"(train: "head" freeze_batchnorm: false)"), plain->parameter_layers());
+  EXPECT_EQ(plain_plan.set_train_mode(*plain), 0);
 }
 
 }  // namespace

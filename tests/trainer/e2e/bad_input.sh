@@ -24,6 +24,13 @@ expect resume-damaged "--resume: .*garbage.ckpt" -- "$ft" train --config "$work/
 expect_last_rank one-rank-store "elsewhere.h5 does not exist" "--set data.store=$work/elsewhere.h5" -- \
   "$ft" train --config "$work/good.pbtxt"
 expect_last_rank one-rank-field "model.vit.heads" "--set model.vit.heads=5" -- "$ft" train --config "$work/good.pbtxt"
+# One rank sees a GPU and its peers none (FACETRAIN_TEST_GPU_IDS stands for the driver: launcher/gpu_info.h):
+# placement names both ranks in one line, every rank exits 2, nobody waits for an NCCL id.
+if [[ $ranks -gt 1 ]]; then
+  run_ranks -np $((ranks - 1)) "$ft" train --config "$work/good.pbtxt" :     -np 1 env FACETRAIN_TEST_GPU_IDS=0000:1b:00.0 "$ft" train --config "$work/good.pbtxt"
+  if [[ $code == aborted ]]; then echo "FAIL one-rank-gpu: the job was aborted: $out"; fail=1
+  else judge one-rank-gpu "rank 0 on host .* sees no GPU while rank $((ranks - 1)) on host .* sees 1" "$out" "$code" "$lines"; fi
+fi
 # No GPU and no NCCL here: asking for nccl is one line before anything else is opened.
 expect nccl-backend "distributed.backend: nccl" -- "$ft" train --config "$work/nostore.pbtxt" --set distributed.backend=nccl
 expect unknown-flag "--bogus|bogus" -- "$ft" train --bogus

@@ -24,6 +24,18 @@ grep -q "^cnn: 43970 parameters, 3 stride-2 convs from 32x32" "$work/a.log" ||
   { grep "parameters" "$work/a.log"; echo "FAIL: not the seed's layout (43970 parameters)"; exit 1; }
 echo "ok   train: $(grep '^cnn: [0-9]* parameters' "$work/a.log"); $(grep '^epoch 0 val' "$work/a.log")"
 
+# BatchNorm across ranks: the ranks' running statistics are averaged before validation, so the validation the
+# 2-rank run logged is that of the model it saved: `eval metrics --split val` on the checkpoint gives the same
+# loss and accuracy to the logged digits (the same batch of 64 as the run's validation).
+"${mpirun_[@]}" "$ft" eval metrics --checkpoint "$work/a" --store "$work/s.h5" --split val --batch 64 \
+  --output "$work/v" > "$work/v.log" 2>&1 || { cat "$work/v.log"; echo "FAIL: eval metrics --split val"; exit 1; }
+logged=$(grep '^epoch 0 val: ' "$work/a.log" | tail -1 | sed -E 's/.*loss ([0-9.]+), accuracy ([0-9.]+),.*/\1 \2/')
+evaluated=$(python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); print("%.4f %.4f" % (m["loss"], m["accuracy"]))' \
+  "$work/v/metrics.json")
+[[ -n "$logged" && "$logged" == "$evaluated" ]] ||
+  { echo "FAIL: the run logged val loss/accuracy '$logged', its checkpoint evaluates to '$evaluated'"; exit 1; }
+echo "ok   the logged validation (loss, accuracy $logged) is the saved model's"
+
 "${mpirun_[@]}" "$ft" eval metrics --checkpoint "$work/a" --store "$work/s.h5" --split test --output "$work/m" \
   > "$work/m.log" 2>&1 || { cat "$work/m.log"; echo "FAIL: eval metrics"; exit 1; }
 grep -q '"accuracy"' "$work/m/metrics.json" || { echo "FAIL: no metrics.json"; exit 1; }
@@ -61,7 +73,7 @@ grep -q "parameters train (.*head" "$work/b.log" || { grep "train" "$work/b.log"
 echo "ok   head only: $(grep -o '[0-9,]* of [0-9,]* parameters train.*' "$work/b.log" | head -1 | cut -c1-120)"
 
 set +e
-expect attention-not-vit "holds a cnn model; this command needs a vit" -- \
+expect attention-not-vit "holds a cnn model; this command needs a model with attention maps (vit)" -- \
   "$ft" eval attention --checkpoint "$work/a" --store "$work/s.h5" --output "$work/r"
 "$ft" synth --output "$work/side24.h5" --count 100 --size 24 --seed 5 --quiet
 expect side-not-power-of-two "the CNN needs images of 4 \* 2\^n pixels" -- \
