@@ -7,10 +7,14 @@
 set -uo pipefail
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# mpirun gives its ranks a pseudo-terminal, and gtest then colours its output: plain text is matched below.
+export GTEST_COLOR=no
 "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 ((rc == 0)) || exit "$rc"
-# gtest's summary: "[  SKIPPED ] 2 tests, listed below:" then "[  SKIPPED ] Suite.Case" per case.
+# gtest's summary: "[  SKIPPED ] 2 tests, listed below:" then "[  SKIPPED ] Suite.Case" per case (colour codes
+# stripped in case a caller forced them on).
+sed -i 's/\x1b\[[0-9;]*m//g' "$log"
 skipped=$(sed -n 's/^\[  SKIPPED \] \([A-Za-z0-9_/.]*\)$/\1/p' "$log" | paste -sd ' ')
 if [[ -n "$skipped" ]] || grep -q '^\[  SKIPPED \]' "$log"; then
   echo "gtest_run: passed with skipped cases: ${skipped:-see above} -> reported as skipped (exit 77)"
