@@ -73,7 +73,7 @@ grep -q "parameters train (.*head" "$work/b.log" || { grep "train" "$work/b.log"
 echo "ok   head only: $(grep -o '[0-9,]* of [0-9,]* parameters train.*' "$work/b.log" | head -1 | cut -c1-120)"
 
 set +e
-expect attention-not-vit "holds a cnn model; this command needs a model with attention maps (vit)" -- \
+expect attention-not-vit "holds a cnn model; this command needs a model with attention maps \(vit\)" -- \
   "$ft" eval attention --checkpoint "$work/a" --store "$work/s.h5" --output "$work/r"
 "$ft" synth --output "$work/side24.h5" --count 100 --size 24 --seed 5 --quiet
 expect side-not-power-of-two "the CNN needs images of 4 \* 2\^n pixels" -- \

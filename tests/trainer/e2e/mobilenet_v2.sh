@@ -41,7 +41,7 @@ grep -q "parameters train (.*: head, blocks 17-18 of 18)" "$work/b.log" ||
 echo "ok   fine-tune: $(grep -o 'pretrained .*' "$work/b.log" | head -1 | cut -c1-160)"
 
 set +e
-expect attention-not-vit "holds a mobilenet_v2 model; this command needs a model with attention maps (vit)" -- \
+expect attention-not-vit "holds a mobilenet_v2 model; this command needs a model with attention maps \(vit\)" -- \
   "$ft" eval attention --checkpoint "$work/a" --store "$work/s.h5" --output "$work/r"
 "$ft" synth --output "$work/small.h5" --count 100 --size 16 --seed 5 --quiet
 expect small-images "MobileNetV2 needs images of at least 32x32" -- \
