@@ -84,13 +84,13 @@ class ClassifierTask : public TrainingTask {
     parallel_ = std::make_unique<DataParallel>(in.gradient, *model_.module, in.parallel);
     parameters_ = parallel_->parameters();
     optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups(), trainable_->group_weight_decay());
-    log(name + ": " + decay.describe(*model_.module));
     if (config_.ema().decay() != 0) ema_ = std::make_unique<WeightEma>(config_.ema(), *model_.module);
     if (model_.settings.class_weights) {
       class_weights_cpu_ = torch::tensor(store_.class_weights);
       class_weights_ = class_weights_cpu_.to(ctx_.device);
       log(name + ": loss weighted by the store's balanced class weights");
     }
+    log(name + ": " + decay.describe(*model_.module));  // once every section is known good (no line before an error)
     log(name + ": " + std::to_string(count_parameters(*model_.module)) + " parameters, " +
         model_.classifier->input_description());
     if (trainable_->active()) log(name + ": " + trainable_->describe() + "; " + parallel_->describe());

@@ -56,11 +56,11 @@ class VaeTask : public TrainingTask {
         [&](const ParameterLayer& p) { return decay.applies(p.name, p.parameter); });
     parameters_ = model_->parameters();
     optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups(), trainable_->group_weight_decay());
-    log("vae: " + decay.describe(*model_));
     if (config_.ema().decay() != 0) ema_ = std::make_unique<WeightEma>(config_.ema(), *model_);
     parallel_ = std::make_unique<DataParallel>(in.gradient, *model_, in.parallel);
     auto generator = torch::make_generator<torch::CPUGeneratorImpl>(1234);
     prior_z_ = torch::randn({v.sample_count(), model_->options().latent_size}, generator).to(ctx_.device);
+    log("vae: " + decay.describe(*model_));  // once every section is known good (no line before an error)
     log("vae: " + std::to_string(count_parameters(*model_)) + " parameters, latent " +
         std::to_string(model_->options().latent_size) +
         (perceptual_ ? ", perceptual " + config_.model().vae().perceptual().network() : ", no perceptual term"));
