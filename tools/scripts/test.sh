@@ -27,12 +27,13 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export FACETRAIN_FAULT_SEED="${FACETRAIN_FAULT_SEED:-1}"
 
 # The 2.x pass: what depends on the LibTorch version (collectives and gradient sync, the NCCL backend compiled and
-# linked for real, the models and their weights I/O, the checkpoint store, mixed precision, the communicator
+# linked for real, the models, the model table and their weights I/O, the checkpoint store and in-place loads of
+# training state (optimizer state is keyed differently in 1.x and 2.x), mixed precision, the communicator
 # routing, and one end-to-end stop-and-resume of the binary). Targets built in build-torch2/, then these tests.
 # A gtest target's ctest names are the target's, with _npN per rank count (tests/CMakeLists.txt).
 torch2_gtests=(comm_communicator comm_gradient_sync comm_nccl_communicator comm_backend comm_node_placement
                models_architectures models_weights models_checkpoint_store models_reference
-               trainer_precision trainer_routing)
+               models_model_spec trainer_precision trainer_routing trainer_training_state)
 torch2_targets=("${torch2_gtests[@]}" facetrain)
 torch2_tests="^(($(IFS='|'; echo "${torch2_gtests[*]}"))(_np[0-9]+)?|trainer_resume_after_signal_np2)\$"
 
