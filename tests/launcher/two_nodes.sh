@@ -71,7 +71,7 @@ on_nodes "$net.1:2,$net.2:2" 4 "$ft" train --config "$work/a.pbtxt" --quiet --se
   > "$work/two.log" 2>&1 || { cat "$work/two.log"; fail "the 2-node run failed"; }
 for r in 0 1 2 3; do
   node=$((r / 2 + 1)) local=$((r % 2))
-  grep -q "^\[rank $r\] host node$node, rank $r/4, local rank $local/2, device cpu, threads 1, cores [0-9,-]+$" "$work/two.log" ||
+  grep -q "^\[rank $r\] host node$node, rank $r/4, local rank $local/2, device cpu, threads 1, cores [0-9][0-9,-]*$" "$work/two.log" ||
     { grep "host" "$work/two.log"; fail "rank $r is not on node$node as local rank $local of 2 with 1 thread"; }
 done
 mpirun --allow-run-as-root --oversubscribe --bind-to none -np 4 "$ft" train --config "$work/a.pbtxt" --quiet \
