@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <torch/version.h>
+
 #include "comm/flight_recorder.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -26,9 +28,21 @@ void print_help(const std::vector<Subcommand>& commands) {
               "usage: facetrain <command> [options]      (facetrain <command> --help for its flags)\n"
               "       mpirun -np N facetrain train --config FILE   |   srun --mpi=pmix facetrain train ...\n\n"
               "commands:\n");
+  std::printf("  %-18s %s\n", "version", "the facetrain version and the LibTorch, CUDA and NCCL it was built with");
   for (const auto& c : commands) std::printf("  %-18s %s\n", c.name.c_str(), c.summary.c_str());
   std::printf("\nExit codes: 0 ok, 1 internal error, 2 bad input (one line names the file, flag or field),\n"
               "75 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (resume with --resume auto).\n");
+}
+
+// What this binary was built against: which LibTorch a checkpoint or a figure came from.
+void print_version() {
+#ifdef FACETRAIN_TORCH_HAS_CUDA
+  const char* torch_kind = "with CUDA";
+#else
+  const char* torch_kind = "CPU only";
+#endif
+  std::printf("facetrain %s, LibTorch %s (%s), NCCL backend %s\n", FACETRAIN_VERSION, TORCH_VERSION, torch_kind,
+              facetrain::nccl_available() ? "built" : "not built");
 }
 
 // One line on stderr, "[rank r] error: ..." when it may be one rank's among several, flushed before any abort.
@@ -110,6 +124,10 @@ int main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "help") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_help(commands);
     return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "version")) {
+    print_version();
+    return 0;
   }
   int consumed = 0;
   const Subcommand* command = find_command(commands, argc, argv, &consumed);
