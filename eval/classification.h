@@ -26,7 +26,7 @@ struct ClassifierScores {
 };
 
 // (collective) every rank, with the same `indices`: ranks score contiguous non-padded slices
-// (score_store_images) and every rank receives all rows in the order of `indices`. model.kind must be kVit.
+// (score_store_images) and every rank receives all rows in the order of `indices`. `model` is any classifier.
 // With `average_flips` each image's probabilities are the mean of the image's and its mirror image's
 // (test-time augmentation for models trained with horizontal flips); the loss is that mean's.
 ClassifierScores score_with_classifier(const LoadedModel& model, const std::string& store_path,

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "core/error.h"
 #include "models/init.h"
@@ -166,6 +167,16 @@ torch::Tensor VitAttentionImpl::forward(const torch::Tensor& x, torch::Tensor* a
             .view({bh, 1, hd});
   }
   const int64_t rows = q.size(1);
+#if TORCH_VERSION_MAJOR >= 2
+  // LibTorch 2.x: the fused kernel (flash / memory-efficient on GPUs, a blocked one on CPUs), which computes the
+  // softmax in float32 under fp16/bf16 as the path below does. The path below stays for attention maps (the
+  // weights themselves are wanted) and for 1.13, which has no such kernel.
+  if (attention == nullptr) {
+    auto out = at::scaled_dot_product_attention(q, k, v, {}, is_training() ? attention_dropout_ : 0.0, false, scale_);
+    out = out.view({b, heads_, rows, hd}).transpose(1, 2).reshape({b, rows, w});
+    return maybe_dropout(linear_2d(proj_, out), dropout_, is_training());
+  }
+#endif
 
   // scores = scale * q k^T. (Not baddbmm(empty, .., beta=0, alpha=scale): LibTorch 1.13's CPU kernel for small
   // batches reads the uninitialised input and propagated NaN from it.) bmm does not keep its output for

@@ -67,6 +67,8 @@ struct VitAttentionImpl : torch::nn::Module {
   VitAttentionImpl(int64_t width, int64_t heads, bool qkv_bias, double attention_dropout, double dropout);
   // x: (B, T, width). When `attention` is non-null it receives the softmax weights (B, heads, T, T) in
   // float32. When `cls_only` is true only the class token (row 0) is used as query: returns (B, 1, width).
+  // Without `attention`, LibTorch 2.x builds use its fused scaled_dot_product_attention; with it (and in 1.13)
+  // the explicit q k^T, softmax, weights v: the same outputs within float rounding (tests/models/vit_test.cpp).
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* attention = nullptr, bool cls_only = false);
 
   torch::nn::Linear qkv_;

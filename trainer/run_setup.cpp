@@ -13,6 +13,7 @@
 #include "datastore/store.h"
 #include "models/model_spec.h"
 #include "runtime/setup_agreement.h"
+#include "trainer/device_math.h"
 #include "trainer/host_memory_cache.h"
 #include "trainer/precision.h"
 
@@ -65,6 +66,7 @@ RunSetup::RunSetup(const proto::RunConfig& user_config, ProcessContext& process,
   const fs::path run_dir = config.logging().run_dir();
   model_name = model_spec_of(config).name;
   parallel = data_parallel_options(config);
+  device_math = apply_device_math(config.distributed(), ctx.device.is_cuda());
   // A checkpoint named by a resume PATH is read first, by rank 0 alone (the only rank that needs the file: its bytes
   // are broadcast), and agreed on before anything else, so a missing or damaged file is one line and leaves
   // no run directory behind. (Its own agreement: the setup below runs collectives while it builds the model.)
@@ -142,6 +144,7 @@ void RunSetup::log_plan(int64_t total_steps) const {
       std::to_string(epochs.steps_per_epoch) + " steps/epoch of " + std::to_string(epochs.images_per_step) +
       " images, " + std::to_string(total_steps) + " steps in all");
   log(gradient_sync);
+  log("device math: " + device_math);
   log("input normalization: " + config.data().normalization() + " (" + normalization_source + "), applied on the " +
       (input_scale.defined() ? "device to uint8 batches" : "host by the loader") + " (data.normalize_on " +
       config.data().normalize_on() + ")");

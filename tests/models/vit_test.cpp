@@ -89,6 +89,35 @@ TEST(Vit, ForwardWithAttentionGivesTheSameLogitsAndRowsSumToOne) {
   EXPECT_TRUE(torch::allclose(mean_model->forward(x), mean_model->forward_with_attention(x).logits, 1e-5, 1e-6));
 }
 
+// Without attention maps, LibTorch 2.x builds take the fused scaled_dot_product_attention; with them, the explicit
+// q k^T / softmax / v path. Both give the same outputs and gradients (fp32 within 1e-5; bf16 within its
+// rounding), for every query row and for the class-token query alone. (In 1.13 both calls take the explicit path.)
+TEST(Vit, FusedAttentionMatchesTheExplicitPath) {
+  torch::manual_seed(7);
+  for (bool cls_only : {false, true}) {
+    VitAttention attn(32, 4, true, 0.0, 0.0);
+    auto x = torch::randn({3, 17, 32}, torch::requires_grad());
+    auto fused = attn(x, nullptr, cls_only);
+    torch::Tensor weights;
+    auto explicit_path = attn(x, &weights, cls_only);
+    ASSERT_TRUE(weights.defined());
+    EXPECT_TRUE(torch::allclose(fused, explicit_path, 1e-5, 1e-5)) << (fused - explicit_path).abs().max();
+    auto grad_out = torch::randn_like(fused);
+    auto fused_grads = torch::autograd::grad({fused}, {x, attn->qkv_->weight}, {grad_out});
+    auto explicit_grads = torch::autograd::grad({explicit_path}, {x, attn->qkv_->weight}, {grad_out});
+    for (size_t i = 0; i < fused_grads.size(); ++i) {
+      EXPECT_TRUE(torch::allclose(fused_grads[i], explicit_grads[i], 1e-5, 1e-5))
+          << "gradient " << i << ", cls_only " << cls_only << ": " << (fused_grads[i] - explicit_grads[i]).abs().max();
+    }
+  }
+  VitAttention half(32, 4, true, 0.0, 0.0);
+  half->to(torch::kBFloat16);
+  auto x = torch::randn({2, 17, 32}).to(torch::kBFloat16);
+  torch::Tensor weights;
+  auto fused = half(x).to(torch::kFloat), explicit_path = half(x, &weights).to(torch::kFloat);
+  EXPECT_TRUE(torch::allclose(fused, explicit_path, 2e-2, 2e-2)) << (fused - explicit_path).abs().max();
+}
+
 TEST(Vit, ZeroQkvGivesUniformAttention) {
   Vit model(tiny());
   {

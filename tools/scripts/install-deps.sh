@@ -19,9 +19,9 @@ if [[ "${FACETRAIN_TEST_DEPS:-0}" == 1 ]]; then
   # (never a runtime dependency), a real browser for the HTML report, the Slurm daemons + munge of the one-node
   # test cluster (../shared/slurm-local) and PMIx so srun --mpi=pmix works there, procps (ps, pgrep) for the
   # fault-injection tests, iproute2 (ip netns) for the two-node test, clang and its compiler-rt (libFuzzer,
-  # ASan, UBSan) for the fuzz step of test.sh.
+  # ASan, UBSan) for the fuzz step of test.sh, clang-format for the format test (.clang-format).
   packages+=(python3-torch python3-h5py chromium slurmctld slurmd slurm-client munge libpmix-dev procps
-             iproute2 clang libclang-rt-14-dev)
+             iproute2 clang libclang-rt-14-dev clang-format)
 fi
 
 missing=()
