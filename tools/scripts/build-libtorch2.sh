@@ -17,9 +17,7 @@
 #        bash tools/scripts/build-libtorch2.sh --prepare            (install LibTorch and the toolkit only)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
-export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
-export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
+source tools/scripts/lib/ccache-env.sh
 version="${FACETRAIN_TORCH_VERSION:-2.15.0}"
 build_dir="${FACETRAIN_TORCH2_BUILD_DIR:-build-torch2}"
 venv="$PWD/.venv-torch"

@@ -26,8 +26,7 @@ fi
 [[ -x "$ft" ]] || { echo "fuzz: $ft is missing (bash tools/scripts/build.sh facetrain makes the seeds' tool)"; exit 1; }
 
 # 1. the harnesses (every library instrumented for coverage, ASan and UBSan; ccache shared with build/)
-export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
-export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+source tools/scripts/lib/ccache-env.sh
 sanitize="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer"
 if [[ ! -f "$fz/build.ninja" ]]; then
   nice -n 19 cmake -S . -B "$fz" -G Ninja -DFACETRAIN_FUZZ=ON -DFACETRAIN_BUILD_TESTS=OFF \

@@ -37,8 +37,7 @@ for a in "$@"; do
   esac
 done
 
-export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
-export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+source tools/scripts/lib/ccache-env.sh
 torch_version="${FACETRAIN_GPU_TORCH_VERSION:-2.11.0}"
 work="$root/.gpu-check-build"      # wheels, unpacked LibTorch, build tree: never travels
 bundle="$root/.gpu-check"          # what travels (carry: [".gpu-check"])

@@ -6,18 +6,8 @@
 # Usage: cnn.sh FACETRAIN_BINARY
 source "$(dirname "$0")/../../lib/bad_input.sh" "$1" 1
 set -e
-mpirun_=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2)
-"$ft" synth --output "$work/s.h5" --count 300 --size 32 --seed 5 --quiet
-cat > "$work/a.pbtxt" <<CFG
-model { cnn { width: 16 } }
-data { store: "$work/s.h5" batch_size: 16 val_split: "val" }
-optimizer { kind: "adamw" lr: 0.003 }
-schedule { max_steps: 6 }
-logging { run_dir: "$work/a" every_steps: 1 }
-CFG
-"${mpirun_[@]}" "$ft" train --config "$work/a.pbtxt" --threads 1 --quiet > "$work/a.log" 2>&1 ||
-  { cat "$work/a.log"; echo "FAIL: CNN training"; exit 1; }
-grep -q "^epoch 0 val: loss" "$work/a.log" || { cat "$work/a.log"; echo "FAIL: no validation line"; exit 1; }
+source "$(dirname "$0")/../../lib/classifier_e2e.sh"
+train_classifier CNN 'cnn { width: 16 }'
 # Width 16 on 32x32x3 with 2 classes: conv1 3*16*16 + conv2 16*32*16 + BN 2*32 + conv3 32*64*16 + BN 2*64
 # + fc (64*16)*2 + 2 = 768 + 8192 + 64 + 32768 + 128 + 2050.
 grep -q "^cnn: 43970 parameters, 3 stride-2 convs from 32x32" "$work/a.log" ||
@@ -36,12 +26,7 @@ evaluated=$(python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); prin
   { echo "FAIL: the run logged val loss/accuracy '$logged', its checkpoint evaluates to '$evaluated'"; exit 1; }
 echo "ok   the logged validation (loss, accuracy $logged) is the saved model's"
 
-"${mpirun_[@]}" "$ft" eval metrics --checkpoint "$work/a" --store "$work/s.h5" --split test --output "$work/m" \
-  > "$work/m.log" 2>&1 || { cat "$work/m.log"; echo "FAIL: eval metrics"; exit 1; }
-grep -q '"accuracy"' "$work/m/metrics.json" || { echo "FAIL: no metrics.json"; exit 1; }
-"${mpirun_[@]}" "$ft" eval mine --checkpoint "$work/a" --store "$work/s.h5" --class 1 --threshold 0.01 --output "$work/mine" \
-  > "$work/mine.log" 2>&1 || { cat "$work/mine.log"; echo "FAIL: eval mine"; exit 1; }
-echo "ok   eval metrics and eval mine read the CNN checkpoint"
+metrics_and_mine CNN
 
 # The exported file gives the checkpoint's metrics exactly (the same weights, another container).
 "$ft" export --checkpoint "$work/a" --output "$work/a.safetensors" > /dev/null

@@ -7,26 +7,11 @@
 # Usage: mobilenet_v2.sh FACETRAIN_BINARY
 source "$(dirname "$0")/../../lib/bad_input.sh" "$1" 1
 set -e
-mpirun_=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2)
-"$ft" synth --output "$work/s.h5" --count 300 --size 32 --seed 5 --quiet
-cat > "$work/a.pbtxt" <<CFG
-model { mobilenet_v2 { width_mult: 0.25 } }
-data { store: "$work/s.h5" batch_size: 16 val_split: "val" }
-optimizer { kind: "adamw" lr: 0.003 }
-schedule { max_steps: 6 }
-logging { run_dir: "$work/a" every_steps: 1 }
-CFG
-"${mpirun_[@]}" "$ft" train --config "$work/a.pbtxt" --threads 1 --quiet > "$work/a.log" 2>&1 ||
-  { cat "$work/a.log"; echo "FAIL: MobileNetV2 training"; exit 1; }
-grep -q "^epoch 0 val: loss" "$work/a.log" || { cat "$work/a.log"; echo "FAIL: no validation line"; exit 1; }
+source "$(dirname "$0")/../../lib/classifier_e2e.sh"
+train_classifier MobileNetV2 'mobilenet_v2 { width_mult: 0.25 }'
 echo "ok   train: $(grep '^mobilenet_v2: [0-9]* parameters' "$work/a.log"); $(grep '^epoch 0 val' "$work/a.log")"
 
-"${mpirun_[@]}" "$ft" eval metrics --checkpoint "$work/a" --store "$work/s.h5" --split test --output "$work/m" \
-  > "$work/m.log" 2>&1 || { cat "$work/m.log"; echo "FAIL: eval metrics"; exit 1; }
-grep -q '"accuracy"' "$work/m/metrics.json" || { echo "FAIL: no metrics.json"; exit 1; }
-"${mpirun_[@]}" "$ft" eval mine --checkpoint "$work/a" --store "$work/s.h5" --class 1 --threshold 0.01 --output "$work/mine" \
-  > "$work/mine.log" 2>&1 || { cat "$work/mine.log"; echo "FAIL: eval mine"; exit 1; }
-echo "ok   eval metrics and eval mine read the MobileNetV2 checkpoint"
+metrics_and_mine MobileNetV2
 
 # Its export, a file with torchvision's names: every tensor loaded; the last 2 blocks and the head train.
 "$ft" export --checkpoint "$work/a" --output "$work/a.safetensors" > /dev/null
