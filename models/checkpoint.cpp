@@ -41,6 +41,7 @@ std::shared_ptr<torch::serialize::OutputArchive> make_checkpoint_archive(
   archive->write("position.batch_in_epoch", torch::tensor(position.batch_in_epoch));
   archive->write("position.images_in_epoch", torch::tensor(position.images_in_epoch));
   archive->write("position.world_size", torch::tensor(position.world_size));
+  archive->write("position.schedule_step_images", torch::tensor(position.schedule_step_images));
   archive->write("rng.cpu", torch::globalContext().defaultGenerator(torch::kCPU).get_state());
   return archive;
 }
@@ -122,6 +123,7 @@ TrainingPosition read_checkpoint_payload(const std::string& payload, const std::
     position.batch_in_epoch = t.item<int64_t>();
     position.images_in_epoch = archive.try_read("position.images_in_epoch", t) ? t.item<int64_t>() : -1;
     position.world_size = archive.try_read("position.world_size", t) ? t.item<int64_t>() : 0;
+    position.schedule_step_images = archive.try_read("position.schedule_step_images", t) ? t.item<int64_t>() : 0;
     torch::Tensor rng;
     archive.read("rng.cpu", rng);
     at::Generator generator = torch::globalContext().defaultGenerator(torch::kCPU);  // a handle: shares the state

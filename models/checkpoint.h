@@ -6,7 +6,8 @@
 //   "config"                  the run config as Protobuf text (eval and export rebuild the model from it)
 //   "model_input"             int64 [height, width, channels, classes] the model was trained on
 //   "position.step" / "position.epoch" / "position.batch_in_epoch" / "position.images_in_epoch" /
-//   "position.world_size"     where training stood (int64 each; the last two may be absent in older files)
+//   "position.world_size" / "position.schedule_step_images"
+//                             where training stood (int64 each; the last three may be absent in older files)
 //   "rng.cpu"                 the CPU generator state at the save
 //   one sub-archive per module of the model (registry.h: "model", or "generator" and "discriminator"),
 //   next to whatever else the training task saves (optimizer states, loss scalers).
@@ -32,6 +33,10 @@ struct TrainingPosition {
   // -1 when read from a checkpoint older than this field (then batch_in_epoch at the same world size).
   int64_t images_in_epoch = 0;
   int64_t world_size = 0;  // ranks that trained it (0: not recorded)
+  // The images of one step of schedule.warmup_steps: the images per optimizer step of the attempt that started
+  // the run, kept across resumes so the warm-up stays as long in images on any number of ranks
+  // (trainer/schedule.h). 0 when read from a checkpoint older than this field (then the resuming run's).
+  int64_t schedule_step_images = 0;
 };
 
 // The payload bytes of a checkpoint. `save_state` writes the model's modules (and optimizer states) into
