@@ -21,6 +21,7 @@
 
 #include "core/config.pb.h"
 #include "core/data_description.h"
+#include "models/safetensors.h"
 
 namespace facetrain {
 
@@ -94,6 +95,16 @@ void load_module_weights(torch::nn::Module& module, const std::string& path, con
 // The input shape a checkpoint's model was trained on (height, width, channels and, for classifiers, the
 // number of classes as placeholder class names "class k"), enough to rebuild the model without the store.
 // Throws UserError naming the file when it records none (e.g. a .safetensors file).
+// A .safetensors file written by `facetrain export` records it too (export_metadata); others throw.
 StoreInfo model_input_from_checkpoint(const std::string& path);
+
+// The metadata `facetrain export` writes beside a model's tensors: "facetrain.model" (the kind's name),
+// "facetrain.config" (the run config as text), "facetrain.weights" (raw | ema) and "facetrain.input" (the
+// checkpoint's model_input as "height width channels classes"), so that eval checks an export against a store
+// as it checks a checkpoint. A foreign file has none of them.
+SafetensorsMetadata export_metadata(const std::string& model_name, const proto::RunConfig& config,
+                                    const StoreInfo& input, ModelWeights weights);
+inline constexpr const char* kExportModelKey = "facetrain.model";
+inline constexpr const char* kExportInputKey = "facetrain.input";
 
 }  // namespace facetrain

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <sstream>
 
@@ -204,6 +205,37 @@ TensorMap read_safetensors(const std::string& path, SafetensorsMetadata* metadat
     ::munmap(map, size);
     throw;
   }
+}
+
+SafetensorsMetadata read_safetensors_metadata(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  FT_USER_CHECK(in, path << ": cannot open safetensors file: " << std::strerror(errno));
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  unsigned char length[8] = {};
+  if (size < 8 || !in.read(reinterpret_cast<char*>(length), 8)) fail(path, "shorter than the 8-byte header length");
+  const uint64_t header_len = read_u64_le(length);
+  if (header_len > size - 8 || header_len > kMaxHeaderBytes)
+    fail(path, "header length " + std::to_string(header_len) + " runs past the end of the file or exceeds 100 MB");
+  std::string text(header_len, '\0');
+  if (!in.read(text.data(), static_cast<std::streamsize>(header_len))) fail(path, "cannot read the header");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("header is not valid JSON (") + e.what() + ")");
+  }
+  if (!header.is_object()) fail(path, "header is not a JSON object");
+  SafetensorsMetadata metadata;
+  const auto it = header.find("__metadata__");
+  if (it == header.end()) return metadata;
+  if (!it->is_object()) fail(path, "__metadata__ is not an object");
+  for (auto m = it->begin(); m != it->end(); ++m) {
+    if (!m.value().is_string()) fail(path, "__metadata__ value '" + m.key() + "' is not a string");
+    metadata[m.key()] = m.value().get<std::string>();
+  }
+  return metadata;
 }
 
 std::string serialize_safetensors(const TensorMap& tensors, const SafetensorsMetadata& metadata) {

@@ -26,6 +26,10 @@ using SafetensorsMetadata = std::map<std::string, std::string>;
 // where there is one, the tensor. `metadata` (optional) receives "__metadata__" (string -> string).
 TensorMap read_safetensors(const std::string& path, SafetensorsMetadata* metadata = nullptr);
 
+// The "__metadata__" of a safetensors file alone, from its header (the tensors are not read): for a check
+// before a large file is loaded. UserError naming the file when the header is not valid.
+SafetensorsMetadata read_safetensors_metadata(const std::string& path);
+
 // Same for an in-memory file image; `name` is used in error messages in place of a path.
 TensorMap parse_safetensors(const void* data, size_t size, const std::string& name,
                             SafetensorsMetadata* metadata = nullptr);
