@@ -84,6 +84,13 @@ std::string shape_string(torch::IntArrayRef shape) {
   return s.str();
 }
 
+std::string first_few(const std::vector<std::string>& items, size_t first) {
+  std::ostringstream s;
+  for (size_t i = 0; i < items.size() && i < first; ++i) s << (i ? "; " : "") << items[i];
+  if (items.size() > first) s << "; and " << items.size() - first << " more";
+  return s.str();
+}
+
 TensorMap parse_safetensors(const void* data, size_t size, const std::string& file, SafetensorsMetadata* metadata) {
   const auto* bytes = static_cast<const unsigned char*>(data);
   if (size < 8) fail(file, "file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
@@ -331,8 +338,7 @@ void load_module_from_tensors(torch::nn::Module& module, const TensorMap& tensor
   }
   if (!problems.empty()) {
     std::ostringstream msg;
-    msg << source << ": " << problems.size() << " tensor(s) do not match the model: ";
-    for (size_t i = 0; i < problems.size(); ++i) msg << (i ? "; " : "") << problems[i];
+    msg << source << ": " << problems.size() << " tensor(s) do not match the model: " << first_few(problems);
     throw UserError(msg.str());
   }
   torch::NoGradGuard no_grad;

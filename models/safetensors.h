@@ -65,6 +65,10 @@ void load_module_from_tensors(torch::nn::Module& module, const TensorMap& tensor
                               const std::string& source = "tensors", const std::string& prefix = "",
                               LoadReport* report = nullptr);
 
+// The first `first` of `items` joined by "; ", then "; and N more": a list of problems that stays one
+// readable line whatever its length.
+std::string first_few(const std::vector<std::string>& items, size_t first = 5);
+
 // "[2, 3]" — for messages.
 std::string shape_string(torch::IntArrayRef shape);
 
