@@ -2,6 +2,7 @@
 #include "comm/flight_recorder.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,7 +10,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <iomanip>
 #include <map>
@@ -25,7 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kMagic[8] = {'F', 'T', 'F', 'L', 'I', 'G', 'H', 'T'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: the attempt's generation (version 1 rings read as generation 0)
 
 // On disk, little-endian as the machine (the reader checks the magic and version; rings are read where
 // they were written or on a machine of the same kind).
@@ -38,7 +41,8 @@ struct Header {
   int64_t pid;
   char host[64];
   int64_t next;  // records begun so far; record k lives in slot k % capacity (stored with release order)
-  char pad[24];
+  int64_t generation;  // the attempt that wrote the ring (zero padding in version 1)
+  char pad[16];
 };
 static_assert(sizeof(Header) == 128, "flight ring header layout");
 
@@ -80,7 +84,7 @@ void copy_text(char* dst, size_t size, const std::string& src) {
 
 }  // namespace
 
-void flight_recorder_open(const std::string& directory, int rank, int world_size, int capacity) {
+void flight_recorder_open(const std::string& directory, int rank, int world_size, int64_t generation, int capacity) {
   Ring& r = ring();
   std::lock_guard<std::mutex> lock(r.mutex);
   if (r.header != nullptr) {  // a second run in this process: its own ring from here on
@@ -111,6 +115,7 @@ void flight_recorder_open(const std::string& directory, int rank, int world_size
   header->world_size = world_size;
   header->capacity = capacity;
   header->pid = ::getpid();
+  header->generation = generation;
   char host[64] = {0};
   ::gethostname(host, sizeof(host) - 1);
   std::memcpy(header->host, host, sizeof(host));
@@ -180,12 +185,14 @@ std::vector<RankFlight> read_flight_records(const std::string& directory) {
                   path << ": not a flight ring");
     Header header;
     std::memcpy(static_cast<void*>(&header), bytes.data(), sizeof(Header));
-    FT_USER_CHECK(header.version == kVersion, path << ": flight ring version " << header.version << ", this facetrain reads " << kVersion);
+    FT_USER_CHECK(header.version >= 1 && header.version <= kVersion,
+                  path << ": flight ring version " << header.version << ", this facetrain reads 1 to " << kVersion);
     FT_USER_CHECK(header.capacity > 0 && bytes.size() >= sizeof(Header) + static_cast<size_t>(header.capacity) * sizeof(Record),
                   path << ": truncated flight ring");
     RankFlight rank;
     rank.rank = header.rank;
     rank.world_size = header.world_size;
+    rank.generation = header.version >= 2 ? header.generation : 0;
     rank.pid = header.pid;
     rank.host = std::string(header.host, strnlen(header.host, sizeof(header.host)));
     rank.path = path;
@@ -228,9 +235,67 @@ std::string rank_list(const std::vector<int>& ranks) {
   return s.str();
 }
 
+// When a ring last changed: its newest record's start or end (0 for an empty ring).
+double last_activity(const RankFlight& r) {
+  double t = 0;
+  for (const auto& rec : r.records) t = std::max({t, rec.start, rec.end});
+  return t;
+}
+
+// Which ranks' processes are gone, where that can be told. On this host kill(pid, 0) answers (ESRCH: no such
+// process; EPERM still means one exists). On another host only the ring speaks: one that stopped advancing
+// more than a second before the newest (ranks normally reach a collective well within that of each other)
+// belongs to a process that died or stalled first.
+std::vector<std::string> process_lines(const std::vector<RankFlight>& ranks) {
+  char name[65] = {0};
+  ::gethostname(name, sizeof(name) - 1);
+  const std::string host = name;
+  std::vector<int> gone, running;
+  double newest = 0;
+  for (const auto& r : ranks) newest = std::max(newest, last_activity(r));
+  std::vector<std::string> lines;
+  for (const auto& r : ranks) {
+    if (r.host == host) {
+      const bool exists = r.pid > 0 && (::kill(static_cast<pid_t>(r.pid), 0) == 0 || errno == EPERM);
+      (exists ? running : gone).push_back(r.rank);
+      continue;
+    }
+    const double lag = newest - last_activity(r);
+    if (lag > 1.0) {
+      std::ostringstream s;
+      s << "rank " << r.rank << " (host " << r.host << ", pid " << r.pid << "): its ring stopped advancing "
+        << std::fixed << std::setprecision(3) << lag << " s before the others': its process is likely gone";
+      lines.push_back(s.str());
+    }
+  }
+  if (!gone.empty() || !running.empty()) {
+    std::string s = "processes on this host (" + host + "): ";
+    if (!gone.empty()) s += rank_list(gone) + " gone";
+    if (!gone.empty() && !running.empty()) s += "; ";
+    if (!running.empty()) s += rank_list(running) + " running";
+    lines.insert(lines.begin(), s);
+  }
+  return lines;
+}
+
 }  // namespace
 
-std::vector<std::string> diagnose_flight(const std::vector<RankFlight>& ranks) {
+std::vector<std::string> diagnose_flight(const std::vector<RankFlight>& rings) {
+  // The newest attempt's rings; an earlier attempt's (a rank a resume on fewer ranks no longer has) are old
+  // news, and would read as a rank that never reached the collectives the others completed since.
+  int64_t newest = LLONG_MIN;
+  for (const auto& r : rings) newest = std::max(newest, r.generation);
+  std::vector<RankFlight> ranks;
+  std::vector<int> stale;
+  std::set<int> stale_world_sizes;
+  for (const auto& r : rings) {
+    if (r.generation == newest) {
+      ranks.push_back(r);
+    } else {
+      stale.push_back(r.rank);
+      stale_world_sizes.insert(r.world_size);
+    }
+  }
   std::vector<std::string> lines;
   std::set<std::string> communicators;
   for (const auto& r : ranks) {
@@ -312,10 +377,27 @@ std::vector<std::string> diagnose_flight(const std::vector<RankFlight>& ranks) {
   head << ranks.size() << " rank(s) of " << (ranks.empty() ? 0 : ranks.front().world_size) << ", " << total
        << " collective records; " << (diverged ? "the ranks diverged" : "no divergence: every rank completed the same collectives");
   lines.insert(lines.begin(), head.str());
+  if (newest > 0) {
+    const std::time_t started = static_cast<std::time_t>(newest / 1000000000);
+    std::tm utc{};
+    gmtime_r(&started, &utc);
+    std::ostringstream attempt;
+    attempt << "attempt started " << std::put_time(&utc, "%Y-%m-%d %H:%M:%S") << " UTC on "
+            << (ranks.empty() ? 0 : ranks.front().world_size) << " ranks";
+    if (!stale.empty()) {
+      attempt << "; left out the rings of an earlier attempt (";
+      for (auto it = stale_world_sizes.begin(); it != stale_world_sizes.end(); ++it) {
+        attempt << (it == stale_world_sizes.begin() ? "" : " or ") << *it;
+      }
+      attempt << " ranks): " << rank_list(stale);
+    }
+    lines.insert(lines.begin() + 1, attempt.str());
+  }
   if (!ranks.empty() && static_cast<int>(ranks.size()) < ranks.front().world_size) {
     lines.push_back("note: rings of " + std::to_string(ranks.front().world_size - static_cast<int>(ranks.size())) +
                     " rank(s) are missing (on another node's disk?)");
   }
+  for (const std::string& line : process_lines(ranks)) lines.push_back(line);
   return lines;
 }
 

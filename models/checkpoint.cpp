@@ -41,6 +41,7 @@ std::shared_ptr<torch::serialize::OutputArchive> make_checkpoint_archive(
   archive->write("position.batch_in_epoch", torch::tensor(position.batch_in_epoch));
   archive->write("position.images_in_epoch", torch::tensor(position.images_in_epoch));
   archive->write("position.world_size", torch::tensor(position.world_size));
+  archive->write("position.schedule_step_images", torch::tensor(position.schedule_step_images));
   archive->write("rng.cpu", torch::globalContext().defaultGenerator(torch::kCPU).get_state());
   return archive;
 }
@@ -122,6 +123,7 @@ TrainingPosition read_checkpoint_payload(const std::string& payload, const std::
     position.batch_in_epoch = t.item<int64_t>();
     position.images_in_epoch = archive.try_read("position.images_in_epoch", t) ? t.item<int64_t>() : -1;
     position.world_size = archive.try_read("position.world_size", t) ? t.item<int64_t>() : 0;
+    position.schedule_step_images = archive.try_read("position.schedule_step_images", t) ? t.item<int64_t>() : 0;
     torch::Tensor rng;
     archive.read("rng.cpu", rng);
     at::Generator generator = torch::globalContext().defaultGenerator(torch::kCPU);  // a handle: shares the state
@@ -195,21 +197,34 @@ void load_module_weights(torch::nn::Module& module, const std::string& path, con
 }
 
 StoreInfo model_input_from_checkpoint(const std::string& path) {
-  FT_USER_CHECK(!is_safetensors_path(path),
-                path << ": a safetensors file does not record the image size its model was trained on");
-  const Checkpoint checkpoint = read_checkpoint_file(path);
-  torch::serialize::InputArchive archive = open_archive(path, checkpoint);
-  torch::Tensor shape;
-  FT_USER_CHECK(archive.try_read("model_input", shape) && shape.numel() == 4 && !shape.is_complex(),
-                path << ": checkpoint does not record its model's input shape");
-  // Checked before use: the class count sizes an allocation, so it may not exceed the payload's bytes.
-  const auto v = shape.reshape({4}).to(torch::kInt64);
-  const int64_t height = v[0].item<int64_t>(), width = v[1].item<int64_t>(), channels = v[2].item<int64_t>(),
-                classes = v[3].item<int64_t>();
+  int64_t height = 0, width = 0, channels = 0, classes = 0, max_classes = 0;
+  if (is_safetensors_path(path)) {
+    const SafetensorsMetadata metadata = read_safetensors_metadata(path);
+    const auto input = metadata.find(kExportInputKey);
+    FT_USER_CHECK(input != metadata.end(),
+                  path << ": a safetensors file does not record the image size its model was trained on");
+    std::istringstream in(input->second);
+    FT_USER_CHECK(in >> height >> width >> channels >> classes,
+                  path << ": " << kExportInputKey << " '" << input->second << "' is not 'height width channels classes'");
+    max_classes = 1 << 20;
+  } else {
+    const Checkpoint checkpoint = read_checkpoint_file(path);
+    torch::serialize::InputArchive archive = open_archive(path, checkpoint);
+    torch::Tensor shape;
+    FT_USER_CHECK(archive.try_read("model_input", shape) && shape.numel() == 4 && !shape.is_complex(),
+                  path << ": checkpoint does not record its model's input shape");
+    const auto v = shape.reshape({4}).to(torch::kInt64);
+    height = v[0].item<int64_t>();
+    width = v[1].item<int64_t>();
+    channels = v[2].item<int64_t>();
+    classes = v[3].item<int64_t>();
+    max_classes = static_cast<int64_t>(checkpoint.payload.size());
+  }
+  // Checked before use: the class count sizes an allocation, so it may not exceed what the file could hold.
   const int64_t kMaxSide = 1 << 16;
   FT_USER_CHECK(height >= 1 && height <= kMaxSide && width >= 1 && width <= kMaxSide && channels >= 1 &&
-                    channels <= kMaxSide && classes >= 0 && classes <= static_cast<int64_t>(checkpoint.payload.size()),
-                path << ": checkpoint records a bad model input shape [" << height << ", " << width << ", " << channels
+                    channels <= kMaxSide && classes >= 0 && classes <= max_classes,
+                path << ": records a bad model input shape [" << height << ", " << width << ", " << channels
                      << "] with " << classes << " classes (damaged?)");
   StoreInfo info;
   info.height = static_cast<int>(height);
@@ -217,6 +232,17 @@ StoreInfo model_input_from_checkpoint(const std::string& path) {
   info.channels = static_cast<int>(channels);
   for (int64_t k = 0; k < classes; ++k) info.class_names.push_back("class " + std::to_string(k));
   return info;
+}
+
+SafetensorsMetadata export_metadata(const std::string& model_name, const proto::RunConfig& config,
+                                    const StoreInfo& input, ModelWeights weights) {
+  std::ostringstream shape;
+  shape << input.height << " " << input.width << " " << input.channels << " " << input.class_names.size();
+  return {{"format", "pt"},
+          {kExportModelKey, model_name},
+          {"facetrain.config", to_text(config)},
+          {"facetrain.weights", weights == ModelWeights::kEma ? "ema" : "raw"},
+          {kExportInputKey, shape.str()}};
 }
 
 }  // namespace facetrain

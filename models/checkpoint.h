@@ -6,7 +6,8 @@
 //   "config"                  the run config as Protobuf text (eval and export rebuild the model from it)
 //   "model_input"             int64 [height, width, channels, classes] the model was trained on
 //   "position.step" / "position.epoch" / "position.batch_in_epoch" / "position.images_in_epoch" /
-//   "position.world_size"     where training stood (int64 each; the last two may be absent in older files)
+//   "position.world_size" / "position.schedule_step_images"
+//                             where training stood (int64 each; the last three may be absent in older files)
 //   "rng.cpu"                 the CPU generator state at the save
 //   one sub-archive per module of the model (registry.h: "model", or "generator" and "discriminator"),
 //   next to whatever else the training task saves (optimizer states, loss scalers).
@@ -20,6 +21,7 @@
 
 #include "core/config.pb.h"
 #include "core/data_description.h"
+#include "models/safetensors.h"
 
 namespace facetrain {
 
@@ -32,6 +34,10 @@ struct TrainingPosition {
   // -1 when read from a checkpoint older than this field (then batch_in_epoch at the same world size).
   int64_t images_in_epoch = 0;
   int64_t world_size = 0;  // ranks that trained it (0: not recorded)
+  // The images of one step of schedule.warmup_steps: the images per optimizer step of the attempt that started
+  // the run, kept across resumes so the warm-up stays as long in images on any number of ranks
+  // (trainer/schedule.h). 0 when read from a checkpoint older than this field (then the resuming run's).
+  int64_t schedule_step_images = 0;
 };
 
 // The payload bytes of a checkpoint. `save_state` writes the model's modules (and optimizer states) into
@@ -89,6 +95,16 @@ void load_module_weights(torch::nn::Module& module, const std::string& path, con
 // The input shape a checkpoint's model was trained on (height, width, channels and, for classifiers, the
 // number of classes as placeholder class names "class k"), enough to rebuild the model without the store.
 // Throws UserError naming the file when it records none (e.g. a .safetensors file).
+// A .safetensors file written by `facetrain export` records it too (export_metadata); others throw.
 StoreInfo model_input_from_checkpoint(const std::string& path);
+
+// The metadata `facetrain export` writes beside a model's tensors: "facetrain.model" (the kind's name),
+// "facetrain.config" (the run config as text), "facetrain.weights" (raw | ema) and "facetrain.input" (the
+// checkpoint's model_input as "height width channels classes"), so that eval checks an export against a store
+// as it checks a checkpoint. A foreign file has none of them.
+SafetensorsMetadata export_metadata(const std::string& model_name, const proto::RunConfig& config,
+                                    const StoreInfo& input, ModelWeights weights);
+inline constexpr const char* kExportModelKey = "facetrain.model";
+inline constexpr const char* kExportInputKey = "facetrain.input";
 
 }  // namespace facetrain

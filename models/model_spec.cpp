@@ -232,16 +232,18 @@ void load_model_modules(const ModelSpec& spec, std::vector<NamedModule>& modules
   if (safetensors && spec.load_foreign && modules.size() == 1) {
     // Facetrain's own export or foreign names: the spec's loader handles both, and reports what it could not
     // fill; nothing may be made up here (a head of another size would be random weights).
+    // A tensor the loader changed to fit (a position embedding resampled for another image size) is no
+    // more the file's model than a fresh head is.
     LoadReport report;
     spec.load_foreign(*modules[0].module, read_safetensors(path), &report, path);
-    if (!report.fresh.empty()) {
-      std::string what = report.fresh.front();
+    if (!report.fresh.empty() || !report.notes.empty()) {
+      std::string what = report.fresh.empty() ? report.notes.front() : report.fresh.front();
       const std::string suffix = ": initialised fresh";
       if (what.size() > suffix.size() && what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
         what.resize(what.size() - suffix.size());
       }
       throw UserError(path + ": does not fit this " + spec.name + " (" + what +
-                      "); a model to evaluate takes every tensor from its file");
+                      "); a model to evaluate takes every tensor from its file as it is");
     }
     return;
   }

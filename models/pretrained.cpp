@@ -229,28 +229,38 @@ void load_mobilenet_v2_weights(MobileNetV2& model, const TensorMap& file, LoadRe
   LoadReport local;
   LoadReport& r = report ? *report : local;
   std::vector<std::string> problems;
-  // The classifier: loaded when its shape fits, else made fresh (a new head, as torchvision users do).
+  std::vector<std::string> missing;
+  // The classifier: loaded when its shape fits, else made fresh (a new head, as torchvision users do). Every
+  // other tensor, parameter or buffer, must come from the file: BatchNorm running statistics left at 0 and 1
+  // would normalise every layer wrongly and nothing would say so.
   const torch::Tensor weight = model->named_parameters()["classifier.1.weight"];
   auto head = tensors.find("classifier.1.weight");
   const bool fresh_head = head == tensors.end() || head->second.sizes() != weight.sizes();
-  for (const auto& item : model->named_parameters(true)) {
-    const bool classifier = item.key().rfind("classifier.", 0) == 0;
-    auto it = tensors.find(item.key());
+  for (const auto& [name, t] : module_to_tensors(*model)) {
+    const bool classifier = name.rfind("classifier.", 0) == 0;
     if (classifier && fresh_head) continue;
+    auto it = tensors.find(name);
     if (it == tensors.end()) {
-      problems.push_back("missing " + item.key());
-    } else if (it->second.sizes() != item.value().sizes()) {
-      problems.push_back(item.key() + ": model " + shape_string(item.value().sizes()) + " vs file " +
-                         shape_string(it->second.sizes()));
+      // num_batches_tracked counts a layer's training steps; BatchNorm reads it only with momentum None, which
+      // these layers never use, and many converted files drop it: the only tensor that may be missing.
+      const std::string counter = ".num_batches_tracked";
+      const bool is_counter = name.size() > counter.size() &&
+                              name.compare(name.size() - counter.size(), counter.size(), counter) == 0;
+      if (!is_counter) missing.push_back(name);
+    } else if (it->second.sizes() != t.sizes()) {
+      problems.push_back(name + ": model " + shape_string(t.sizes()) + " vs file " + shape_string(it->second.sizes()));
     }
   }
   if (!problems.empty()) {
     std::ostringstream msg;
     msg << source << ": not a MobileNetV2 of this width (model.mobilenet_v2.width_mult) and input channels: "
-        << problems.size() << " tensor(s) do not fit: ";
-    for (size_t i = 0; i < problems.size() && i < 5; ++i) msg << (i ? "; " : "") << problems[i];
-    if (problems.size() > 5) msg << "; ...";
+        << problems.size() << " tensor(s) do not fit: " << first_few(problems);
     throw UserError(msg.str());
+  }
+  if (!missing.empty()) {
+    throw UserError(source + ": lacks " + std::to_string(missing.size()) +
+                    " tensor(s) this MobileNetV2 needs (parameters and BatchNorm statistics; only a classifier of "
+                    "another class count is made fresh): " + first_few(missing));
   }
   for (const auto& [name, t] : tensors) {
     if (fresh_head && name.rfind("classifier.", 0) == 0) continue;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <sstream>
 
@@ -80,6 +81,13 @@ std::string shape_string(torch::IntArrayRef shape) {
   s << "[";
   for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
   s << "]";
+  return s.str();
+}
+
+std::string first_few(const std::vector<std::string>& items, size_t first) {
+  std::ostringstream s;
+  for (size_t i = 0; i < items.size() && i < first; ++i) s << (i ? "; " : "") << items[i];
+  if (items.size() > first) s << "; and " << items.size() - first << " more";
   return s.str();
 }
 
@@ -206,6 +214,37 @@ TensorMap read_safetensors(const std::string& path, SafetensorsMetadata* metadat
   }
 }
 
+SafetensorsMetadata read_safetensors_metadata(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  FT_USER_CHECK(in, path << ": cannot open safetensors file: " << std::strerror(errno));
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  unsigned char length[8] = {};
+  if (size < 8 || !in.read(reinterpret_cast<char*>(length), 8)) fail(path, "shorter than the 8-byte header length");
+  const uint64_t header_len = read_u64_le(length);
+  if (header_len > size - 8 || header_len > kMaxHeaderBytes)
+    fail(path, "header length " + std::to_string(header_len) + " runs past the end of the file or exceeds 100 MB");
+  std::string text(header_len, '\0');
+  if (!in.read(text.data(), static_cast<std::streamsize>(header_len))) fail(path, "cannot read the header");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("header is not valid JSON (") + e.what() + ")");
+  }
+  if (!header.is_object()) fail(path, "header is not a JSON object");
+  SafetensorsMetadata metadata;
+  const auto it = header.find("__metadata__");
+  if (it == header.end()) return metadata;
+  if (!it->is_object()) fail(path, "__metadata__ is not an object");
+  for (auto m = it->begin(); m != it->end(); ++m) {
+    if (!m.value().is_string()) fail(path, "__metadata__ value '" + m.key() + "' is not a string");
+    metadata[m.key()] = m.value().get<std::string>();
+  }
+  return metadata;
+}
+
 std::string serialize_safetensors(const TensorMap& tensors, const SafetensorsMetadata& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) {
@@ -299,8 +338,7 @@ void load_module_from_tensors(torch::nn::Module& module, const TensorMap& tensor
   }
   if (!problems.empty()) {
     std::ostringstream msg;
-    msg << source << ": " << problems.size() << " tensor(s) do not match the model: ";
-    for (size_t i = 0; i < problems.size(); ++i) msg << (i ? "; " : "") << problems[i];
+    msg << source << ": " << problems.size() << " tensor(s) do not match the model: " << first_few(problems);
     throw UserError(msg.str());
   }
   torch::NoGradGuard no_grad;

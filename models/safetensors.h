@@ -26,6 +26,10 @@ using SafetensorsMetadata = std::map<std::string, std::string>;
 // where there is one, the tensor. `metadata` (optional) receives "__metadata__" (string -> string).
 TensorMap read_safetensors(const std::string& path, SafetensorsMetadata* metadata = nullptr);
 
+// The "__metadata__" of a safetensors file alone, from its header (the tensors are not read): for a check
+// before a large file is loaded. UserError naming the file when the header is not valid.
+SafetensorsMetadata read_safetensors_metadata(const std::string& path);
+
 // Same for an in-memory file image; `name` is used in error messages in place of a path.
 TensorMap parse_safetensors(const void* data, size_t size, const std::string& name,
                             SafetensorsMetadata* metadata = nullptr);
@@ -60,6 +64,10 @@ TensorMap module_to_tensors(const torch::nn::Module& module, const std::string& 
 void load_module_from_tensors(torch::nn::Module& module, const TensorMap& tensors, bool strict = true,
                               const std::string& source = "tensors", const std::string& prefix = "",
                               LoadReport* report = nullptr);
+
+// The first `first` of `items` joined by "; ", then "; and N more": a list of problems that stays one
+// readable line whatever its length.
+std::string first_few(const std::vector<std::string>& items, size_t first = 5);
 
 // "[2, 3]" — for messages.
 std::string shape_string(torch::IntArrayRef shape);

@@ -1,6 +1,7 @@
 // RunSetup (run_setup.h): the trainer's setup agreement, from the --resume file to the flight recorder.
 #include "trainer/run_setup.h"
 
+#include <chrono>
 #include <filesystem>
 #include <system_error>
 
@@ -108,8 +109,13 @@ RunSetup::RunSetup(const proto::RunConfig& user_config, ProcessContext& process,
   log_all(describe(ctx));  // one placement line per rank, once the inputs are known to be good
   // Every collective from here on goes into this rank's flight ring (RUN_DIR/flight/rank-R.ring), on disk
   // whatever ends the process, for `facetrain doctor`. Diagnostics only: a rank that cannot write it trains on.
+  // The rings carry this attempt's generation, rank 0's clock (collective) every rank, so that after a resume
+  // on fewer ranks doctor tells the rings of ranks that are gone from this attempt's.
+  torch::Tensor generation = torch::tensor(static_cast<int64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count()));
+  ctx.comm->broadcast_(generation, 0);
   try {
-    flight_recorder_open((run_dir / "flight").string(), ctx.rank, ctx.world_size);
+    flight_recorder_open((run_dir / "flight").string(), ctx.rank, ctx.world_size, generation.item<int64_t>());
   } catch (const UserError& e) {
     log_all(std::string("flight recorder off: ") + e.what());
   }

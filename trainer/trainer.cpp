@@ -90,6 +90,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
   TrainingCheckpoints checkpoints(config, run.store, run.model_name, task, ctx);
   TrainingPosition pos = checkpoints.resume(options.resume, &run.named_checkpoint, run.epochs);
   const int64_t total_steps = run.epochs.total_steps(pos, config.schedule());
+  const LearningRateSchedule schedule{config.schedule(), config.optimizer().lr(), run.epochs.epoch_images};
   RunLog run_log(config.logging().run_dir(), pos.step, ctx.rank == 0);
   Progress progress(total_steps, stdout_is_terminal() && ctx.rank == 0 && !options.quiet,
                     config.logging().progress_seconds());
@@ -112,8 +113,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
         break;
       }
       // 2-4. forward, backward + sync, optimizer step: the task's recipe (collective) every rank
-      const double lr = learning_rate_at(pos.step, total_steps, config.optimizer().lr(), config.schedule().warmup_steps(),
-                                         config.schedule().decay(), config.schedule().min_lr_ratio());
+      const double lr = schedule.at(pos);
       begin_step(run, pos.step);
       const StepOutput out = task.train_step(micro, lr, pos.step, summary.step_times());
       run.epochs.advance_one_step(&pos);

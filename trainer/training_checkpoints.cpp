@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -99,6 +101,29 @@ TrainingCheckpoints::TrainingCheckpoints(const proto::RunConfig& config, const S
 
 TrainingCheckpoints::~TrainingCheckpoints() = default;
 
+// What the learning-rate schedule does across the change of world size (trainer/schedule.h): an `epochs`
+// schedule follows the images and continues its curve; a `max_steps` one keeps its step count and curve, and
+// the run then trains on another number of images.
+void TrainingCheckpoints::log_schedule_on_new_world_size(const TrainingPosition& pos, const EpochSteps& epochs) const {
+  const proto::ScheduleConfig& schedule = config_.schedule();
+  const int64_t before = pos.world_size * config_.data().batch_size() * epochs.accumulation;  // images per step
+  if (schedule.max_steps() > 0) {
+    const int64_t steps_left = std::max<int64_t>(0, schedule.max_steps() - pos.step);
+    const int64_t change = steps_left * (epochs.images_per_step - before);
+    log("resume: schedule.max_steps counts optimizer steps: the " + std::to_string(steps_left) + " steps left take " +
+        std::to_string(epochs.images_per_step) + " images each instead of " + std::to_string(before) +
+        ", so the run trains on " + std::to_string(std::abs(change)) + (change < 0 ? " fewer" : " more") +
+        " images than on " + std::to_string(pos.world_size) + " ranks; its learning rate follows the step and "
+        "is unchanged (schedule.epochs follows the images instead)");
+    return;
+  }
+  const int64_t done = pos.epoch * epochs.epoch_images + pos.images_in_epoch;
+  const int64_t total = int64_t{schedule.epochs()} * epochs.epoch_images;
+  log("resume: the learning rate follows the images consumed, not the steps: " + std::to_string(done) + " of " +
+      std::to_string(total) + " (" + fixed_decimals(total > 0 ? 100.0 * done / total : 0.0, 1) +
+      "%), so it continues the curve of " + std::to_string(pos.world_size) + " ranks");
+}
+
 const std::vector<double>& TrainingCheckpoints::background_write_seconds() const { return writer_->write_seconds(); }
 
 void TrainingCheckpoints::finish() {
@@ -138,6 +163,7 @@ void TrainingCheckpoints::save(const TrainingPosition& at, bool durable) {
 
 TrainingPosition TrainingCheckpoints::resume(const std::string& which, Checkpoint* named, const EpochSteps& epochs) {
   TrainingPosition pos;
+  pos.schedule_step_images = epochs.images_per_step;  // a fresh run lays its warm-up out in its own steps
   if (which == "none") return pos;
   std::string payload;
   std::string source;
@@ -190,12 +216,14 @@ TrainingPosition TrainingCheckpoints::resume(const std::string& which, Checkpoin
   if (pos.images_in_epoch < 0) {  // a checkpoint from before images_in_epoch: same ranks assumed
     pos.images_in_epoch = pos.batch_in_epoch * config_.data().batch_size() * ctx_.world_size;
   }
+  if (pos.schedule_step_images <= 0) pos.schedule_step_images = epochs.images_per_step;  // an older checkpoint
   if (pos.world_size > 0 && pos.world_size != ctx_.world_size) {
     log("resume: checkpoint written by " + std::to_string(pos.world_size) + " ranks, now " +
         std::to_string(ctx_.world_size) + ": epoch " + std::to_string(pos.epoch) + " goes on after image " +
         std::to_string(pos.images_in_epoch) + " of its order; " +
         std::to_string(epochs.steps_left(pos.images_in_epoch)) + " steps of " +
         std::to_string(epochs.images_per_step) + " images left in it");
+    log_schedule_on_new_world_size(pos, epochs);
   }
   if (epochs.steps_left(pos.images_in_epoch) == 0) start_next_epoch(&pos);  // it closed its epoch
   return pos;

@@ -58,6 +58,8 @@ class TrainingCheckpoints {
   const std::vector<double>& background_write_seconds() const;
 
  private:
+  void log_schedule_on_new_world_size(const TrainingPosition& pos, const EpochSteps& epochs) const;
+
   const proto::RunConfig& config_;
   const StoreInfo& store_info_;
   std::string model_name_;

@@ -1,7 +1,8 @@
 // `facetrain doctor RUN_DIR`: reads every rank's collective flight ring (RUN_DIR/flight/rank-R.ring, written
 // as the job runs: comm/flight_recorder.h) and says where the ranks diverged — the first collective not
-// every rank completed, who was in it, and each missing rank's last collective. Works on a running job, a
-// hung one and a dead one alike. One process, no MPI.
+// every rank completed, who was in it, and each missing rank's last collective — of the newest attempt only
+// (a resume on fewer ranks leaves the rings of the others behind), with which ranks' processes are gone.
+// Works on a running job, a hung one and a dead one alike. One process, no MPI.
 #include <cstdio>
 #include <filesystem>
 

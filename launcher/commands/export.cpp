@@ -27,13 +27,12 @@ int export_command(int argc, char** argv) {
 
   const proto::RunConfig config = config_from_checkpoint(checkpoint);
   const ModelSpec& spec = model_spec_of(config, checkpoint);
-  std::vector<NamedModule> modules = build_model_modules(config, model_input_from_checkpoint(checkpoint));
+  const StoreInfo input = model_input_from_checkpoint(checkpoint);
+  std::vector<NamedModule> modules = build_model_modules(config, input);
   const ModelWeights weights = parse_model_weights(cli.get("weights"), "--weights");
   load_model_modules(spec, modules, checkpoint, weights);
   const TensorMap tensors = model_modules_to_tensors(modules);
-  write_safetensors(output, tensors, {{"format", "pt"}, {"facetrain.model", spec.name},
-                                      {"facetrain.config", to_text(config)},
-                                      {"facetrain.weights", weights == ModelWeights::kEma ? "ema" : "raw"}});
+  write_safetensors(output, tensors, export_metadata(spec.name, config, input, weights));
   log("export: " + std::to_string(tensors.size()) + " tensors of the " + spec.name + " in " + checkpoint + " -> " + output);
   return 0;
 }

@@ -76,5 +76,48 @@ TEST(MobileNetV2, TorchvisionFileWithAnotherHeadLoadsWithAFreshHead) {
   EXPECT_TRUE(torch::equal(before, wider->named_parameters()["features.0.0.weight"]));
 }
 
+// Strict loading: a file without the BatchNorm running statistics (or any other tensor but a classifier made
+// fresh) is one error naming the file, the first missing names and their count; the model is left unchanged.
+// Only num_batches_tracked, which these layers never read, may be absent.
+TEST(MobileNetV2, FileWithoutBatchNormStatisticsIsOneErrorListingThem) {
+  torch::manual_seed(0);
+  MobileNetV2 source(options(3, 1000, 0.5));
+  const TensorMap whole = module_to_tensors(*source);
+  TensorMap no_stats, no_counters;
+  int64_t stats = 0;
+  for (const auto& [name, t] : whole) {
+    const bool stat = name.find(".running_mean") != std::string::npos || name.find(".running_var") != std::string::npos;
+    const bool counter = name.find(".num_batches_tracked") != std::string::npos;
+    stats += stat ? 1 : 0;
+    if (!stat) no_stats.emplace(name, t);
+    if (!counter) no_counters.emplace(name, t);
+  }
+  ASSERT_GT(stats, 10);
+  MobileNetV2 mine(options(3, 2, 0.5));
+  const torch::Tensor mean_before = mine->named_buffers()["features.18.1.running_mean"].clone();
+  const torch::Tensor weight_before = mine->named_parameters()["features.0.0.weight"].clone();
+  try {
+    load_mobilenet_v2_weights(mine, no_stats, nullptr, "no-stats.safetensors");
+    ADD_FAILURE() << "no error";
+  } catch (const UserError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    EXPECT_EQ(what.rfind("no-stats.safetensors: lacks " + std::to_string(stats) + " tensor(s) this MobileNetV2 needs", 0),
+              0u) << what;
+    EXPECT_NE(what.find("features.0.1.running_mean"), std::string::npos) << what;
+    EXPECT_NE(what.find("; and " + std::to_string(stats - 5) + " more"), std::string::npos) << what;
+    EXPECT_EQ(what.find("classifier"), what.find("classifier of another class count")) << what;  // the head is not missing
+  }
+  EXPECT_TRUE(torch::equal(mean_before, mine->named_buffers()["features.18.1.running_mean"]));
+  EXPECT_TRUE(torch::equal(weight_before, mine->named_parameters()["features.0.0.weight"]));
+
+  // Without num_batches_tracked only: loads, statistics included.
+  LoadReport report;
+  load_mobilenet_v2_weights(mine, no_counters, &report, "no-counters.safetensors");
+  EXPECT_TRUE(torch::equal(mine->named_buffers()["features.18.1.running_var"],
+                           source->named_buffers()["features.18.1.running_var"]));
+  ASSERT_EQ(report.fresh.size(), 1u);  // the 2-class classifier, made fresh on purpose
+}
+
 }  // namespace
 }  // namespace facetrain

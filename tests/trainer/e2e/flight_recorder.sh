@@ -4,7 +4,9 @@
 #    and `facetrain doctor RUN_DIR` names the first collective the ranks diverged at (the gradient all-reduce
 #    of step 6), ranks 0 and 2 in it, rank 1 not, and rank 1's last collective (step 5);
 #  - a killed rank (rank 1 SIGKILLed before step 6): the same diagnosis from the rings the dead rank left;
-#  - a healthy run: no divergence; a folder without rings: one line, exit 2.
+#  - a healthy run: no divergence; a folder without rings: one line, exit 2;
+#  - a run stopped on 3 ranks and resumed on 2 to a healthy end: doctor reads the newest attempt's rings (2
+#    ranks), leaves out rank 2's ring of the first attempt, says "no divergence" and that the processes are gone.
 # Usage: flight_recorder.sh FACETRAIN_BINARY
 source "$(dirname "$0")/../../lib/bad_input.sh" "$1" 1
 set -e
@@ -52,6 +54,24 @@ healthy=$("$ft" doctor "$work/ok")
 grep -q "^3 rank(s) of 3, [0-9]* collective records; no divergence" <<<"$healthy" ||
   { echo "$healthy"; echo "FAIL: a healthy run is not 'no divergence'"; exit 1; }
 echo "ok   healthy run: $(head -1 <<<"$healthy")"
+
+# 4. Generations: rank 2's ring of the 3-rank attempt stays behind the 2-rank resume.
+code=0
+env FACETRAIN_FAULT_SIGNAL_RANK=0 FACETRAIN_FAULT_SIGNAL_STEP=3 "${mpirun_[@]}" "$ft" train --config "$work/a.pbtxt" \
+  --threads 1 --quiet --set logging.run_dir="$work/gen" --set schedule.max_steps=8 > "$work/gen1.log" 2>&1 || code=$?
+[[ $code -eq 75 ]] || { cat "$work/gen1.log"; echo "FAIL: 3-rank attempt exit $code, expected 75"; exit 1; }
+[[ -f "$work/gen/flight/rank-2.ring" ]] || { echo "FAIL: no rank-2 ring after the 3-rank attempt"; exit 1; }
+mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 "$ft" train --config "$work/a.pbtxt" --threads 1 \
+  --quiet --set logging.run_dir="$work/gen" --set schedule.max_steps=8 --resume auto > "$work/gen2.log" 2>&1 ||
+  { cat "$work/gen2.log"; echo "FAIL: the resume on 2 ranks"; exit 1; }
+resumed=$("$ft" doctor "$work/gen")
+grep -q "^2 rank(s) of 2, [0-9]* collective records; no divergence" <<<"$resumed" ||
+  { echo "$resumed"; echo "FAIL: the 2-rank resume is not '2 rank(s) of 2 ... no divergence'"; exit 1; }
+grep -q "^attempt started .* UTC on 2 ranks; left out the rings of an earlier attempt (3 ranks): rank 2$" <<<"$resumed" ||
+  { echo "$resumed"; echo "FAIL: rank 2's ring of the first attempt not named as left out"; exit 1; }
+grep -q "^processes on this host (.*): ranks 0, 1 gone$" <<<"$resumed" ||
+  { echo "$resumed"; echo "FAIL: the finished ranks' processes not named gone"; exit 1; }
+echo "ok   3 -> 2 resume: $(head -2 <<<"$resumed" | tr '\n' ' ')"
 mkdir -p "$work/empty"
 set +e
 expect doctor-no-rings "empty.*no rank-\*\.ring files" -- "$ft" doctor "$work/empty"
