@@ -622,15 +622,8 @@ void StoreWriter::finish() {
 }
 
 StoreLayout layout_of(const StoreInfo& info) {
-  StoreLayout layout;
-  layout.height = info.height;
-  layout.width = info.width;
-  layout.channels = info.channels;
-  layout.class_names = info.class_names;
-  layout.label_source = info.label_source;
-  layout.attribute_names = info.attribute_names;
-  layout.has_identities = info.has_identities;
-  return layout;
+  return StoreLayout{info.height,      info.width,           info.channels,      info.class_names,
+                     info.label_source, info.attribute_names, info.has_identities};
 }
 
 // ---- StoreReader ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <sstream>
+#include <tuple>
 
 #include <opencv2/core.hpp>
 
@@ -133,21 +134,13 @@ IngestSummary run_ingest(const IngestOptions& o) {
     detector = std::make_unique<FaceDetector>(cascade);
     prep.face_detector = detector.get();
   }
-  StoreLayout layout;
-  layout.height = prep.height;
-  layout.width = prep.width;
-  layout.channels = prep.channels;
-  layout.class_names = listing.class_names;
-  layout.label_source = listing.label_source;
-  layout.attribute_names = listing.attribute_names;
-  layout.has_identities = listing.has_identities;
+  const StoreLayout layout{prep.height,          prep.width,              prep.channels,          listing.class_names,
+                           listing.label_source, listing.attribute_names, listing.has_identities};
 
   IngestSummary summary;
   summary.output = o.output;
-  summary.height = prep.height;
-  summary.width = prep.width;
-  summary.channels = prep.channels;
-  summary.class_names = listing.class_names;
+  std::tie(summary.height, summary.width, summary.channels) = std::tie(layout.height, layout.width, layout.channels);
+  summary.class_names = layout.class_names;
   summary.partition = listing.partition.empty() ? "seeded fractions (seed " + std::to_string(o.seed) + ")"
                                                 : listing.partition;
   if (is_idx && val_fraction > 0) summary.partition += " + seeded val fraction";

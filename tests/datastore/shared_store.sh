@@ -8,12 +8,9 @@ source "$(dirname "$0")/../lib/bad_input.sh" "$1" 2
 set -e
 py=/usr/bin/python3
 "$ft" synth --output "$work/s.h5" --count 200 --size 16 --seed 1 --quiet
-cat > "$work/run.pbtxt" <<CFG
-model { vit { patch_size: 4 width: 16 depth: 1 heads: 2 mlp_ratio: 2 } }
-data { store: "$work/s.h5" batch_size: 16 val_split: "" }
-schedule { max_steps: 2 }
-logging { run_dir: "$work/r" }
-CFG
+source "$(dirname "$0")/../lib/run_config.sh"
+vit_config "$work/run.pbtxt" vit16 "$work/s.h5" 16 "" \
+  'schedule { max_steps: 2 }' "logging { run_dir: \"$work/r\" }"
 mpirun_=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2)
 hold() {  # hold MODE: a background process that holds the store (flock | write) until killed
   $py - "$work/s.h5" "$1" "$work/held" <<'PY' &

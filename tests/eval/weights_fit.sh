@@ -23,12 +23,9 @@ ingest ten ten16 16
 ingest three three32 32
 
 # A 3-class ViT trained 2 steps on 16 px, its export, and the export stripped of facetrain's metadata.
-cat > "$work/vit.pbtxt" <<CFG
-model { vit { patch_size: 4 width: 16 depth: 1 heads: 2 mlp_ratio: 2 } }
-data { store: "$work/three16.h5" batch_size: 4 val_split: "" }
-schedule { max_steps: 2 }
-logging { run_dir: "$work/run3" }
-CFG
+source "$(dirname "$0")/../lib/run_config.sh"
+vit_config "$work/vit.pbtxt" vit16 "$work/three16.h5" 4 "" \
+  'schedule { max_steps: 2 }' "logging { run_dir: \"$work/run3\" }"
 "$ft" train --config "$work/vit.pbtxt" --threads 1 --quiet > "$work/train.log" 2>&1 || { cat "$work/train.log"; echo "FAIL: train"; exit 1; }
 "$ft" export --checkpoint "$work/run3" --output "$work/vit3.safetensors" > /dev/null
 python3 - "$work/vit3.safetensors" "$work/foreign3.safetensors" <<'PY'

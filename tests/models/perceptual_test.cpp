@@ -29,20 +29,16 @@ std::string temp_path(const std::string& name) {
 }
 
 TEST(Perceptual, TorchvisionLayerIndices) {
-  // torchvision vgg19.features: relu1_1 = 1, relu2_1 = 6, relu3_1 = 11, relu4_1 = 20, relu5_1 = 29, 37 layers.
-  EXPECT_EQ(vgg_layer_index(VggVariant::kVgg19, "conv1_1"), 0);
-  EXPECT_EQ(vgg_layer_index(VggVariant::kVgg19, "relu1_1"), 1);
-  EXPECT_EQ(vgg_layer_index(VggVariant::kVgg19, "relu2_1"), 6);
-  EXPECT_EQ(vgg_layer_index(VggVariant::kVgg19, "relu3_1"), 11);
-  EXPECT_EQ(vgg_layer_index(VggVariant::kVgg19, "relu4_1"), 20);
-  EXPECT_EQ(vgg_layer_index(VggVariant::kVgg19, "relu5_1"), 29);
-  EXPECT_EQ(vgg_layer_index(VggVariant::kVgg19, "pool5"), 36);
+  // torchvision vgg19.features: relu1_1 = 1, relu2_1 = 6, relu3_1 = 11, relu4_1 = 20, relu5_1 = 29, 37 layers;
   // vgg16.features: relu1_2 = 3, relu2_2 = 8, relu3_3 = 15, relu4_3 = 22, pool5 = 30 (31 layers).
-  EXPECT_EQ(vgg_layer_index(VggVariant::kVgg16, "relu1_2"), 3);
-  EXPECT_EQ(vgg_layer_index(VggVariant::kVgg16, "relu2_2"), 8);
-  EXPECT_EQ(vgg_layer_index(VggVariant::kVgg16, "relu3_3"), 15);
-  EXPECT_EQ(vgg_layer_index(VggVariant::kVgg16, "relu4_3"), 22);
-  EXPECT_EQ(vgg_layer_index(VggVariant::kVgg16, "pool5"), 30);
+  struct Layer { VggVariant variant; const char* name; int index; };
+  const VggVariant v19 = VggVariant::kVgg19, v16 = VggVariant::kVgg16;
+  for (const Layer& l : {Layer{v19, "conv1_1", 0}, Layer{v19, "relu1_1", 1}, Layer{v19, "relu2_1", 6},
+                         Layer{v19, "relu3_1", 11}, Layer{v19, "relu4_1", 20}, Layer{v19, "relu5_1", 29},
+                         Layer{v19, "pool5", 36}, Layer{v16, "relu1_2", 3}, Layer{v16, "relu2_2", 8},
+                         Layer{v16, "relu3_3", 15}, Layer{v16, "relu4_3", 22}, Layer{v16, "pool5", 30}}) {
+    EXPECT_EQ(vgg_layer_index(l.variant, l.name), l.index) << l.name;
+  }
   try {
     vgg_layer_index(VggVariant::kVgg16, "relu3_4", "model.vae.perceptual.layers");
     FAIL() << "no throw";

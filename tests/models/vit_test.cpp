@@ -145,8 +145,7 @@ TEST(Vit, SoftmaxRunsInFloat32ForLowPrecisionModels) {
 TEST(Vit, EveryParameterGetsAGradient) {
   torch::manual_seed(3);
   auto o = tiny();
-  o.dropout = 0.1;
-  o.attention_dropout = 0.1;
+  o.dropout = o.attention_dropout = 0.1;
   Vit model(o);
   model->train();
   auto loss = torch::nn::functional::cross_entropy(model->forward(torch::randn({4, 3, 32, 32})),

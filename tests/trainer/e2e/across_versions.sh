@@ -19,13 +19,11 @@ version() { "$1" --version 2>/dev/null | grep -o 'LibTorch [0-9.]*' | head -1; }
 echo "this: $this ($(version "$this")); other: $other ($(version "$other"))"
 
 "$this" synth --output "$work/s.h5" --count 300 --size 16 --seed 3 --quiet || fail "synth"
-cat > "$work/run.pbtxt" <<CFG
-model { vit { patch_size: 4 width: 16 depth: 1 heads: 2 mlp_ratio: 2 } }
-data { store: "$work/s.h5" batch_size: 16 val_split: "val" }
-optimizer { kind: "adamw" lr: 0.003 }
-schedule { max_steps: 6 }
-logging { run_dir: "$work/unused" every_steps: 1 }
-CFG
+source "$(dirname "$0")/../../lib/run_config.sh"
+vit_config "$work/run.pbtxt" vit16 "$work/s.h5" 16 val \
+  'optimizer { kind: "adamw" lr: 0.003 }' \
+  'schedule { max_steps: 6 }' \
+  "logging { run_dir: \"$work/unused\" every_steps: 1 }"
 # train BINARY RUN_DIR STEPS [--resume auto]
 train() {
   local bin=$1 dir=$2 steps=$3; shift 3

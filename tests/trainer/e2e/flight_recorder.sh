@@ -12,13 +12,9 @@ source "$(dirname "$0")/../../lib/bad_input.sh" "$1" 1
 set -e
 mpirun_=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 3)
 "$ft" synth --output "$work/s.h5" --count 400 --size 16 --seed 3 --quiet
-cat > "$work/a.pbtxt" <<CFG
-model { vit { patch_size: 4 width: 16 depth: 1 heads: 2 mlp_ratio: 2 } }
-data { store: "$work/s.h5" batch_size: 8 val_split: "" }
-schedule { max_steps: 100000 }
-distributed { collective_timeout_s: 3 }
-logging { run_dir: "$work/unused" }
-CFG
+source "$(dirname "$0")/../../lib/run_config.sh"
+vit_config "$work/a.pbtxt" vit16 "$work/s.h5" 8 "" \
+  'schedule { max_steps: 100000 }' 'distributed { collective_timeout_s: 3 }' "logging { run_dir: \"$work/unused\" }"
 expect_diagnosis() {  # expect_diagnosis NAME TEXT: rank 1 missing from step 6's gradient all-reduce
   grep -Eq "^first divergence: gradient #[0-9]+ 'allreduce of gradient bucket 1 of [0-9]+ .*' at step 6: ranks 0, 2 entered it and never saw it complete; rank 1 never reached it$" <<<"$2" ||
     { echo "$2"; echo "FAIL: $1: no divergence at step 6 naming ranks 0, 2 in it and rank 1 not"; exit 1; }

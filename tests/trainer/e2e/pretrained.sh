@@ -10,13 +10,11 @@ set -e
 mpirun_=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2)
 "$ft" synth --output "$work/s16.h5" --count 400 --size 16 --seed 3 --quiet
 "$ft" synth --output "$work/s32.h5" --count 400 --size 32 --seed 4 --quiet
-cat > "$work/a.pbtxt" <<CFG
-model { vit { patch_size: 4 width: 32 depth: 2 heads: 2 mlp_ratio: 2 } }
-data { store: "$work/s16.h5" batch_size: 16 val_split: "val" }
-optimizer { kind: "adamw" lr: 0.003 }
-schedule { max_steps: 20 warmup_steps: 2 }
-logging { run_dir: "$work/a" every_steps: 1 }
-CFG
+source "$(dirname "$0")/../../lib/run_config.sh"
+vit_config "$work/a.pbtxt" vit32 "$work/s16.h5" 16 val \
+  'optimizer { kind: "adamw" lr: 0.003 }' \
+  'schedule { max_steps: 20 warmup_steps: 2 }' \
+  "logging { run_dir: \"$work/a\" every_steps: 1 }"
 "${mpirun_[@]}" "$ft" train --config "$work/a.pbtxt" --threads 1 --quiet > "$work/a.log" 2>&1 ||
   { cat "$work/a.log"; echo "FAIL: pretraining run"; exit 1; }
 "$ft" export --checkpoint "$work/a" --output "$work/a.safetensors" > /dev/null

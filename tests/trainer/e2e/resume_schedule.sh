@@ -9,16 +9,14 @@ set -euo pipefail
 ft=$1
 work=$(mktemp -d); echo "work dir $work"
 trap '[[ -n "${KEEP:-}" ]] || rm -rf "$work"' EXIT
+source "$(dirname "$0")/../../lib/run_config.sh"
 batch=4
+vit_config "$work/run.pbtxt" vit16 "$work/store.h5" $batch val \
+  'optimizer { kind: "adamw" lr: 0.003 }' \
+  'schedule { epochs: 2 warmup_steps: 6 min_lr_ratio: 0.1 }' \
+  "logging { run_dir: \"$work/unused\" every_steps: 1 }"
 "$ft" synth --output "$work/store.h5" --count 200 --size 16 --seed 5 --quiet
 n=$("$ft" stats "$work/store.h5" | awk '$1 == "total" { print $2; exit }')  # images in the train split
-cat > "$work/run.pbtxt" <<CFG
-model { vit { patch_size: 4 width: 16 depth: 1 heads: 2 mlp_ratio: 2 } }
-data { store: "$work/store.h5" batch_size: $batch val_split: "val" }
-optimizer { kind: "adamw" lr: 0.003 }
-schedule { epochs: 2 warmup_steps: 6 min_lr_ratio: 0.1 }
-logging { run_dir: "$work/unused" every_steps: 1 }
-CFG
 train() {  # train RANKS STOP_AT_STEP RUN_DIR LOG [args...]: rank 0 signals itself after that step (0: never)
   local ranks=$1 stop=$2 dir=$3 log=$4; shift 4
   local env=()

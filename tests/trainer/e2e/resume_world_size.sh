@@ -12,13 +12,11 @@ trap '[[ -n "${KEEP:-}" ]] || rm -rf "$work"' EXIT
 batch=4
 "$ft" synth --output "$work/store.h5" --count 300 --size 16 --seed 5 --quiet
 n=$("$ft" stats "$work/store.h5" | awk '$1 == "total" { print $2; exit }')  # images in the train split
-cat > "$work/run.pbtxt" <<CFG
-model { vit { patch_size: 4 width: 32 depth: 2 heads: 2 mlp_ratio: 2 } }
-data { store: "$work/store.h5" batch_size: $batch val_split: "val" }
-optimizer { kind: "adamw" lr: 0.003 }
-schedule { epochs: 2 warmup_steps: 2 }
-logging { run_dir: "$work/run" every_steps: 1 }
-CFG
+source "$(dirname "$0")/../../lib/run_config.sh"
+vit_config "$work/run.pbtxt" vit32 "$work/store.h5" $batch val \
+  'optimizer { kind: "adamw" lr: 0.003 }' \
+  'schedule { epochs: 2 warmup_steps: 2 }' \
+  "logging { run_dir: \"$work/run\" every_steps: 1 }"
 train() {  # train RANKS STOP_AT_STEP LOG [args...]: rank 0 signals itself after that step (0: never)
   local ranks=$1 stop=$2 log=$3; shift 3
   local env=()

@@ -13,13 +13,11 @@ trap '[[ -n "${KEEP:-}" ]] || rm -rf "$work"' EXIT
 mpirun_=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$ranks")
 
 "$ft" synth --output "$work/store.h5" --count 400 --size 16 --seed 5 --quiet
-cat > "$work/run.pbtxt" <<CFG
-model { vit { patch_size: 4 width: 32 depth: 2 heads: 2 mlp_ratio: 2 } }
-data { store: "$work/store.h5" batch_size: 16 val_split: "val" }
-optimizer { kind: "adamw" lr: 0.003 grad_clip_norm: 1.0 }
-schedule { epochs: 3 warmup_steps: 2 }
-logging { run_dir: "$work/unused" every_steps: 1 }
-CFG
+source "$(dirname "$0")/../../lib/run_config.sh"
+vit_config "$work/run.pbtxt" vit32 "$work/store.h5" 16 val \
+  'optimizer { kind: "adamw" lr: 0.003 grad_clip_norm: 1.0 }' \
+  'schedule { epochs: 3 warmup_steps: 2 }' \
+  "logging { run_dir: \"$work/unused\" every_steps: 1 }"
 records() {  # "step name value" for the train/loss and val/* records of a metrics.jsonl
   grep -oE '"step": *[0-9]+|"(train/loss|val/[a-z]+)": *[-0-9.eE+]+' "$1" |
     awk -F': *' '/"step"/ { step = $2; next } { print step, $1, $2 }'
