@@ -79,6 +79,8 @@ class VaeTask : public TrainingTask {
     if (csv.empty()) return {};
     const std::vector<int64_t> indices = read_index_column(csv, "model.vae.subset");
     FT_USER_CHECK(!indices.empty(), "model.vae.subset: " << csv << " lists no images");
+    // Said because the subset replaces data.train_split: an epoch is these images, whatever split they are in.
+    log("vae: training on the " + std::to_string(indices.size()) + " images of model.vae.subset " + csv);
     return indices;
   }
   void broadcast_state() override {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end model.cnn (seed 002's DCGAN discriminator with a logit per class) on 2 ranks, everywhere a
-# classifier goes: `train` (validation each epoch, the parameter count of the seed's layout), `eval metrics`,
+# classifier goes: `train` (validation each epoch, the parameter count of the seed's layout; the logged
+# validation of the raw and the EMA weights is `eval metrics --split val` on the checkpoint), `eval metrics`,
 # `eval mine`, `export` and `eval metrics` on the exported file; fine-tuning its head only; `eval attention`
 # refuses it in one line, as `train` does stores whose side is not 4 * 2^n.
 # Usage: cnn.sh FACETRAIN_BINARY
@@ -16,15 +17,27 @@ echo "ok   train: $(grep '^cnn: [0-9]* parameters' "$work/a.log"); $(grep '^epoc
 
 # BatchNorm across ranks: the ranks' running statistics are averaged before validation, so the validation the
 # 2-rank run logged is that of the model it saved: `eval metrics --split val` on the checkpoint gives the same
-# loss and accuracy to the logged digits (the same batch of 64 as the run's validation).
-"${mpirun_[@]}" "$ft" eval metrics --checkpoint "$work/a" --store "$work/s.h5" --split val --batch 64 \
-  --output "$work/v" > "$work/v.log" 2>&1 || { cat "$work/v.log"; echo "FAIL: eval metrics --split val"; exit 1; }
-logged=$(grep '^epoch 0 val: ' "$work/a.log" | tail -1 | sed -E 's/.*loss ([0-9.]+), accuracy ([0-9.]+),.*/\1 \2/')
-evaluated=$(python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); print("%.4f %.4f" % (m["loss"], m["accuracy"]))' \
-  "$work/v/metrics.json")
-[[ -n "$logged" && "$logged" == "$evaluated" ]] ||
-  { echo "FAIL: the run logged val loss/accuracy '$logged', its checkpoint evaluates to '$evaluated'"; exit 1; }
-echo "ok   the logged validation (loss, accuracy $logged) is the saved model's"
+# loss and accuracy to the logged digits (the same batch of 64 as the run's validation). The same holds for
+# the EMA weights (`ema` section): the logged `val ema` is `eval metrics --weights ema` (the shadow with the
+# averaged statistics the checkpoint keeps beside it).
+logged_is_evaluated() {  # logged_is_evaluated RUN TAG WEIGHTS: the last "epoch N val[ TAG]:" line vs eval metrics
+  local run=$1 tag=$2 weights=$3 logged evaluated
+  "${mpirun_[@]}" "$ft" eval metrics --checkpoint "$work/$run" --weights "$weights" --store "$work/s.h5" --split val \
+    --batch 64 --output "$work/$run-val" > "$work/$run-val.log" 2>&1 ||
+    { cat "$work/$run-val.log"; echo "FAIL: eval metrics --split val --weights $weights"; exit 1; }
+  logged=$(grep "^epoch [0-9]* val$tag: " "$work/$run.log" | tail -1 | sed -E 's/.*loss ([0-9.]+), accuracy ([0-9.]+),.*/\1 \2/')
+  evaluated=$(python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); print("%.4f %.4f" % (m["loss"], m["accuracy"]))' \
+    "$work/$run-val/metrics.json")
+  [[ -n "$logged" && "$logged" == "$evaluated" ]] ||
+    { echo "FAIL: the run logged val$tag loss/accuracy '$logged', its checkpoint ($weights) evaluates to '$evaluated'"; exit 1; }
+  echo "ok   the logged validation$tag (loss, accuracy $logged) is the saved model's ($weights weights)"
+}
+logged_is_evaluated a "" raw
+"${mpirun_[@]}" "$ft" train --config "$work/a.pbtxt" --threads 1 --quiet --set logging.run_dir="$work/e" \
+  --set ema.decay=0.5 > "$work/e.log" 2>&1 || { cat "$work/e.log"; echo "FAIL: CNN with EMA"; exit 1; }
+logged_is_evaluated e " ema" ema
+[[ $(grep '^epoch 0 val ema: ' "$work/e.log" | cut -d, -f1) != $(grep '^epoch 0 val: ' "$work/e.log" | cut -d, -f1) ]] ||
+  { grep '^epoch 0 val' "$work/e.log"; echo "FAIL: the EMA validation is the raw weights'"; exit 1; }
 
 metrics_and_mine CNN
 
