@@ -19,22 +19,13 @@ train() {  # train CONFIG LOG [args]: 2 ranks
 }
 
 # 1. The VAE to start from, and the classifier that mines.
-cat > "$work/vae.pbtxt" <<CFG
-model { vae { latent_size: 8 base_width: 8 sample_count: 4 } }
-data { store: "$work/s.h5" batch_size: 16 val_split: "val" }
-optimizer { kind: "adam" lr: 0.001 weight_decay: 0 }
-schedule { max_steps: 4 }
-logging { run_dir: "$work/v" }
-CFG
+source "$(dirname "$0")/../../lib/run_config.sh"
+run_config "$work/vae.pbtxt" 'vae { latent_size: 8 base_width: 8 sample_count: 4 }' "$work/s.h5" 16 val \
+  'optimizer { kind: "adam" lr: 0.001 weight_decay: 0 }' 'schedule { max_steps: 4 }' "logging { run_dir: \"$work/v\" }"
 train "$work/vae.pbtxt" "$work/v.log"
 "$ft" export --checkpoint "$work/v" --output "$work/v.safetensors" > /dev/null
-cat > "$work/cnn.pbtxt" <<CFG
-model { cnn { width: 8 } }
-data { store: "$work/s.h5" batch_size: 16 val_split: "val" }
-optimizer { kind: "adamw" lr: 0.003 }
-schedule { max_steps: 4 }
-logging { run_dir: "$work/c" }
-CFG
+run_config "$work/cnn.pbtxt" 'cnn { width: 8 }' "$work/s.h5" 16 val \
+  'optimizer { kind: "adamw" lr: 0.003 }' 'schedule { max_steps: 4 }' "logging { run_dir: \"$work/c\" }"
 train "$work/cnn.pbtxt" "$work/c.log"
 "${mpirun_[@]}" "$ft" eval mine --checkpoint "$work/c" --store "$work/s.h5" --split train --class 1 \
   --threshold 0.47 --output "$work/mine" > "$work/mine.log" 2>&1 || { cat "$work/mine.log"; echo "FAIL: eval mine"; exit 1; }
