@@ -22,7 +22,7 @@ vit_config "$work/run.pbtxt" vit16 "$work/s.h5" 8 "" \
   'schedule { max_steps: 3 }' "logging { run_dir: \"$work/run\" }"
 mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 "$ft" train --config "$work/run.pbtxt" --threads 1 \
   --quiet > "$work/train.log" 2>&1 || { cat "$work/train.log"; fail "training with the installed binary"; }
-"$ft" submit --config "$work/run.pbtxt" --output-script "$work/job.sbatch" \
+"$ft" submit --config "$work/run.pbtxt" --nodes 2 --gpus-per-node 4 --output-script "$work/job.sbatch" \
   > "$work/submit.log" 2>&1 || { cat "$work/submit.log"; fail "submit --output-script"; }
 grep -qF "$ft" "$work/job.sbatch" || { grep -n FACETRAIN "$work/job.sbatch" | head -3; fail "the rendered script does not run $ft"; }
 echo "ok   installed and moved: $(cat "$work/version.log"); ldd finds every library; trains on 2 ranks; submit renders a script running it"
