@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/stopwatch.h"
 #include "models/model_spec.h"
+#include "runtime/blas_kernels.h"
 #include "runtime/setup_agreement.h"
 #include "trainer/host_memory_cache.h"
 #include "trainer/task.h"
@@ -33,6 +34,7 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
   });
   task->broadcast_state();
   log_all(describe(ctx));
+  log_all(describe_compute(ctx));  // the BLAS kernels this ran with: OPENBLAS_CORETYPE=Prescott shows "before"
   log(gradient_sync);
 
   // Random batches in the range the model's loader would give it.
@@ -86,6 +88,7 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
     << "): " << describe_host_memory_cache() << "\n"
     << "  gradient sync: " << last.buckets_overlapped << " of " << last.buckets
     << " bucket all-reduce(s) started while backward still ran (overlapped)\n";
+  s << "  BLAS: " << describe(ctx.blas) << "\n";
   if (gflops > 0) {
     s << "  " << fixed_decimals(gflops, 1) << " GFLOP/s per rank; plain 1024^3 matmul now " << fixed_decimals(matmul, 1) << " GFLOP/s ("
       << fixed_decimals(100 * gflops / matmul, 0) << "%)\n";
@@ -95,7 +98,7 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
     << " accumulation=" << accumulation << " steps=" << steps << " step_s=" << fixed_decimals(step, 4)
     << " images_per_s=" << fixed_decimals(images_per_s, 1) << " gflops=" << fixed_decimals(gflops, 1)
     << " matmul_gflops=" << fixed_decimals(matmul, 1) << " buckets=" << last.buckets
-    << " buckets_overlapped=" << last.buckets_overlapped;
+    << " buckets_overlapped=" << last.buckets_overlapped << " blas_core=" << (ctx.blas.core.empty() ? "-" : ctx.blas.core);
   log(s.str());
 }
 

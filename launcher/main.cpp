@@ -14,6 +14,7 @@
 #include "comm/flight_recorder.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "launcher/blas_restart.h"
 #include "launcher/command_table.h"
 #include "launcher/process.h"
 #include "comm/communicator.h"
@@ -135,6 +136,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "facetrain: unknown command '%s' (facetrain help lists them)\n", argv[1]);
     return 2;
   }
+  // Before MPI_Init and any BLAS call: may replace this process, once, by one with OpenBLAS kernels that fit
+  // the CPU (blas_restart.h). The rank's start-up line says what it decided.
+  facetrain::restart_for_blas_kernels(argv);
   // The subcommand sees argv[0] = "facetrain <name>" so its --help names it.
   std::string program = "facetrain " + command->name;
   std::vector<char*> sub_argv{program.data()};

@@ -2,6 +2,7 @@
 // launchers' variables (Open MPI's OMPI_COMM_WORLD_LOCAL_*, srun's SLURM_LOCALID) are compared with them and a
 // disagreement is logged, since a wrong local rank means two ranks driving one GPU.
 #include "comm/communicator.h"
+#include "launcher/blas_restart.h"
 #include "launcher/gpu_info.h"
 #include "launcher/process.h"
 #include "launcher/threads.h"
@@ -177,6 +178,8 @@ ProcessContext place_process(Communicator& comm, int threads_override) {
   ctx.threads = threads_override > 0 ? threads_override : std::max(1, bound ? cores : cores / ctx.local_size);
   set_compute_threads(ctx.threads);
   ctx.cpu_cores = affinity_cores();
+  ctx.blas = blas_kernels();
+  ctx.blas.choice = blas_kernels_choice();
   return ctx;
 }
 

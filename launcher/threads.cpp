@@ -19,9 +19,13 @@ void set_compute_threads(int threads) {
 
 void apply_thread_flag(ProcessContext& ctx, int64_t threads) {
   FT_USER_CHECK(threads >= 0, "--threads must be >= 0 (0: the launcher's per-rank default), got " << threads);
-  if (threads == 0) return;
-  ctx.threads = static_cast<int>(threads);
-  set_compute_threads(ctx.threads);
+  if (threads > 0) {
+    ctx.threads = static_cast<int>(threads);
+    set_compute_threads(ctx.threads);
+  }
+  // The thread count is final: this rank's matmul rates with it, on its own cores, for its start-up line and
+  // the hints (a few tens of ms, once).
+  if (ctx.matmul.threads != ctx.threads) ctx.matmul = measure_matmul_rates(ctx.threads);
 }
 
 }  // namespace facetrain

@@ -14,6 +14,8 @@ namespace facetrain {
 void set_compute_threads(int threads);
 
 // A --threads value: N > 0 sets ctx.threads and the compute threads; 0 keeps the launcher's per-rank choice.
+// Then measures ctx.matmul with the final count (runtime/blas_kernels.h measure_matmul_rates), once: every
+// command on ranks calls this as it starts, before its setup agreement.
 // Throws UserError for a negative value.
 void apply_thread_flag(ProcessContext& ctx, int64_t threads);
 

@@ -3,11 +3,10 @@
 
 #include <ATen/autocast_mode.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/torch_compat.h"
 
 namespace facetrain {
@@ -21,19 +20,14 @@ Precision parse_precision(const std::string& value, const torch::Device& device)
   return Precision::kFp16;
 }
 
-std::string cpu_bf16_units() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("flags", 0) != 0) continue;
-    std::istringstream words(line);
-    std::string word, units;
-    while (words >> word) {
-      if (word == "amx_bf16" || word == "avx512_bf16") units += (units.empty() ? "" : ", ") + word;
-    }
-    return units;  // the first CPU's flags speak for all
-  }
-  return "";
+std::string bf16_hint(const MatmulRates& rates) {
+  const double gain = rates.bf16_gain();
+  if (gain < kHintMinGain) return "";
+  const std::string size = std::to_string(MatmulRates::kMatmulSize) + "^3";
+  return "bf16 matmul " + fixed_decimals(gain, 1) + "x fp32 here (" + size + " at start-up: " +
+         fixed_decimals(rates.bf16_gflops, 1) + " vs " + fixed_decimals(rates.fp32_gflops, 1) +
+         " GFLOP/s): distributed.precision=bf16 may train faster; bench step measures a whole step (README: "
+         "mixed precision)";
 }
 
 std::string precision_name(Precision precision) {

@@ -10,18 +10,24 @@
 #include <string>
 #include <vector>
 
+#include "runtime/blas_kernels.h"
+
 namespace facetrain {
 
 enum class Precision { kFp32, kBf16, kFp16 };
 
 // "fp32" | "bf16" | "fp16" on `device`. fp16 needs CUDA (LibTorch 1.13 has no fp16 autocast on CPU); bf16
-// also runs on CPU: about 2x faster than fp32 with bf16 units (AMX, AVX512-BF16), slower without.
+// also runs on CPU, where whether it is faster depends on the CPU and the LibTorch build, not on a flag:
+// measured on the bench ViT step (docs/results.md), 2.1x faster than fp32 on a Xeon with AMX, 0.70x (slower)
+// on a Xeon with AVX512-BF16 and no AMX, and emulated (far slower) on an AMD EPYC with AVX2 only.
 // Throws UserError naming the field otherwise.
 Precision parse_precision(const std::string& value, const torch::Device& device);
 std::string precision_name(Precision precision);
 
-// The CPU's bf16 units ("amx_bf16", "avx512_bf16" from /proc/cpuinfo), "" when it has none (or on another OS).
-std::string cpu_bf16_units();
+// The hint for an fp32 run on a CPU, from this rank's start-up matmuls (runtime/blas_kernels.h), with its
+// numbers: "bf16 matmul 1.9x fp32 here (256^3 at start-up: 210.0 vs 110.0 GFLOP/s): ...". Empty unless bf16
+// measured at least kHintMinGain x fp32 at the same size.
+std::string bf16_hint(const MatmulRates& rates);
 
 // Autocast for the scope's lifetime (as torch.autocast): CUDA autocast on CUDA devices, CPU autocast for bf16
 // on CPU; nothing for fp32. Cast weights are cached within the outermost scope and dropped when it ends.

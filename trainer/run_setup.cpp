@@ -107,6 +107,7 @@ RunSetup::RunSetup(const proto::RunConfig& user_config, ProcessContext& process,
     }
   });
   log_all(describe(ctx));  // one placement line per rank, once the inputs are known to be good
+  log_all(describe_compute(ctx));
   // Every collective from here on goes into this rank's flight ring (RUN_DIR/flight/rank-R.ring), on disk
   // whatever ends the process, for `facetrain doctor`. Diagnostics only: a rank that cannot write it trains on.
   // The rings carry this attempt's generation, rank 0's clock (collective) every rank, so that after a resume
@@ -155,11 +156,8 @@ void RunSetup::log_plan(int64_t total_steps) const {
       (input_scale.defined() ? "device to uint8 batches" : "host by the loader") + " (data.normalize_on " +
       config.data().normalize_on() + ")");
   if (ctx.device.is_cpu() && config.distributed().precision() == "fp32") {
-    const std::string units = cpu_bf16_units();
-    if (!units.empty()) {
-      log("hint: this CPU has bf16 units (" + units + "): distributed.precision=bf16 trains about 2x faster here "
-          "(README: mixed precision)");
-    }
+    const std::string hint = bf16_hint(ctx.matmul);
+    if (!hint.empty()) log("hint: " + hint);
   }
 }
 

@@ -1,5 +1,4 @@
-// RunSummary (run_summary.h), and the matmul yardstick its GFLOP/s line and `facetrain bench step` compare
-// against (measure_matmul_gflops, declared in task.h).
+// RunSummary (run_summary.h). Its GFLOP/s line stands beside the matmul yardstick (runtime/blas_kernels.h).
 #include "trainer/run_summary.h"
 
 #include <sys/resource.h>
@@ -10,23 +9,10 @@
 
 #include "comm/communicator.h"
 #include "core/log.h"
+#include "runtime/blas_kernels.h"
 #include "trainer/host_memory_cache.h"
 
 namespace facetrain {
-
-double measure_matmul_gflops() {
-  torch::NoGradGuard no_grad;
-  auto a = torch::randn({1024, 1024});
-  auto b = torch::randn({1024, 1024});
-  auto c = torch::matmul(a, b);  // warm-up
-  std::vector<double> rates;
-  for (int i = 0; i < 5; ++i) {
-    const auto t = Clock::now();
-    c = torch::matmul(a, b);
-    rates.push_back(2.0 * 1024 * 1024 * 1024 / seconds_since(t) / 1e9);
-  }
-  return median(rates);
-}
 
 RunSummary::RunSummary(const proto::RunConfig& config, ProcessContext& ctx, int64_t first_step,
                        const ShardLoader& loader)
@@ -89,7 +75,7 @@ void RunSummary::log(int64_t last_step, const ShardLoader& loader, const Trainin
     const double achieved = task.train_flops_per_image() * images_per_s / ctx_.world_size / 1e9;
     facetrain::log("summary: " + fixed_decimals(achieved, 1) + " GFLOP/s per rank in training steps; plain 1024^3 "
                    "matmul now: " + fixed_decimals(matmul, 1) + " GFLOP/s (" +
-                   fixed_decimals(100 * achieved / matmul, 0) + "%)");
+                   fixed_decimals(100 * achieved / matmul, 0) + "%) with " + describe(ctx_.blas));
   }
 }
 

@@ -94,8 +94,4 @@ DataParallelOptions data_parallel_options(const proto::RunConfig& config);
 std::unique_ptr<Communicator> open_gradient_communicator(const proto::RunConfig& config, ProcessContext& ctx,
                                                          std::string* description);
 
-// Plain 1024^3 float32 matmul rate of this process now, GFLOP/s (median of 5): the yardstick beside a
-// model's achieved GFLOP/s in run summaries and `facetrain bench step`.
-double measure_matmul_gflops();
-
 }  // namespace facetrain

@@ -1,6 +1,6 @@
 // Mixed precision (trainer/precision.h) on the CPU: the loss scaler's arithmetic and schedule, the skip of
 // an overflowing step agreed by every rank through the gradient sync (run on 1 and 2 ranks), bf16 autocast
-// scopes, and the ViT under bf16 autocast keeping float32 attention, weights and gradients.
+// scopes, the ViT under bf16 autocast keeping float32 attention, weights and gradients, and the measured bf16 hint.
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
@@ -187,6 +187,26 @@ TEST(Precision, FusedUnscaleOnCuda) {
   EXPECT_FALSE(scaler.unscale_and_update({w}));
   EXPECT_EQ(scaler.scale(), before / 2);
   EXPECT_EQ(scaler.skipped_steps(), 1);
+}
+
+// The bf16 hint quotes the rates it rests on and is silent below kHintMinGain, or when bf16 was timed only at
+// a smaller size than fp32 (no bf16 units: too slow to time at the full size).
+TEST(Precision, Bf16HintOnlyFromAMeasuredGain) {
+  MatmulRates rates;
+  rates.threads = 1;
+  rates.fp32_gflops = 110;
+  rates.bf16_gflops = 210;
+  rates.bf16_size = MatmulRates::kMatmulSize;
+  EXPECT_EQ(bf16_hint(rates).rfind("bf16 matmul 1.9x fp32 here (256^3 at start-up: 210.0 vs 110.0 GFLOP/s): "
+                                   "distributed.precision=bf16", 0), 0u) << bf16_hint(rates);
+  rates.bf16_gflops = 1.29 * rates.fp32_gflops;
+  EXPECT_EQ(bf16_hint(rates), "");
+  rates.bf16_gflops = 1.31 * rates.fp32_gflops;
+  EXPECT_NE(bf16_hint(rates), "");
+  rates.bf16_size = 128;
+  EXPECT_EQ(bf16_hint(rates), "");
+  rates = MatmulRates{};  // never measured
+  EXPECT_EQ(bf16_hint(rates), "");
 }
 
 }  // namespace

@@ -3,7 +3,10 @@
 PyTorch (tools/bench/python/): Debian's 1.13, and the torch wheel's 2.x eager and under torch.compile. Same
 model, batch and thread count, interleaved over rounds (this machine is noisy: compare within one run, quote
 medians). Prints a Markdown table of medians over rounds with each row's ratio to the peers the issue names;
-raw lines go to --log.
+raw lines go to --log. Beside every table it names where the figures came from: the CPU (its name and the
+vector units that decide the kernels) and the BLAS with its kernels for each build that has rows in it
+(facetrain's own start-up line; the Python peers' torch.__config__ and OpenBLAS's openblas_get_corename), since
+Debian's OpenBLAS runs generic kernels on CPUs it does not know and a figure without its kernels misleads.
 
   /usr/bin/python3 tools/bench/compare.py --rounds 3 [--only vit,scaling,cnn,dcgan,vae,bf16,sync,loader,faces]
                                           [--steps 6]
@@ -193,6 +196,66 @@ def faces_fields(stdout):
     return fields if "faces_face-crop_found" in fields else None
 
 
+# The vector units that decide which BLAS kernels fit (launcher/blas_restart.h) and whether bf16 has units.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
+
+
+def cpu_line():
+    """'CPU: AMD EPYC, 2 cores; avx2 fma (no avx512f avx512_bf16 ...)' from /proc/cpuinfo."""
+    name, flags = "unknown CPU", set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and name == "unknown CPU":
+                name = value.strip()
+            if key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    have = [f for f in CPU_FLAGS if f in flags]
+    lack = [f for f in CPU_FLAGS if f not in flags]
+    return (f"CPU: {name}, {os.cpu_count()} cores; {' '.join(have) or 'no avx2'}"
+            + (f" (no {' '.join(lack)})" if lack else ""))
+
+
+def facetrain_blas(ft, env, log):
+    """The BLAS and kernels facetrain's start-up line names (after its restart onto fitting kernels, if any)."""
+    cmd = [ft, "bench", "step", "--config", os.path.join(ROOT, "configs/cnn-fashion-mnist-32.pbtxt"), "--threads",
+           "1", "--steps", "1", "--warmup", "0"] + CNN_SET
+    out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+    log.write(" ".join(cmd) + "\n" + out + "\n")
+    m = re.search(r"^\[rank 0\] cpu .*?, blas (.*?), matmul ", out, re.M)
+    return m.group(1) if m else "unknown (no start-up line naming the BLAS)"
+
+
+# A Python peer's BLAS: OpenBLAS (Debian's python3-torch) answers through the library mapped into the process;
+# the wheel's MKL through torch's build configuration.
+PY_BLAS = r"""
+import ctypes, re, torch
+for line in open("/proc/self/maps"):
+    if "libopenblas" in line:
+        lib = ctypes.CDLL(line.split()[-1])
+        lib.openblas_get_corename.restype = lib.openblas_get_config.restype = ctypes.c_char_p
+        version = lib.openblas_get_config().decode().split()[1]
+        print(f"OpenBLAS {version}, {lib.openblas_get_corename().decode()} kernels")
+        break
+else:
+    show = torch.__config__.show()
+    m = re.search(r"Math Kernel Library[^\n]*|BLAS_INFO=\S+", show)
+    print(m.group(0).strip() if m else "unknown")
+"""
+
+
+def python_blas(interp, env):
+    out = subprocess.run([interp, "-c", PY_BLAS], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True).stdout.strip()
+    return out or "unknown"
+
+
+def where(blas, labels):
+    """The line beside a table: the CPU, and the BLAS of each build with rows in it (labels: row labels)."""
+    builds = [b for b in blas if any(label.startswith(b) for label in labels)]
+    return cpu_line() + "\nBLAS: " + "; ".join(f"{b}: {blas[b]}" for b in builds)
+
+
 def run(cmd, env, log, parse=step_fields):
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log.write(" ".join(cmd) + "\n" + out.stdout + "\n")
@@ -229,6 +292,13 @@ def main():
             sys.exit(f"compare.py: --only: unknown case '{c}' ({', '.join(table)})")
     results = {(c, entry[0]): [] for c in chosen for entry in table[c]}
     with open(a.log, "a") as log:
+        # Row labels start with these names (DDP's rows are the wheel's Python 2.x).
+        blas = {FT113_ROW: facetrain_blas(FT113, env, log)}
+        if have_ft2:
+            blas[FT2_ROW] = facetrain_blas(FT2, env, log)
+        blas[PY113_ROW.split(",")[0]] = python_blas(PY113, env)
+        blas["Python 2.x"] = blas["DDP 2.x"] = python_blas(PY2, env)
+        print(where(blas, list(blas)), flush=True)
         for r in range(a.rounds):
             for c in chosen:
                 for label, cmd, *parse in table[c]:
@@ -246,6 +316,7 @@ def main():
     print(f"\n{time.strftime('%Y-%m-%d %H:%M')}, {a.rounds} rounds x {a.steps} steps, medians; "
           f"load average now {open('/proc/loadavg').read().split()[0]}\n")
     if any(c in STEP_CASES for c in chosen):
+        print(where(blas, [label for c in chosen if c in STEP_CASES for label, *_ in table[c]]) + "\n")
         print("| case | run | step s | images/s | vs Python 2.x eager | vs Python 2.x compiled |")
         print("| --- | --- | --- | --- | --- | --- |")
     for c in [c for c in chosen if c in STEP_CASES]:
@@ -282,17 +353,20 @@ def main():
 
     if "sync" in chosen:
         label = table["sync"][0][0]
+        print("\n" + where(blas, [label]))
         sizes = sorted(int(k[6:]) for k in results[("sync", label)][0] if k.startswith("ratio_"))
-        print("\nGradient sync vs MPI_Allreduce bus bandwidth, 2 ranks (median ratio over rounds): " +
+        print("Gradient sync vs MPI_Allreduce bus bandwidth, 2 ranks (median ratio over rounds): " +
               ", ".join(f"{n // 1024} kB {med('sync', label, f'ratio_{n}'):.0f} %" for n in sizes))
     if "loader" in chosen:
         label = table["loader"][0][0]
-        print(f"\nLoader, 224x224x3 augmented, 1 worker: {med('loader', label, 'images_per_s'):.0f} images/s, "
+        print("\n" + where(blas, [label]))
+        print(f"Loader, 224x224x3 augmented, 1 worker: {med('loader', label, 'images_per_s'):.0f} images/s, "
               f"{med('loader', label, 'images_per_cpu_s'):.0f} images per CPU-second (target 6,000)")
     if "faces" in chosen:
         label = table["faces"][0][0]
         f0 = results[("faces", label)][0]
-        print(f"\ningest --face-crop, 178x218 JPEGs to 64x64, 2 cores: "
+        print("\n" + where(blas, [label]))
+        print(f"ingest --face-crop, 178x218 JPEGs to 64x64, 2 cores: "
               f"{med('faces', label, 'faces_face-crop_images_per_s'):.0f} images/s with drawn faces "
               f"({f0['faces_face-crop_found']} of {f0['faces_face-crop_count']} found; "
               f"{med('faces', label, 'faces_face-crop_cpu_ms'):.2f} CPU ms per image), "
