@@ -121,10 +121,11 @@ void run_sweep(Communicator& comm, const std::vector<int64_t>& sizes, int fixed_
     const double algbw_mpi = b / mpi / 1e9, algbw_sync = b / sync / 1e9;
     char size_text[32];
     std::snprintf(size_text, sizeof(size_text), "%10lld", static_cast<long long>(bytes));
-    log(std::string(size_text) + "  |  " + fmt("%16.3f", 1e3 * mpi) + fmt(" %7.2f", algbw_mpi) + fmt(" %6.2f", algbw_mpi * bus_factor) +
-        "  |  " + fmt("%16.3f", 1e3 * sync) + fmt(" %7.2f", algbw_sync) + fmt(" %6.2f", algbw_sync * bus_factor) +
-        "  | " + fmt("%4.0f%%", 100.0 * mpi / sync) + " | " + fmt("%8.3f", 1e3 * backward) + "   (" +
-        std::to_string(reps) + " reps, " + std::to_string(buckets.bucket_count()) + " bucket(s))");
+    log(std::string(size_text) + "  |  " + fmt("%16.3f", 1e3 * mpi) + fmt(" %7.2f", algbw_mpi) +
+        fmt(" %6.2f", algbw_mpi * bus_factor) + "  |  " + fmt("%16.3f", 1e3 * sync) + fmt(" %7.2f", algbw_sync) +
+        fmt(" %6.2f", algbw_sync * bus_factor) + "  | " + fmt("%4.0f%%", 100.0 * mpi / sync) + " | " +
+        fmt("%8.3f", 1e3 * backward) + "   (" + std::to_string(reps) + " reps, " +
+        std::to_string(buckets.bucket_count()) + " bucket(s))");
   }
 }
 
@@ -183,8 +184,9 @@ void run_allreduce_bench(const AllreduceBenchOptions& o) {
   for (int64_t s = o.min_bytes; s < o.max_bytes; s *= o.factor) sizes.push_back(s);
   sizes.push_back(o.max_bytes);
   log("bench allreduce: " + std::to_string(comm->size()) + " ranks x " + std::to_string(o.threads) +
-      " thread(s), float32, bucket cap " + format_bytes(cap_bytes) + ", parameters of <= " +
-      format_bytes(o.param_bytes) + "; times are the slowest rank's, medians over repetitions; "
+      " thread(s), float32, bucket cap " + format_bytes(cap_bytes) +
+      ", parameters of <= " + format_bytes(o.param_bytes) +
+      "; times are the slowest rank's, medians over repetitions; "
       "gradient sync = (backward + finalize) - (backward alone); GB/s");
   run_sweep(*comm, sizes, o.reps, o.param_bytes, cap_bytes);
   if (o.overlap_steps > 0) run_overlap(*comm, 4'000'000, o.overlap_steps);

@@ -28,7 +28,6 @@
 namespace facetrain {
 namespace {
 
-
 double cpu_seconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -126,16 +125,17 @@ void run_loader_bench(const LoaderBenchRequest& r) {
   const StoreInfo info = reader.info();
   const int64_t bytes = reader.image_bytes();
   const std::vector<int64_t> items = reader.split_indices(split);
-  FT_USER_CHECK(static_cast<int64_t>(items.size()) >= batch,
-                path << ": split " << split_name(split) << " has " << items.size() << " images, fewer than --batch "
-                     << batch);
+  FT_USER_CHECK(static_cast<int64_t>(items.size()) >= batch, path << ": split " << split_name(split) << " has "
+                                                                  << items.size() << " images, fewer than --batch "
+                                                                  << batch);
   char line[512];
-  std::snprintf(line, sizeof line,
-                "bench loader: %s, %lld %s images of %dx%dx%d (%lld per chunk), batch %lld, %d worker thread(s) + 1 I/O, "
-                "prefetch %d, %d usable core(s), median of %d x %.2f s",
-                path.c_str(), static_cast<long long>(items.size()), split_name(split), info.height, info.width,
-                info.channels, static_cast<long long>(reader.chunk_images()), static_cast<long long>(batch), threads,
-                prefetch, usable_cores(), repeats, seconds);
+  std::snprintf(
+      line, sizeof line,
+      "bench loader: %s, %lld %s images of %dx%dx%d (%lld per chunk), batch %lld, %d worker thread(s) + 1 I/O, "
+      "prefetch %d, %d usable core(s), median of %d x %.2f s",
+      path.c_str(), static_cast<long long>(items.size()), split_name(split), info.height, info.width, info.channels,
+      static_cast<long long>(reader.chunk_images()), static_cast<long long>(batch), threads, prefetch, usable_cores(),
+      repeats, seconds);
   log(line);
 
   struct Row {
@@ -150,10 +150,13 @@ void run_loader_bench(const LoaderBenchRequest& r) {
     const int64_t slots = std::max<int64_t>(2, (256LL << 20) / batch_bytes);
     std::vector<uint8_t> src(static_cast<size_t>(slots * batch_bytes), 1), dst(static_cast<size_t>(batch_bytes));
     int64_t slot = 0;
-    rows.push_back({"memcpy (ceiling)", measure([&] {
-                      std::memcpy(dst.data(), src.data() + (slot++ % slots) * batch_bytes, batch_bytes);
-                      return batch;
-                    }, seconds, repeats)});
+    rows.push_back({"memcpy (ceiling)", measure(
+                                            [&] {
+                                              std::memcpy(dst.data(), src.data() + (slot++ % slots) * batch_bytes,
+                                                          batch_bytes);
+                                              return batch;
+                                            },
+                                            seconds, repeats)});
   }
 
   // 2. Raw uint8 reads of shuffled batches, in this thread, through both read paths.
@@ -168,10 +171,13 @@ void run_loader_bench(const LoaderBenchRequest& r) {
       reader.set_direct_reads(direct);
       if (direct && !reader.direct_reads()) continue;
       int64_t b = 0;
-      rows.push_back({direct ? "raw uint8, shuffled (pread)" : "raw uint8, shuffled (H5Dread)", measure([&] {
-                        reader.read_images(order.data() + (b++ % batches) * batch, batch, out.data());
-                        return batch;
-                      }, seconds, repeats)});
+      rows.push_back({direct ? "raw uint8, shuffled (pread)" : "raw uint8, shuffled (H5Dread)",
+                      measure(
+                          [&] {
+                            reader.read_images(order.data() + (b++ % batches) * batch, batch, out.data());
+                            return batch;
+                          },
+                          seconds, repeats)});
     }
   }
 
@@ -187,17 +193,19 @@ void run_loader_bench(const LoaderBenchRequest& r) {
     int64_t epoch = 0;
     loader.start_epoch(epoch);
     Batch b;
-    rows.push_back({name, measure([&] {
-                      if (!loader.next(&b)) {
-                        loader.start_epoch(++epoch);
-                        FT_CHECK(loader.next(&b), "empty epoch");
-                      }
-                      return b.images.size(0);
-                    }, seconds, repeats)});
+    rows.push_back({name, measure(
+                              [&] {
+                                if (!loader.next(&b)) {
+                                  loader.start_epoch(++epoch);
+                                  FT_CHECK(loader.next(&b), "empty epoch");
+                                }
+                                return b.images.size(0);
+                              },
+                              seconds, repeats)});
   };
   LoaderOptions plain;
-  plain.normalization = info.std.size() == static_cast<size_t>(info.channels) ? Normalization::kMeanStd
-                                                                              : Normalization::kUnit;
+  plain.normalization =
+      info.std.size() == static_cast<size_t>(info.channels) ? Normalization::kMeanStd : Normalization::kUnit;
   loader_row("normalized float, shuffled", plain);
   LoaderOptions chunked = plain;
   chunked.chunk_shuffle = true;
@@ -226,8 +234,8 @@ void run_loader_bench(const LoaderBenchRequest& r) {
   log(line);
   for (const auto& r : rows) {
     const auto [lo, hi] = std::minmax_element(r.m.rates.begin(), r.m.rates.end());
-    std::snprintf(line, sizeof line, "%-32s %11.0f %11.0f %11.0f %9.0f %9.2f %13.0f", r.name.c_str(), r.m.median(),
-                  *lo, *hi, r.m.median() * bytes / 1e6, r.m.cpu_per_wall,
+    std::snprintf(line, sizeof line, "%-32s %11.0f %11.0f %11.0f %9.0f %9.2f %13.0f", r.name.c_str(), r.m.median(), *lo,
+                  *hi, r.m.median() * bytes / 1e6, r.m.cpu_per_wall,
                   r.m.cpu_per_wall > 0 ? r.m.median() / r.m.cpu_per_wall : 0.0);
     log(line);
   }

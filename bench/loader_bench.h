@@ -9,16 +9,16 @@
 namespace facetrain {
 
 struct LoaderBenchRequest {
-  std::string file;              // the store to read (HDF5)
+  std::string file;  // the store to read (HDF5)
   std::string split = "train";
-  int64_t batch = 256;           // batch size per rank
-  int64_t threads = 1;           // loader worker threads (plus one I/O thread)
-  int64_t prefetch = 4;          // prefetch depth in batches
-  double seconds = 1;            // duration of one repetition
-  int64_t repeats = 5;           // repetitions per row (the table shows their median)
-  bool cold = false;             // skip reading the file once before timing
-  bool no_simd = false;          // the portable scalar augmentation kernel instead of AVX2
-  int64_t generate = 0;          // > 0: first write `file` as this many noise images when it does not exist
+  int64_t batch = 256;              // batch size per rank
+  int64_t threads = 1;              // loader worker threads (plus one I/O thread)
+  int64_t prefetch = 4;             // prefetch depth in batches
+  double seconds = 1;               // duration of one repetition
+  int64_t repeats = 5;              // repetitions per row (the table shows their median)
+  bool cold = false;                // skip reading the file once before timing
+  bool no_simd = false;             // the portable scalar augmentation kernel instead of AVX2
+  int64_t generate = 0;             // > 0: first write `file` as this many noise images when it does not exist
   int64_t size = 64, channels = 3;  // their shape
 };
 

@@ -18,8 +18,7 @@
 
 namespace facetrain {
 
-void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int steps, int warmup,
-                    ProcessContext& ctx) {
+void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int steps, int warmup, ProcessContext& ctx) {
   const std::string kind = model_spec_of(config).name;
   install_host_memory_cache(int64_t{config.distributed().host_memory_cache_mb()} << 20);
   // Nothing is written: samples and checkpoints belong to runs, not benchmarks.
@@ -44,8 +43,7 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
   std::vector<Batch> micro(accumulation);
   for (auto& b : micro) {
     const std::vector<int64_t> shape{batch, info.channels, info.height, info.width};
-    b.images = model_spec_of(config).is_classifier() ? torch::randn(shape)
-                                                                : torch::rand(shape) * 2 - 1;
+    b.images = model_spec_of(config).is_classifier() ? torch::randn(shape) : torch::rand(shape) * 2 - 1;
     b.labels = torch::randint(static_cast<int64_t>(info.class_names.size()), {batch}, torch::kInt64);
     b.indices = torch::arange(batch, torch::kInt64);
   }
@@ -76,29 +74,30 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
   getrusage(RUSAGE_SELF, &usage);
 
   std::ostringstream s;
-  s << "bench step: " << kind << ", " << ctx.world_size << " rank(s) x " << ctx.threads << " thread(s), batch "
-    << batch << " x " << accumulation << " per rank: median step " << fixed_decimals(step, 4) << " s (min "
+  s << "bench step: " << kind << ", " << ctx.world_size << " rank(s) x " << ctx.threads << " thread(s), batch " << batch
+    << " x " << accumulation << " per rank: median step " << fixed_decimals(step, 4) << " s (min "
     << fixed_decimals(*std::min_element(step_s.begin(), step_s.end()), 4) << ", max "
     << fixed_decimals(*std::max_element(step_s.begin(), step_s.end()), 4) << ", " << steps << " steps, slowest rank), "
     << fixed_decimals(images_per_s, 1) << " images/s (all ranks)\n"
-    << "  rank 0 medians per step: forward+backward " << fixed_decimals(median(fb_ms), 1) << " ms, exposed communication "
-    << fixed_decimals(median(comm_ms), 1) << " ms, optimizer " << fixed_decimals(median(opt_ms), 1) << " ms; peak memory "
-    << usage.ru_maxrss / 1024 << " MB\n"
+    << "  rank 0 medians per step: forward+backward " << fixed_decimals(median(fb_ms), 1)
+    << " ms, exposed communication " << fixed_decimals(median(comm_ms), 1) << " ms, optimizer "
+    << fixed_decimals(median(opt_ms), 1) << " ms; peak memory " << usage.ru_maxrss / 1024 << " MB\n"
     << "  host memory cache (distributed.host_memory_cache_mb " << config.distributed().host_memory_cache_mb()
     << "): " << describe_host_memory_cache() << "\n"
     << "  gradient sync: " << last.buckets_overlapped << " of " << last.buckets
     << " bucket all-reduce(s) started while backward still ran (overlapped)\n";
   s << "  BLAS: " << describe(ctx.blas) << "\n";
   if (gflops > 0) {
-    s << "  " << fixed_decimals(gflops, 1) << " GFLOP/s per rank; plain 1024^3 matmul now " << fixed_decimals(matmul, 1) << " GFLOP/s ("
-      << fixed_decimals(100 * gflops / matmul, 0) << "%)\n";
+    s << "  " << fixed_decimals(gflops, 1) << " GFLOP/s per rank; plain 1024^3 matmul now " << fixed_decimals(matmul, 1)
+      << " GFLOP/s (" << fixed_decimals(100 * gflops / matmul, 0) << "%)\n";
   }
   // One key=value line for scripts (tools/bench/compare.sh).
   s << "bench_step kind=" << kind << " ranks=" << ctx.world_size << " threads=" << ctx.threads << " batch=" << batch
     << " accumulation=" << accumulation << " steps=" << steps << " step_s=" << fixed_decimals(step, 4)
     << " images_per_s=" << fixed_decimals(images_per_s, 1) << " gflops=" << fixed_decimals(gflops, 1)
     << " matmul_gflops=" << fixed_decimals(matmul, 1) << " buckets=" << last.buckets
-    << " buckets_overlapped=" << last.buckets_overlapped << " blas_core=" << (ctx.blas.core.empty() ? "-" : ctx.blas.core);
+    << " buckets_overlapped=" << last.buckets_overlapped
+    << " blas_core=" << (ctx.blas.core.empty() ? "-" : ctx.blas.core);
   log(s.str());
 }
 

@@ -13,7 +13,6 @@ namespace facetrain {
 // (collective) every rank, after the command's checks: builds the task for `config` on images shaped like
 // `input`, agrees on the setup, times `warmup` + `steps` steps (the slowest rank's) and logs (rank 0) the
 // medians, the split of the step, memory, GFLOP/s beside a plain matmul and one key=value line for scripts.
-void run_step_bench(const proto::RunConfig& config, const StoreInfo& input, int steps, int warmup,
-                    ProcessContext& ctx);
+void run_step_bench(const proto::RunConfig& config, const StoreInfo& input, int steps, int warmup, ProcessContext& ctx);
 
 }  // namespace facetrain

@@ -55,8 +55,7 @@ class Communicator {
   virtual void all_reduce_sum_(torch::Tensor& tensor, const std::string& label) = 0;
   void all_reduce_sum_(torch::Tensor& tensor) { all_reduce_sum_(tensor, std::string()); }
   // Non-blocking version: the tensor must not be touched until wait()/test() reports completion.
-  virtual std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor,
-                                                                   const std::string& label) = 0;
+  virtual std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor, const std::string& label) = 0;
   std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor) {
     return all_reduce_sum_async_(tensor, std::string());
   }

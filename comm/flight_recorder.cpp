@@ -40,7 +40,7 @@ struct Header {
   int32_t capacity;
   int64_t pid;
   char host[64];
-  int64_t next;  // records begun so far; record k lives in slot k % capacity (stored with release order)
+  int64_t next;        // records begun so far; record k lives in slot k % capacity (stored with release order)
   int64_t generation;  // the attempt that wrote the ring (zero padding in version 1)
   char pad[16];
 };
@@ -164,7 +164,7 @@ void flight_end(int64_t handle) {
 
 std::vector<RankFlight> read_flight_records(const std::string& directory) {
   FT_USER_CHECK(fs::is_directory(directory), directory << ": no flight records here (is it a run directory? the "
-                                                           "rings are in RUN_DIR/flight/)");
+                                                          "rings are in RUN_DIR/flight/)");
   std::vector<RankFlight> out;
   for (const auto& entry : fs::directory_iterator(directory)) {
     const std::string name = entry.path().filename().string();
@@ -187,8 +187,9 @@ std::vector<RankFlight> read_flight_records(const std::string& directory) {
     std::memcpy(static_cast<void*>(&header), bytes.data(), sizeof(Header));
     FT_USER_CHECK(header.version >= 1 && header.version <= kVersion,
                   path << ": flight ring version " << header.version << ", this facetrain reads 1 to " << kVersion);
-    FT_USER_CHECK(header.capacity > 0 && bytes.size() >= sizeof(Header) + static_cast<size_t>(header.capacity) * sizeof(Record),
-                  path << ": truncated flight ring");
+    FT_USER_CHECK(
+        header.capacity > 0 && bytes.size() >= sizeof(Header) + static_cast<size_t>(header.capacity) * sizeof(Record),
+        path << ": truncated flight ring");
     RankFlight rank;
     rank.rank = header.rank;
     rank.world_size = header.world_size;
@@ -199,7 +200,8 @@ std::vector<RankFlight> read_flight_records(const std::string& directory) {
     const int64_t next = header.next;
     for (int64_t k = std::max<int64_t>(0, next - header.capacity); k < next; ++k) {
       Record rec;
-      std::memcpy(static_cast<void*>(&rec), bytes.data() + sizeof(Header) + (k % header.capacity) * sizeof(Record), sizeof(Record));
+      std::memcpy(static_cast<void*>(&rec), bytes.data() + sizeof(Header) + (k % header.capacity) * sizeof(Record),
+                  sizeof(Record));
       if (rec.valid != k + 1) continue;  // being rewritten when the process stopped
       FlightRecord f;
       f.rank = header.rank;
@@ -363,8 +365,9 @@ std::vector<std::string> diagnose_flight(const std::vector<RankFlight>& rings) {
         } else {
           const FlightRecord& r = *by_seq[i].rbegin()->second;
           a << describe(r) << (r.end > 0 ? ", completed" : ", never completed");
-          if (example) a << ", entered " << std::fixed << std::setprecision(3) << (example->start - r.start)
-                         << " s before the others entered #" << seq;
+          if (example)
+            a << ", entered " << std::fixed << std::setprecision(3) << (example->start - r.start)
+              << " s before the others entered #" << seq;
         }
         lines.push_back(a.str());
       }
@@ -375,7 +378,8 @@ std::vector<std::string> diagnose_flight(const std::vector<RankFlight>& rings) {
   size_t total = 0;
   for (const auto& r : ranks) total += r.records.size();
   head << ranks.size() << " rank(s) of " << (ranks.empty() ? 0 : ranks.front().world_size) << ", " << total
-       << " collective records; " << (diverged ? "the ranks diverged" : "no divergence: every rank completed the same collectives");
+       << " collective records; "
+       << (diverged ? "the ranks diverged" : "no divergence: every rank completed the same collectives");
   lines.insert(lines.begin(), head.str());
   if (newest > 0) {
     const std::time_t started = static_cast<std::time_t>(newest / 1000000000);

@@ -11,8 +11,10 @@ namespace facetrain {
 
 const char* gradient_backend_name(GradientBackend backend) {
   switch (backend) {
-    case GradientBackend::kMpi: return "mpi";
-    case GradientBackend::kNccl: return "nccl";
+    case GradientBackend::kMpi:
+      return "mpi";
+    case GradientBackend::kNccl:
+      return "nccl";
   }
   FT_CHECK(false, "unknown gradient backend " << static_cast<int>(backend));
 }
@@ -25,10 +27,12 @@ GradientBackend choose_gradient_backend(const std::string& requested, bool model
   if (requested == "mpi") return GradientBackend::kMpi;
   if (requested == "auto") return model_on_gpu && nccl_built ? GradientBackend::kNccl : GradientBackend::kMpi;
   FT_USER_CHECK(requested == "nccl", "distributed.backend must be auto, mpi or nccl, got '" << requested << "'");
-  FT_USER_CHECK(nccl_built, "distributed.backend: nccl is not in this build (LibTorch without CUDA, or CUDA/NCCL "
-                            "headers not found when configuring); use mpi or auto");
-  FT_USER_CHECK(model_on_gpu, "distributed.backend: nccl needs the model on a GPU, and this rank has no CUDA device; "
-                              "use mpi or auto");
+  FT_USER_CHECK(nccl_built,
+                "distributed.backend: nccl is not in this build (LibTorch without CUDA, or CUDA/NCCL "
+                "headers not found when configuring); use mpi or auto");
+  FT_USER_CHECK(model_on_gpu,
+                "distributed.backend: nccl needs the model on a GPU, and this rank has no CUDA device; "
+                "use mpi or auto");
   return GradientBackend::kNccl;
 }
 
@@ -36,8 +40,12 @@ std::unique_ptr<Communicator> make_gradient_communicator(GradientBackend backend
                                                          double timeout_seconds) {
   std::unique_ptr<Communicator> comm;
   switch (backend) {
-    case GradientBackend::kMpi: comm = make_mpi_communicator(); break;
-    case GradientBackend::kNccl: comm = make_nccl_communicator(device_index, timeout_seconds); break;
+    case GradientBackend::kMpi:
+      comm = make_mpi_communicator();
+      break;
+    case GradientBackend::kNccl:
+      comm = make_nccl_communicator(device_index, timeout_seconds);
+      break;
   }
   FT_CHECK(comm != nullptr, "unknown gradient backend " << static_cast<int>(backend));
   comm->set_timeout_seconds(timeout_seconds);

@@ -29,12 +29,12 @@ namespace facetrain {
 struct GradientBuckets::State {
   struct Slot {
     torch::Tensor parameter;
-    int64_t index = 0;   // position in the constructor's list
+    int64_t index = 0;  // position in the constructor's list
     int64_t bucket = 0;
-    torch::Tensor alias;  // the parameter's shape over its part of the bucket; becomes .grad
-    bool ready = false;   // its gradient for this synced step has arrived
+    torch::Tensor alias;        // the parameter's shape over its part of the bucket; becomes .grad
+    bool ready = false;         // its gradient for this synced step has arrived
     bool got_gradient = false;  // autograd produced one for it this step (any micro-batch)
-    int64_t used_at = 0;  // its place in the bucket's tail of "used" flags
+    int64_t used_at = 0;        // its place in the bucket's tail of "used" flags
     torch_compat::GradAccumulatorPtr accumulator;
     uintptr_t hook = 0;
   };
@@ -44,9 +44,9 @@ struct GradientBuckets::State {
     // parameter's .grad is left undefined so optimizers skip it as PyTorch does (no momentum step, no
     // decoupled weight decay on a parameter no rank used).
     torch::Tensor flat;
-    torch::Tensor used;  // view of the flags at the end of `flat`
+    torch::Tensor used;          // view of the flags at the end of `flat`
     std::vector<int64_t> slots;  // indices into `slots`, in fill order
-    int64_t waiting = 0;          // slots not yet ready
+    int64_t waiting = 0;         // slots not yet ready
     std::unique_ptr<PendingCollective> work;
     std::string label;
   };
@@ -59,9 +59,9 @@ struct GradientBuckets::State {
   std::vector<Bucket> buckets;
   bool sync_enabled = true;
   bool progress_in_hooks = true;
-  size_t next_launch = 0;  // buckets launch strictly in order, so every rank issues the same sequence
-  int64_t slots_waiting = 0;  // slots of this step whose gradient has not arrived
-  int64_t overlapped = 0;     // buckets launched this step while slots_waiting > 0
+  size_t next_launch = 0;       // buckets launch strictly in order, so every rank issues the same sequence
+  int64_t slots_waiting = 0;    // slots of this step whose gradient has not arrived
+  int64_t overlapped = 0;       // buckets launched this step while slots_waiting > 0
   size_t first_incomplete = 0;  // launched buckets before it have completed (progress from the hooks)
 
   // Makes .grad the bucket view, copying a gradient that autograd put elsewhere (first backward, or after
@@ -72,7 +72,8 @@ struct GradientBuckets::State {
     if (grad.defined() && grad.is_same(s.alias)) return;
     torch::NoGradGuard no_grad;
     if (grad.defined()) {
-      FT_CHECK(grad.layout() == torch::kStrided, name << " parameter " << s.index << ": sparse gradients are not supported");
+      FT_CHECK(grad.layout() == torch::kStrided,
+               name << " parameter " << s.index << ": sparse gradients are not supported");
       s.alias.copy_(grad);
     } else {
       s.alias.zero_();
@@ -264,8 +265,7 @@ void GradientBuckets::check_same_parameters_on_every_rank() {
   State& st = *state_;
   const torch::Tensor mine =
       torch::tensor(st.layout, torch::TensorOptions().dtype(torch::kInt64).device(st.layout_device)).reshape({1, 3});
-  const torch::Tensor all =
-      st.comm->all_gather(mine, "allgather of " + st.name + " bucket layout").to(torch::kCPU);
+  const torch::Tensor all = st.comm->all_gather(mine, "allgather of " + st.name + " bucket layout").to(torch::kCPU);
   std::vector<int> differ;
   for (int r = 0; r < st.comm->size(); ++r) {
     if (!torch::equal(all[r], all[0])) differ.push_back(r);

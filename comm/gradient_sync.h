@@ -20,7 +20,7 @@ class Module;
 
 namespace facetrain {
 
-constexpr int64_t kDefaultBucketCapBytes = 25'000'000;  // 25 MB, as PyTorch DDP
+constexpr int64_t kDefaultBucketCapBytes = 25'000'000;      // 25 MB, as PyTorch DDP
 constexpr int64_t kDefaultFirstBucketCapBytes = 1'000'000;  // 1 MB, as DDP's first bucket
 
 // GradientBuckets: averages the gradients of `parameters` over the ranks of `comm`.

@@ -16,7 +16,7 @@ namespace facetrain {
 namespace comm_detail {
 
 struct Operation {
-  int64_t seq = 0;   // collectives started on this communicator, counting this one (same on every rank)
+  int64_t seq = 0;  // collectives started on this communicator, counting this one (same on every rank)
   int64_t step = -1;
   std::string label;
   int64_t flight = -1;  // its flight-recorder handle (comm/flight_recorder.h)

@@ -56,9 +56,10 @@ MPI_Datatype mpi_sum_type(torch::ScalarType type) {
     default:
       break;
   }
-  FT_CHECK(false, "the MPI all-reduce does not support dtype " << type
-                  << " (float32, float64, int32, int64, uint8, int8); convert explicitly — comm/ never "
-                     "casts silently");
+  FT_CHECK(false, "the MPI all-reduce does not support dtype "
+                      << type
+                      << " (float32, float64, int32, int64, uint8, int8); convert explicitly — comm/ never "
+                         "casts silently");
 }
 
 void check_cpu_contiguous(const torch::Tensor& tensor, const char* op) {
@@ -178,21 +179,21 @@ class MpiCommunicator final : public Communicator {
     all_reduce_sum_async_(tensor, label)->wait();
   }
 
-  std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor,
-                                                           const std::string& label) override {
+  std::unique_ptr<PendingCollective> all_reduce_sum_async_(torch::Tensor& tensor, const std::string& label) override {
     check_cpu_contiguous(tensor, "all_reduce_sum_async_");
     const MPI_Datatype type = mpi_sum_type(tensor.scalar_type());
-    Operation op = begin(label, [&] { return "allreduce of " + format_bytes(tensor.nbytes()); }, tensor.nbytes());
+    Operation op = begin(
+        label, [&] { return "allreduce of " + format_bytes(tensor.nbytes()); }, tensor.nbytes());
     return std::make_unique<MpiPending>(this, start_iallreduce(tensor, type, 1.0), std::move(op));
   }
 
-  std::unique_ptr<PendingCollective> all_reduce_mean_async_(torch::Tensor& tensor,
-                                                            const std::string& label) override {
+  std::unique_ptr<PendingCollective> all_reduce_mean_async_(torch::Tensor& tensor, const std::string& label) override {
     check_cpu_contiguous(tensor, "all_reduce_mean_async_");
     const torch::ScalarType dtype = tensor.scalar_type();
     FT_CHECK(dtype == torch::kFloat32 || dtype == torch::kFloat64,
              "all_reduce_mean_: the MPI mean takes float32 or float64, got " << dtype);
-    Operation op = begin(label, [&] { return "allreduce (mean) of " + format_bytes(tensor.nbytes()); }, tensor.nbytes());
+    Operation op = begin(
+        label, [&] { return "allreduce (mean) of " + format_bytes(tensor.nbytes()); }, tensor.nbytes());
     std::unique_ptr<MpiWork> work;
     if (size_ > 1 && static_cast<int64_t>(tensor.nbytes()) >= kRingMinBytes) {
       const int tag = 1 + static_cast<int>(op.seq % 30000);
@@ -206,8 +207,8 @@ class MpiCommunicator final : public Communicator {
   void broadcast_(torch::Tensor& tensor, int root, const std::string& label) override {
     check_cpu_contiguous(tensor, "broadcast_");
     FT_CHECK(root >= 0 && root < size_, "broadcast_: root " << root << " outside 0.." << size_ - 1);
-    const Operation op = begin(label, "broadcast of " + format_bytes(tensor.nbytes()) + " from rank " +
-                                          std::to_string(root), tensor.nbytes());
+    const Operation op = begin(
+        label, "broadcast of " + format_bytes(tensor.nbytes()) + " from rank " + std::to_string(root), tensor.nbytes());
     auto work = std::make_unique<RequestWork>(std::vector<torch::Tensor>{tensor});
     for_chunks(tensor.nbytes(), 1, tensor.data_ptr(), [&](void* p, int count) {
       work->requests().emplace_back();
@@ -253,8 +254,8 @@ class MpiCommunicator final : public Communicator {
                "all_gather: rank " << r << " passed a tensor whose dtype or trailing dims differ from rank 0's "
                                    << "(only dim 0 may differ)");
       const int64_t bytes = meta[2 * r] * row_bytes;
-      FT_CHECK(offset + bytes <= INT_MAX, "all_gather: " << format_bytes(offset + bytes)
-                                                         << " exceed what one MPI_Allgatherv can move (2 GB)");
+      FT_CHECK(offset + bytes <= INT_MAX,
+               "all_gather: " << format_bytes(offset + bytes) << " exceed what one MPI_Allgatherv can move (2 GB)");
       counts[r] = static_cast<int>(bytes);
       displacements[r] = static_cast<int>(offset);
       offset += bytes;
@@ -265,8 +266,8 @@ class MpiCommunicator final : public Communicator {
     torch::Tensor out = torch::empty(out_shape, local.options());
     // (collective) every rank
     const Operation op = begin(what, "", local.nbytes());
-    auto work = std::make_unique<RequestWork>(
-        std::vector<torch::Tensor>{out, local, counts_tensor, displacements_tensor});
+    auto work =
+        std::make_unique<RequestWork>(std::vector<torch::Tensor>{out, local, counts_tensor, displacements_tensor});
     work->requests().emplace_back();
     FT_MPI_CHECK(MPI_Iallgatherv(local.data_ptr(), counts[rank_], MPI_BYTE, out.data_ptr(), counts, displacements,
                                  MPI_BYTE, data_, &work->requests().back()));
@@ -318,7 +319,8 @@ class MpiCommunicator final : public Communicator {
 
  private:
   Operation begin(const std::string& label, const std::string& default_label, int64_t bytes) {
-    return begin(label, [&] { return default_label; }, bytes);
+    return begin(
+        label, [&] { return default_label; }, bytes);
   }
   // default_label() is called only when label is empty (formatting it costs about a microsecond: the
   // gradient buckets always pass their own).
@@ -359,7 +361,7 @@ class MpiCommunicator final : public Communicator {
   std::shared_ptr<comm_detail::ScratchPool> scratch_;
   int rank_ = 0, size_ = 1;
   bool oversubscribed_ = false;  // more ranks on this node than cores: yield while polling
-  int64_t started_ = 0;  // collectives started on data_
+  int64_t started_ = 0;          // collectives started on data_
   std::unique_ptr<comm_detail::CollectiveWatchdog> watchdog_;  // on control_
 };
 
@@ -397,8 +399,12 @@ void plain_mpi_all_reduce_(torch::Tensor& tensor, ReduceOp op) {
   FT_CHECK(tensor.numel() <= kMaxCount, "plain_mpi_all_reduce_: more than 2^30 elements");
   MPI_Op mpi_op = MPI_SUM;
   switch (op) {
-    case ReduceOp::kSum: mpi_op = MPI_SUM; break;
-    case ReduceOp::kMax: mpi_op = MPI_MAX; break;
+    case ReduceOp::kSum:
+      mpi_op = MPI_SUM;
+      break;
+    case ReduceOp::kMax:
+      mpi_op = MPI_MAX;
+      break;
   }
   FT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, tensor.data_ptr(), static_cast<int>(tensor.numel()),
                              mpi_sum_type(tensor.scalar_type()), mpi_op, MPI_COMM_WORLD));

@@ -108,15 +108,24 @@ namespace {
 
 ncclDataType_t nccl_type(torch::ScalarType type) {
   switch (type) {
-    case torch::kFloat32: return ncclFloat32;
-    case torch::kFloat64: return ncclFloat64;
-    case torch::kFloat16: return ncclFloat16;
-    case torch::kBFloat16: return ncclBfloat16;
-    case torch::kInt32: return ncclInt32;
-    case torch::kInt64: return ncclInt64;
-    case torch::kUInt8: return ncclUint8;
-    case torch::kInt8: return ncclInt8;
-    default: break;
+    case torch::kFloat32:
+      return ncclFloat32;
+    case torch::kFloat64:
+      return ncclFloat64;
+    case torch::kFloat16:
+      return ncclFloat16;
+    case torch::kBFloat16:
+      return ncclBfloat16;
+    case torch::kInt32:
+      return ncclInt32;
+    case torch::kInt64:
+      return ncclInt64;
+    case torch::kUInt8:
+      return ncclUint8;
+    case torch::kInt8:
+      return ncclInt8;
+    default:
+      break;
   }
   FT_CHECK(false, "the NCCL communicator does not support dtype " << type << "; convert explicitly");
 }
@@ -233,11 +242,10 @@ class NcclCommunicator final : public Communicator {
     check(tensor, "all_reduce_mean_async_");
     FT_CHECK(tensor.is_floating_point(), "all_reduce_mean_: floating-point tensors only, got " << tensor.scalar_type());
     const ncclDataType_t type = nccl_type(tensor.scalar_type());
-    return launch(tensor, label.empty() ? "allreduce (mean) of " + format_bytes(tensor.nbytes()) : label,
-                  [&] {
+    return launch(tensor, label.empty() ? "allreduce (mean) of " + format_bytes(tensor.nbytes()) : label, [&] {
 #if FACETRAIN_NCCL_HAS_AVG
-                    return ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), type, ncclAvg, comm_,
-                                         stream_.stream());
+      return ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), type, ncclAvg, comm_,
+                           stream_.stream());
 #else
                     const ncclResult_t rc = ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), type,
                                                           ncclSum, comm_, stream_.stream());
@@ -246,7 +254,7 @@ class NcclCommunicator final : public Communicator {
                     tensor.div_(size_);
                     return rc;
 #endif
-                  });
+    });
   }
 
   void broadcast_(torch::Tensor& tensor, int root, const std::string& label) override {
@@ -276,8 +284,7 @@ class NcclCommunicator final : public Communicator {
     padded_shape[0] = max_rows * size_;
     torch::Tensor gathered = torch::empty(padded_shape, local.options());
     launch(gathered, label.empty() ? "allgather of " + format_bytes(local.nbytes()) : label, [&] {
-      return ncclAllGather(padded.data_ptr(), gathered.data_ptr(), padded.nbytes(), ncclUint8, comm_,
-                           stream_.stream());
+      return ncclAllGather(padded.data_ptr(), gathered.data_ptr(), padded.nbytes(), ncclUint8, comm_, stream_.stream());
     })->wait();
     std::vector<torch::Tensor> parts;
     for (int r = 0; r < size_; ++r) parts.push_back(gathered.narrow(0, r * max_rows, counts[r].item<int64_t>()));
@@ -322,9 +329,9 @@ class NcclCommunicator final : public Communicator {
     if (rank_ == 0) message.status = static_cast<int>(ncclGetUniqueId(&message.id));
     FT_MPI_CHECK(MPI_Bcast(&message, sizeof(message), MPI_BYTE, 0, MPI_COMM_WORLD));
     if (message.status != ncclSuccess) {
-      throw std::runtime_error("rank 0: " + nccl_error_text(static_cast<ncclResult_t>(message.status),
-                                                            "ncclGetUniqueId") +
-                               " (every rank stops: no NCCL communicator without the id)");
+      throw std::runtime_error(
+          "rank 0: " + nccl_error_text(static_cast<ncclResult_t>(message.status), "ncclGetUniqueId") +
+          " (every rank stops: no NCCL communicator without the id)");
     }
 #if FACETRAIN_NCCL_HAS_NONBLOCKING_INIT
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
@@ -355,7 +362,8 @@ class NcclCommunicator final : public Communicator {
       }
       if (timeout_seconds > 0 && seconds_since(started) > timeout_seconds) {
         abort_communicator(comm_detail::describe_operation(what, step_) + " did not complete within " +
-                           std::to_string(timeout_seconds) + " s (NCCL communicator aborted). HINT: a rank did not "
+                           std::to_string(timeout_seconds) +
+                           " s (NCCL communicator aborted). HINT: a rank did not "
                            "start, or the ranks cannot reach each other (NCCL_SOCKET_IFNAME, NCCL_DEBUG=INFO)");
         throw_if_failed();
       }
@@ -401,7 +409,8 @@ class NcclCommunicator final : public Communicator {
     flight->step = step_;
     flight->timeout_seconds = timeout_seconds_;
     flight->started = started;
-    flight->record = flight_begin(flight_name().c_str(), ++launched_, step_, static_cast<int64_t>(tensor.nbytes()), label);
+    flight->record =
+        flight_begin(flight_name().c_str(), ++launched_, step_, static_cast<int64_t>(tensor.nbytes()), label);
     FT_CUDA_CHECK(cudaEventRecord(flight->done, stream_.stream()));
     // The caching allocator must not hand this memory to another tensor before the side stream is done.
     c10::cuda::CUDACachingAllocator::recordStream(tensor.storage().data_ptr(), stream_);
@@ -453,8 +462,8 @@ class NcclCommunicator final : public Communicator {
       }
       std::string failure;
       if (state != cudaErrorNotReady) {
-        failure = comm_detail::describe_operation(oldest->label, oldest->step) + ": CUDA error " +
-                  cudaGetErrorString(state);
+        failure =
+            comm_detail::describe_operation(oldest->label, oldest->step) + ": CUDA error " + cudaGetErrorString(state);
       } else if (async != ncclSuccess && async != ncclInProgress) {
         failure = comm_detail::describe_operation(oldest->label, oldest->step) + ": " +
                   nccl_error_text(async, "ncclCommGetAsyncError");

@@ -84,16 +84,16 @@ class RingMeanWork final : public MpiWork {
     if (phase_ == Phase::kReduceScatter) {
       send_ = wrap(rank_ - step_);
       recv_ = wrap(rank_ - step_ - 1);
-      FT_MPI_CHECK(MPI_Irecv(scratch_.data_ptr(), static_cast<int>(length(recv_)), type(), left, tag_, comm_,
-                             &requests_[0]));
+      FT_MPI_CHECK(
+          MPI_Irecv(scratch_.data_ptr(), static_cast<int>(length(recv_)), type(), left, tag_, comm_, &requests_[0]));
     } else {
       send_ = wrap(rank_ + 1 - step_);
       recv_ = wrap(rank_ - step_);
-      FT_MPI_CHECK(MPI_Irecv(data_ + lo(recv_), static_cast<int>(length(recv_)), type(), left, tag_, comm_,
-                             &requests_[0]));
+      FT_MPI_CHECK(
+          MPI_Irecv(data_ + lo(recv_), static_cast<int>(length(recv_)), type(), left, tag_, comm_, &requests_[0]));
     }
-    FT_MPI_CHECK(MPI_Isend(data_ + lo(send_), static_cast<int>(length(send_)), type(), right, tag_, comm_,
-                           &requests_[1]));
+    FT_MPI_CHECK(
+        MPI_Isend(data_ + lo(send_), static_cast<int>(length(send_)), type(), right, tag_, comm_, &requests_[1]));
   }
 
   void finish_step() {

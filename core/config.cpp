@@ -76,8 +76,8 @@ void apply_override(proto::RunConfig* config, const std::string& assignment, con
   for (std::string name; std::getline(ss, name, '.');) {
     FT_USER_CHECK(descriptor != nullptr, what << ": '" << fields.back()->name() << "' is not a message");
     const pb::FieldDescriptor* field = descriptor->FindFieldByName(name);
-    FT_USER_CHECK(field != nullptr, what << ": no field '" << name << "' in " << descriptor->name()
-                                         << " (see core/config.proto)");
+    FT_USER_CHECK(field != nullptr,
+                  what << ": no field '" << name << "' in " << descriptor->name() << " (see core/config.proto)");
     fields.push_back(field);
     descriptor = field->message_type();
   }
@@ -125,7 +125,7 @@ void validate_run_config(const proto::RunConfig& c, const std::string& source) {
     throw UserError(source + ": field 'model' must set one of " + names);
   }
   FT_USER_CHECK(!c.data().store().empty(), source << ": field 'data.store' is required (an HDF5 store from "
-                                                  "`facetrain ingest` or `facetrain synth`)");
+                                                     "`facetrain ingest` or `facetrain synth`)");
   FT_USER_CHECK(!c.logging().run_dir().empty(), source << ": field 'logging.run_dir' is required");
   FT_USER_CHECK(c.data().batch_size() > 0, source << ": field 'data.batch_size' must be > 0");
   FT_USER_CHECK(c.data().loader_threads() > 0, source << ": field 'data.loader_threads' must be > 0");
@@ -155,8 +155,9 @@ void validate_run_config(const proto::RunConfig& c, const std::string& source) {
   FT_USER_CHECK(c.distributed().first_bucket_mb() > 0, source << ": field 'distributed.first_bucket_mb' must be > 0");
   FT_USER_CHECK(c.checkpoint().keep_last() >= 1, source << ": field 'checkpoint.keep_last' must be >= 1");
   const std::string& preempt = c.checkpoint().preemption_signal();
-  FT_USER_CHECK(preempt == "USR1" || preempt == "USR2" || preempt == "TERM",
-                source << ": field 'checkpoint.preemption_signal' must be USR1, USR2 or TERM (got '" << preempt << "')");
+  FT_USER_CHECK(
+      preempt == "USR1" || preempt == "USR2" || preempt == "TERM",
+      source << ": field 'checkpoint.preemption_signal' must be USR1, USR2 or TERM (got '" << preempt << "')");
   // The model section's own fields are checked by its spec (models/model_spec.h check_model_config).
 }
 

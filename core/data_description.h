@@ -14,12 +14,12 @@ namespace facetrain {
 struct StoreInfo {
   int64_t count = 0;
   int height = 0, width = 0, channels = 0;
-  std::vector<std::string> class_names;   // label k is class_names[k]
-  std::string label_source;               // "folder", "idx", "celeba:Smiling", "synth:smiling", ...
-  std::vector<float> mean, std;           // per channel, train split, pixel values scaled to [0,1]
-  std::vector<int64_t> class_counts;      // train split, per class
-  std::vector<float> class_weights;       // 'balanced': n_train / (n_classes * count)
-  std::vector<int64_t> split_counts;      // [train, val, test]
+  std::vector<std::string> class_names;      // label k is class_names[k]
+  std::string label_source;                  // "folder", "idx", "celeba:Smiling", "synth:smiling", ...
+  std::vector<float> mean, std;              // per channel, train split, pixel values scaled to [0,1]
+  std::vector<int64_t> class_counts;         // train split, per class
+  std::vector<float> class_weights;          // 'balanced': n_train / (n_classes * count)
+  std::vector<int64_t> split_counts;         // [train, val, test]
   std::vector<std::string> attribute_names;  // CelebA's 40 attributes when present, else empty
   bool has_identities = false;
 };
@@ -43,10 +43,14 @@ inline Normalization parse_normalization(const std::string& value, const std::st
 
 inline const char* normalization_name(Normalization normalization) {
   switch (normalization) {
-    case Normalization::kMeanStd: return "store";
-    case Normalization::kMinusOneOne: return "minus_one_one";
-    case Normalization::kUnit: return "unit";
-    case Normalization::kImageNet: return "imagenet";
+    case Normalization::kMeanStd:
+      return "store";
+    case Normalization::kMinusOneOne:
+      return "minus_one_one";
+    case Normalization::kUnit:
+      return "unit";
+    case Normalization::kImageNet:
+      return "imagenet";
   }
   return "?";
 }

@@ -24,21 +24,21 @@ class CollectiveTimeout : public std::runtime_error {
 }  // namespace facetrain
 
 // FT_USER_CHECK(cond, "text " << value): throws UserError with the streamed message when cond is false.
-#define FT_USER_CHECK(cond, msg)                          \
-  do {                                                    \
-    if (!(cond)) {                                        \
-      std::ostringstream ft_oss_;                         \
-      ft_oss_ << msg;                                     \
-      throw ::facetrain::UserError(ft_oss_.str());        \
-    }                                                     \
+#define FT_USER_CHECK(cond, msg)                   \
+  do {                                             \
+    if (!(cond)) {                                 \
+      std::ostringstream ft_oss_;                  \
+      ft_oss_ << msg;                              \
+      throw ::facetrain::UserError(ft_oss_.str()); \
+    }                                              \
   } while (0)
 
 // FT_CHECK(cond, "text " << value): an internal invariant; throws std::runtime_error with file:line.
-#define FT_CHECK(cond, msg)                                                              \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::ostringstream ft_oss_;                                                        \
-      ft_oss_ << __FILE__ << ":" << __LINE__ << ": check failed: " #cond ": " << msg;     \
-      throw std::runtime_error(ft_oss_.str());                                           \
-    }                                                                                    \
+#define FT_CHECK(cond, msg)                                                           \
+  do {                                                                                \
+    if (!(cond)) {                                                                    \
+      std::ostringstream ft_oss_;                                                     \
+      ft_oss_ << __FILE__ << ":" << __LINE__ << ": check failed: " #cond ": " << msg; \
+      throw std::runtime_error(ft_oss_.str());                                        \
+    }                                                                                 \
   } while (0)

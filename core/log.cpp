@@ -66,8 +66,7 @@ bool stdout_is_terminal() {
   // user sees is the launcher's (mpirun or its node daemon, our parent) stdout, e.g. a Slurm log file.
   if (std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr) return true;
   std::error_code ec;
-  const std::string target =
-      std::filesystem::read_symlink("/proc/" + std::to_string(getppid()) + "/fd/1", ec).string();
+  const std::string target = std::filesystem::read_symlink("/proc/" + std::to_string(getppid()) + "/fd/1", ec).string();
   if (ec) return false;
   return target.rfind("/dev/pts/", 0) == 0 || target.rfind("/dev/tty", 0) == 0;
 }

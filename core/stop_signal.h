@@ -1,5 +1,6 @@
 // Signals turned into a flag, in one place: nothing unsafe runs in a handler. Two uses:
-// - Training (preemption): SIGTERM or the run's preemption signal (SIGUSR1 by default) sets the flag; the training loop turns it into a collective
+// - Training (preemption): SIGTERM or the run's preemption signal (SIGUSR1 by default) sets the flag; the training loop
+// turns it into a collective
 //   decision at the next step boundary, writes a checkpoint and exits with kExitStopped, which Slurm batch
 //   scripts treat as "requeue me".
 // - Long single-process work (ingest, synth): StopOnSignal turns SIGINT/SIGTERM into the flag for its

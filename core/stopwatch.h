@@ -9,9 +9,7 @@
 namespace facetrain {
 
 using Clock = std::chrono::steady_clock;
-inline double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // The middle value (the mean of the two middle ones for an even count); 0 for none.
 inline double median(std::vector<double> v) {

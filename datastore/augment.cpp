@@ -50,9 +50,7 @@ void AugmentOptions::validate(const std::string& what) const {
   check(random_grayscale >= 0 && random_grayscale <= 1, "random_grayscale", random_grayscale, "[0, 1]");
 }
 
-bool AugmentParams::is_affine() const {
-  return theta != 0 || tx != 0 || ty != 0 || shear != 0 || zx != 1 || zy != 1;
-}
+bool AugmentParams::is_affine() const { return theta != 0 || tx != 0 || ty != 0 || shear != 0 || zx != 1 || zy != 1; }
 
 AugmentParams draw_augment_params(const AugmentOptions& o, int height, int width, uint64_t seed, int64_t epoch,
                                   int64_t index) {
@@ -87,13 +85,15 @@ constexpr float kLumaR = 0.299f, kLumaG = 0.587f, kLumaB = 0.114f;
 inline int border_index(int64_t i, int n, FillMode mode) {
   if (i >= 0 && i < n) return static_cast<int>(i);
   switch (mode) {
-    case FillMode::kNearest: return i < 0 ? 0 : n - 1;             // aaaa|abcd|dddd
-    case FillMode::kConstant: return -1;                           // kkkk|abcd|kkkk
-    case FillMode::kWrap: {                                        // abcd|abcd|abcd
+    case FillMode::kNearest:
+      return i < 0 ? 0 : n - 1;  // aaaa|abcd|dddd
+    case FillMode::kConstant:
+      return -1;             // kkkk|abcd|kkkk
+    case FillMode::kWrap: {  // abcd|abcd|abcd
       const int64_t r = i % n;
       return static_cast<int>(r < 0 ? r + n : r);
     }
-    case FillMode::kReflect: {                                     // dcba|abcd|dcba (scipy 'reflect')
+    case FillMode::kReflect: {  // dcba|abcd|dcba (scipy 'reflect')
       const int64_t period = 2 * static_cast<int64_t>(n);
       int64_t r = i % period;
       if (r < 0) r += period;
@@ -128,8 +128,8 @@ struct Plan {
   bool gray;
   const float* scale;
   const float* shift;
-  float* dst;       // float planes (augment_normalize), or
-  uint8_t* dst8;    // byte planes (augment_to_uint8): values rounded half up
+  float* dst;     // float planes (augment_normalize), or
+  uint8_t* dst8;  // byte planes (augment_to_uint8): values rounded half up
   const AxisTable* xt;
   const AxisTable* yt;
   bool tables_cover;  // every sample (and its +1 neighbour) lies inside the tables' range
@@ -143,12 +143,8 @@ inline void scalar_pixel(const Plan& p, int x, int y) {
   const float fx = std::floor(std::clamp(X, -1e8f, 1e8f)), fy = std::floor(std::clamp(Y, -1e8f, 1e8f));
   const float ax = X - fx, ay = Y - fy;
   const auto ix = static_cast<int64_t>(fx), iy = static_cast<int64_t>(fy);
-  auto col = [&](int64_t i) {
-    return p.tables_cover ? p.xt->zero()[i] : border_index(i, p.w, p.mode);
-  };
-  auto row = [&](int64_t i) {
-    return p.tables_cover ? p.yt->zero()[i] : border_index(i, p.h, p.mode);
-  };
+  auto col = [&](int64_t i) { return p.tables_cover ? p.xt->zero()[i] : border_index(i, p.w, p.mode); };
+  auto row = [&](int64_t i) { return p.tables_cover ? p.yt->zero()[i] : border_index(i, p.h, p.mode); };
   const int x0 = col(ix), x1 = col(ix + 1), y0 = row(iy), y1 = row(iy + 1);
   const float w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
   float v[4] = {0, 0, 0, 0};
@@ -163,7 +159,8 @@ inline void scalar_pixel(const Plan& p, int x, int y) {
   const int64_t hw = static_cast<int64_t>(p.h) * p.w, at = static_cast<int64_t>(y) * p.w + x;
   if (p.dst8 != nullptr) {
     // Bilinear values are convex combinations of 0..255 values: round half up, clamp float noise.
-    for (int k = 0; k < p.c && k < 4; ++k) p.dst8[k * hw + at] = static_cast<uint8_t>(std::clamp(v[k] + 0.5f, 0.0f, 255.0f));
+    for (int k = 0; k < p.c && k < 4; ++k)
+      p.dst8[k * hw + at] = static_cast<uint8_t>(std::clamp(v[k] + 0.5f, 0.0f, 255.0f));
     return;
   }
   for (int k = 0; k < p.c && k < 4; ++k) p.dst[k * hw + at] = v[k] * p.scale[k] + p.shift[k];
@@ -198,8 +195,7 @@ __attribute__((target("avx2,fma"))) inline __m256i load8(const uint8_t* base, __
 // rounded half up and stored as 8 bytes in each of the C byte planes (the first `active` of them). The packs
 // saturate, so no clamp is needed; three channels share the packs.
 template <int C>
-__attribute__((target("avx2,fma"))) inline void store8_bytes(const __m256* v, uint8_t* out, int64_t plane,
-                                                             int active) {
+__attribute__((target("avx2,fma"))) inline void store8_bytes(const __m256* v, uint8_t* out, int64_t plane, int active) {
   const __m256 half = _mm256_set1_ps(0.5f);
   __m256i bytes;  // 64-bit lane k: the 8 bytes of channel k
   if constexpr (C == 3) {
@@ -262,9 +258,9 @@ __attribute__((target("avx2,fma"))) void avx2_kernel(const Plan& p) {
       const __m256 fX = _mm256_floor_ps(X), fY = _mm256_floor_ps(Y);
       const __m256 ax = _mm256_sub_ps(X, fX), ay = _mm256_sub_ps(Y, fY);
       const __m256i ix = _mm256_cvttps_epi32(fX), iy = _mm256_cvttps_epi32(fY);
-      const __m256i inside = _mm256_and_si256(
-          _mm256_and_si256(_mm256_cmpgt_epi32(ix, minus1), _mm256_cmpgt_epi32(wm1, ix)),
-          _mm256_and_si256(_mm256_cmpgt_epi32(iy, minus1), _mm256_cmpgt_epi32(hm1, iy)));
+      const __m256i inside =
+          _mm256_and_si256(_mm256_and_si256(_mm256_cmpgt_epi32(ix, minus1), _mm256_cmpgt_epi32(wm1, ix)),
+                           _mm256_and_si256(_mm256_cmpgt_epi32(iy, minus1), _mm256_cmpgt_epi32(hm1, iy)));
       __m256i o00, o01, o10, o11, omax;
       __m256i v00 = minus1, v01 = minus1, v10 = minus1, v11 = minus1;  // tap lies in the image
       bool masked = false;
@@ -321,10 +317,10 @@ __attribute__((target("avx2,fma"))) void avx2_kernel(const Plan& p) {
       __m256 v[C];
       for (int k = 0; k < C; ++k) {
         // t00*w00 + t01*w01 + t10*w10 + t11*w11, left to right as in scalar_pixel (FMA rounds less).
-        v[k] = _mm256_fmadd_ps(tap_channel(g11, k), w11,
-                               _mm256_fmadd_ps(tap_channel(g10, k), w10,
-                                               _mm256_fmadd_ps(tap_channel(g01, k), w01,
-                                                               _mm256_mul_ps(tap_channel(g00, k), w00))));
+        v[k] = _mm256_fmadd_ps(
+            tap_channel(g11, k), w11,
+            _mm256_fmadd_ps(tap_channel(g10, k), w10,
+                            _mm256_fmadd_ps(tap_channel(g01, k), w01, _mm256_mul_ps(tap_channel(g00, k), w00))));
       }
       if constexpr (C == 3) {
         if (p.gray) {
@@ -341,7 +337,8 @@ __attribute__((target("avx2,fma"))) void avx2_kernel(const Plan& p) {
         for (int k = 0; k < C; ++k) _mm256_storeu_ps(out + k * hw, _mm256_fmadd_ps(v[k], scale[k], shift[k]));
       } else {
         const __m256i store_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(active), _mm256_cvttps_epi32(lane));
-        for (int k = 0; k < C; ++k) _mm256_maskstore_ps(out + k * hw, store_mask, _mm256_fmadd_ps(v[k], scale[k], shift[k]));
+        for (int k = 0; k < C; ++k)
+          _mm256_maskstore_ps(out + k * hw, store_mask, _mm256_fmadd_ps(v[k], scale[k], shift[k]));
       }
     }
   }
@@ -484,8 +481,8 @@ void run_augment(const uint8_t* pixels, int height, int width, int channels, con
   for (double cx : {0.0, xmax})
     for (double cy : {0.0, ymax}) {
       const double sx = m[0] * cx + m[1] * cy + m[2], sy = m[3] * cx + m[4] * cy + m[5];
-      cover = cover && sx >= -x_table.margin + 2 && sx <= width - 3 + x_table.margin &&
-              sy >= -y_table.margin + 2 && sy <= height - 3 + y_table.margin;
+      cover = cover && sx >= -x_table.margin + 2 && sx <= width - 3 + x_table.margin && sy >= -y_table.margin + 2 &&
+              sy <= height - 3 + y_table.margin;
     }
   p.tables_cover = cover;
 #ifdef FACETRAIN_HAVE_AVX2_KERNEL
@@ -523,8 +520,8 @@ void apply_augment(uint8_t* pixels, int height, int width, int channels, const A
     for (int k = 0; k < channels; ++k) pixels[i * channels + k] = planes[k * hw + i];
 }
 
-void augment_image(uint8_t* pixels, int height, int width, int channels, const AugmentOptions& options,
-                   uint64_t seed, int64_t epoch, int64_t index) {
+void augment_image(uint8_t* pixels, int height, int width, int channels, const AugmentOptions& options, uint64_t seed,
+                   int64_t epoch, int64_t index) {
   if (!options.enabled()) return;
   const AugmentParams p = draw_augment_params(options, height, width, seed, epoch, index);
   apply_augment(pixels, height, width, channels, p, options.fill_mode, options.cval);

@@ -1,6 +1,6 @@
 // Keras ImageDataGenerator-style augmentation (seed 003) plus random grayscale (seed 000) of uint8 HWC
-// images, fused with normalization to float CHW for the loader. The draws for one image depend only on (seed, epoch, store index): the same image gets the same
-// augmentation whatever the number of ranks or loader threads.
+// images, fused with normalization to float CHW for the loader. The draws for one image depend only on (seed, epoch,
+// store index): the same image gets the same augmentation whatever the number of ranks or loader threads.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +20,8 @@ struct AugmentOptions {
   bool horizontal_flip = false;  // with probability 1/2
   bool vertical_flip = false;    // with probability 1/2
   FillMode fill_mode = FillMode::kNearest;
-  float cval = 0;                // fill value for kConstant, 0..255
-  float random_grayscale = 0;    // probability of replacing RGB by its luma (kept 3 channels)
+  float cval = 0;              // fill value for kConstant, 0..255
+  float random_grayscale = 0;  // probability of replacing RGB by its luma (kept 3 channels)
   bool enabled() const;
   // Throws UserError naming the field (prefix `what`, e.g. "config augment") for a value out of range.
   void validate(const std::string& what) const;
@@ -32,10 +32,10 @@ struct AugmentOptions {
 //   input = C * R(theta) * T(tx, ty) * Shear(shear) * Zoom(zx, zy) * C^-1 * output
 // (scipy.ndimage.affine_transform convention, bilinear); then the flips, then grayscale.
 struct AugmentParams {
-  double theta = 0;        // rotation, degrees
-  double tx = 0, ty = 0;   // shift in pixels along rows (height) and columns (width)
-  double shear = 0;        // degrees
-  double zx = 1, zy = 1;   // zoom along rows and columns (> 1 shows more of the image, smaller)
+  double theta = 0;       // rotation, degrees
+  double tx = 0, ty = 0;  // shift in pixels along rows (height) and columns (width)
+  double shear = 0;       // degrees
+  double zx = 1, zy = 1;  // zoom along rows and columns (> 1 shows more of the image, smaller)
   bool flip_horizontal = false, flip_vertical = false;
   bool grayscale = false;
   bool is_affine() const;  // any of theta, tx, ty, shear, zx, zy away from the identity
@@ -43,8 +43,8 @@ struct AugmentParams {
 
 // The draws for image `index` in `epoch`: a pure function of (options, size, seed, epoch, index). Every
 // quantity is drawn whether or not its option is on, so enabling one option does not change the others.
-AugmentParams draw_augment_params(const AugmentOptions& options, int height, int width, uint64_t seed,
-                                  int64_t epoch, int64_t index);
+AugmentParams draw_augment_params(const AugmentOptions& options, int height, int width, uint64_t seed, int64_t epoch,
+                                  int64_t index);
 
 // Augments and normalizes one image in one pass (the loader's path). For each output pixel (x, y):
 // bilinear sample of `pixels` at the inverse map M (x, y), with `fill_mode` outside the image (flips
@@ -75,8 +75,8 @@ void apply_augment(uint8_t* pixels, int height, int width, int channels, const A
                    FillMode fill_mode, float cval);
 
 // Draws (draw_augment_params) and applies (apply_augment) the augmentation of image `index` in `epoch`.
-void augment_image(uint8_t* pixels, int height, int width, int channels, const AugmentOptions& options,
-                   uint64_t seed, int64_t epoch, int64_t index);
+void augment_image(uint8_t* pixels, int height, int width, int channels, const AugmentOptions& options, uint64_t seed,
+                   int64_t epoch, int64_t index);
 
 // The inverse map as cv::warpAffine takes it with WARP_INVERSE_MAP: output (x = col, y = row) to input
 // (x, y), flips included. cv::warpAffine with this matrix is an independent implementation of the

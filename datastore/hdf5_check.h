@@ -14,8 +14,7 @@ namespace facetrain {
 // stacks per thread); FT_H5_CHECK reports errors instead. Cheap after the first call on a thread.
 void hdf5_quiet();
 
-[[noreturn]] void hdf5_fail(const char* file, int line, const char* call, long long value,
-                            const std::string& hint);
+[[noreturn]] void hdf5_fail(const char* file, int line, const char* call, long long value, const std::string& hint);
 
 // Owns one HDF5 id (file, dataset, dataspace, type, property list, attribute) and releases it.
 class H5Id {
@@ -49,11 +48,10 @@ class H5Id {
 
 // FT_H5_CHECK(H5Dread(...), "is the store complete?"): evaluates the call once and returns its value;
 // a negative value throws std::runtime_error. `hint` is evaluated only on failure.
-#define FT_H5_CHECK(call, hint)                                                              \
-  ([&]() {                                                                                   \
-    auto ft_h5_value_ = (call);                                                              \
-    if (ft_h5_value_ < 0)                                                                    \
-      ::facetrain::hdf5_fail(__FILE__, __LINE__, #call, static_cast<long long>(ft_h5_value_), \
-                             (hint));                                                        \
-    return ft_h5_value_;                                                                     \
+#define FT_H5_CHECK(call, hint)                                                                        \
+  ([&]() {                                                                                             \
+    auto ft_h5_value_ = (call);                                                                        \
+    if (ft_h5_value_ < 0)                                                                              \
+      ::facetrain::hdf5_fail(__FILE__, __LINE__, #call, static_cast<long long>(ft_h5_value_), (hint)); \
+    return ft_h5_value_;                                                                               \
   }())

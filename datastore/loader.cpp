@@ -47,7 +47,8 @@ void normalize_image(const uint8_t* src, float* dst, int64_t hw, int channels, c
     }
   } else {
     for (int c = 0; c < channels; ++c)
-      for (int64_t p = 0; p < hw; ++p) dst[c * hw + p] = static_cast<float>(src[p * channels + c]) * scale[c] + shift[c];
+      for (int64_t p = 0; p < hw; ++p)
+        dst[c * hw + p] = static_cast<float>(src[p * channels + c]) * scale[c] + shift[c];
   }
 }
 
@@ -78,12 +79,12 @@ struct ShardLoader::Impl {
   std::vector<int64_t> items;           // store indices of the split/subset
   std::vector<int64_t> labels;          // all labels of the store
   int64_t image_bytes = 0, chunk_images = 0, batches = 0;
-  std::vector<float> scale, shift;      // normalization: x * scale[c] + shift[c]
+  std::vector<float> scale, shift;  // normalization: x * scale[c] + shift[c]
 
   // Epoch state (written by start_epoch while no thread runs).
   int64_t epoch = 0, end_batch = 0;
-  int64_t offset = 0;  // images of the epoch's order consumed (all ranks) before batch 0 of this delivery
-  std::vector<int64_t> order;           // positions into items, this epoch
+  int64_t offset = 0;          // images of the epoch's order consumed (all ranks) before batch 0 of this delivery
+  std::vector<int64_t> order;  // positions into items, this epoch
   bool started = false;
 
   // Pipeline, guarded by mu.
@@ -187,7 +188,8 @@ struct ShardLoader::Impl {
         {
           std::unique_lock<std::mutex> lock(mu);
           cv_io.wait(lock, [&] {
-            return stop || next_read >= end_batch || (next_read - next_deliver < opt.prefetch_batches && !free_raw.empty());
+            return stop || next_read >= end_batch ||
+                   (next_read - next_deliver < opt.prefetch_batches && !free_raw.empty());
           });
           if (stop) return;
           if (next_read >= end_batch) {
@@ -284,8 +286,9 @@ struct ShardLoader::Impl {
     order = epoch_order(e);
     epoch = e;
     offset = first_image;
-    end_batch = first_image == 0 ? batches
-                                 : (static_cast<int64_t>(items.size()) - first_image) / (opt.world_size * opt.batch_size);
+    end_batch = first_image == 0
+                    ? batches
+                    : (static_cast<int64_t>(items.size()) - first_image) / (opt.world_size * opt.batch_size);
     stop = io_done = false;
     error = nullptr;
     next_read = next_deliver = first_batch;
@@ -320,7 +323,8 @@ ShardLoader::ShardLoader(const std::string& store_path, const LoaderOptions& opt
   m.labels = m.reader->labels();
   if (o.subset.empty()) {
     m.items = m.reader->split_indices(o.split);
-    FT_USER_CHECK(!m.items.empty(), "store " << store_path << " has no images in split '" << split_name(o.split) << "'");
+    FT_USER_CHECK(!m.items.empty(),
+                  "store " << store_path << " has no images in split '" << split_name(o.split) << "'");
   } else {
     for (int64_t i : o.subset)
       FT_USER_CHECK(i >= 0 && i < info.count,
@@ -331,9 +335,12 @@ ShardLoader::ShardLoader(const std::string& store_path, const LoaderOptions& opt
   const int64_t global = o.batch_size * o.world_size;
   if (o.drop_last) {
     m.batches = n / global;
-    FT_USER_CHECK(m.batches >= 1, "store " << store_path << ": " << n << " images in " << (o.subset.empty() ? "split '" + std::string(split_name(o.split)) + "'" : std::string("the subset"))
-                                          << " are fewer than one global batch (" << o.world_size << " ranks x batch_size "
-                                          << o.batch_size << " = " << global << "); lower batch_size");
+    FT_USER_CHECK(
+        m.batches >= 1,
+        "store " << store_path << ": " << n << " images in "
+                 << (o.subset.empty() ? "split '" + std::string(split_name(o.split)) + "'" : std::string("the subset"))
+                 << " are fewer than one global batch (" << o.world_size << " ranks x batch_size " << o.batch_size
+                 << " = " << global << "); lower batch_size");
   } else {
     m.batches = (n + o.batch_size - 1) / o.batch_size;
   }
@@ -422,15 +429,21 @@ void normalization_affine(Normalization normalization, const StoreInfo& store, i
     double mean = 0, std = 1;
     switch (normalization) {
       case Normalization::kMeanStd:
-        FT_USER_CHECK(static_cast<int>(store.mean.size()) == channels && static_cast<int>(store.std.size()) == channels &&
-                          store.std[ch] > 0,
+        FT_USER_CHECK(static_cast<int>(store.mean.size()) == channels &&
+                          static_cast<int>(store.std.size()) == channels && store.std[ch] > 0,
                       source << " has no usable train mean/std (empty or constant train split); set "
                                 "data.normalization to unit, minus_one_one or imagenet");
         mean = store.mean[ch];
         std = store.std[ch];
         break;
-      case Normalization::kMinusOneOne: mean = 0.5; std = 0.5; break;
-      case Normalization::kUnit: mean = 0; std = 1; break;
+      case Normalization::kMinusOneOne:
+        mean = 0.5;
+        std = 0.5;
+        break;
+      case Normalization::kUnit:
+        mean = 0;
+        std = 1;
+        break;
       case Normalization::kImageNet:
         mean = channels == 3 ? kImageNetMean[ch] : (kImageNetMean[0] + kImageNetMean[1] + kImageNetMean[2]) / 3;
         std = channels == 3 ? kImageNetStd[ch] : (kImageNetStd[0] + kImageNetStd[1] + kImageNetStd[2]) / 3;

@@ -25,18 +25,18 @@ void normalization_affine(Normalization normalization, const StoreInfo& store, i
 
 struct LoaderOptions {
   Split split = Split::kTrain;
-  int64_t batch_size = 64;          // per rank
+  int64_t batch_size = 64;  // per rank
   int rank = 0, world_size = 1;
   uint64_t seed = 0;
-  bool shuffle = true;              // false: store order (evaluation)
-  bool drop_last = true;            // false only with world_size == 1: last batch may be short
-  bool chunk_shuffle = false;       // shuffle whole HDF5 chunks, then within a window of
-                                    // kChunkShuffleWindow chunks (faster reads, slightly less random)
-  int threads = 1;                  // decode/augment workers
-  int prefetch_batches = 4;         // memory bound: at most this many ready batches
+  bool shuffle = true;         // false: store order (evaluation)
+  bool drop_last = true;       // false only with world_size == 1: last batch may be short
+  bool chunk_shuffle = false;  // shuffle whole HDF5 chunks, then within a window of
+                               // kChunkShuffleWindow chunks (faster reads, slightly less random)
+  int threads = 1;             // decode/augment workers
+  int prefetch_batches = 4;    // memory bound: at most this many ready batches
   Normalization normalization = Normalization::kMeanStd;
   AugmentOptions augment;
-  std::vector<int64_t> subset;      // non-empty: use these store indices instead of the split's
+  std::vector<int64_t> subset;  // non-empty: use these store indices instead of the split's
   // Batches of uint8 images (augmented, rounded half up), not normalized: the consumer applies
   // input_affine() where the model is (data.normalize_on device: a quarter of the bytes to copy to a GPU,
   // and no float image ever written on the host).
@@ -72,11 +72,11 @@ class ShardLoader {
   ShardLoader& operator=(const ShardLoader&) = delete;
 
   const StoreInfo& info() const;
-  int64_t batches_per_epoch() const;   // identical on every rank
+  int64_t batches_per_epoch() const;  // identical on every rank
   // Images delivered per epoch, all ranks together: batches_per_epoch * W * B with drop_last (the
   // remainder of the split/subset is skipped this epoch, a different one each epoch), else its full size.
   int64_t images_per_epoch() const;
-  int64_t source_images() const;       // size of the split/subset
+  int64_t source_images() const;  // size of the split/subset
   // The store indices rank r gets in batch b of epoch e, in delivery order (pure; no I/O).
   std::vector<int64_t> batch_indices(int64_t epoch, int64_t batch) const;
   // Starts (or restarts) delivery at batch `first_batch` of `epoch` (resume mid-epoch). next() before
@@ -90,7 +90,7 @@ class ShardLoader {
   // Next batch of the current epoch; false once the epoch is exhausted. Blocks only when no batch is ready.
   // An error in a background thread (e.g. an unreadable store) is rethrown here.
   bool next(Batch* batch);
-  double wait_seconds() const;         // total time next() spent blocked (data wait in the run summary)
+  double wait_seconds() const;  // total time next() spent blocked (data wait in the run summary)
   // The normalization as x * scale[c] + shift[c] per channel: what float batches have applied, and what the
   // consumer of uint8 batches applies.
   void input_affine(std::vector<float>* scale, std::vector<float>* shift) const;

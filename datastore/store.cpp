@@ -108,7 +108,8 @@ constexpr uint64_t kMaxFilterExpansion = 1032;
 // in the bytes the dataset has in the file (no more than the file itself; times kMaxFilterExpansion when
 // filtered). Throws std::runtime_error, which StoreReader reports as a damaged store.
 // `items`: values of `type` per element (an image's H*W*C).
-void check_stored(hid_t dset, hid_t type, uint64_t elements, uint64_t file_bytes, const char* name, uint64_t items = 1) {
+void check_stored(hid_t dset, hid_t type, uint64_t elements, uint64_t file_bytes, const char* name,
+                  uint64_t items = 1) {
   if (elements == 0) return;
   H5Id dcpl(FT_H5_CHECK(H5Dget_create_plist(dset), name));
   const bool filtered = FT_H5_CHECK(H5Pget_nfilters(dcpl), name) > 0;
@@ -130,14 +131,16 @@ void check_attr_fits(uint64_t elements, size_t element_bytes, uint64_t file_byte
 struct RawFile {
   int fd = -1;
   uint64_t bytes = 0;
-  RawFile(const std::string& path, uint64_t file_bytes) : fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), bytes(file_bytes) {
+  RawFile(const std::string& path, uint64_t file_bytes)
+      : fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), bytes(file_bytes) {
     if (fd < 0) throw std::runtime_error("cannot open: " + std::string(std::strerror(errno)));
   }
   ~RawFile() { ::close(fd); }
   RawFile(const RawFile&) = delete;
   RawFile& operator=(const RawFile&) = delete;
   bool read(uint64_t offset, void* out, size_t n) const {
-    return offset <= bytes && n <= bytes - offset && ::pread(fd, out, n, static_cast<off_t>(offset)) == static_cast<ssize_t>(n);
+    return offset <= bytes && n <= bytes - offset &&
+           ::pread(fd, out, n, static_cast<off_t>(offset)) == static_cast<ssize_t>(n);
   }
 };
 
@@ -154,14 +157,15 @@ uint64_t get_le(const uint8_t* p, int bytes) {
 // when `at` holds no collection (HDF5 then fails cleanly). 8-byte lengths, as StoreWriter and h5py write.
 std::optional<std::map<uint64_t, uint64_t>> global_heap_objects(const RawFile& raw, uint64_t at) {
   uint8_t header[16];  // "GCOL", version 1, 3 reserved, collection size
-  if (!raw.read(at, header, sizeof(header)) || std::memcmp(header, "GCOL", 4) != 0 || header[4] != 1) return std::nullopt;
+  if (!raw.read(at, header, sizeof(header)) || std::memcmp(header, "GCOL", 4) != 0 || header[4] != 1)
+    return std::nullopt;
   const uint64_t size = get_le(header + 8, 8);
   if (size < 4096 || size > raw.bytes - at)
     throw std::runtime_error("global heap at byte " + std::to_string(at) + " is damaged (" + std::to_string(size) +
                              " bytes)");
   std::map<uint64_t, uint64_t> objects;
   for (uint64_t p = sizeof(header); p + 16 <= size;) {  // less than an object header left: free space
-    uint8_t object[16];  // index, references, reserved, size
+    uint8_t object[16];                                 // index, references, reserved, size
     if (!raw.read(at + p, object, sizeof(object))) return std::nullopt;
     const uint64_t index = get_le(object, 2), object_size = get_le(object + 8, 8);
     const uint64_t need = index > 0 ? (object_size > size ? size + 1 : 16 + (object_size + 7) / 8 * 8) : object_size;
@@ -401,9 +405,12 @@ void hdf5_fail(const char* file, int line, const char* call, long long value, co
 
 const char* split_name(Split split) {
   switch (split) {
-    case Split::kTrain: return "train";
-    case Split::kVal: return "val";
-    case Split::kTest: return "test";
+    case Split::kTrain:
+      return "train";
+    case Split::kVal:
+      return "val";
+    case Split::kTest:
+      return "test";
   }
   return "?";
 }
@@ -574,8 +581,8 @@ StoreWriter::StoreWriter(const std::string& path, const StoreLayout& layout, boo
   FT_H5_CHECK(H5Pset_chunk(dcpl, 4, chunk), "");
   // Every chunk is written whole, so HDF5 need not pre-fill it.
   FT_H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "");
-  m.images = H5Id(FT_H5_CHECK(
-      H5Dcreate2(m.file, "images", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), m.partial));
+  m.images =
+      H5Id(FT_H5_CHECK(H5Dcreate2(m.file, "images", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), m.partial));
   write_attr_string(m.images, "layout", "N x height x width x channels, uint8, RGB channel order");
 }
 
@@ -622,7 +629,7 @@ void StoreWriter::finish() {
 }
 
 StoreLayout layout_of(const StoreInfo& info) {
-  return StoreLayout{info.height,      info.width,           info.channels,      info.class_names,
+  return StoreLayout{info.height,       info.width,           info.channels,      info.class_names,
                      info.label_source, info.attribute_names, info.has_identities};
 }
 
@@ -654,8 +661,8 @@ struct StoreReader::Impl {
   bool direct_possible = false, direct_enabled = false;
   int fd = -1;
   std::vector<int64_t> chunk_offset;
-  std::vector<int64_t> order;   // scratch: positions sorted by store index
-  std::vector<uint8_t> staging; // scratch for the HDF5 path and multi-image runs
+  std::vector<int64_t> order;    // scratch: positions sorted by store index
+  std::vector<uint8_t> staging;  // scratch for the HDF5 path and multi-image runs
 
   ~Impl() {
     if (fd >= 0) ::close(fd);
@@ -732,8 +739,9 @@ struct StoreReader::Impl {
       hsize_t count[4] = {static_cast<hsize_t>(b - a), h, w, c};
       FT_H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, count, nullptr), path);
       H5Id mem_space(FT_H5_CHECK(H5Screate_simple(4, count, nullptr), path));
-      FT_H5_CHECK(H5Dread(images, H5T_NATIVE_UINT8, mem_space, file_space, H5P_DEFAULT, staging.data() + a * image_bytes),
-                  "is " + path + " complete and readable?");
+      FT_H5_CHECK(
+          H5Dread(images, H5T_NATIVE_UINT8, mem_space, file_space, H5P_DEFAULT, staging.data() + a * image_bytes),
+          "is " + path + " complete and readable?");
       a = b;
     }
   }
@@ -761,8 +769,10 @@ StoreReader::StoreReader(const std::string& path) try : impl_(std::make_unique<I
     const std::string why = hdf5_error_text();
     H5Eclear2(H5E_DEFAULT);
     FT_USER_CHECK(why.find("already open for write") == std::string::npos,
-                  "store " << path << " is open for writing in another process; wait until it is closed (if "
-                                      "the writer died: h5clear -s " << path << ")");
+                  "store " << path
+                           << " is open for writing in another process; wait until it is closed (if "
+                              "the writer died: h5clear -s "
+                           << path << ")");
     throw UserError("store " + path + " cannot be opened by HDF5 (truncated or damaged?)");
   }
   {
@@ -797,10 +807,10 @@ StoreReader::StoreReader(const std::string& path) try : impl_(std::make_unique<I
   // Every image dimension fits an int, and the images fit in the file (compression aside): no reader allocates
   // for images a header merely claims.
   const hsize_t kMaxSide = 1 << 16;
-  FT_USER_CHECK(dims[1] >= 1 && dims[1] <= kMaxSide && dims[2] >= 1 && dims[2] <= kMaxSide && dims[3] >= 1 &&
-                    dims[3] <= kMaxSide,
-                "store " << path << ": /images has a bad shape [" << dims[0] << ", " << dims[1] << ", " << dims[2]
-                         << ", " << dims[3] << "] (damaged?)");
+  FT_USER_CHECK(
+      dims[1] >= 1 && dims[1] <= kMaxSide && dims[2] >= 1 && dims[2] <= kMaxSide && dims[3] >= 1 && dims[3] <= kMaxSide,
+      "store " << path << ": /images has a bad shape [" << dims[0] << ", " << dims[1] << ", " << dims[2] << ", "
+               << dims[3] << "] (damaged?)");
   check_stored(m.images, type, dims[0], m.file_bytes, "images", dims[1] * dims[2] * dims[3]);
 
   auto& info = m.info;
@@ -868,8 +878,9 @@ std::vector<int64_t> StoreReader::split_indices(Split split) const {
 
 std::vector<std::string> StoreReader::filenames() const {
   hdf5_quiet();
-  return reading(impl_->path,
-                 [&] { return read_strings(impl_->file, "filenames", impl_->info.count, impl_->path, impl_->file_bytes); });
+  return reading(impl_->path, [&] {
+    return read_strings(impl_->file, "filenames", impl_->info.count, impl_->path, impl_->file_bytes);
+  });
 }
 
 std::vector<int32_t> StoreReader::identities() const {
@@ -884,8 +895,9 @@ std::vector<int8_t> StoreReader::attributes() const {
   hdf5_quiet();
   if (impl_->info.attribute_names.empty()) return {};
   const int64_t n = impl_->info.count * static_cast<int64_t>(impl_->info.attribute_names.size());
-  return reading(impl_->path,
-                 [&] { return read_dataset<int8_t>(impl_->file, "attributes", H5T_NATIVE_INT8, n, impl_->file_bytes); });
+  return reading(impl_->path, [&] {
+    return read_dataset<int8_t>(impl_->file, "attributes", H5T_NATIVE_INT8, n, impl_->file_bytes);
+  });
 }
 
 void StoreReader::read_range(int64_t begin, int64_t end, uint8_t* out) {
@@ -940,7 +952,8 @@ void StoreReader::read_images(const int64_t* indices, int64_t count, uint8_t* ou
         } else {
           if (static_cast<int64_t>(m.staging.size()) < (b - a) * bytes) m.staging.resize((b - a) * bytes);
           m.pread_all(m.staging.data(), (b - a) * bytes, start_offset);
-          for (int64_t k = a; k < b; ++k) std::memcpy(out + m.order[k] * bytes, m.staging.data() + (k - a) * bytes, bytes);
+          for (int64_t k = a; k < b; ++k)
+            std::memcpy(out + m.order[k] * bytes, m.staging.data() + (k - a) * bytes, bytes);
         }
         a = b;
       }

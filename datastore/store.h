@@ -19,7 +19,6 @@ Split parse_split(const std::string& name, const std::string& what);
 
 // StoreInfo (the store's shape, classes and train statistics) lives in core/data_description.h.
 
-
 // Read access. Not thread-safe (HDF5 serial is not): use one StoreReader per thread.
 class StoreReader {
  public:
@@ -31,15 +30,15 @@ class StoreReader {
 
   const std::string& path() const;
   const StoreInfo& info() const;
-  int64_t image_bytes() const;  // H*W*C
-  int64_t chunk_images() const; // images per HDF5 chunk of /images
+  int64_t image_bytes() const;   // H*W*C
+  int64_t chunk_images() const;  // images per HDF5 chunk of /images
 
-  std::vector<int64_t> labels() const;          // N
-  std::vector<uint8_t> splits() const;          // N, values of Split
+  std::vector<int64_t> labels() const;                    // N
+  std::vector<uint8_t> splits() const;                    // N, values of Split
   std::vector<int64_t> split_indices(Split split) const;  // ascending store indices
-  std::vector<std::string> filenames() const;   // N
-  std::vector<int32_t> identities() const;      // N, empty when absent
-  std::vector<int8_t> attributes() const;       // N x attribute_names.size(), +1/-1, empty when absent
+  std::vector<std::string> filenames() const;             // N
+  std::vector<int32_t> identities() const;                // N, empty when absent
+  std::vector<int8_t> attributes() const;                 // N x attribute_names.size(), +1/-1, empty when absent
 
   // Uncompressed stores (what StoreWriter writes) are read with pread at the chunk addresses HDF5 reports
   // at open, outside HDF5's global lock; otherwise, or after set_direct_reads(false), through H5Dread.

@@ -49,8 +49,8 @@ torch::Tensor attention_rollout(const std::vector<torch::Tensor>& attention) {
   const auto eye = torch::eye(t, torch::kFloat64).to(attention.front().device());
   torch::Tensor rollout;
   for (const auto& a : attention) {
-    auto mixed = a.to(torch::kFloat64).mean(1) + eye;          // (B, T, T): heads averaged, residual added
-    mixed = mixed / mixed.sum(-1, /*keepdim=*/true);          // rows sum to 1 again
+    auto mixed = a.to(torch::kFloat64).mean(1) + eye;                  // (B, T, T): heads averaged, residual added
+    mixed = mixed / mixed.sum(-1, /*keepdim=*/true);                   // rows sum to 1 again
     rollout = rollout.defined() ? torch::bmm(mixed, rollout) : mixed;  // later blocks multiply from the left
   }
   return rollout.select(1, 0).narrow(1, 1, t - 1).to(torch::kFloat32);
@@ -83,8 +83,8 @@ std::vector<uint8_t> upscale_rgb(const uint8_t* image, int height, int width, in
   return std::vector<uint8_t>(big.datastart, big.dataend);
 }
 
-std::vector<uint8_t> overlay_heat_map(const uint8_t* image, int height, int width, int channels,
-                                      const float* map, int grid, int scale, double alpha) {
+std::vector<uint8_t> overlay_heat_map(const uint8_t* image, int height, int width, int channels, const float* map,
+                                      int grid, int scale, double alpha) {
   FT_CHECK(grid >= 1 && alpha >= 0 && alpha <= 1, "bad overlay arguments");
   const std::vector<uint8_t> base = upscale_rgb(image, height, width, channels, scale);
   cv::Mat base_mat(height * scale, width * scale, CV_8UC3, const_cast<uint8_t*>(base.data()));
@@ -145,9 +145,9 @@ void write_attention_maps(const AttentionRequest& request, ProcessContext& ctx) 
   const std::vector<int64_t> indices = select_images(store, v.selection);
   const int scale = display_scale(v.scale, info.height, info.width);
 
-  const LoadedModel model =
-      load_model_for_eval(v.checkpoint, v.model_config, info, ctx.device, parse_model_weights(v.weights, v.weights_name),
-                          ModelInputNames{v.checkpoint_name, v.store_name, v.weights_name});
+  const LoadedModel model = load_model_for_eval(v.checkpoint, v.model_config, info, ctx.device,
+                                                parse_model_weights(v.weights, v.weights_name),
+                                                ModelInputNames{v.checkpoint_name, v.store_name, v.weights_name});
   AttentionSource& source = model.need<AttentionSource>("a model with attention maps (vit)");
   const int64_t classes = model.need<ImageClassifier>("a classifier").num_classes();
   const int grid = static_cast<int>(source.patch_grid());
@@ -239,8 +239,9 @@ void write_attention_maps(const AttentionRequest& request, ProcessContext& ctx) 
       {"patch_pixels", info.height / std::max(grid, 1)},  // image pixels per patch side (a stem included)
       {"blocks", source.attention_blocks()},
       {"heads", source.attention_heads()},
-      {"methods", {{"cls", "last block, class-token row (query = token 0) to the patches, mean over heads"},
-                   {"rollout", "Abnar & Zuidema 2020: prod over blocks of (mean_heads(A) + I) / 2, class-token row"}}},
+      {"methods",
+       {{"cls", "last block, class-token row (query = token 0) to the patches, mean over heads"},
+        {"rollout", "Abnar & Zuidema 2020: prod over blocks of (mean_heads(A) + I) / 2, class-token row"}}},
       {"normalisation", "per image min-max to [0, 1]; a map with no spread becomes 0"},
       {"alpha", alpha},
       {"scale", scale},

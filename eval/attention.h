@@ -36,8 +36,8 @@ torch::Tensor normalize_maps(const torch::Tensor& maps);
 // The map is upsampled to H*scale x W*scale bicubically (clamped to [0, 1]), coloured with OpenCV's JET map
 // (blue = low, red = high) and alpha-blended: out = (1 - alpha) * image + alpha * colour. The image is upscaled
 // with nearest neighbour by the integer `scale`. Returns (H*scale) x (W*scale) x 3 uint8 RGB.
-std::vector<uint8_t> overlay_heat_map(const uint8_t* image, int height, int width, int channels,
-                                      const float* map, int grid, int scale, double alpha);
+std::vector<uint8_t> overlay_heat_map(const uint8_t* image, int height, int width, int channels, const float* map,
+                                      int grid, int scale, double alpha);
 
 // The stored image itself at the same display size, as RGB: (H*scale) x (W*scale) x 3 uint8.
 std::vector<uint8_t> upscale_rgb(const uint8_t* image, int height, int width, int channels, int scale);

@@ -49,7 +49,8 @@ ClassifierScores score_with_classifier(const LoadedModel& model, const std::stri
   GatheredScores gathered = score_store_images(
       store_path, indices, model.normalization, batch_size, classes, ctx, [&](const torch::Tensor& images) {
         if (!average_flips) return classify(images);
-        const torch::Tensor p = (torch::softmax(classify(images), 1) + torch::softmax(classify(images.flip({3})), 1)) / 2;
+        const torch::Tensor p =
+            (torch::softmax(classify(images), 1) + torch::softmax(classify(images.flip({3})), 1)) / 2;
         return p.log();
       });
   ClassifierScores s;
@@ -70,9 +71,8 @@ nlohmann::json metrics_json(const ClassificationMetrics& m, const ClassifierScor
   j["classes"] = class_names;
   j["loss"] = number(m.loss);
   j["accuracy"] = number(m.accuracy);
-  j["macro"] = {{"precision", number(m.macro_precision)},
-                {"recall", number(m.macro_recall)},
-                {"f1", number(m.macro_f1)}};
+  j["macro"] = {
+      {"precision", number(m.macro_precision)}, {"recall", number(m.macro_recall)}, {"f1", number(m.macro_f1)}};
   j["auc"] = number(m.auc);
   j["auc_kind"] = class_names.size() == 2 ? "binary (positive class 1)" : "macro one-vs-rest";
   nlohmann::json per_class = nlohmann::json::array();
@@ -124,10 +124,11 @@ std::string predictions_csv(const ClassifierScores& s, const std::vector<std::st
 std::string metrics_table(const ClassificationMetrics& m, const std::vector<std::string>& class_names) {
   std::ostringstream out;
   char line[512];
-  std::snprintf(line, sizeof(line),
-                "%lld images: loss %.4f, accuracy %.4f, macro precision %.4f, recall %.4f, F1 %.4f, ROC AUC %.4f (%s)\n",
-                static_cast<long long>(m.count), m.loss, m.accuracy, m.macro_precision, m.macro_recall, m.macro_f1,
-                m.auc, class_names.size() == 2 ? "binary" : "macro one-vs-rest");
+  std::snprintf(
+      line, sizeof(line),
+      "%lld images: loss %.4f, accuracy %.4f, macro precision %.4f, recall %.4f, F1 %.4f, ROC AUC %.4f (%s)\n",
+      static_cast<long long>(m.count), m.loss, m.accuracy, m.macro_precision, m.macro_recall, m.macro_f1, m.auc,
+      class_names.size() == 2 ? "binary" : "macro one-vs-rest");
   out << line;
   size_t width = 5;
   for (const auto& name : class_names) width = std::max(width, std::min<size_t>(name.size(), 24));

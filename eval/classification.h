@@ -20,7 +20,7 @@ struct ClassifierScores {
   std::vector<float> probabilities;  // indices.size() x classes, row-major softmax probabilities
   std::vector<int64_t> labels;       // the store's labels of those images
   int classes = 0;
-  double mean_loss = 0;              // mean cross-entropy of the logits against the labels
+  double mean_loss = 0;  // mean cross-entropy of the logits against the labels
 
   float probability(size_t row, int cls) const { return probabilities[row * classes + cls]; }
 };

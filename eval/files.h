@@ -6,7 +6,6 @@
 #include <string>
 #include <vector>
 
-
 namespace facetrain {
 
 // One CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, quote or line break.

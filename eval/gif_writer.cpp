@@ -29,7 +29,8 @@ struct ColorMap {
 
 void fill_gray(ColorMap& palette) {
   for (int i = 0; i < 256; ++i) {
-    palette.map->Colors[i].Red = palette.map->Colors[i].Green = palette.map->Colors[i].Blue = static_cast<GifByteType>(i);
+    palette.map->Colors[i].Red = palette.map->Colors[i].Green = palette.map->Colors[i].Blue =
+        static_cast<GifByteType>(i);
   }
 }
 

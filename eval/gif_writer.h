@@ -25,8 +25,7 @@ class GifWriter {
  public:
   // delay_centiseconds: display time of each frame (GIF stores 1/100 s; browsers show delays below 2 as 10).
   // loop_count: the NETSCAPE2.0 repeat count; 0 = loop forever (the default, honoured by every browser).
-  GifWriter(const std::string& path, int width, int height, int channels, int delay_centiseconds,
-            int loop_count = 0);
+  GifWriter(const std::string& path, int width, int height, int channels, int delay_centiseconds, int loop_count = 0);
   ~GifWriter();
   GifWriter(const GifWriter&) = delete;
   GifWriter& operator=(const GifWriter&) = delete;

@@ -60,8 +60,8 @@ std::vector<std::string> split_csv_line(const std::string& line) {
 
 void check_in_store(int64_t index, const StoreReader& store, const std::string& where) {
   FT_USER_CHECK(index >= 0 && index < store.info().count,
-                where << ": index " << index << " is outside the store " << store.path() << " ("
-                      << store.info().count << " images, indices 0.." << store.info().count - 1 << ")");
+                where << ": index " << index << " is outside the store " << store.path() << " (" << store.info().count
+                      << " images, indices 0.." << store.info().count - 1 << ")");
 }
 
 }  // namespace
@@ -75,8 +75,8 @@ std::vector<int64_t> select_store_indices(const StoreReader& store, const std::s
     indices = store.split_indices(parse_split(split, what));
   }
   FT_USER_CHECK(!indices.empty(), what << " " << split << ": the store " << store.path() << " has no "
-                                             << (split == "all" ? std::string("images") : split + " images")
-                                             << " (nothing to evaluate)");
+                                       << (split == "all" ? std::string("images") : split + " images")
+                                       << " (nothing to evaluate)");
   return indices;
 }
 
@@ -122,7 +122,8 @@ std::vector<int64_t> select_images(const StoreReader& store, const ImageSelectio
     indices = read_index_column(s.mined, s.mined_name);
     for (int64_t i : indices) check_in_store(i, store, s.mined_name + " " + s.mined);
     if (s.count_given && static_cast<int64_t>(indices.size()) > s.count) indices.resize(s.count);
-    FT_USER_CHECK(!indices.empty(), s.mined_name << ": " << s.mined << " lists no images (nothing passed the threshold?)");
+    FT_USER_CHECK(!indices.empty(),
+                  s.mined_name << ": " << s.mined << " lists no images (nothing passed the threshold?)");
   } else {
     indices = select_store_indices(store, s.split, s.split_name);
     if (static_cast<int64_t>(indices.size()) > s.count) indices.resize(s.count);

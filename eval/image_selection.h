@@ -21,10 +21,10 @@ std::vector<int64_t> select_store_indices(const StoreReader& store, const std::s
 // of the other eval commands list them), kept in the order given. The launcher checks the combination first
 // (indices or mined, not both; no explicit count with indices; count >= 1).
 struct ImageSelection {
-  std::string indices;     // "0,5,9"
-  std::string mined;       // a CSV with a header naming an "index" column (eval mine's mined.csv)
-  std::string split;       // with neither of the above, the first `count` images of this split
-  int64_t count = 0;       // how many (> 0); with `mined` the first `count` rows; not with `indices`
+  std::string indices;  // "0,5,9"
+  std::string mined;    // a CSV with a header naming an "index" column (eval mine's mined.csv)
+  std::string split;    // with neither of the above, the first `count` images of this split
+  int64_t count = 0;    // how many (> 0); with `mined` the first `count` rows; not with `indices`
   bool count_given = false;
   // How errors name the three sources (the launcher passes its flags).
   std::string indices_name = "indices", mined_name = "mined", split_name = "split";

@@ -72,9 +72,12 @@ ClassHistogram class_histogram(const std::vector<int64_t>& predicted, const std:
 nlohmann::json class_histogram_json(const ClassHistogram& h) {
   std::vector<double> fractions;
   for (int64_t count : h.counts) fractions.push_back(h.total ? static_cast<double>(count) / h.total : 0.0);
-  return {{"classes", h.class_names},     {"counts", h.counts},
-          {"fractions", fractions},       {"total", h.total},
-          {"entropy_bits", h.entropy_bits}, {"max_entropy_bits", h.max_entropy_bits},
+  return {{"classes", h.class_names},
+          {"counts", h.counts},
+          {"fractions", fractions},
+          {"total", h.total},
+          {"entropy_bits", h.entropy_bits},
+          {"max_entropy_bits", h.max_entropy_bits},
           {"normalized_entropy", h.max_entropy_bits > 0 ? h.entropy_bits / h.max_entropy_bits : 0.0}};
 }
 

@@ -26,12 +26,12 @@ void check_store_fits(const std::string& path, const StoreInfo& store, const Mod
   const StoreInfo trained = model_input_from_checkpoint(path);
   FT_USER_CHECK(trained.height == store.height && trained.width == store.width && trained.channels == store.channels,
                 store_name << ": images are " << store.height << "x" << store.width << "x" << store.channels
-                                       << " but the model in " << path << " was trained on " << trained.height << "x"
-                                       << trained.width << "x" << trained.channels);
+                           << " but the model in " << path << " was trained on " << trained.height << "x"
+                           << trained.width << "x" << trained.channels);
   if (spec.is_classifier()) {
     FT_USER_CHECK(trained.class_names.size() == store.class_names.size(),
-                  store_name << ": has " << store.class_names.size() << " classes but the classifier in " << path << " has "
-                                  << trained.class_names.size());
+                  store_name << ": has " << store.class_names.size() << " classes but the classifier in " << path
+                             << " has " << trained.class_names.size());
   }
 }
 
@@ -42,9 +42,8 @@ void LoadedModel::throw_lacks(const std::string& needed) const {
                   " model; this command needs " + needed);
 }
 
-LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string& model_config,
-                                const StoreInfo& store, torch::Device device, ModelWeights weights,
-                                const ModelInputNames& names) {
+LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string& model_config, const StoreInfo& store,
+                                torch::Device device, ModelWeights weights, const ModelInputNames& names) {
   LoadedModel m;
   m.source = resolve_checkpoint_path(checkpoint, names.checkpoint);
   m.source_name = names.checkpoint;

@@ -21,10 +21,10 @@ struct ModelInputNames {
 };
 
 struct LoadedModel {
-  const ModelSpec* spec = nullptr;  // what the model is (models/model_spec.h); null until loaded
-  std::string source;               // the checkpoint or safetensors path
+  const ModelSpec* spec = nullptr;         // what the model is (models/model_spec.h); null until loaded
+  std::string source;                      // the checkpoint or safetensors path
   std::string source_name = "checkpoint";  // how errors name `source` (ModelInputNames::checkpoint)
-  proto::RunConfig config;          // the run config the model was trained with
+  proto::RunConfig config;                 // the run config the model was trained with
   Normalization normalization = Normalization::kMeanStd;
   std::vector<NamedModule> modules;  // as the spec builds them, in eval mode on the device
 
@@ -50,8 +50,8 @@ struct LoadedModel {
 // .safetensors file (then model_config, a run config file, is required). `store` is the store to evaluate
 // on. The model is put in eval mode on `device`. Throws UserError naming the file or field, or the input as
 // `names` calls it. `weights` picks a checkpoint's EMA weights (not in a safetensors file).
-LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string& model_config,
-                                const StoreInfo& store, torch::Device device,
-                                ModelWeights weights = ModelWeights::kRaw, const ModelInputNames& names = {});
+LoadedModel load_model_for_eval(const std::string& checkpoint, const std::string& model_config, const StoreInfo& store,
+                                torch::Device device, ModelWeights weights = ModelWeights::kRaw,
+                                const ModelInputNames& names = {});
 
 }  // namespace facetrain

@@ -12,15 +12,15 @@ namespace facetrain {
 struct ClassMetrics {
   int64_t support = 0;  // true members
   double precision = 0, recall = 0, f1 = 0;
-  double auc = 0;       // one-vs-rest; NaN when the class has no members or no non-members
+  double auc = 0;  // one-vs-rest; NaN when the class has no members or no non-members
 };
 
 struct ClassificationMetrics {
   int64_t count = 0;
-  double loss = 0;      // mean cross-entropy, when given
+  double loss = 0;  // mean cross-entropy, when given
   double accuracy = 0;
   double macro_precision = 0, macro_recall = 0, macro_f1 = 0;
-  double auc = 0;       // binary: AUC of class 1; multiclass: mean over classes with a defined AUC; NaN if none
+  double auc = 0;  // binary: AUC of class 1; multiclass: mean over classes with a defined AUC; NaN if none
   std::vector<ClassMetrics> per_class;
   std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
 };

@@ -48,8 +48,8 @@ std::string mined_csv(const std::vector<MinedImage>& hits, const std::vector<std
   return out.str();
 }
 
-int64_t write_contact_sheet(StoreReader& store, const std::vector<MinedImage>& hits, int64_t max_images,
-                            int columns, const std::string& path) {
+int64_t write_contact_sheet(StoreReader& store, const std::vector<MinedImage>& hits, int64_t max_images, int columns,
+                            const std::string& path) {
   const int64_t n = std::min<int64_t>(static_cast<int64_t>(hits.size()), std::max<int64_t>(max_images, 0));
   if (n == 0) return 0;
   const StoreInfo& info = store.info();

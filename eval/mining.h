@@ -33,8 +33,8 @@ std::string mined_csv(const std::vector<MinedImage>& hits, const std::vector<std
 
 // The first `max_images` hits (in order) tiled into one PNG, `columns` per row (0: about square).
 // Returns how many images it shows. Writes nothing and returns 0 when there are no hits.
-int64_t write_contact_sheet(StoreReader& store, const std::vector<MinedImage>& hits, int64_t max_images,
-                            int columns, const std::string& path);
+int64_t write_contact_sheet(StoreReader& store, const std::vector<MinedImage>& hits, int64_t max_images, int columns,
+                            const std::string& path);
 
 // Writes a new store at `path` holding the hits' images, labels, file names, attributes and identities,
 // in ascending store index, with the source store's layout. keep_splits false puts every hit in the train

@@ -79,7 +79,8 @@ torch::Tensor morph_pair_latents(const torch::Tensor& latents, int64_t pair, int
 }
 
 void decode_morph_loop(ImageAutoencoder& model, const torch::Tensor& latents, int64_t frames, Interpolation mode,
-                       const std::vector<int64_t>& image_shape, ProcessContext& ctx, const std::function<void(int64_t, const torch::Tensor&)>& on_pair,
+                       const std::vector<int64_t>& image_shape, ProcessContext& ctx,
+                       const std::function<void(int64_t, const torch::Tensor&)>& on_pair,
                        const std::function<void(int64_t, int64_t)>& on_progress) {
   torch::NoGradGuard no_grad;
   const int64_t n = latents.size(0);
@@ -116,7 +117,6 @@ torch::Tensor to_uint8_frames(const torch::Tensor& images, float low, float high
       .contiguous();
 }
 
-
 namespace {
 
 namespace fs = std::filesystem;
@@ -147,22 +147,22 @@ void write_latent_morph(const MorphRequest& request, ProcessContext& ctx) {
   FT_USER_CHECK(indices.size() >= 2, "a morph needs at least 2 images, the selection has " << indices.size());
   const int scale = display_scale(v.scale, info.height, info.width);
 
-  const LoadedModel model =
-      load_model_for_eval(v.checkpoint, v.model_config, info, ctx.device, parse_model_weights(v.weights, v.weights_name),
-                          ModelInputNames{v.checkpoint_name, v.store_name, v.weights_name});
+  const LoadedModel model = load_model_for_eval(v.checkpoint, v.model_config, info, ctx.device,
+                                                parse_model_weights(v.weights, v.weights_name),
+                                                ModelInputNames{v.checkpoint_name, v.store_name, v.weights_name});
   ImageAutoencoder& autoencoder = model.need<ImageAutoencoder>("an autoencoder (vae)");
   const int64_t n = static_cast<int64_t>(indices.size());
   log("morph: " + std::to_string(n) + " images of " + store_path + ", " + std::to_string(frames) +
-      " frames per pair, " + request.interpolation + ", " + std::to_string(n * frames) +
-      " frames on " + std::to_string(ctx.world_size) + " rank(s)");
+      " frames per pair, " + request.interpolation + ", " + std::to_string(n * frames) + " frames on " +
+      std::to_string(ctx.world_size) + " rank(s)");
 
   agree_setup_done(*ctx.comm);  // every rank's flags, files and model are good (else: one line, no abort)
 
   // (collective) every rank: encode (posterior means), ranks taking contiguous slices. Batch size 1 keeps each
   // latent independent of how the images are split over ranks (batched kernels may round differently).
-  const GatheredScores encoded = score_store_images(
-      store_path, indices, model.normalization, /*batch_size=*/1, autoencoder.latent_size(), ctx,
-      [&](const torch::Tensor& images) { return autoencoder.encode_mean(images); });
+  const GatheredScores encoded =
+      score_store_images(store_path, indices, model.normalization, /*batch_size=*/1, autoencoder.latent_size(), ctx,
+                         [&](const torch::Tensor& images) { return autoencoder.encode_mean(images); });
   const torch::Tensor latents = encoded.outputs;  // (n, latent), identical on every rank
 
   const std::pair<float, float> range = autoencoder.output_range();
@@ -221,7 +221,9 @@ void write_latent_morph(const MorphRequest& request, ProcessContext& ctx) {
   for (int64_t i : indices) {
     const int64_t label = labels[i];
     const bool labelled = label >= 0 && label < static_cast<int64_t>(info.class_names.size());
-    images.push_back({{"index", i}, {"file", filenames[i]}, {"label", label},
+    images.push_back({{"index", i},
+                      {"file", filenames[i]},
+                      {"label", label},
                       {"label_name", labelled ? info.class_names[label] : std::string()}});
   }
   const nlohmann::json doc = {

@@ -46,13 +46,13 @@ torch::Tensor morph_pair_latents(const torch::Tensor& latents, int64_t pair, int
 // Memory: one round of world * frames images at a time. `on_progress(frames_done, frames_total)` (rank 0 only
 // logs it, but it is called on every rank) after each round.
 void decode_morph_loop(ImageAutoencoder& model, const torch::Tensor& latents, int64_t frames, Interpolation mode,
-                       const std::vector<int64_t>& image_shape, ProcessContext& ctx, const std::function<void(int64_t, const torch::Tensor&)>& on_pair,
+                       const std::vector<int64_t>& image_shape, ProcessContext& ctx,
+                       const std::function<void(int64_t, const torch::Tensor&)>& on_pair,
                        const std::function<void(int64_t, int64_t)>& on_progress = {});
 
 // (B, C, H, W) float images in [low, high] -> B frames of H x W x C uint8 (rounded, clamped), one tensor
 // (B, H, W, C) uint8 contiguous.
 torch::Tensor to_uint8_frames(const torch::Tensor& images, float low, float high);
-
 
 // `facetrain eval morph`: the selected images encoded (posterior mean), a closed loop through their latents
 // with `frames` frames per pair (lerp or slerp), decoded on all ranks, written as morph.gif, morph.mp4 (when
@@ -61,7 +61,7 @@ torch::Tensor to_uint8_frames(const torch::Tensor& images, float low, float high
 constexpr int64_t kMaxMorphFrames = 10000;
 struct MorphRequest {
   VisualRequest visual = visual_request(8);
-  int64_t frames = 12;              // per pair of consecutive images
+  int64_t frames = 12;  // per pair of consecutive images
   std::string interpolation = "slerp";
   double fps = 12;
 };

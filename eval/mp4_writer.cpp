@@ -25,8 +25,8 @@ Mp4Writer::Mp4Writer(const std::string& path, double fps, int width, int height)
   }
   try {
     writer_ = std::make_unique<cv::VideoWriter>();
-    writer_->open(partial_, cv::CAP_FFMPEG, cv::VideoWriter::fourcc('m', 'p', '4', 'v'), fps,
-                  cv::Size(width_, height_), /*isColor=*/true);
+    writer_->open(partial_, cv::CAP_FFMPEG, cv::VideoWriter::fourcc('m', 'p', '4', 'v'), fps, cv::Size(width_, height_),
+                  /*isColor=*/true);
     if (!writer_->isOpened()) error_ = "OpenCV's FFmpeg backend could not open an 'mp4v' writer for " + partial_;
   } catch (const cv::Exception& e) {
     error_ = std::string("OpenCV VideoWriter: ") + e.what();

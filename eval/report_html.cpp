@@ -36,12 +36,23 @@ std::string escape_html(const std::string& text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -103,7 +114,9 @@ struct Page {
     charts.push_back(spec);
     contents->charts.push_back(spec["id"].get<std::string>());
   }
-  void missing(const std::string& why) { body << "<p class=\"missing\">Not available: " << escape_html(why) << "</p>\n"; }
+  void missing(const std::string& why) {
+    body << "<p class=\"missing\">Not available: " << escape_html(why) << "</p>\n";
+  }
   void image(const fs::path& path, const std::string& caption) {
     std::error_code ec;
     const uintmax_t size = fs::file_size(path, ec);
@@ -115,8 +128,8 @@ struct Page {
     const std::string ext = lower(path.extension().string());
     const char* mime = ext == ".gif" ? "image/gif" : (ext == ".jpg" || ext == ".jpeg") ? "image/jpeg" : "image/png";
     body << "<figure><img alt=\"" << escape_html(path.filename().string()) << "\" src=\"data:" << mime << ";base64,"
-         << base64_encode(read_file_bytes(path.string(), options->eval_dirs_name)) << "\"><figcaption>" << escape_html(caption)
-         << "</figcaption></figure>\n";
+         << base64_encode(read_file_bytes(path.string(), options->eval_dirs_name)) << "\"><figcaption>"
+         << escape_html(caption) << "</figcaption></figure>\n";
     ++contents->images;
   }
   void open_section(const std::string& id, const std::string& title) {
@@ -134,12 +147,13 @@ struct Page {
 
 // Opens a section built from one file of the run directory; when there is no run directory or no such file,
 // says so in the section, closes it and returns false.
-bool open_run_file_section(Page& page, const char* id, const char* title, const std::string& run_dir,
-                           const char* file, fs::path* path) {
+bool open_run_file_section(Page& page, const char* id, const char* title, const std::string& run_dir, const char* file,
+                           fs::path* path) {
   page.open_section(id, title);
   *path = fs::path(run_dir) / file;
   if (!run_dir.empty() && fs::exists(*path)) return true;
-  page.missing(run_dir.empty() ? "no run directory given (--run RUN_DIR)" : std::string("no ") + file + " in " + run_dir);
+  page.missing(run_dir.empty() ? "no run directory given (--run RUN_DIR)"
+                               : std::string("no ") + file + " in " + run_dir);
   page.close_section(false);
   return false;
 }
@@ -209,7 +223,11 @@ bool curves_section(Page& page, const std::string& run_dir) {
     if (keys.empty()) return;
     json datasets = json::array();
     for (const auto& key : keys) datasets.push_back({{"label", key}, {"points", thin(series[key], kMaxCurvePoints)}});
-    page.chart({{"id", id}, {"type", "line"}, {"title", title}, {"x_label", "step"}, {"y_label", y_label},
+    page.chart({{"id", id},
+                {"type", "line"},
+                {"title", title},
+                {"x_label", "step"},
+                {"y_label", y_label},
                 {"datasets", datasets}});
   };
   page.body << "<div class=\"charts\">\n";
@@ -314,11 +332,12 @@ bool metrics_section(Page& page, const std::vector<std::string>& eval_dirs) {
               << escape_html(text_field(m, "checkpoint")) << "</p>\n";
     page.body << "<table class=\"summary\"><tr><th>images</th><th>loss</th><th>accuracy</th><th>macro precision</th>"
                  "<th>macro recall</th><th>macro F1</th><th>ROC AUC ("
-              << escape_html(text_field(m, "auc_kind", "")) << ")</th></tr>\n<tr><td>" << format_number(field(m, "count"))
-              << "</td><td>" << format_number(field(m, "loss")) << "</td><td>" << format_number(field(m, "accuracy"))
-              << "</td><td>" << format_number(field(macro, "precision")) << "</td><td>"
-              << format_number(field(macro, "recall")) << "</td><td>" << format_number(field(macro, "f1"))
-              << "</td><td>" << format_number(field(m, "auc")) << "</td></tr></table>\n";
+              << escape_html(text_field(m, "auc_kind", "")) << ")</th></tr>\n<tr><td>"
+              << format_number(field(m, "count")) << "</td><td>" << format_number(field(m, "loss")) << "</td><td>"
+              << format_number(field(m, "accuracy")) << "</td><td>" << format_number(field(macro, "precision"))
+              << "</td><td>" << format_number(field(macro, "recall")) << "</td><td>"
+              << format_number(field(macro, "f1")) << "</td><td>" << format_number(field(m, "auc"))
+              << "</td></tr></table>\n";
     page.body << "<table class=\"per-class\"><tr><th>class</th><th>support</th><th>precision</th><th>recall</th>"
                  "<th>F1</th><th>AUC (one-vs-rest)</th></tr>\n";
     const json& per_class = field(m, "per_class");
@@ -484,8 +503,8 @@ bool samples_section(Page& page, const std::string& run_dir, const std::vector<s
     if (!field(h, "classes").is_array() || !field(h, "counts").is_array()) continue;
     ++found;
     page.body << "<p class=\"source\">" << escape_html(path.string()) << ": " << format_number(field(h, "total"))
-              << " generated samples classified by " << escape_html(text_field(h, "classifier"))
-              << "; entropy " << format_number(field(h, "entropy_bits"), 3) << " bits of at most "
+              << " generated samples classified by " << escape_html(text_field(h, "classifier")) << "; entropy "
+              << format_number(field(h, "entropy_bits"), 3) << " bits of at most "
               << format_number(field(h, "max_entropy_bits"), 3) << "</p>\n<div class=\"charts\">\n";
     page.chart({{"id", "chart-hist-" + std::to_string(histograms++)},
                 {"type", "bar"},
@@ -500,8 +519,8 @@ bool samples_section(Page& page, const std::string& run_dir, const std::vector<s
   return found > 0;
 }
 
-bool image_section(Page& page, const std::string& id, const std::string& title, const std::vector<std::string>& eval_dirs,
-                   Kind kind, int limit, const std::string& hint) {
+bool image_section(Page& page, const std::string& id, const std::string& title,
+                   const std::vector<std::string>& eval_dirs, Kind kind, int limit, const std::string& hint) {
   page.open_section(id, title);
   const int shown = embed_images(page, eval_dirs, kind, limit);
   if (!shown) page.missing(hint);
@@ -629,9 +648,9 @@ std::string render_report_html(const ReportOptions& options, ReportContents* con
                                      << " does not exist. HINT: install Debian's libjs-chart.js (apt-get install "
                                         "libjs-chart.js)");
   const std::string chartjs = read_file_bytes(options.chartjs_path, options.chartjs_name);
-  FT_USER_CHECK(lower(chartjs).find("</script") == std::string::npos && chartjs.find("<!--") == std::string::npos,
-                options.chartjs_name << " " << options.chartjs_path
-                                     << " contains '</script' or '<!--' and cannot be inlined");
+  FT_USER_CHECK(
+      lower(chartjs).find("</script") == std::string::npos && chartjs.find("<!--") == std::string::npos,
+      options.chartjs_name << " " << options.chartjs_path << " contains '</script' or '<!--' and cannot be inlined");
 
   Page page;
   page.contents = contents;
@@ -671,10 +690,13 @@ std::string render_report_html(const ReportOptions& options, ReportContents* con
     html << "<a href=\"#" << id << "\"" << (available.count(id) ? "" : " class=\"off\"") << ">" << kNavNames.at(id)
          << "</a>";
   }
-  html << "</nav>\n<main>\n" << page.body.str() << "</main>\n<footer><div id=\"report-status\" data-state=\"loading\" "
+  html << "</nav>\n<main>\n"
+       << page.body.str() << "</main>\n<footer><div id=\"report-status\" data-state=\"loading\" "
        << "data-errors=\"0\" data-charts=\"\" data-expected-charts=\"" << contents->charts.size()
-       << "\">Charts not rendered (JavaScript off?)</div></footer>\n<script type=\"application/json\" id=\"report-data\">"
-       << json_for_script({{"charts", page.charts}}) << "</script>\n<script>" << kRender << "</script>\n</body>\n</html>\n";
+       << "\">Charts not rendered (JavaScript off?)</div></footer>\n<script type=\"application/json\" "
+          "id=\"report-data\">"
+       << json_for_script({{"charts", page.charts}}) << "</script>\n<script>" << kRender
+       << "</script>\n</body>\n</html>\n";
   return html.str();
 }
 

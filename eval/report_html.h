@@ -16,18 +16,18 @@ struct ReportOptions {
   std::string run_dir;                 // training run directory ("" : none)
   std::vector<std::string> eval_dirs;  // output folders of eval metrics / mine / samples / attention / morph
   std::string chartjs_path = kDefaultChartJs;
-  std::string title;                   // "" : from the run config's name
-  int max_images_per_section = 12;     // per eval folder and section (grids, strips, GIFs first); the rest are counted
+  std::string title;                // "" : from the run config's name
+  int max_images_per_section = 12;  // per eval folder and section (grids, strips, GIFs first); the rest are counted
   // How errors name the run directory, the eval folders and Chart.js (the launcher passes its flags).
   std::string run_dir_name = "run directory", eval_dirs_name = "eval folder", chartjs_name = "Chart.js";
 };
 
 // What the report holds, for the command's message and for tests that compare it with what the browser shows.
 struct ReportContents {
-  std::vector<std::string> sections;          // ids of every section, in page order
-  std::vector<std::string> available;         // ids of the sections with content
-  std::vector<std::string> charts;            // canvas ids of the Chart.js plots
-  int images = 0;                             // embedded images and GIFs
+  std::vector<std::string> sections;   // ids of every section, in page order
+  std::vector<std::string> available;  // ids of the sections with content
+  std::vector<std::string> charts;     // canvas ids of the Chart.js plots
+  int images = 0;                      // embedded images and GIFs
 };
 
 // Section ids: config, curves, metrics, mining, samples, attention, morphs, other.

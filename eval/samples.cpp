@@ -92,7 +92,8 @@ void write_dcgan_samples(const SamplesRequest& request, ProcessContext& ctx) {
         const std::string path =
             (dir / (spherical ? "interpolations_spherical.png" : "interpolations_linear.png")).string();
         const torch::Tensor z = interpolation_latents(starts, ends, steps, spherical);
-        write_png(path, make_image_grid(generate(generator_net, z, batch, ctx.device), static_cast<int>(steps), -1.0f, 1.0f));
+        write_png(path,
+                  make_image_grid(generate(generator_net, z, batch, ctx.device), static_cast<int>(steps), -1.0f, 1.0f));
         log("eval samples: " + std::to_string(rows) + " " + (spherical ? "spherical" : "linear") +
             " interpolations of " + std::to_string(steps) + " steps: " + path);
       }
@@ -110,7 +111,8 @@ void write_dcgan_samples(const SamplesRequest& request, ProcessContext& ctx) {
     torch::Tensor local = torch::empty({0, classifier_net->num_classes()});
     if (!mine.empty()) {
       torch::NoGradGuard no_grad;
-      const torch::Tensor images = generate(generator_net, sample_z.slice(0, mine.front(), mine.back() + 1), batch, ctx.device);
+      const torch::Tensor images =
+          generate(generator_net, sample_z.slice(0, mine.front(), mine.back() + 1), batch, ctx.device);
       std::vector<torch::Tensor> probs;
       for (int64_t begin = 0; begin < images.size(0); begin += batch) {
         const torch::Tensor x = generated_to_classifier_input(images.slice(0, begin, begin + batch), store->info(),
@@ -159,7 +161,6 @@ void write_dcgan_samples(const SamplesRequest& request, ProcessContext& ctx) {
     }
   }
   ctx.comm->barrier();
-
 }
 
 }  // namespace facetrain

@@ -14,15 +14,15 @@ namespace facetrain {
 // As the launcher checked it: count, columns and batch > 0, interpolations >= 0, steps >= 2 with
 // interpolations, a store and classify_count > 0 with a classifier, a store with a .safetensors DCGAN.
 struct SamplesRequest {
-  std::string checkpoint, model_config;   // the DCGAN (a .safetensors file needs its run config)
-  std::string output;                     // samples.png, interpolations_*.png, class_histogram.json
-  int64_t count = 64, columns = 8;        // the sample grid
-  int64_t seed = 0;                       // of the latent vectors
-  int64_t interpolations = 8, steps = 10; // rows of the interpolation grids, images per row (endpoints included)
+  std::string checkpoint, model_config;       // the DCGAN (a .safetensors file needs its run config)
+  std::string output;                         // samples.png, interpolations_*.png, class_histogram.json
+  int64_t count = 64, columns = 8;            // the sample grid
+  int64_t seed = 0;                           // of the latent vectors
+  int64_t interpolations = 8, steps = 10;     // rows of the interpolation grids, images per row (endpoints included)
   std::string classifier, classifier_config;  // optional ViT for the class histogram
-  std::string store;                      // the classifier's store; also fixes the image size
-  int64_t classify_count = 1000;          // samples classified for the histogram
-  int64_t batch = 256;                    // samples per forward pass on each rank
+  std::string store;                          // the classifier's store; also fixes the image size
+  int64_t classify_count = 1000;              // samples classified for the histogram
+  int64_t batch = 256;                        // samples per forward pass on each rank
   // How errors name the DCGAN, the classifier and the store (the launcher passes its flags).
   std::string checkpoint_name = "checkpoint", classifier_name = "classifier", store_name = "store";
 };

@@ -11,9 +11,9 @@
 namespace facetrain {
 
 struct Subcommand {
-  std::string name;     // "ingest", "bench loader", "eval metrics", ...
+  std::string name;  // "ingest", "bench loader", "eval metrics", ...
   std::string summary;
-  std::function<int(int, char**)> run;                         // plain command, no MPI
+  std::function<int(int, char**)> run;                            // plain command, no MPI
   std::function<int(int, char**, ProcessContext&)> run_on_ranks;  // MPI started, process placed
 };
 

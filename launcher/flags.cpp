@@ -101,7 +101,7 @@ bool CommandLine::parse(int argc, char** argv) {
                 program_ << ": unexpected argument '" << impl_->args.unmatched().front() << "'");
   if (!positional_.empty()) {
     FT_USER_CHECK(given(positional_), program_ << ": " << (positional_ == "file" ? "FILE" : positional_)
-                                                << " is required (" << program_ << " --help)");
+                                               << " is required (" << program_ << " --help)");
   }
   for (const auto& name : required_) {
     FT_USER_CHECK(given(name) && !get(name).empty(), program_ << ": --" << name << " is required");

@@ -26,8 +26,8 @@ class CommandLine {
   CommandLine& text(const std::string& name, const std::string& help, const std::string& fallback = "");
   // A text flag that must be given: "<program>: --name is required (help)".
   CommandLine& required(const std::string& name, const std::string& help);
-  CommandLine& toggle(const std::string& name, const std::string& help);     // no value
-  CommandLine& repeated(const std::string& name, const std::string& help);   // --name a --name b
+  CommandLine& toggle(const std::string& name, const std::string& help);    // no value
+  CommandLine& repeated(const std::string& name, const std::string& help);  // --name a --name b
   // Flags bound to a variable: the variable's current value is the default (shown in --help), and parse()
   // stores the flag's value there, converted (UserError naming the flag for a bad number or one below `min`).
   CommandLine& bind(const std::string& name, std::string* target, const std::string& help);

@@ -25,14 +25,16 @@ namespace {
 using facetrain::Subcommand;
 
 void print_help(const std::vector<Subcommand>& commands) {
-  std::printf("facetrain: data-parallel training of image models over MPI/NCCL, and offline evaluation.\n\n"
-              "usage: facetrain <command> [options]      (facetrain <command> --help for its flags)\n"
-              "       mpirun -np N facetrain train --config FILE   |   srun --mpi=pmix facetrain train ...\n\n"
-              "commands:\n");
+  std::printf(
+      "facetrain: data-parallel training of image models over MPI/NCCL, and offline evaluation.\n\n"
+      "usage: facetrain <command> [options]      (facetrain <command> --help for its flags)\n"
+      "       mpirun -np N facetrain train --config FILE   |   srun --mpi=pmix facetrain train ...\n\n"
+      "commands:\n");
   std::printf("  %-18s %s\n", "version", "the facetrain version and the LibTorch, CUDA and NCCL it was built with");
   for (const auto& c : commands) std::printf("  %-18s %s\n", c.name.c_str(), c.summary.c_str());
-  std::printf("\nExit codes: 0 ok, 1 internal error, 2 bad input (one line names the file, flag or field),\n"
-              "75 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (resume with --resume auto).\n");
+  std::printf(
+      "\nExit codes: 0 ok, 1 internal error, 2 bad input (one line names the file, flag or field),\n"
+      "75 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (resume with --resume auto).\n");
 }
 
 // What this binary was built against: which LibTorch a checkpoint or a figure came from.
@@ -48,8 +50,10 @@ void print_version() {
 
 // One line on stderr, "[rank r] error: ..." when it may be one rank's among several, flushed before any abort.
 void print_error(const char* message, bool name_rank) {
-  if (name_rank) std::fprintf(stderr, "[rank %d] error: %s\n", facetrain::log_rank(), message);
-  else std::fprintf(stderr, "error: %s\n", message);
+  if (name_rank)
+    std::fprintf(stderr, "[rank %d] error: %s\n", facetrain::log_rank(), message);
+  else
+    std::fprintf(stderr, "error: %s\n", message);
   std::fflush(stderr);
 }
 

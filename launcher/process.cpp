@@ -60,8 +60,8 @@ torch::Device choose_device(int rank, const std::vector<GpuView>& views) {
   for (int r = static_cast<int>(views.size()) - 1; r >= 0; --r) (views[r].gpus.empty() ? without_gpus : with_gpus) = r;
   if (with_gpus < 0) return torch::kCPU;
   FT_USER_CHECK(without_gpus < 0, "rank " << without_gpus << " on host " << views[without_gpus].host
-                                          << " sees no GPU while rank " << with_gpus << " on host " << views[with_gpus].host
-                                          << " sees " << views[with_gpus].gpus.size()
+                                          << " sees no GPU while rank " << with_gpus << " on host "
+                                          << views[with_gpus].host << " sees " << views[with_gpus].gpus.size()
                                           << ": every rank of a job needs a GPU, or none does (check "
                                              "CUDA_VISIBLE_DEVICES and the job's GPU request)");
   const GpuView& mine = views[rank];

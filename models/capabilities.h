@@ -60,7 +60,7 @@ class ImageAutoencoder {
  public:
   virtual ~ImageAutoencoder() = default;
   virtual torch::Tensor encode_mean(const torch::Tensor& images) = 0;  // (B, C, H, W) -> (B, latent_size())
-  virtual torch::Tensor decode(const torch::Tensor& z) = 0;             // (B, latent_size()) -> images
+  virtual torch::Tensor decode(const torch::Tensor& z) = 0;            // (B, latent_size()) -> images
   virtual int64_t latent_size() const = 0;
   virtual std::pair<float, float> output_range() const = 0;  // the decoder's pixel range
 };

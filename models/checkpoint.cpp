@@ -33,9 +33,9 @@ std::shared_ptr<torch::serialize::OutputArchive> make_checkpoint_archive(
   auto archive = std::make_shared<torch::serialize::OutputArchive>();
   save_state(*archive);
   archive->write("config", c10::IValue(to_text(config)));
-  archive->write("model_input", torch::tensor({static_cast<int64_t>(input.height), static_cast<int64_t>(input.width),
-                                               static_cast<int64_t>(input.channels),
-                                               static_cast<int64_t>(input.class_names.size())}));
+  archive->write("model_input",
+                 torch::tensor({static_cast<int64_t>(input.height), static_cast<int64_t>(input.width),
+                                static_cast<int64_t>(input.channels), static_cast<int64_t>(input.class_names.size())}));
   archive->write("position.step", torch::tensor(position.step));
   archive->write("position.epoch", torch::tensor(position.epoch));
   archive->write("position.batch_in_epoch", torch::tensor(position.batch_in_epoch));
@@ -73,7 +73,8 @@ void save_module_copy(torch::serialize::OutputArchive& archive, const torch::nn:
   for (const auto& p : module.named_parameters(/*recurse=*/false)) {
     archive.write(p.key(), cpu_copy(parameter_value ? parameter_value(p.value()) : p.value()));
   }
-  for (const auto& b : module.named_buffers(/*recurse=*/false)) archive.write(b.key(), cpu_copy(b.value()), /*is_buffer=*/true);
+  for (const auto& b : module.named_buffers(/*recurse=*/false))
+    archive.write(b.key(), cpu_copy(b.value()), /*is_buffer=*/true);
   for (const auto& child : module.named_children()) {
     torch::serialize::OutputArchive sub;
     save_module_copy(sub, *child.value(), parameter_value);
@@ -81,12 +82,14 @@ void save_module_copy(torch::serialize::OutputArchive& archive, const torch::nn:
   }
 }
 
-void load_module_in_place(torch::serialize::InputArchive& archive, torch::nn::Module& module, const std::string& source) {
+void load_module_in_place(torch::serialize::InputArchive& archive, torch::nn::Module& module,
+                          const std::string& source) {
   torch::NoGradGuard no_grad;
   auto copy_entry = [&](const std::string& key, torch::Tensor& live, bool is_buffer) {
     torch::Tensor stored;
-    FT_USER_CHECK(archive.try_read(key, stored, is_buffer), source << ": has no " << (is_buffer ? "buffer " : "parameter ")
-                                                                    << key << " (a checkpoint of another model?)");
+    FT_USER_CHECK(archive.try_read(key, stored, is_buffer), source << ": has no "
+                                                                   << (is_buffer ? "buffer " : "parameter ") << key
+                                                                   << " (a checkpoint of another model?)");
     FT_USER_CHECK(stored.sizes() == live.sizes(), source << ": " << key << " is " << shape_string(stored.sizes())
                                                          << " in the file, " << shape_string(live.sizes())
                                                          << " in the model");
@@ -130,8 +133,8 @@ TrainingPosition read_checkpoint_payload(const std::string& payload, const std::
     generator.set_state(rng);
     return position;
   } catch (const c10::Error& e) {
-    throw UserError(source + ": damaged checkpoint payload (" +
-                    std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+    throw UserError(source + ": damaged checkpoint payload (" + std::string(e.what_without_backtrace()).substr(0, 200) +
+                    ")");
   }
 }
 
@@ -204,8 +207,8 @@ StoreInfo model_input_from_checkpoint(const std::string& path) {
     FT_USER_CHECK(input != metadata.end(),
                   path << ": a safetensors file does not record the image size its model was trained on");
     std::istringstream in(input->second);
-    FT_USER_CHECK(in >> height >> width >> channels >> classes,
-                  path << ": " << kExportInputKey << " '" << input->second << "' is not 'height width channels classes'");
+    FT_USER_CHECK(in >> height >> width >> channels >> classes, path << ": " << kExportInputKey << " '" << input->second
+                                                                     << "' is not 'height width channels classes'");
     max_classes = 1 << 20;
   } else {
     const Checkpoint checkpoint = read_checkpoint_file(path);

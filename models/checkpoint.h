@@ -63,13 +63,14 @@ void save_module_copy(torch::serialize::OutputArchive& archive, const torch::nn:
 // keeping its device, dtype, storage and identity (optimizer state, EMA shadows and gradient-bucket hooks
 // that point at it stay valid), where Module::load would replace its data. Throws UserError naming `source`
 // when an entry is missing or has another shape.
-void load_module_in_place(torch::serialize::InputArchive& archive, torch::nn::Module& module, const std::string& source);
+void load_module_in_place(torch::serialize::InputArchive& archive, torch::nn::Module& module,
+                          const std::string& source);
 
 // A tensor written by save_module_copy (or any checkpoint entry) as the CPU copy it is on disk.
 torch::Tensor cpu_copy(const torch::Tensor& tensor);
 
-// Reads a payload (every tensor onto the CPU): hands the archive to `load_state`, restores the CPU generator, returns the position.
-// Throws UserError naming `source` when the payload is not a facetrain checkpoint.
+// Reads a payload (every tensor onto the CPU): hands the archive to `load_state`, restores the CPU generator, returns
+// the position. Throws UserError naming `source` when the payload is not a facetrain checkpoint.
 TrainingPosition read_checkpoint_payload(const std::string& payload, const std::string& source,
                                          const std::function<void(torch::serialize::InputArchive&)>& load_state);
 

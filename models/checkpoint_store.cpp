@@ -84,8 +84,8 @@ std::vector<std::string> names_in(const std::string& directory) {
 bool read_exact(int fd, char* data, size_t n, uint64_t offset) {
   size_t done = 0;
   while (done < n) {
-    const ssize_t r = ::pread(fd, data + done, std::min<size_t>(n - done, size_t{1} << 30),
-                              static_cast<off_t>(offset + done));
+    const ssize_t r =
+        ::pread(fd, data + done, std::min<size_t>(n - done, size_t{1} << 30), static_cast<off_t>(offset + done));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return false;
     done += static_cast<size_t>(r);

@@ -136,8 +136,9 @@ torch::Tensor DcganDiscriminatorImpl::forward(const torch::Tensor& images) {
   const auto& o = options_;
   FT_USER_CHECK(images.dim() == 4 && images.size(1) == o.channels && images.size(2) == o.image_size &&
                     images.size(3) == o.image_size,
-                "DCGAN discriminator expects images (B, " << o.channels << ", " << o.image_size << ", "
-                    << o.image_size << ") (model.dcgan.channels / image_size), got " << images.sizes());
+                "DCGAN discriminator expects images (B, " << o.channels << ", " << o.image_size << ", " << o.image_size
+                                                          << ") (model.dcgan.channels / image_size), got "
+                                                          << images.sizes());
   const int64_t b = images.size(0);
   if (o.arch == DcganArch::kPaper) return main_->forward(images).view({b, o.d_outputs});
   auto x = images;

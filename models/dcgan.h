@@ -60,9 +60,9 @@ struct DcganGeneratorImpl : torch::nn::Module, ImageGenerator {
   int64_t latent_size() const override { return options_.z_size; }
 
   DcganOptions options_;
-  torch::nn::Linear fc_{nullptr};          // kSeed
+  torch::nn::Linear fc_{nullptr};               // kSeed
   std::vector<torch::nn::Sequential> t_convs_;  // kSeed: registered as t_conv1, t_conv2, ...
-  torch::nn::Sequential main_{nullptr};    // kPaper
+  torch::nn::Sequential main_{nullptr};         // kPaper
 };
 TORCH_MODULE(DcganGenerator);
 

@@ -27,20 +27,22 @@ TORCH_MODULE(ConvBn);
 // torchvision's Conv2dNormActivation: conv (no bias) -> BatchNorm -> ReLU6 (optional), as modules 0, 1, 2.
 ConvBn conv_bn(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups, bool relu6) {
   ConvBn s;
-  s->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding((kernel - 1) / 2).groups(groups).bias(false)));
+  s->push_back(nn::Conv2d(
+      nn::Conv2dOptions(in, out, kernel).stride(stride).padding((kernel - 1) / 2).groups(groups).bias(false)));
   s->push_back(nn::BatchNorm2d(out));
   if (relu6) s->push_back(nn::Functional([](const torch::Tensor& x) { return torch::hardtanh(x, 0.0, 6.0); }));
   return s;
 }
 
 // (expand ratio t, output channels c, blocks n, first stride s), torchvision's inverted_residual_setting.
-constexpr int64_t kSetting[7][4] = {{1, 16, 1, 1},  {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
-                                    {6, 96, 3, 1},  {6, 160, 3, 2}, {6, 320, 1, 1}};
+constexpr int64_t kSetting[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
+                                    {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
 
 }  // namespace
 
 void MobileNetV2Options::validate() const {
-  FT_USER_CHECK(width_mult > 0 && width_mult <= 4, "model.mobilenet_v2.width_mult: " << width_mult << " is not in (0, 4]");
+  FT_USER_CHECK(width_mult > 0 && width_mult <= 4,
+                "model.mobilenet_v2.width_mult: " << width_mult << " is not in (0, 4]");
   FT_USER_CHECK(dropout >= 0 && dropout < 1, "model.mobilenet_v2.dropout: " << dropout << " is not in [0, 1)");
   FT_USER_CHECK(channels > 0 && num_classes > 0, "MobileNetV2 needs channels and classes");
 }
@@ -93,8 +95,9 @@ MobileNetV2Impl::MobileNetV2Impl(const MobileNetV2Options& options) : options_((
 }
 
 torch::Tensor MobileNetV2Impl::forward(const torch::Tensor& images) {
-  FT_USER_CHECK(images.dim() == 4 && images.size(1) == options_.channels && images.size(2) >= 32 && images.size(3) >= 32,
-                "MobileNetV2 expects images (B, " << options_.channels << ", H >= 32, W >= 32), got " << images.sizes());
+  FT_USER_CHECK(
+      images.dim() == 4 && images.size(1) == options_.channels && images.size(2) >= 32 && images.size(3) >= 32,
+      "MobileNetV2 expects images (B, " << options_.channels << ", H >= 32, W >= 32), got " << images.sizes());
   auto x = features_->forward(images);
   x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
   return classifier_->forward(x);

@@ -18,12 +18,12 @@
 namespace facetrain {
 
 struct MobileNetV2Options {
-  int64_t channels = 3;        // input channels
-  int64_t num_classes = 1000;  // classifier outputs
-  double width_mult = 1.0;     // channel multiplier (rounded to multiples of 8, as torchvision)
-  double dropout = 0.2;        // before the classifier
+  int64_t channels = 3;               // input channels
+  int64_t num_classes = 1000;         // classifier outputs
+  double width_mult = 1.0;            // channel multiplier (rounded to multiples of 8, as torchvision)
+  double dropout = 0.2;               // before the classifier
   int64_t height = 224, width = 224;  // the input images (any size >= 32 runs; these set the FLOP count)
-  void validate() const;       // UserError naming model.mobilenet_v2.<field>
+  void validate() const;              // UserError naming model.mobilenet_v2.<field>
 };
 
 // An inverted residual block: [1x1 expand conv-BN-ReLU6] -> 3x3 depthwise conv-BN-ReLU6 -> 1x1 linear

@@ -44,7 +44,8 @@ std::vector<ModelSpec> make_model_specs() {
     FT_USER_CHECK(v.patch_size() > 0 && v.width() > 0 && v.depth() > 0 && v.heads() > 0,
                   source << ": fields 'model.vit.patch_size/width/depth/heads' must be > 0");
     FT_USER_CHECK(v.width() % v.heads() == 0, source << ": field 'model.vit.width' (" << v.width()
-                                                     << ") must be a multiple of 'model.vit.heads' (" << v.heads() << ")");
+                                                     << ") must be a multiple of 'model.vit.heads' (" << v.heads()
+                                                     << ")");
   };
   vit.foreign_convention = [](const TensorMap& t, const std::string& source, std::string* why) {
     *why = std::string(detect_vit_naming(t) == VitNaming::kHuggingFace ? "Hugging Face" : "timm") +
@@ -122,8 +123,8 @@ std::vector<ModelSpec> make_model_specs() {
 // The message of the `model` oneof case a config sets (VitConfig, ...).
 const google::protobuf::Message& model_section(const proto::RunConfig& config) {
   const google::protobuf::Reflection* reflection = config.model().GetReflection();
-  const google::protobuf::FieldDescriptor* field = reflection->GetOneofFieldDescriptor(
-      config.model(), proto::ModelConfig::descriptor()->FindOneofByName("kind"));
+  const google::protobuf::FieldDescriptor* field =
+      reflection->GetOneofFieldDescriptor(config.model(), proto::ModelConfig::descriptor()->FindOneofByName("kind"));
   FT_CHECK(field != nullptr, "model_section: the config sets no model");
   return reflection->GetMessage(config.model(), field);
 }
@@ -132,9 +133,12 @@ const google::protobuf::Message& model_section(const proto::RunConfig& config) {
 
 const char* model_role_name(ModelRole role) {
   switch (role) {
-    case ModelRole::kClassifier: return "classifier";
-    case ModelRole::kGenerator: return "generator";
-    case ModelRole::kAutoencoder: return "autoencoder";
+    case ModelRole::kClassifier:
+      return "classifier";
+    case ModelRole::kGenerator:
+      return "generator";
+    case ModelRole::kAutoencoder:
+      return "autoencoder";
   }
   return "?";
 }
@@ -188,8 +192,7 @@ Normalization run_normalization(const proto::RunConfig& config) {
 }
 
 std::string pretrained_normalization(const ModelSpec& spec, const TensorMap& tensors,
-                                     const SafetensorsMetadata& metadata, const std::string& source,
-                                     std::string* why) {
+                                     const SafetensorsMetadata& metadata, const std::string& source, std::string* why) {
   auto recorded = metadata.find("facetrain.config");
   if (recorded != metadata.end()) {
     proto::RunConfig run;
@@ -248,7 +251,8 @@ void load_model_modules(const ModelSpec& spec, std::vector<NamedModule>& modules
     return;
   }
   const bool prefixed = modules.size() > 1;
-  for (auto& m : modules) load_module_weights(*m.module, path, weights_key(m.name, weights), prefixed ? m.name + "." : "");
+  for (auto& m : modules)
+    load_module_weights(*m.module, path, weights_key(m.name, weights), prefixed ? m.name + "." : "");
 }
 
 void save_model_modules(torch::serialize::OutputArchive& archive, const std::vector<NamedModule>& modules) {

@@ -41,9 +41,9 @@ struct NamedModule {
 };
 
 struct ModelSpec {
-  std::string name;         // the `model` oneof field in the run config ("vit"); also the name in logs,
-                            // checkpoint metadata and exports
-  int config_case = 0;      // the oneof case (proto::ModelConfig::KindCase)
+  std::string name;     // the `model` oneof field in the run config ("vit"); also the name in logs,
+                        // checkpoint metadata and exports
+  int config_case = 0;  // the oneof case (proto::ModelConfig::KindCase)
   ModelRole role = ModelRole::kClassifier;
   std::string description;  // one line, for --help and errors
   // The pixel scaling the model is built for. Classifiers take the store's mean/std by default and any other
@@ -63,8 +63,7 @@ struct ModelSpec {
   // and the field), so `train` and `submit` stop at once; null when building checks all there is.
   std::function<void(const proto::RunConfig& config, const std::string& source)> check_config;
   // The input normalization a foreign file implies ("" for none) and why, for data.normalization "auto".
-  std::function<std::string(const TensorMap& tensors, const std::string& source, std::string* why)>
-      foreign_convention;
+  std::function<std::string(const TensorMap& tensors, const std::string& source, std::string* why)> foreign_convention;
 
   bool is_classifier() const { return role == ModelRole::kClassifier; }
 };
@@ -92,9 +91,9 @@ void check_model_config(const proto::RunConfig& config, const std::string& sourc
 // The options every classifier's config message has (VitConfig, MobileNetV2Config, CnnConfig: read by field
 // name, so a new classifier message only needs fields of these names).
 struct ClassifierSettings {
-  bool class_weights = false;   // model.<name>.class_weights
-  double label_smoothing = 0;   // model.<name>.label_smoothing
-  std::string pretrained;       // model.<name>.pretrained ("" when the message has no such field)
+  bool class_weights = false;  // model.<name>.class_weights
+  double label_smoothing = 0;  // model.<name>.label_smoothing
+  std::string pretrained;      // model.<name>.pretrained ("" when the message has no such field)
 };
 ClassifierSettings classifier_settings(const proto::RunConfig& config);
 
@@ -106,8 +105,7 @@ Normalization run_normalization(const proto::RunConfig& config);
 // spec's convention (a Hugging Face or timm ViT minus_one_one, torchvision's MobileNetV2 imagenet); "" for
 // none. `source` names the file for `why`, which says where the choice came from, for the log.
 std::string pretrained_normalization(const ModelSpec& spec, const TensorMap& tensors,
-                                     const SafetensorsMetadata& metadata, const std::string& source,
-                                     std::string* why);
+                                     const SafetensorsMetadata& metadata, const std::string& source, std::string* why);
 // Replaces data.normalization "auto" by a name: `convention` (what the task's pretrained file implies:
 // TrainingTask::pretrained_normalization) when not empty, else "store" for classifiers and the model's own
 // for the others. Checks a name the config sets. `why` says where the choice came from, for the log.

@@ -12,10 +12,10 @@
 namespace facetrain {
 
 struct ParameterLayer {
-  std::string name;    // the module's parameter name (named_parameters order)
+  std::string name;  // the module's parameter name (named_parameters order)
   torch::Tensor parameter;
-  int64_t layer = 0;   // 0 .. blocks + 1
-  bool head = false;   // the output layer proper (the classifier), what "train: head" trains
+  int64_t layer = 0;  // 0 .. blocks + 1
+  bool head = false;  // the output layer proper (the classifier), what "train: head" trains
 };
 
 struct ParameterLayers {

@@ -45,10 +45,10 @@ enum class PixelRange { kMinusOneToOne, kZeroToOne };
 struct PerceptualOptions {
   VggVariant variant = VggVariant::kVgg19;
   std::vector<std::string> layers = {"relu1_1", "relu2_1", "relu3_1"};  // Deep Feature Consistent VAE
-  std::vector<double> layer_weights;       // one per layer; empty = all 1
+  std::vector<double> layer_weights;                                    // one per layer; empty = all 1
   PixelRange input_range = PixelRange::kMinusOneToOne;
-  std::string weights;                     // safetensors file with torchvision names (features.N.*)
-  bool allow_random_features = false;      // without weights: random (Kaiming) features, for tests only
+  std::string weights;                 // safetensors file with torchvision names (features.N.*)
+  bool allow_random_features = false;  // without weights: random (Kaiming) features, for tests only
 };
 
 // loss(input, target) = sum_l w_l * mean((vgg_l(input) - vgg_l(target))^2).

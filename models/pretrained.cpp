@@ -17,7 +17,9 @@ namespace {
 
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
 
-std::string strip_prefix(const std::string& s, const std::string& p) { return starts_with(s, p) ? s.substr(p.size()) : s; }
+std::string strip_prefix(const std::string& s, const std::string& p) {
+  return starts_with(s, p) ? s.substr(p.size()) : s;
+}
 
 TensorMap strip_module_prefix(const TensorMap& tensors) {
   TensorMap out;
@@ -45,8 +47,8 @@ std::string describe_checkpoint(const TensorMap& t) {
 
 std::string describe_model(const VitOptions& o) {
   std::ostringstream s;
-  s << "width " << o.width << ", patch " << o.patch_size << ", channels " << o.channels << ", depth " << o.depth
-    << ", " << o.tokens() << " tokens, " << o.num_classes << " classes";
+  s << "width " << o.width << ", patch " << o.patch_size << ", channels " << o.channels << ", depth " << o.depth << ", "
+    << o.tokens() << " tokens, " << o.num_classes << " classes";
   return s.str();
 }
 
@@ -107,7 +109,8 @@ TensorMap vit_tensors_from_huggingface(const TensorMap& tensors) {
           break;
         }
       }
-      static const char* parts[3] = {"attention.attention.query.", "attention.attention.key.", "attention.attention.value."};
+      static const char* parts[3] = {"attention.attention.query.", "attention.attention.key.",
+                                     "attention.attention.value."};
       for (int p = 0; p < 3 && !mapped; ++p) {
         if (starts_with(rest, parts[p])) {
           qkv[block + "attn.qkv." + rest.substr(std::strlen(parts[p]))][p] = {original, tensor};
@@ -134,7 +137,7 @@ void load_vit_weights(Vit& model, const TensorMap& tensors, LoadReport* report, 
                       const VitLoadOptions& options) {
   const VitOptions& o = model->options();
   TensorMap src = detect_vit_naming(tensors) == VitNaming::kHuggingFace ? vit_tensors_from_huggingface(tensors)
-                                                                         : strip_module_prefix(tensors);
+                                                                        : strip_module_prefix(tensors);
   const TensorMap target = module_to_tensors(*model);
   std::vector<std::string> problems, notes, unused, fresh, loaded;
 
@@ -180,7 +183,8 @@ void load_vit_weights(Vit& model, const TensorMap& tensors, LoadReport* report, 
     if (it == src.end()) {
       problems.push_back("missing " + k);
     } else if (it->second.sizes() != t.sizes()) {
-      problems.push_back(k + ": model " + shape_string(t.sizes()) + " vs checkpoint " + shape_string(it->second.sizes()));
+      problems.push_back(k + ": model " + shape_string(t.sizes()) + " vs checkpoint " +
+                         shape_string(it->second.sizes()));
     } else {
       copies.emplace_back(t, it->second);
       loaded.push_back(k);
@@ -244,8 +248,8 @@ void load_mobilenet_v2_weights(MobileNetV2& model, const TensorMap& file, LoadRe
       // num_batches_tracked counts a layer's training steps; BatchNorm reads it only with momentum None, which
       // these layers never use, and many converted files drop it: the only tensor that may be missing.
       const std::string counter = ".num_batches_tracked";
-      const bool is_counter = name.size() > counter.size() &&
-                              name.compare(name.size() - counter.size(), counter.size(), counter) == 0;
+      const bool is_counter =
+          name.size() > counter.size() && name.compare(name.size() - counter.size(), counter.size(), counter) == 0;
       if (!is_counter) missing.push_back(name);
     } else if (it->second.sizes() != t.sizes()) {
       problems.push_back(name + ": model " + shape_string(t.sizes()) + " vs file " + shape_string(it->second.sizes()));
@@ -253,14 +257,16 @@ void load_mobilenet_v2_weights(MobileNetV2& model, const TensorMap& file, LoadRe
   }
   if (!problems.empty()) {
     std::ostringstream msg;
-    msg << source << ": not a MobileNetV2 of this width (model.mobilenet_v2.width_mult) and input channels: "
-        << problems.size() << " tensor(s) do not fit: " << first_few(problems);
+    msg << source
+        << ": not a MobileNetV2 of this width (model.mobilenet_v2.width_mult) and input channels: " << problems.size()
+        << " tensor(s) do not fit: " << first_few(problems);
     throw UserError(msg.str());
   }
   if (!missing.empty()) {
     throw UserError(source + ": lacks " + std::to_string(missing.size()) +
                     " tensor(s) this MobileNetV2 needs (parameters and BatchNorm statistics; only a classifier of "
-                    "another class count is made fresh): " + first_few(missing));
+                    "another class count is made fresh): " +
+                    first_few(missing));
   }
   for (const auto& [name, t] : tensors) {
     if (fresh_head && name.rfind("classifier.", 0) == 0) continue;

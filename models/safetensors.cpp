@@ -33,9 +33,9 @@ struct DtypeInfo {
   size_t bytes;
 };
 constexpr DtypeInfo kDtypes[] = {
-    {"F64", torch::kFloat64, 8}, {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
-    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8}, {"I32", torch::kInt32, 4},
-    {"I16", torch::kInt16, 2},  {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
+    {"F64", torch::kFloat64, 8},   {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
+    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8},   {"I32", torch::kInt32, 4},
+    {"I16", torch::kInt16, 2},     {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
     {"BOOL", torch::kBool, 1},
 };
 
@@ -143,13 +143,14 @@ TensorMap parse_safetensors(const void* data, size_t size, const std::string& fi
     e.begin = json_uint(value["data_offsets"][0], file, where + ": data_offsets[0]");
     e.end = json_uint(value["data_offsets"][1], file, where + ": data_offsets[1]");
     if (e.end < e.begin)
-      fail(file, where + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "] end before begin");
+      fail(file,
+           where + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "] end before begin");
     if (numel > std::numeric_limits<uint64_t>::max() / e.dtype->bytes) fail(file, where + ": shape overflows");
     const uint64_t expected = numel * e.dtype->bytes;
     if (e.end - e.begin != expected)
       fail(file, where + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "] hold " +
-                     std::to_string(e.end - e.begin) + " bytes but " + dtype + " " + shape_string(e.shape) +
-                     " needs " + std::to_string(expected));
+                     std::to_string(e.end - e.begin) + " bytes but " + dtype + " " + shape_string(e.shape) + " needs " +
+                     std::to_string(expected));
     if (e.end > data_size)
       fail(file, where + ": data_offsets end " + std::to_string(e.end) + " is past the " + std::to_string(data_size) +
                      " data bytes in the file (truncated file?)");
@@ -174,7 +175,8 @@ TensorMap parse_safetensors(const void* data, size_t size, const std::string& fi
     previous = e;
   }
   if (cursor != data_size)
-    fail(file, std::to_string(data_size - cursor) + " bytes of data after the last tensor are not described by the header");
+    fail(file,
+         std::to_string(data_size - cursor) + " bytes of data after the last tensor are not described by the header");
 
   TensorMap out;
   const unsigned char* base = bytes + 8 + header_len;
@@ -321,7 +323,8 @@ void load_module_from_tensors(torch::nn::Module& module, const TensorMap& tensor
     }
     used.push_back(key);
     if (it->second.sizes() != target.sizes()) {
-      problems.push_back(key + ": model " + shape_string(target.sizes()) + " vs file " + shape_string(it->second.sizes()));
+      problems.push_back(key + ": model " + shape_string(target.sizes()) + " vs file " +
+                         shape_string(it->second.sizes()));
       return;
     }
     copies.emplace_back(target, &it->second);

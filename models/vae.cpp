@@ -31,7 +31,8 @@ int64_t VaeOptions::num_blocks() const {
 
 std::vector<int64_t> VaeOptions::widths() const {
   std::vector<int64_t> w;
-  for (int64_t i = 0; i < num_blocks(); ++i) w.push_back(base_width * std::min<int64_t>(int64_t{1} << i, max_multiplier));
+  for (int64_t i = 0; i < num_blocks(); ++i)
+    w.push_back(base_width * std::min<int64_t>(int64_t{1} << i, max_multiplier));
   return w;
 }
 
@@ -40,7 +41,8 @@ void VaeOptions::validate() const {
   FT_USER_CHECK(power, "model.vae.image_size must be 4 * 2^n with n >= 1 (8, 16, 32, 64, ...), got " << image_size);
   FT_USER_CHECK(channels > 0, "model.vae.channels must be positive, got " << channels);
   FT_USER_CHECK(latent_size > 0, "model.vae.latent_size must be positive, got " << latent_size);
-  FT_USER_CHECK(base_width >= 2 && base_width % 2 == 0, "model.vae.base_width must be an even number >= 2, got " << base_width);
+  FT_USER_CHECK(base_width >= 2 && base_width % 2 == 0,
+                "model.vae.base_width must be an even number >= 2, got " << base_width);
   FT_USER_CHECK(max_multiplier >= 1, "model.vae.max_multiplier must be >= 1, got " << max_multiplier);
   FT_USER_CHECK(leaky_slope >= 0, "model.vae.leaky_slope must be >= 0, got " << leaky_slope);
 }
@@ -111,7 +113,7 @@ std::pair<torch::Tensor, torch::Tensor> VaeImpl::encode(const torch::Tensor& ima
   FT_USER_CHECK(images.dim() == 4 && images.size(1) == o.channels && images.size(2) == o.image_size &&
                     images.size(3) == o.image_size,
                 "VAE expects images (B, " << o.channels << ", " << o.image_size << ", " << o.image_size
-                    << ") (model.vae.channels / image_size), got " << images.sizes());
+                                          << ") (model.vae.channels / image_size), got " << images.sizes());
   auto h = images;
   for (auto& block : down_) h = block->forward(h);
   return {conv_mu_(h).flatten(1), conv_logvar_(h).flatten(1)};
@@ -125,9 +127,12 @@ torch::Tensor VaeImpl::decode(const torch::Tensor& z) {
   for (auto& block : up_) h = block->forward(h);
   h = conv_out_(h);
   switch (o.output) {
-    case VaeOutput::kTanh: return torch::tanh(h);
-    case VaeOutput::kSigmoid: return torch::sigmoid(h);
-    case VaeOutput::kNone: break;
+    case VaeOutput::kTanh:
+      return torch::tanh(h);
+    case VaeOutput::kSigmoid:
+      return torch::sigmoid(h);
+    case VaeOutput::kNone:
+      break;
   }
   return h;
 }

@@ -27,19 +27,19 @@ enum class VaeOutput {
 };
 
 struct VaeOptions {
-  int64_t image_size = 64;   // 4 * 2^n, n >= 1 (8, 16, 32, 64, 128, ...): n residual down blocks to a 4x4 map
-  int64_t channels = 3;      // image channels
-  int64_t latent_size = 512; // z dimension (CNN-VAE: 512)
-  int64_t base_width = 64;   // width of the first down block; block i has base_width * min(2^i, max_multiplier)
+  int64_t image_size = 64;    // 4 * 2^n, n >= 1 (8, 16, 32, 64, 128, ...): n residual down blocks to a 4x4 map
+  int64_t channels = 3;       // image channels
+  int64_t latent_size = 512;  // z dimension (CNN-VAE: 512)
+  int64_t base_width = 64;    // width of the first down block; block i has base_width * min(2^i, max_multiplier)
   int64_t max_multiplier = 8;
   VaeOutput output = VaeOutput::kTanh;
   // Negative slope of the block activations. CNN-VAE calls F.rrelu(x) whose default (training=False) is a
   // fixed leaky ReLU with slope (1/8 + 1/3) / 2 = 0.229166..., kept here.
   double leaky_slope = (1.0 / 8.0 + 1.0 / 3.0) / 2.0;
 
-  int64_t num_blocks() const;               // log2(image_size / 4)
-  std::vector<int64_t> widths() const;      // encoder widths, first block first
-  void validate() const;                    // UserError naming model.vae.<field>
+  int64_t num_blocks() const;           // log2(image_size / 4)
+  std::vector<int64_t> widths() const;  // encoder widths, first block first
+  void validate() const;                // UserError naming model.vae.<field>
 };
 
 // RES_VAE's residual blocks, Res_down and Res_up: x -> act(BN2(conv2(r(act(BN1(conv1(x)))))) + conv3(r(x))),

@@ -76,12 +76,12 @@ double block_flops(const VitOptions& o, double t, double rows) {
   const double w = static_cast<double>(o.width);
   const double h = static_cast<double>(o.mlp_hidden());
   double macs = 0;
-  macs += t * w * 2 * w;            // k, v projections (all tokens)
-  macs += rows * w * w;             // q projection
-  macs += rows * t * w;             // q k^T   (all heads together: width = heads * head_dim)
-  macs += rows * t * w;             // attn v
-  macs += rows * w * w;             // output projection
-  macs += rows * (w * h + h * w);   // MLP
+  macs += t * w * 2 * w;           // k, v projections (all tokens)
+  macs += rows * w * w;            // q projection
+  macs += rows * t * w;            // q k^T   (all heads together: width = heads * head_dim)
+  macs += rows * t * w;            // attn v
+  macs += rows * w * w;            // output projection
+  macs += rows * (w * h + h * w);  // MLP
   return 2.0 * macs;
 }
 
@@ -163,8 +163,7 @@ torch::Tensor VitAttentionImpl::forward(const torch::Tensor& x, torch::Tensor* a
                   .reshape({2, bh, t, hd});
     auto parts = kv.unbind(0);
     k = parts[0], v = parts[1];
-    q = affine(x.select(1, 0), weight.narrow(0, 0, w), bias.defined() ? bias.narrow(0, 0, w) : bias)
-            .view({bh, 1, hd});
+    q = affine(x.select(1, 0), weight.narrow(0, 0, w), bias.defined() ? bias.narrow(0, 0, w) : bias).view({bh, 1, hd});
   }
   const int64_t rows = q.size(1);
 #if TORCH_VERSION_MAJOR >= 2
@@ -223,9 +222,9 @@ torch::Tensor VitBlockImpl::forward(const torch::Tensor& x, torch::Tensor* atten
 }
 
 VitPatchEmbedImpl::VitPatchEmbedImpl(const VitOptions& o)
-    : proj_(torch::nn::Conv2dOptions(o.stem_channels.empty() ? o.channels : o.stem_channels.back(), o.width,
-                                     o.patch_size)
-                .stride(o.patch_size)) {
+    : proj_(
+          torch::nn::Conv2dOptions(o.stem_channels.empty() ? o.channels : o.stem_channels.back(), o.width, o.patch_size)
+              .stride(o.patch_size)) {
   int64_t in = o.channels;
   for (size_t i = 0; i < o.stem_channels.size(); ++i) {
     // LibTorch's default (Kaiming-uniform) init, as torch.nn.Conv2d; no normalisation layer, so no buffers
@@ -255,7 +254,7 @@ VitImpl::VitImpl(const VitOptions& options)
       patch_embed_(options),
       blocks_(),
       norm_(torch::nn::LayerNormOptions({options.width}).eps(options.layer_norm_eps)),
-      head_(torch::nn::LinearOptions(options.head_hidden > 0 ? options.head_hidden
+      head_(torch::nn::LinearOptions(options.head_hidden > 0             ? options.head_hidden
                                      : options.pool == VitPool::kFlatten ? options.width * options.tokens()
                                                                          : options.width,
                                      options.num_classes)) {
@@ -291,7 +290,7 @@ torch::Tensor VitImpl::embed(const torch::Tensor& images) {
   FT_USER_CHECK(images.dim() == 4 && images.size(1) == o.channels && images.size(2) == o.image_size &&
                     images.size(3) == o.image_size,
                 "ViT expects images of shape (B, " << o.channels << ", " << o.image_size << ", " << o.image_size
-                    << ") (model.vit.channels / image_size), got " << images.sizes());
+                                                   << ") (model.vit.channels / image_size), got " << images.sizes());
   auto patches = patch_embed_(images);
   auto tokens = torch::cat({cls_token_.expand({images.size(0), 1, o.width}).to(patches.scalar_type()), patches}, 1);
   tokens = tokens + pos_embed_;
@@ -301,9 +300,15 @@ torch::Tensor VitImpl::embed(const torch::Tensor& images) {
 torch::Tensor VitImpl::classify(const torch::Tensor& normed) {
   torch::Tensor pooled;
   switch (options_.pool) {
-    case VitPool::kCls: pooled = normed.select(1, 0); break;
-    case VitPool::kMean: pooled = normed.narrow(1, 1, normed.size(1) - 1).mean(1); break;
-    case VitPool::kFlatten: pooled = normed.flatten(1); break;
+    case VitPool::kCls:
+      pooled = normed.select(1, 0);
+      break;
+    case VitPool::kMean:
+      pooled = normed.narrow(1, 1, normed.size(1) - 1).mean(1);
+      break;
+    case VitPool::kFlatten:
+      pooled = normed.flatten(1);
+      break;
   }
   if (pre_logits_) pooled = torch::gelu(pre_logits_(pooled));
   return head_(pooled);

@@ -24,20 +24,20 @@ namespace facetrain {
 enum class VitPool { kCls, kMean, kFlatten };
 
 struct VitOptions {
-  int64_t image_size = 224;       // input height = width, pixels; must be a multiple of patch_size
-  int64_t patch_size = 16;        // square patch side, pixels (conv kernel = stride)
-  int64_t channels = 3;           // input channels
-  int64_t num_classes = 2;        // head outputs (logits)
-  int64_t width = 768;            // token dimension ("hidden size", d_model)
-  int64_t depth = 12;             // encoder blocks
-  int64_t heads = 12;             // attention heads; width % heads == 0
-  double mlp_ratio = 4.0;         // MLP hidden = round(width * mlp_ratio)
-  double dropout = 0.0;           // after position embedding, attention projection and in the MLP
-  double attention_dropout = 0.0; // on the attention weights
-  double layer_norm_eps = 1e-6;   // timm uses 1e-6, Hugging Face ViT 1e-12
-  bool qkv_bias = true;           // bias in the fused qkv projection
+  int64_t image_size = 224;        // input height = width, pixels; must be a multiple of patch_size
+  int64_t patch_size = 16;         // square patch side, pixels (conv kernel = stride)
+  int64_t channels = 3;            // input channels
+  int64_t num_classes = 2;         // head outputs (logits)
+  int64_t width = 768;             // token dimension ("hidden size", d_model)
+  int64_t depth = 12;              // encoder blocks
+  int64_t heads = 12;              // attention heads; width % heads == 0
+  double mlp_ratio = 4.0;          // MLP hidden = round(width * mlp_ratio)
+  double dropout = 0.0;            // after position embedding, attention projection and in the MLP
+  double attention_dropout = 0.0;  // on the attention weights
+  double layer_norm_eps = 1e-6;    // timm uses 1e-6, Hugging Face ViT 1e-12
+  bool qkv_bias = true;            // bias in the fused qkv projection
   VitPool pool = VitPool::kCls;
-  int64_t head_hidden = 0;        // > 0: two-layer head pre_logits(Linear) -> GELU -> head(Linear), as seed 001
+  int64_t head_hidden = 0;  // > 0: two-layer head pre_logits(Linear) -> GELU -> head(Linear), as seed 001
   // Convolutional stem before the patch embedding (Xiao et al., "Early Convolutions Help Transformers See
   // Better", NeurIPS 2021): one 3x3 stride-2 conv + GELU per entry, with that many output channels; the patch
   // embedding then runs on the reduced map. Empty: the plain ViT (and the only layout pretrained files have).
@@ -45,9 +45,9 @@ struct VitOptions {
 
   int64_t stem_stride() const { return int64_t{1} << stem_channels.size(); }
   int64_t token_stride() const { return stem_stride() * patch_size; }  // image pixels per token side
-  int64_t grid() const { return image_size / token_stride(); }   // patches per side
+  int64_t grid() const { return image_size / token_stride(); }         // patches per side
   int64_t num_patches() const { return grid() * grid(); }
-  int64_t tokens() const { return num_patches() + 1; }          // patches + class token
+  int64_t tokens() const { return num_patches() + 1; }  // patches + class token
   int64_t mlp_hidden() const;
   // Throws UserError naming the offending field (model.vit.<field>) when the options are inconsistent.
   void validate() const;
@@ -108,7 +108,7 @@ struct VitPatchEmbedImpl : torch::nn::Module {
   VitPatchEmbedImpl(const VitOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
 
-  torch::nn::ModuleList stem_list_;       // registered as "stem" when not empty
+  torch::nn::ModuleList stem_list_;      // registered as "stem" when not empty
   std::vector<torch::nn::Conv2d> stem_;  // the same modules, typed
   torch::nn::Conv2d proj_;
 };

@@ -27,8 +27,11 @@ namespace facetrain {
 
 std::string CpuFeatures::flags() const {
   std::string out;
-  for (const auto& [present, flag] : {std::pair{avx2, "avx2"}, {fma, "fma"}, {avx512f, "avx512f"},
-                                      {avx512_bf16, "avx512_bf16"}, {amx_bf16, "amx_bf16"}}) {
+  for (const auto& [present, flag] : {std::pair{avx2, "avx2"},
+                                      {fma, "fma"},
+                                      {avx512f, "avx512f"},
+                                      {avx512_bf16, "avx512_bf16"},
+                                      {amx_bf16, "amx_bf16"}}) {
     if (present) out += (out.empty() ? "" : " ") + std::string(flag);
   }
   return out.empty() ? "no avx2" : out;
@@ -119,10 +122,10 @@ std::string describe(const BlasKernels& blas) {
 bool is_generic_openblas_core(const std::string& core) {
   // OpenBLAS 0.3.21's x86 core names (driver/others/dynamic.c) whose kernels have no AVX2 FMA. Haswell, Zen,
   // SkylakeX, Cooperlake, SapphireRapids and Excavator are not among them, nor any name a later OpenBLAS adds.
-  static const char* const kGeneric[] = {"Katmai",   "Coppermine", "Northwood",    "Prescott",  "Banias",
-                                         "Atom",     "Core2",      "Penryn",       "Dunnington", "Nehalem",
-                                         "Athlon",   "Opteron",    "Opteron_SSE3", "Barcelona", "Nano",
-                                         "Bobcat",   "Sandybridge", "Bulldozer",   "Piledriver", "Steamroller"};
+  static const char* const kGeneric[] = {"Katmai", "Coppermine",  "Northwood",    "Prescott",   "Banias",
+                                         "Atom",   "Core2",       "Penryn",       "Dunnington", "Nehalem",
+                                         "Athlon", "Opteron",     "Opteron_SSE3", "Barcelona",  "Nano",
+                                         "Bobcat", "Sandybridge", "Bulldozer",    "Piledriver", "Steamroller"};
   return std::any_of(std::begin(kGeneric), std::end(kGeneric),
                      [&](const char* name) { return strcasecmp(name, core.c_str()) == 0; });
 }
@@ -198,8 +201,8 @@ MatmulRates measure_matmul_rates(int threads) {
 std::string describe(const MatmulRates& rates) {
   if (rates.threads == 0) return "matmul not measured";
   const auto size = [](int64_t n) { return std::to_string(n) + "^3"; };
-  std::string out = "matmul " + size(MatmulRates::kMatmulSize) + " on " + std::to_string(rates.threads) +
-                    " thread" + (rates.threads == 1 ? "" : "s") + ": fp32 " + fixed_decimals(rates.fp32_gflops, 1) +
+  std::string out = "matmul " + size(MatmulRates::kMatmulSize) + " on " + std::to_string(rates.threads) + " thread" +
+                    (rates.threads == 1 ? "" : "s") + ": fp32 " + fixed_decimals(rates.fp32_gflops, 1) +
                     " GFLOP/s, bf16 " + fixed_decimals(rates.bf16_gflops, 1) + " GFLOP/s";
   if (rates.bf16_size != MatmulRates::kMatmulSize) {
     out += " (at " + size(rates.bf16_size) + ": too slow for " + size(MatmulRates::kMatmulSize) + ")";

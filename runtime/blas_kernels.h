@@ -22,10 +22,10 @@ CpuFeatures cpu_features();
 // The BLAS that LibTorch's float matmuls call and, for OpenBLAS, the kernels it chose. Found through the
 // process's symbols (dlsym), so any BLAS may sit behind libblas.so.3 and no BLAS routine runs.
 struct BlasKernels {
-  std::string library;  // "OpenBLAS 0.3.21", "MKL" (the torch wheel), else what LibTorch was built with
-  std::string core;     // OpenBLAS's kernels ("Haswell", "Zen", "Prescott"); empty for another BLAS
-  bool dynamic = false; // OpenBLAS built with DYNAMIC_ARCH: OPENBLAS_CORETYPE can choose its kernels
-  std::string choice;   // how the kernels were chosen, for the start-up line (the launcher says: blas_start.h)
+  std::string library;   // "OpenBLAS 0.3.21", "MKL" (the torch wheel), else what LibTorch was built with
+  std::string core;      // OpenBLAS's kernels ("Haswell", "Zen", "Prescott"); empty for another BLAS
+  bool dynamic = false;  // OpenBLAS built with DYNAMIC_ARCH: OPENBLAS_CORETYPE can choose its kernels
+  std::string choice;    // how the kernels were chosen, for the start-up line (the launcher says: blas_start.h)
 };
 BlasKernels blas_kernels();
 // "OpenBLAS 0.3.21, Haswell kernels (<choice>)", "MKL (LibTorch's; its kernels are its own choice)".

@@ -14,7 +14,7 @@
 namespace facetrain {
 
 struct ProcessContext {
-  Communicator* comm = nullptr;   // world communicator for CPU tensors (MPI); never null
+  Communicator* comm = nullptr;  // world communicator for CPU tensors (MPI); never null
   int rank = 0, world_size = 1;
   int local_rank = 0, local_size = 1;
   std::string host;

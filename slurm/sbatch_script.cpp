@@ -164,7 +164,8 @@ void check_array_spec(const std::string& value, const std::string& flag) {
       FT_USER_CHECK(std::stol(m[1]) <= std::stol(m[2]),
                     flag << " " << value << ": range " << part << " ends before it starts");
     }
-    if (m[3].matched) FT_USER_CHECK(std::stol(m[3]) > 0, flag << " " << value << ": step in " << part << " must be >= 1");
+    if (m[3].matched)
+      FT_USER_CHECK(std::stol(m[3]) > 0, flag << " " << value << ": step in " << part << " must be >= 1");
   }
 }
 

@@ -10,22 +10,22 @@ namespace facetrain {
 
 // What changes between runs. Empty strings keep the template's line as it is.
 struct SbatchSettings {
-  std::string provenance;           // a comment line added under the shebang, e.g. the submit command
-  std::string job_name;             // --job-name
-  int nodes = 1;                    // --nodes
-  int tasks_per_node = 1;           // --ntasks-per-node: ranks per node (= GPUs per node with gpus)
-  bool gpus = true;                 // true: --gpus-per-node=tasks_per_node; false: the line is dropped (CPU-only)
-  int cpus_per_task = 1;            // --cpus-per-task
-  std::string time;                 // --time
-  std::string partition;            // --partition (added when set)
-  std::string account;              // --account (added when set)
-  std::string array;                // --array (added when set; the output name then uses %A_%a)
-  std::string config;               // knob CONFIG
-  std::string facetrain;            // knob FACETRAIN (the binary)
-  std::string launcher;             // knob LAUNCHER: srun | mpirun
-  std::string run_dir;              // knob RUN_DIR
-  std::vector<std::string> sets;    // knob SETS: field=value overrides
-  std::string preemption_signal;    // knob PREEMPT_SIGNAL and --signal=B:<it>@120 (USR1 | USR2 | TERM)
+  std::string provenance;         // a comment line added under the shebang, e.g. the submit command
+  std::string job_name;           // --job-name
+  int nodes = 1;                  // --nodes
+  int tasks_per_node = 1;         // --ntasks-per-node: ranks per node (= GPUs per node with gpus)
+  bool gpus = true;               // true: --gpus-per-node=tasks_per_node; false: the line is dropped (CPU-only)
+  int cpus_per_task = 1;          // --cpus-per-task
+  std::string time;               // --time
+  std::string partition;          // --partition (added when set)
+  std::string account;            // --account (added when set)
+  std::string array;              // --array (added when set; the output name then uses %A_%a)
+  std::string config;             // knob CONFIG
+  std::string facetrain;          // knob FACETRAIN (the binary)
+  std::string launcher;           // knob LAUNCHER: srun | mpirun
+  std::string run_dir;            // knob RUN_DIR
+  std::vector<std::string> sets;  // knob SETS: field=value overrides
+  std::string preemption_signal;  // knob PREEMPT_SIGNAL and --signal=B:<it>@120 (USR1 | USR2 | TERM)
 };
 
 // slurm/train.sbatch as it was when this binary was built.

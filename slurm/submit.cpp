@@ -43,8 +43,7 @@ void write_file(const std::string& path, const std::string& text, const std::str
   } catch (const UserError& e) {
     throw UserError(what + ": " + e.what());
   }
-  fs::permissions(path, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
-                  fs::perm_options::add);
+  fs::permissions(path, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add);
 }
 
 // Runs `sbatch --parsable SCRIPT` and returns the job id (sbatch's own errors reach stderr unchanged).
@@ -77,13 +76,13 @@ void set_job_paths(SbatchSettings* s, const proto::RunConfig& config, const std:
   s->sets = sets;
   s->job_name = job_name_for(config, config_path);
   std::string provenance = "rendered by:";
-  for (size_t i = 0; i < command_line.size(); ++i) provenance += " " + (i == 0 ? command_line[i] : shell_quote(command_line[i]));
+  for (size_t i = 0; i < command_line.size(); ++i)
+    provenance += " " + (i == 0 ? command_line[i] : shell_quote(command_line[i]));
   s->provenance = provenance;
   if (!fs::exists(config.data().store())) {
     std::cerr << "warning: data.store " << config.data().store()
               << " does not exist here; the job fails unless the compute nodes see it\n";
   }
-
 }
 
 void deliver_sbatch_script(const std::string& script, const std::string& output_script, bool submit,

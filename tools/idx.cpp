@@ -36,8 +36,8 @@ IdxArray read_idx(const std::string& path) {
   uint8_t magic[4];
   FT_USER_CHECK(read_exact(magic, 4) == 4 && magic[0] == 0 && magic[1] == 0,
                 path << " is not an IDX file (bad magic number)");
-  FT_USER_CHECK(magic[2] == 0x08, path << ": IDX element type 0x" << std::hex << int(magic[2])
-                                       << " is not unsigned byte (0x08)");
+  FT_USER_CHECK(magic[2] == 0x08,
+                path << ": IDX element type 0x" << std::hex << int(magic[2]) << " is not unsigned byte (0x08)");
   const int ndims = magic[3];
   FT_USER_CHECK(ndims >= 1 && ndims <= 4, path << ": IDX with " << ndims << " dimensions is not supported");
   IdxArray array;
@@ -51,15 +51,16 @@ IdxArray read_idx(const std::string& path) {
   }
   array.data.resize(static_cast<size_t>(total));
   const size_t got = read_exact(array.data.data(), array.data.size());
-  FT_USER_CHECK(got == array.data.size(), path << ": truncated IDX data (header promises " << total
-                                               << " bytes, file holds " << got << ")");
+  FT_USER_CHECK(got == array.data.size(),
+                path << ": truncated IDX data (header promises " << total << " bytes, file holds " << got << ")");
   return array;
 }
 
 IdxFiles find_idx_files(const std::string& dir, const std::string& what) {
   FT_USER_CHECK(fs::is_directory(dir), what << " " << dir << ": folder does not exist");
   auto find = [&](const std::string& prefix, const std::string& kind, const std::string& idx) {
-    const std::string names[] = {prefix + "-" + kind + "-" + idx + "-ubyte", prefix + "-" + kind + "." + idx + "-ubyte"};
+    const std::string names[] = {prefix + "-" + kind + "-" + idx + "-ubyte",
+                                 prefix + "-" + kind + "." + idx + "-ubyte"};
     for (const auto& name : names) {
       for (const char* suffix : {".gz", ""}) {
         const fs::path p = fs::path(dir) / (name + suffix);

@@ -21,11 +21,16 @@ namespace fs = std::filesystem;
 
 const char* decode_status_name(DecodeStatus status) {
   switch (status) {
-    case DecodeStatus::kOk: return "ok";
-    case DecodeStatus::kMissing: return "missing";
-    case DecodeStatus::kEmpty: return "empty";
-    case DecodeStatus::kTruncated: return "truncated";
-    case DecodeStatus::kUnreadable: return "unreadable";
+    case DecodeStatus::kOk:
+      return "ok";
+    case DecodeStatus::kMissing:
+      return "missing";
+    case DecodeStatus::kEmpty:
+      return "empty";
+    case DecodeStatus::kTruncated:
+      return "truncated";
+    case DecodeStatus::kUnreadable:
+      return "unreadable";
   }
   return "?";
 }
@@ -88,7 +93,7 @@ cv::Rect center_crop_rect(cv::Size src, int width, int height) {
   if (lhs > rhs) {
     w = static_cast<int>(std::lround(static_cast<double>(src.height) * width / height));  // too wide
   } else if (lhs < rhs) {
-    h = static_cast<int>(std::lround(static_cast<double>(src.width) * height / width));   // too tall
+    h = static_cast<int>(std::lround(static_cast<double>(src.width) * height / width));  // too tall
   }
   w = std::clamp(w, 1, src.width);
   h = std::clamp(h, 1, src.height);
@@ -155,9 +160,8 @@ cv::Rect FaceDetector::largest_face(const cv::Mat& image) const {
   std::vector<cv::Rect> faces;
   classifier->detectMultiScale(equalized, faces, kScaleStep, kNeighbours, 0, cv::Size(min_side, min_side));
   if (faces.empty()) return cv::Rect();
-  const cv::Rect best = *std::max_element(faces.begin(), faces.end(), [](const cv::Rect& a, const cv::Rect& b) {
-    return a.area() < b.area();
-  });
+  const cv::Rect best = *std::max_element(faces.begin(), faces.end(),
+                                          [](const cv::Rect& a, const cv::Rect& b) { return a.area() < b.area(); });
   return cv::Rect(static_cast<int>(std::lround(best.x / scale)), static_cast<int>(std::lround(best.y / scale)),
                   static_cast<int>(std::lround(best.width / scale)),
                   static_cast<int>(std::lround(best.height / scale))) &

@@ -14,10 +14,10 @@ namespace facetrain {
 
 enum class DecodeStatus {
   kOk,
-  kMissing,      // the file could not be opened or read
-  kEmpty,        // zero bytes
-  kTruncated,    // JPEG without an EOI marker after its last scan, or PNG without IEND
-  kUnreadable,   // OpenCV could not decode it (not an image, or corrupt beyond repair)
+  kMissing,     // the file could not be opened or read
+  kEmpty,       // zero bytes
+  kTruncated,   // JPEG without an EOI marker after its last scan, or PNG without IEND
+  kUnreadable,  // OpenCV could not decode it (not an image, or corrupt beyond repair)
 };
 const char* decode_status_name(DecodeStatus status);  // "missing", "empty", "truncated", "unreadable"
 
@@ -58,9 +58,9 @@ std::string default_face_cascade_path();
 
 struct PrepOptions {
   int height = 64, width = 64;
-  int channels = 3;                          // 3: RGB, 1: grayscale
+  int channels = 3;                             // 3: RGB, 1: grayscale
   const FaceDetector* face_detector = nullptr;  // set: crop around the largest face
-  double face_margin = 0.25;                 // fraction of the face box added on every side
+  double face_margin = 0.25;                    // fraction of the face box added on every side
 };
 
 // Crops (face or center), resizes (INTER_AREA when shrinking, INTER_LINEAR otherwise) and converts a decoded

@@ -26,9 +26,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // IDX: train file -> samples without a split (val may be carved from them), t10k file -> test.
 SourceListing list_idx(const IngestOptions& o, IdxArray* train, IdxArray* test) {
@@ -86,8 +84,7 @@ IngestSummary run_ingest(const IngestOptions& o) {
   FT_CHECK(o.limit >= 0 && o.train_limit >= 0 && o.threads >= 0, "negative limit, train_limit or threads");
   FT_CHECK(o.val_fraction < 1 && o.test_fraction < 1, "fractions " << o.val_fraction << ", " << o.test_fraction);
   FT_CHECK(!is_idx || (!o.face_crop && o.test_fraction < 0), "face_crop or test_fraction with an idx source");
-  FT_USER_CHECK(o.overwrite || !fs::exists(o.output),
-                o.output << " already exists (set overwrite to replace it)");
+  FT_USER_CHECK(o.overwrite || !fs::exists(o.output), o.output << " already exists (set overwrite to replace it)");
 
   // 1. list the source
   IdxArray idx_train, idx_test;
@@ -111,9 +108,9 @@ IngestSummary run_ingest(const IngestOptions& o) {
   apply_limit(&listing, o.limit);
   const double val_fraction = o.val_fraction >= 0 ? o.val_fraction : 0.1;
   const double test_fraction = o.test_fraction >= 0 ? o.test_fraction : (is_idx ? 0.0 : 0.1);
-  FT_USER_CHECK(val_fraction + test_fraction < 1,
-                o.names.val_fraction << " + " << o.names.test_fraction << " = " << val_fraction + test_fraction
-                                     << " leaves no training images");
+  FT_USER_CHECK(val_fraction + test_fraction < 1, o.names.val_fraction << " + " << o.names.test_fraction << " = "
+                                                                       << val_fraction + test_fraction
+                                                                       << " leaves no training images");
   assign_fraction_splits(&listing, val_fraction, test_fraction, o.seed);
   apply_train_limit(&listing, o.train_limit);
 
@@ -129,20 +126,22 @@ IngestSummary run_ingest(const IngestOptions& o) {
   std::unique_ptr<FaceDetector> detector;
   if (o.face_crop) {
     const std::string cascade = o.face_cascade.empty() ? default_face_cascade_path() : o.face_cascade;
-    FT_USER_CHECK(!cascade.empty(), "face crop: haarcascade_frontalface_default.xml not found under "
-                                    "/usr/share/opencv4/haarcascades (install opencv-data or set face_cascade)");
+    FT_USER_CHECK(!cascade.empty(),
+                  "face crop: haarcascade_frontalface_default.xml not found under "
+                  "/usr/share/opencv4/haarcascades (install opencv-data or set face_cascade)");
     detector = std::make_unique<FaceDetector>(cascade);
     prep.face_detector = detector.get();
   }
-  const StoreLayout layout{prep.height,          prep.width,              prep.channels,          listing.class_names,
-                           listing.label_source, listing.attribute_names, listing.has_identities};
+  const StoreLayout layout{prep.height,           prep.width,           prep.channels,
+                           listing.class_names,   listing.label_source, listing.attribute_names,
+                           listing.has_identities};
 
   IngestSummary summary;
   summary.output = o.output;
   std::tie(summary.height, summary.width, summary.channels) = std::tie(layout.height, layout.width, layout.channels);
   summary.class_names = layout.class_names;
-  summary.partition = listing.partition.empty() ? "seeded fractions (seed " + std::to_string(o.seed) + ")"
-                                                : listing.partition;
+  summary.partition =
+      listing.partition.empty() ? "seeded fractions (seed " + std::to_string(o.seed) + ")" : listing.partition;
   if (is_idx && val_fraction > 0) summary.partition += " + seeded val fraction";
   summary.listed = static_cast<int64_t>(listing.samples.size());
   summary.counts.assign(listing.class_names.size(), std::vector<int64_t>(3, 0));
@@ -150,9 +149,8 @@ IngestSummary run_ingest(const IngestOptions& o) {
   FT_USER_CHECK(n > 0, o.names.input << " " << o.input << ": no images to ingest");
   if (!o.quiet) {
     log("ingest: " + std::to_string(n) + " images from " + o.input + " (" + o.source + ", " +
-        std::to_string(listing.class_names.size()) + " classes) -> " + o.output + ", " +
-        std::to_string(prep.height) + "x" + std::to_string(prep.width) + "x" + std::to_string(prep.channels) +
-        (o.face_crop ? ", face crop" : ""));
+        std::to_string(listing.class_names.size()) + " classes) -> " + o.output + ", " + std::to_string(prep.height) +
+        "x" + std::to_string(prep.width) + "x" + std::to_string(prep.channels) + (o.face_crop ? ", face crop" : ""));
   }
 
   // 4. decode on all cores, append in order
@@ -206,8 +204,8 @@ IngestSummary run_ingest(const IngestOptions& o) {
     if (o.quiet || done == n || seconds_since(last_report) < 2.0) return;
     last_report = Clock::now();
     char line[160];
-    std::snprintf(line, sizeof(line), "ingest: %lld/%lld images (%.0f images/s)",
-                  static_cast<long long>(done), static_cast<long long>(n), done / seconds_since(decode_start));
+    std::snprintf(line, sizeof(line), "ingest: %lld/%lld images (%.0f images/s)", static_cast<long long>(done),
+                  static_cast<long long>(n), done / seconds_since(decode_start));
     log(line);
   };
   {
@@ -219,8 +217,8 @@ IngestSummary run_ingest(const IngestOptions& o) {
   // 5. statistics and rename into place
   int64_t train_written = 0;
   for (const auto& c : summary.counts) train_written += c[static_cast<size_t>(Split::kTrain)];
-  FT_USER_CHECK(summary.written > 0, o.names.input << " " << o.input << ": none of the " << n << " images could be read ("
-                                                << summary.skipped << " skipped)");
+  FT_USER_CHECK(summary.written > 0, o.names.input << " " << o.input << ": none of the " << n
+                                                   << " images could be read (" << summary.skipped << " skipped)");
   FT_USER_CHECK(train_written > 0, o.names.input << " " << o.input << ": no readable image landed in the train split");
   writer.finish();
   summary.seconds = seconds_since(start);
@@ -249,8 +247,8 @@ std::string format_ingest_summary(const IngestSummary& s) {
     for (int j = 0; j < 3; ++j) totals[j] += c[j];
   }
   std::snprintf(line, sizeof(line), "  %-*s %9lld %9lld %9lld %9lld\n", static_cast<int>(width), "total",
-                static_cast<long long>(totals[0]), static_cast<long long>(totals[1]),
-                static_cast<long long>(totals[2]), static_cast<long long>(s.written));
+                static_cast<long long>(totals[0]), static_cast<long long>(totals[1]), static_cast<long long>(totals[2]),
+                static_cast<long long>(s.written));
   out << line;
   out << "  skipped: " << s.skipped << " of " << s.listed << " images";
   if (!s.skipped_examples.empty()) {

@@ -37,9 +37,8 @@ class OpenCvThreadsScope {
 // produced. A set *stop flag ends the run with UserError(stop_message) between windows. Exceptions from
 // produce or consume propagate to the caller after the writer thread has stopped.
 template <class Produce, class Consume, class AfterWindow>
-void run_ordered_pipeline(int64_t n, int64_t window, Produce&& produce, Consume&& consume,
-                          AfterWindow&& after_window, const std::atomic<bool>* stop,
-                          const std::string& stop_message) {
+void run_ordered_pipeline(int64_t n, int64_t window, Produce&& produce, Consume&& consume, AfterWindow&& after_window,
+                          const std::atomic<bool>* stop, const std::string& stop_message) {
   FT_CHECK(window > 0, "window " << window);
   std::future<void> writing;
   for (int64_t begin = 0, w = 0; begin < n; begin += window, ++w) {

@@ -1,5 +1,6 @@
 // Listing of ingest sources (see sources.h): image-folder trees in the class or train/val/test layout,
-// CelebA's folder with its attribute, partition and identity files, plus the limit subsample and seeded split fractions.
+// CelebA's folder with its attribute, partition and identity files, plus the limit subsample and seeded split
+// fractions.
 #include "tools/sources.h"
 
 #include <algorithm>
@@ -119,8 +120,8 @@ std::unordered_map<std::string, int64_t> read_file_values(const std::string& pat
 }  // namespace
 
 bool has_image_extension(const std::string& path) {
-  static const std::set<std::string> kExtensions = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm",
-                                                    ".pbm", ".tif", ".tiff", ".webp"};
+  static const std::set<std::string> kExtensions = {".jpg", ".jpeg", ".png", ".bmp",  ".ppm",
+                                                    ".pgm", ".pbm",  ".tif", ".tiff", ".webp"};
   return kExtensions.count(lower(fs::path(path).extension().string())) > 0;
 }
 
@@ -128,8 +129,8 @@ SourceListing list_image_folders(const std::string& dir, const std::string& what
   const fs::path root(dir);
   FT_USER_CHECK(fs::is_directory(root), what << " " << dir << ": folder does not exist");
   const std::vector<std::string> top = sorted_subfolders(root);
-  FT_USER_CHECK(!top.empty(), what << " " << dir << ": no class subfolders (expected " << dir
-                                         << "/<class>/*.jpg or " << dir << "/train/<class>/*.jpg)");
+  FT_USER_CHECK(!top.empty(), what << " " << dir << ": no class subfolders (expected " << dir << "/<class>/*.jpg or "
+                                   << dir << "/train/<class>/*.jpg)");
   bool split_layout = true;
   bool has_train = false;
   for (const auto& name : top) {
@@ -152,15 +153,15 @@ SourceListing list_image_folders(const std::string& dir, const std::string& what
     }
     listing.class_names.assign(classes.begin(), classes.end());
     FT_USER_CHECK(!classes.empty(), what << " " << dir << ": no class subfolders under the split folders (expected "
-                                               << dir << "/train/<class>/*.jpg)");
+                                         << dir << "/train/<class>/*.jpg)");
     std::string train_folder;
     for (const auto& name : top) {
       if (split_of_folder(name) == static_cast<int>(Split::kTrain)) train_folder = name;
     }
     for (const auto& c : listing.class_names) {
-      FT_USER_CHECK(fs::is_directory(root / train_folder / c),
-                    "class '" << c << "' has no folder " << (root / train_folder / c).string()
-                              << " (every class needs training images)");
+      FT_USER_CHECK(fs::is_directory(root / train_folder / c), "class '" << c << "' has no folder "
+                                                                         << (root / train_folder / c).string()
+                                                                         << " (every class needs training images)");
     }
   } else {
     listing.class_names = top;
@@ -174,8 +175,8 @@ SourceListing list_image_folders(const std::string& dir, const std::string& what
       const fs::path class_dir = folder.empty() ? root / cls : root / folder / cls;
       if (!fs::is_directory(class_dir)) continue;  // a class may be absent from val or test
       const std::vector<std::string> files = image_files(class_dir, root);
-      FT_USER_CHECK(!files.empty(), "empty class folder " << class_dir.string()
-                                                          << " (no .jpg/.jpeg/.png/.bmp/.tif/.webp images)");
+      FT_USER_CHECK(!files.empty(),
+                    "empty class folder " << class_dir.string() << " (no .jpg/.jpeg/.png/.bmp/.tif/.webp images)");
       for (const auto& rel : files) {
         SourceSample s;
         s.path = (root / rel).string();
@@ -195,8 +196,9 @@ SourceListing list_celeba(const std::string& dir, const std::string& label_attri
   FT_USER_CHECK(fs::is_directory(root), dir_what << " " << dir << ": folder does not exist");
   fs::path images = root / "img_align_celeba";
   if (fs::is_directory(images / "img_align_celeba")) images /= "img_align_celeba";  // Kaggle's zip nesting
-  FT_USER_CHECK(fs::is_directory(images), dir_what << " " << dir << ": no img_align_celeba/ folder (CelebA layout: "
-                                                     "img_align_celeba/*.jpg and list_attr_celeba.txt)");
+  FT_USER_CHECK(fs::is_directory(images), dir_what << " " << dir
+                                                   << ": no img_align_celeba/ folder (CelebA layout: "
+                                                      "img_align_celeba/*.jpg and list_attr_celeba.txt)");
   const std::string attr_path = find_file(root, {"list_attr_celeba.txt", "list_attr_celeba.csv"});
   FT_USER_CHECK(!attr_path.empty(), (root / "list_attr_celeba.txt").string() << " does not exist");
 
@@ -253,18 +255,17 @@ SourceListing list_celeba(const std::string& dir, const std::string& label_attri
     s.attributes.resize(n_attr);
     for (size_t k = 0; k < n_attr; ++k) {
       const std::string& v = f[k + 1];
-      FT_USER_CHECK(v == "1" || v == "-1" || v == "0",
-                    attr_path << ":" << line_no << ": value '" << v << "' of " << listing.attribute_names[k]
-                              << " is not 1 or -1");
+      FT_USER_CHECK(v == "1" || v == "-1" || v == "0", attr_path << ":" << line_no << ": value '" << v << "' of "
+                                                                 << listing.attribute_names[k] << " is not 1 or -1");
       s.attributes[k] = v == "1" ? 1 : -1;  // some exports write 0 for -1
     }
     s.label = s.attributes[label_column] > 0 ? 1 : 0;
     listing.samples.push_back(std::move(s));
   }
   FT_USER_CHECK(!listing.samples.empty(), attr_path << ": no image lines");
-  FT_USER_CHECK(declared < 0 || declared == static_cast<int64_t>(listing.samples.size()),
-                attr_path << ": line 1 declares " << declared << " images but " << listing.samples.size()
-                          << " are listed");
+  FT_USER_CHECK(
+      declared < 0 || declared == static_cast<int64_t>(listing.samples.size()),
+      attr_path << ": line 1 declares " << declared << " images but " << listing.samples.size() << " are listed");
 
   // 2. partition (optional: seeded fractions otherwise)
   const std::string partition_path = find_file(root, {"list_eval_partition.txt", "list_eval_partition.csv"});
@@ -322,8 +323,8 @@ void select_classes(SourceListing* listing, const std::string& classes, const st
     }
     std::string known;
     for (const auto& name : listing->class_names) known += (known.empty() ? "" : ", ") + name;
-    FT_USER_CHECK(label >= 0, what << ": '" << item << "' is neither a class name nor an index of the source ("
-                                              << known << ")");
+    FT_USER_CHECK(label >= 0,
+                  what << ": '" << item << "' is neither a class name nor an index of the source (" << known << ")");
     FT_USER_CHECK(std::find(chosen.begin(), chosen.end(), label) == chosen.end(),
                   what << ": '" << item << "' is named twice");
     chosen.push_back(label);

@@ -12,13 +12,13 @@ namespace facetrain {
 constexpr int kNoSplit = -1;  // SourceSample::split before fractions assign one
 
 struct SourceSample {
-  std::string path;                 // file to decode (empty for in-memory sources such as IDX)
-  std::string name;                 // stored file name: path relative to the input folder (IDX: "train/000123")
+  std::string path;  // file to decode (empty for in-memory sources such as IDX)
+  std::string name;  // stored file name: path relative to the input folder (IDX: "train/000123")
   int64_t label = 0;
-  int split = kNoSplit;             // a Split value, or kNoSplit
-  std::vector<int8_t> attributes;   // CelebA: +1/-1 per attribute name
+  int split = kNoSplit;            // a Split value, or kNoSplit
+  std::vector<int8_t> attributes;  // CelebA: +1/-1 per attribute name
   int32_t identity = -1;
-  int64_t source_index = -1;        // in-memory sources (IDX): the image's index in the source, else -1
+  int64_t source_index = -1;  // in-memory sources (IDX): the image's index in the source, else -1
 };
 
 struct SourceListing {
@@ -26,8 +26,8 @@ struct SourceListing {
   std::string label_source;                  // "folder", "celeba:Smiling", "idx"
   std::vector<std::string> attribute_names;  // CelebA's 40, else empty
   bool has_identities = false;
-  std::string partition;                     // where the splits come from, e.g. "list_eval_partition.txt";
-                                             // empty: the source has none (seeded fractions assign them)
+  std::string partition;  // where the splits come from, e.g. "list_eval_partition.txt";
+                          // empty: the source has none (seeded fractions assign them)
   std::vector<SourceSample> samples;
 };
 

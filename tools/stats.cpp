@@ -61,8 +61,7 @@ std::string format_stats_table(const StoreStats& s) {
   std::ostringstream out;
   char line[512];
   std::snprintf(line, sizeof(line), "%s: %lld images, %dx%dx%d (HxWxC, uint8), labels from %s\n", s.path.c_str(),
-                static_cast<long long>(info.count), info.height, info.width, info.channels,
-                info.label_source.c_str());
+                static_cast<long long>(info.count), info.height, info.width, info.channels, info.label_source.c_str());
   out << line;
   int width = 5;
   for (const auto& c : info.class_names) width = std::max(width, static_cast<int>(c.size()));

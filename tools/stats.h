@@ -14,11 +14,11 @@ namespace facetrain {
 struct StoreStats {
   std::string path;
   StoreInfo info;
-  std::vector<std::vector<int64_t>> counts;   // [class][split], all images of the store
-  std::vector<int64_t> class_totals;          // per class, all splits
-  std::vector<double> variance;               // per channel, std^2 of the stored train statistics
-  std::vector<double> attribute_positive;     // per attribute, fraction of +1 over all images
-  int64_t identities = 0;                     // distinct identities (when present)
+  std::vector<std::vector<int64_t>> counts;  // [class][split], all images of the store
+  std::vector<int64_t> class_totals;         // per class, all splits
+  std::vector<double> variance;              // per channel, std^2 of the stored train statistics
+  std::vector<double> attribute_positive;    // per attribute, fraction of +1 over all images
+  int64_t identities = 0;                    // distinct identities (when present)
 };
 
 // Reads labels, splits and statistics of the store (one pass over the small per-image arrays; the

@@ -20,7 +20,7 @@
 namespace facetrain {
 namespace {
 
-constexpr int kShift = 4;               // fractional bits of drawing coordinates
+constexpr int kShift = 4;  // fractional bits of drawing coordinates
 constexpr double kFixed = 1 << kShift;
 constexpr double kPi = 3.14159265358979323846;
 
@@ -53,8 +53,8 @@ class Painter {
   Painter(cv::Mat& image, const Pose& pose, double unit) : image_(image), pose_(pose), unit_(unit) {}
 
   // Ellipse centred at (x, y) with half-axes (ax, ay), rotated by `angle` degrees in face coordinates.
-  void ellipse(double x, double y, double ax, double ay, double angle, double from, double to,
-               const cv::Scalar& color, double thickness) {
+  void ellipse(double x, double y, double ax, double ay, double angle, double from, double to, const cv::Scalar& color,
+               double thickness) {
     const cv::Size axes(std::max(1, static_cast<int>(std::lround(ax * pose_.scale * kFixed))),
                         std::max(1, static_cast<int>(std::lround(ay * pose_.scale * kFixed))));
     cv::ellipse(image_, fixed(to_image(pose_, x, y)), axes, angle + pose_.angle * 180.0 / kPi, from, to, color,
@@ -170,15 +170,14 @@ SynthFace render_synth_face(uint64_t seed, int64_t index, int size, double val_f
   const double b = a * rng.uniform(1.2, 1.4);         // face half-height
   Painter paint(image, pose, unit);
 
-  const cv::Scalar skin =
-      jitter(rng, mix(cv::Scalar(236, 200, 170), cv::Scalar(92, 60, 42), rng.uniform()), 12);
+  const cv::Scalar skin = jitter(rng, mix(cv::Scalar(236, 200, 170), cv::Scalar(92, 60, 42), rng.uniform()), 12);
   const bool has_hair = rng.uniform() < 0.9;
   const bool long_hair = rng.uniform() < 0.3;
-  const cv::Scalar hair = jitter(rng,
-                                 pick(rng, {cv::Scalar(25, 20, 18), cv::Scalar(70, 45, 30), cv::Scalar(120, 80, 50),
-                                            cv::Scalar(215, 180, 110), cv::Scalar(160, 70, 35),
-                                            cv::Scalar(170, 170, 170)}),
-                                 15);
+  const cv::Scalar hair =
+      jitter(rng,
+             pick(rng, {cv::Scalar(25, 20, 18), cv::Scalar(70, 45, 30), cv::Scalar(120, 80, 50),
+                        cv::Scalar(215, 180, 110), cv::Scalar(160, 70, 35), cv::Scalar(170, 170, 170)}),
+             15);
   const cv::Scalar clothes(rng.uniform(0, 255), rng.uniform(0, 255), rng.uniform(0, 255));
 
   // 3. body, hair behind the head, ears, face
@@ -199,10 +198,10 @@ SynthFace render_synth_face(uint64_t seed, int64_t index, int size, double val_f
   const double ex = 0.38 * a * rng.uniform(0.9, 1.1), ey = -0.12 * b * rng.uniform(0.8, 1.2);
   const double ew = 0.17 * a * rng.uniform(0.85, 1.15), eh = ew * rng.uniform(0.5, 0.65);
   const double gaze_x = rng.uniform(-0.3, 0.3) * ew, gaze_y = rng.uniform(-0.15, 0.15) * eh;
-  const cv::Scalar iris = jitter(rng,
-                                 pick(rng, {cv::Scalar(90, 55, 30), cv::Scalar(70, 110, 170), cv::Scalar(80, 120, 70),
-                                            cv::Scalar(40, 30, 25)}),
-                                 10);
+  const cv::Scalar iris = jitter(
+      rng,
+      pick(rng, {cv::Scalar(90, 55, 30), cv::Scalar(70, 110, 170), cv::Scalar(80, 120, 70), cv::Scalar(40, 30, 25)}),
+      10);
   const double sclera = rng.uniform(225, 255);
   const double brow_tilt = rng.uniform(-0.25, 0.25) * eh;
   const double brow_lift = rng.uniform(1.6, 2.3) * eh;
@@ -234,7 +233,8 @@ SynthFace render_synth_face(uint64_t seed, int64_t index, int size, double val_f
     outline.insert(outline.end(), lower.begin(), lower.end());
     paint.fill(outline, cv::Scalar(90, 20, 30));
     std::vector<cv::Point2d> teeth = mouth_curve(mx, my - sag / 2, mw * 0.92, top, false);
-    const std::vector<cv::Point2d> teeth_low = mouth_curve(mx, my - sag / 2 + 0.3 * (bottom - top), mw * 0.8, top, true);
+    const std::vector<cv::Point2d> teeth_low =
+        mouth_curve(mx, my - sag / 2 + 0.3 * (bottom - top), mw * 0.8, top, true);
     teeth.insert(teeth.end(), teeth_low.begin(), teeth_low.end());
     const double white = rng.uniform(215, 250);
     paint.fill(teeth, cv::Scalar(white, white, white * 0.95));
@@ -247,8 +247,9 @@ SynthFace render_synth_face(uint64_t seed, int64_t index, int size, double val_f
   if (face.glasses) {
     const bool round = rng.uniform() < 0.5;
     const double rw = ew * rng.uniform(1.45, 1.85), rh = round ? rw : rw * rng.uniform(0.7, 0.9);
-    const cv::Scalar frame = rng.uniform() < 0.6 ? cv::Scalar::all(rng.uniform(10, 60))
-                                                  : cv::Scalar(rng.uniform(0, 255), rng.uniform(0, 255), rng.uniform(0, 255));
+    const cv::Scalar frame = rng.uniform() < 0.6
+                                 ? cv::Scalar::all(rng.uniform(10, 60))
+                                 : cv::Scalar(rng.uniform(0, 255), rng.uniform(0, 255), rng.uniform(0, 255));
     const double width = rng.uniform(1.0, 2.0);
     if (rng.uniform() < 0.25) {
       cv::Mat overlay = image.clone();

@@ -43,7 +43,7 @@ struct SynthOptions {
   uint64_t seed = 0;
   SynthTask task = SynthTask::kSmiling;
   double val_fraction = 0.1, test_fraction = 0.1;
-  int threads = 0;   // 0: all cores; the output is identical for any value
+  int threads = 0;  // 0: all cores; the output is identical for any value
   bool overwrite = false;
   bool quiet = false;
   const std::atomic<bool>* stop = nullptr;

@@ -1,5 +1,5 @@
-// The classifier task (seed 001's ViT, seed 004's MobileNetV2, seed 002's discriminator as a CNN): cross-entropy with optional 'balanced'
-// class weights and label smoothing, AdamW with warmup + cosine, gradient clipping; validation
+// The classifier task (seed 001's ViT, seed 004's MobileNetV2, seed 002's discriminator as a CNN): cross-entropy with
+// optional 'balanced' class weights and label smoothing, AdamW with warmup + cosine, gradient clipping; validation
 // loss/accuracy/F1/AUC each epoch. Any classifier model trains here: what differs between them is behind
 // their spec and the ImageClassifier capability (models/model_spec.h).
 #include <torch/torch.h>
@@ -29,10 +29,10 @@ namespace {
 // reached through its ImageClassifier capability.
 struct ClassifierModel {
   const ModelSpec* spec = nullptr;
-  std::string name;                               // "vit", the log prefix and config section
+  std::string name;  // "vit", the log prefix and config section
   std::shared_ptr<torch::nn::Module> module;
-  ImageClassifier* classifier = nullptr;          // the same module
-  ClassifierSettings settings;                    // model.<name>.{class_weights, label_smoothing, pretrained}
+  ImageClassifier* classifier = nullptr;  // the same module
+  ClassifierSettings settings;            // model.<name>.{class_weights, label_smoothing, pretrained}
 };
 
 ClassifierModel classifier_model(const TaskInputs& in) {
@@ -78,9 +78,9 @@ class ClassifierTask : public TrainingTask {
     }
     model_.module->to(ctx_.device);
     const WeightDecayRule decay(config_.optimizer());
-    trainable_ = std::make_unique<TrainablePlan>(
-        config_.trainable(), model_.classifier->parameter_layers(),
-        [&](const ParameterLayer& p) { return decay.applies(p.name, p.parameter); });
+    trainable_ =
+        std::make_unique<TrainablePlan>(config_.trainable(), model_.classifier->parameter_layers(),
+                                        [&](const ParameterLayer& p) { return decay.applies(p.name, p.parameter); });
     parallel_ = std::make_unique<DataParallel>(in.gradient, *model_.module, in.parallel);
     parameters_ = parallel_->parameters();
     optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups(), trainable_->group_weight_decay());
@@ -99,7 +99,8 @@ class ClassifierTask : public TrainingTask {
   void start_epoch(int64_t epoch) override {
     if (!trainable_->apply(epoch)) return;
     parallel_->rebuild_buckets();
-    log(model_.name + ": epoch " + std::to_string(epoch) + ": " + trainable_->describe() + "; " + parallel_->describe());
+    log(model_.name + ": epoch " + std::to_string(epoch) + ": " + trainable_->describe() + "; " +
+        parallel_->describe());
   }
   std::string pretrained_normalization(std::string* why) const override {
     *why = normalization_why_;
@@ -129,10 +130,10 @@ class ClassifierTask : public TrainingTask {
         AutocastScope autocast(precision_, ctx_.device);
         logits = model_.classifier->logits(micro[m].images.to(ctx_.device));
       }
-      torch::Tensor loss = weighted_scale > 0
-                               ? loss_of(logits.to(torch::kFloat), micro[m].labels.to(ctx_.device), torch::kSum) *
-                                     weighted_scale
-                               : loss_of(logits.to(torch::kFloat), micro[m].labels.to(ctx_.device)) / n;
+      torch::Tensor loss =
+          weighted_scale > 0
+              ? loss_of(logits.to(torch::kFloat), micro[m].labels.to(ctx_.device), torch::kSum) * weighted_scale
+              : loss_of(logits.to(torch::kFloat), micro[m].labels.to(ctx_.device)) / n;
       scaler_.scale_loss(loss).backward();
       loss_sum += loss.item<double>();
     }
@@ -177,13 +178,16 @@ class ClassifierTask : public TrainingTask {
                                 scores.labels.data_ptr<int64_t>() + scores.labels.numel());
     const ClassificationMetrics m = classification_metrics(flat, labels, static_cast<int>(classes), loss);
     const std::string prefix = weights.empty() ? "val/" : "val_" + weights + "/";
-    log_out.scalars(step, {{prefix + "loss", m.loss}, {prefix + "accuracy", m.accuracy}, {prefix + "f1", m.macro_f1},
+    log_out.scalars(step, {{prefix + "loss", m.loss},
+                           {prefix + "accuracy", m.accuracy},
+                           {prefix + "f1", m.macro_f1},
                            {prefix + "auc", m.auc}});
     const std::string tag = weights.empty() ? "" : " " + weights;
     char line[256];
-    std::snprintf(line, sizeof(line), "epoch %lld %s%s: loss %.4f, accuracy %.4f, macro F1 %.4f, AUC %.4f (%lld images)",
-                  static_cast<long long>(epoch), split.c_str(), tag.c_str(), m.loss,
-                  m.accuracy, m.macro_f1, m.auc, static_cast<long long>(m.count));
+    std::snprintf(line, sizeof(line),
+                  "epoch %lld %s%s: loss %.4f, accuracy %.4f, macro F1 %.4f, AUC %.4f (%lld images)",
+                  static_cast<long long>(epoch), split.c_str(), tag.c_str(), m.loss, m.accuracy, m.macro_f1, m.auc,
+                  static_cast<long long>(m.count));
     log(line);
   }
 

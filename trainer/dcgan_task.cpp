@@ -23,7 +23,8 @@ namespace facetrain {
 namespace {
 
 torch::Tensor bce_with_logits(const torch::Tensor& logits, float target) {
-  return torch::binary_cross_entropy_with_logits(logits.view({-1}), torch::full({logits.size(0)}, target, logits.options()));
+  return torch::binary_cross_entropy_with_logits(logits.view({-1}),
+                                                 torch::full({logits.size(0)}, target, logits.options()));
 }
 
 void set_requires_grad(const std::vector<torch::Tensor>& parameters, bool on) {
@@ -33,12 +34,18 @@ void set_requires_grad(const std::vector<torch::Tensor>& parameters, bool on) {
 class DcganTask : public TrainingTask {
  public:
   explicit DcganTask(const TaskInputs& in)
-      : config_(in.config), ctx_(in.ctx), run_dir_(in.run_dir), options_(dcgan_options_from(in.config, in.store)),
-        generator_(options_), discriminator_(options_),
+      : config_(in.config),
+        ctx_(in.ctx),
+        run_dir_(in.run_dir),
+        options_(dcgan_options_from(in.config, in.store)),
+        generator_(options_),
+        discriminator_(options_),
         precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
-        d_scaler_(precision_ == Precision::kFp16), g_scaler_(precision_ == Precision::kFp16) {
-    FT_USER_CHECK(!config_.has_trainable(), "trainable: the DCGAN trains both networks whole from scratch; remove the "
-                                            "trainable section (it is for fine-tuning the ViT and the VAE)");
+        d_scaler_(precision_ == Precision::kFp16),
+        g_scaler_(precision_ == Precision::kFp16) {
+    FT_USER_CHECK(!config_.has_trainable(),
+                  "trainable: the DCGAN trains both networks whole from scratch; remove the "
+                  "trainable section (it is for fine-tuning the ViT and the VAE)");
     FT_USER_CHECK(config_.ema().decay() == 0, "ema.decay: weight EMA is for the ViT and the VAE, not the DCGAN");
     init_dcgan_weights(*generator_);
     init_dcgan_weights(*discriminator_);
@@ -47,7 +54,8 @@ class DcganTask : public TrainingTask {
     g_parameters_ = generator_->parameters();
     d_parameters_ = discriminator_->parameters();
     const WeightDecayRule decay(config_.optimizer());
-    const DecayGroups g_groups = weight_decay_groups(*generator_, decay), d_groups = weight_decay_groups(*discriminator_, decay);
+    const DecayGroups g_groups = weight_decay_groups(*generator_, decay),
+                      d_groups = weight_decay_groups(*discriminator_, decay);
     g_optimizer_ = make_optimizer(config_.optimizer(), g_groups.groups, g_groups.weight_decay);
     d_optimizer_ = make_optimizer(config_.optimizer(), d_groups.groups, d_groups.weight_decay);
     log("dcgan: generator " + decay.describe(*generator_) + "; discriminator " + decay.describe(*discriminator_));
@@ -101,8 +109,8 @@ class DcganTask : public TrainingTask {
       d_fake_sum += torch::sigmoid(d_fake).mean().item<double>() / n;
     }
     times->forward_backward += seconds_since(t);
-    synced_optimizer_step(d_parallel_->buckets(), *d_optimizer_, d_parameters_, config_.optimizer().grad_clip_norm(), times,
-                          &d_scaler_);
+    synced_optimizer_step(d_parallel_->buckets(), *d_optimizer_, d_parameters_, config_.optimizer().grad_clip_norm(),
+                          times, &d_scaler_);
 
     // G step: D frozen (no D gradients, so D's buckets see nothing), G pushed towards "real".
     g_optimizer_->zero_grad();
@@ -122,8 +130,8 @@ class DcganTask : public TrainingTask {
     }
     times->forward_backward += seconds_since(t);
     set_requires_grad(d_parameters_, true);
-    synced_optimizer_step(g_parallel_->buckets(), *g_optimizer_, g_parameters_, config_.optimizer().grad_clip_norm(), times,
-                          &g_scaler_);
+    synced_optimizer_step(g_parallel_->buckets(), *g_optimizer_, g_parameters_, config_.optimizer().grad_clip_norm(),
+                          times, &g_scaler_);
     StepOutput out{d_loss_sum + g_loss_sum,
                    {{"d_loss", d_loss_sum}, {"g_loss", g_loss_sum}, {"d_real", d_real_sum}, {"d_fake", d_fake_sum}}};
     if (d_scaler_.enabled()) {
@@ -175,8 +183,6 @@ class DcganTask : public TrainingTask {
 
 }  // namespace
 
-std::unique_ptr<TrainingTask> make_dcgan_task(const TaskInputs& inputs) {
-  return std::make_unique<DcganTask>(inputs);
-}
+std::unique_ptr<TrainingTask> make_dcgan_task(const TaskInputs& inputs) { return std::make_unique<DcganTask>(inputs); }
 
 }  // namespace facetrain

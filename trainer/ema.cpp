@@ -15,8 +15,8 @@ bool read_like_module(torch::serialize::InputArchive& archive, const torch::nn::
   for (const auto& p : module.named_parameters(/*recurse=*/false)) {
     torch::Tensor t;
     if (!archive.try_read(p.key(), t)) return false;
-    FT_USER_CHECK(t.sizes() == p.value().sizes(), "checkpoint: EMA tensor " << p.key() << " is " << t.sizes()
-                                                                            << ", the model's " << p.value().sizes());
+    FT_USER_CHECK(t.sizes() == p.value().sizes(),
+                  "checkpoint: EMA tensor " << p.key() << " is " << t.sizes() << ", the model's " << p.value().sizes());
     torch::NoGradGuard no_grad;
     shadow_of.at(p.value().unsafeGetTensorImpl()).copy_(t);
   }
@@ -79,19 +79,20 @@ bool WeightEma::load(torch::serialize::InputArchive& archive, const std::string&
   if (!archive.try_read(weights_key(key, ModelWeights::kEma), sub)) return false;
   std::map<const void*, torch::Tensor> shadow_of;
   for (size_t i = 0; i < shadow_.size(); ++i) shadow_of[parameters_[i].unsafeGetTensorImpl()] = shadow_[i];
-  FT_USER_CHECK(read_like_module(sub, module_, shadow_of), "checkpoint: '" << weights_key(key, ModelWeights::kEma) << "' does not fit the model");
+  FT_USER_CHECK(read_like_module(sub, module_, shadow_of),
+                "checkpoint: '" << weights_key(key, ModelWeights::kEma) << "' does not fit the model");
   return true;
 }
 
 void WeightEma::check_identical(Communicator& comm) const {
   double sum = 0;
   for (const auto& s : shadow_) sum += s.to(torch::kCPU, torch::kFloat64).sum().item<double>();
-  const torch::Tensor all = comm.all_gather(torch::tensor({sum}, torch::kFloat64).reshape({1, 1}),
-                                            "allgather of the EMA weights' checksum");
+  const torch::Tensor all =
+      comm.all_gather(torch::tensor({sum}, torch::kFloat64).reshape({1, 1}), "allgather of the EMA weights' checksum");
   for (int64_t r = 1; r < all.size(0); ++r) {
     FT_CHECK(all[r][0].item<double>() == all[0][0].item<double>(),
              "EMA weights differ between rank 0 and rank " << r << " (checksums " << all[0][0].item<double>() << ", "
-                                                             << all[r][0].item<double>() << ")");
+                                                           << all[r][0].item<double>() << ")");
   }
 }
 

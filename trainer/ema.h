@@ -28,7 +28,8 @@ class WeightEma {
   // Exchanges the shadow and the module's parameters (call twice: evaluate in between).
   void swap();
 
-  // The module's archive with the shadow for its parameters (buffers as they are now), under weights_key(key, ModelWeights::kEma) (models/checkpoint.h).
+  // The module's archive with the shadow for its parameters (buffers as they are now), under weights_key(key,
+  // ModelWeights::kEma) (models/checkpoint.h).
   void save(torch::serialize::OutputArchive& archive, const std::string& key) const;
   // Reads the shadow written by save(); false when the archive has none (a checkpoint from a run without
   // EMA: the shadow then starts from the loaded weights).

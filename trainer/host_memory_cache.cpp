@@ -30,9 +30,7 @@ class HostMemoryCache final : public c10::Allocator {
   // raw_allocate/raw_deallocate (some kernels' scratch): blocks of either origin come back through here.
   c10::DeleterFnPtr raw_deleter() const override { return &release_block; }
 #if FACETRAIN_TORCH_AT_LEAST(2, 0)
-  void copy_data(void* dest, const void* src, std::size_t count) const override {
-    default_copy_data(dest, src, count);
-  }
+  void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
 #endif
 
   void set_limit(int64_t limit) {
@@ -133,8 +131,9 @@ HostMemoryCacheStats host_memory_cache_stats() {
 
 std::string describe_host_memory_cache() {
   const HostMemoryCacheStats s = host_memory_cache_stats();
-  return std::to_string(s.hits) + " of " + std::to_string(s.hits + s.misses) + " allocations of 256 kB or more reused, " +
-         std::to_string(s.kept_bytes >> 20) + " MB kept now (at most " + std::to_string(s.limit_bytes >> 20) + ")";
+  return std::to_string(s.hits) + " of " + std::to_string(s.hits + s.misses) +
+         " allocations of 256 kB or more reused, " + std::to_string(s.kept_bytes >> 20) + " MB kept now (at most " +
+         std::to_string(s.limit_bytes >> 20) + ")";
 }
 
 }  // namespace facetrain

@@ -11,10 +11,10 @@
 namespace facetrain {
 
 struct HostMemoryCacheStats {
-  int64_t hits = 0;          // requests served from kept blocks
-  int64_t misses = 0;        // requests that went to the system
-  int64_t kept_bytes = 0;    // freed blocks kept for reuse now
-  int64_t limit_bytes = 0;   // the most kept; beyond it freed blocks go back to the system
+  int64_t hits = 0;         // requests served from kept blocks
+  int64_t misses = 0;       // requests that went to the system
+  int64_t kept_bytes = 0;   // freed blocks kept for reuse now
+  int64_t limit_bytes = 0;  // the most kept; beyond it freed blocks go back to the system
 };
 
 // Makes the cache LibTorch's CPU allocator for the rest of the process; a later call only sets the limit.

@@ -46,8 +46,8 @@ std::string with_commas(int64_t n) {
   return s;
 }
 
-std::vector<std::pair<std::string, std::regex>> compile_names(const google::protobuf::RepeatedPtrField<std::string>& patterns,
-                                                              const std::string& field) {
+std::vector<std::pair<std::string, std::regex>> compile_names(
+    const google::protobuf::RepeatedPtrField<std::string>& patterns, const std::string& field) {
   std::vector<std::pair<std::string, std::regex>> out;
   for (const auto& pattern : patterns) {
     try {
@@ -82,7 +82,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const proto::OptimizerCo
     return std::make_unique<torch::optim::SGD>(param_groups_with(defaults, groups, weight_decay), defaults);
   }
   if (c.kind() == "adam") {
-    const auto defaults = torch::optim::AdamOptions(c.lr()).betas({c.beta1(), c.beta2()}).weight_decay(c.weight_decay());
+    const auto defaults =
+        torch::optim::AdamOptions(c.lr()).betas({c.beta1(), c.beta2()}).weight_decay(c.weight_decay());
     return std::make_unique<torch::optim::Adam>(param_groups_with(defaults, groups, weight_decay), defaults);
   }
   const auto defaults = torch::optim::AdamWOptions(c.lr()).betas({c.beta1(), c.beta2()}).weight_decay(c.weight_decay());
@@ -107,14 +108,15 @@ std::string WeightDecayRule::describe(const torch::nn::Module& module) const {
   }
   std::ostringstream s;
   s << "weight decay " << weight_decay_ << " on " << on << " tensors (" << with_commas(on_elements)
-    << " parameters), none on " << off << " (" << with_commas(off_elements)
-    << " parameters: 1-D, pos_embed, cls_token" << (exempt_.empty() ? "" : ", optimizer.no_weight_decay") << ")";
+    << " parameters), none on " << off << " (" << with_commas(off_elements) << " parameters: 1-D, pos_embed, cls_token"
+    << (exempt_.empty() ? "" : ", optimizer.no_weight_decay") << ")";
   return s.str();
 }
 
 DecayGroups weight_decay_groups(const torch::nn::Module& module, const WeightDecayRule& rule) {
   std::vector<torch::Tensor> decayed, exempt;
-  for (const auto& p : module.named_parameters()) (rule.applies(p.key(), p.value()) ? decayed : exempt).push_back(p.value());
+  for (const auto& p : module.named_parameters())
+    (rule.applies(p.key(), p.value()) ? decayed : exempt).push_back(p.value());
   DecayGroups out;
   if (!decayed.empty()) {
     out.groups.push_back(std::move(decayed));
@@ -145,8 +147,8 @@ double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& 
     return 0;  // fp16 overflow: every rank skips this step (the gradients are averaged, so all saw it)
   }
   // With no clipping asked, a huge max norm still returns the global L2 norm (for the logs) and never scales.
-  const double norm =
-      torch::nn::utils::clip_grad_norm_(parameters, clip_norm > 0 ? clip_norm : static_cast<double>(std::numeric_limits<float>::max()));
+  const double norm = torch::nn::utils::clip_grad_norm_(
+      parameters, clip_norm > 0 ? clip_norm : static_cast<double>(std::numeric_limits<float>::max()));
   optimizer.step();
   times->optimizer += seconds_since(t);
   return norm;

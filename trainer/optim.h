@@ -64,8 +64,7 @@ double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& 
 // under `name` (its registry name: "model", "generator", ...), its optimizer under "<prefix>optimizer" and
 // its loss scaler under "<prefix>loss_scaler"; prefix is "" for a model's only module, "<name>_" otherwise.
 void save_training_state(torch::serialize::OutputArchive& archive, const std::string& name, const std::string& prefix,
-                         const torch::nn::Module& module, torch::optim::Optimizer& optimizer,
-                         const LossScaler& scaler);
+                         const torch::nn::Module& module, torch::optim::Optimizer& optimizer, const LossScaler& scaler);
 // Loading copies into the live tensors (models/checkpoint.h load_module_in_place) and moves the optimizer state
 // onto each parameter's device: the archive is read onto the CPU, the model stays where it is.
 void load_training_state(torch::serialize::InputArchive& archive, const std::string& name, const std::string& prefix,

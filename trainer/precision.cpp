@@ -24,17 +24,20 @@ std::string bf16_hint(const MatmulRates& rates) {
   const double gain = rates.bf16_gain();
   if (gain < kHintMinGain) return "";
   const std::string size = std::to_string(MatmulRates::kMatmulSize) + "^3";
-  return "bf16 matmul " + fixed_decimals(gain, 1) + "x fp32 here (" + size + " at start-up: " +
-         fixed_decimals(rates.bf16_gflops, 1) + " vs " + fixed_decimals(rates.fp32_gflops, 1) +
+  return "bf16 matmul " + fixed_decimals(gain, 1) + "x fp32 here (" + size +
+         " at start-up: " + fixed_decimals(rates.bf16_gflops, 1) + " vs " + fixed_decimals(rates.fp32_gflops, 1) +
          " GFLOP/s): distributed.precision=bf16 may train faster; bench step measures a whole step (README: "
          "mixed precision)";
 }
 
 std::string precision_name(Precision precision) {
   switch (precision) {
-    case Precision::kBf16: return "bf16";
-    case Precision::kFp16: return "fp16";
-    case Precision::kFp32: break;
+    case Precision::kBf16:
+      return "bf16";
+    case Precision::kFp16:
+      return "fp16";
+    case Precision::kFp32:
+      break;
   }
   return "fp32";
 }
@@ -110,8 +113,8 @@ bool LossScaler::unscale_and_update(const std::vector<torch::Tensor>& parameters
 
 void LossScaler::save(torch::serialize::OutputArchive& archive, const std::string& key) const {
   if (!enabled_) return;
-  archive.write(key, torch::tensor({scale_, static_cast<double>(good_steps_), static_cast<double>(skipped_)},
-                                   torch::kFloat64));
+  archive.write(
+      key, torch::tensor({scale_, static_cast<double>(good_steps_), static_cast<double>(skipped_)}, torch::kFloat64));
 }
 
 void LossScaler::load(torch::serialize::InputArchive& archive, const std::string& key) {

@@ -22,8 +22,7 @@ void RunLog::scalars(int64_t step, const std::vector<std::pair<std::string, doub
   jsonl_->write(step, values);
 }
 
-void RunLog::image(const std::string& tag, const uint8_t* pixels, int height, int width, int channels,
-                   int64_t step) {
+void RunLog::image(const std::string& tag, const uint8_t* pixels, int height, int width, int channels, int64_t step) {
   if (!active_) return;
   events_->add_image(tag, pixels, height, width, channels, step);
 }

@@ -90,11 +90,10 @@ RunSetup::RunSetup(const proto::RunConfig& user_config, ProcessContext& process,
     resolve_normalization(&config, convention, convention_why, &normalization_source);  // before the loader
     loader = std::make_unique<ShardLoader>(config.data().store(), loader_options(config, ctx, *task));
     epochs.steps_per_epoch = loader->batches_per_epoch() / epochs.accumulation;
-    FT_USER_CHECK(epochs.steps_per_epoch > 0, "data.batch_size: " << config.data().batch_size() << " x "
-                                                                  << ctx.world_size << " ranks x "
-                                                                  << epochs.accumulation
-                                                                  << " micro-batches leaves no full step in one epoch of "
-                                                                  << loader->images_per_epoch() << " images");
+    FT_USER_CHECK(epochs.steps_per_epoch > 0,
+                  "data.batch_size: " << config.data().batch_size() << " x " << ctx.world_size << " ranks x "
+                                      << epochs.accumulation << " micro-batches leaves no full step in one epoch of "
+                                      << loader->images_per_epoch() << " images");
   });
   // The run directory, only once every rank's inputs are known to be good (no half-made runs); the agreement
   // is also the barrier after rank 0 has made it.
@@ -113,7 +112,8 @@ RunSetup::RunSetup(const proto::RunConfig& user_config, ProcessContext& process,
   // The rings carry this attempt's generation, rank 0's clock (collective) every rank, so that after a resume
   // on fewer ranks doctor tells the rings of ranks that are gone from this attempt's.
   torch::Tensor generation = torch::tensor(static_cast<int64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count()));
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count()));
   ctx.comm->broadcast_(generation, 0);
   try {
     flight_recorder_open((run_dir / "flight").string(), ctx.rank, ctx.world_size, generation.item<int64_t>());
@@ -141,7 +141,8 @@ bool RunSetup::load_step(std::vector<Batch>* micro) {
   for (int m = 0; m < epochs.accumulation && have; ++m) have = loader->next(&(*micro)[m]);
   if (!have) return false;
   if (input_scale.defined()) {
-    for (auto& b : *micro) b.images = torch::addcmul(input_shift, b.images.to(ctx.device).to(torch::kFloat32), input_scale);
+    for (auto& b : *micro)
+      b.images = torch::addcmul(input_shift, b.images.to(ctx.device).to(torch::kFloat32), input_scale);
   }
   return true;
 }

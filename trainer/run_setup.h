@@ -34,12 +34,12 @@ struct RunSetup {
   RunSetup& operator=(const RunSetup&) = delete;
 
   ProcessContext& ctx;
-  proto::RunConfig config;        // the user's, with data.normalization resolved (as RUN_DIR/config.pbtxt)
-  std::string model_name;         // the config's name of the model kind (log lines, checkpoint metadata)
-  Checkpoint named_checkpoint;    // the file a resume PATH names, read and verified by rank 0 (else empty)
-  DataParallelOptions parallel;   // from `distributed`: every DataParallel of the task uses these
-  std::string gradient_sync;      // which gradient communicator, for the log
-  std::string device_math;        // TF32 and the cuDNN autotuner on a GPU (device_math.h), for the log
+  proto::RunConfig config;       // the user's, with data.normalization resolved (as RUN_DIR/config.pbtxt)
+  std::string model_name;        // the config's name of the model kind (log lines, checkpoint metadata)
+  Checkpoint named_checkpoint;   // the file a resume PATH names, read and verified by rank 0 (else empty)
+  DataParallelOptions parallel;  // from `distributed`: every DataParallel of the task uses these
+  std::string gradient_sync;     // which gradient communicator, for the log
+  std::string device_math;       // TF32 and the cuDNN autotuner on a GPU (device_math.h), for the log
   std::unique_ptr<Communicator> gradient;
   StoreInfo store;
   std::unique_ptr<TrainingTask> task;  // rank 0's initial state is not broadcast yet (broadcast_state)

@@ -45,8 +45,8 @@ void RunSummary::log(int64_t last_step, const ShardLoader& loader, const Trainin
     << fixed_decimals(1e3 * times_.forward_backward / steps, 1) << " ms, exposed communication "
     << fixed_decimals(1e3 * times_.communication / steps, 1) << " ms, optimizer "
     << fixed_decimals(1e3 * times_.optimizer / steps, 1) << " ms; peak memory " << fixed_decimals(peak_mb, 0)
-    << " MB on rank " << ctx_.rank << " (mean over ranks " << fixed_decimals(peak[0].item<double>() / ctx_.world_size, 0)
-    << " MB)";
+    << " MB on rank " << ctx_.rank << " (mean over ranks "
+    << fixed_decimals(peak[0].item<double>() / ctx_.world_size, 0) << " MB)";
   facetrain::log(s.str());
   facetrain::log("summary: host memory cache (distributed.host_memory_cache_mb " +
                  std::to_string(config_.distributed().host_memory_cache_mb()) + ") on rank " +
@@ -73,9 +73,11 @@ void RunSummary::log(int64_t last_step, const ShardLoader& loader, const Trainin
   if (task.train_flops_per_image() > 0) {
     const double matmul = measure_matmul_gflops();
     const double achieved = task.train_flops_per_image() * images_per_s / ctx_.world_size / 1e9;
-    facetrain::log("summary: " + fixed_decimals(achieved, 1) + " GFLOP/s per rank in training steps; plain 1024^3 "
-                   "matmul now: " + fixed_decimals(matmul, 1) + " GFLOP/s (" +
-                   fixed_decimals(100 * achieved / matmul, 0) + "%) with " + describe(ctx_.blas));
+    facetrain::log("summary: " + fixed_decimals(achieved, 1) +
+                   " GFLOP/s per rank in training steps; plain 1024^3 "
+                   "matmul now: " +
+                   fixed_decimals(matmul, 1) + " GFLOP/s (" + fixed_decimals(100 * achieved / matmul, 0) + "%) with " +
+                   describe(ctx_.blas));
   }
 }
 

@@ -44,7 +44,7 @@ struct LearningRateSchedule {
   double at(const TrainingPosition& pos) const {
     if (counts_steps()) {
       return learning_rate_at(static_cast<double>(pos.step), 1.0, static_cast<double>(schedule.max_steps()), lr,
-                               schedule.warmup_steps(), schedule.decay(), schedule.min_lr_ratio());
+                              schedule.warmup_steps(), schedule.decay(), schedule.min_lr_ratio());
     }
     return learning_rate_at(images_done(pos), static_cast<double>(pos.schedule_step_images), total_images(), lr,
                             schedule.warmup_steps(), schedule.decay(), schedule.min_lr_ratio());
@@ -52,7 +52,8 @@ struct LearningRateSchedule {
 
   // Images of the run's data order consumed before `pos` (all ranks together), and all of the run's.
   double images_done(const TrainingPosition& pos) const {
-    return static_cast<double>(pos.epoch) * static_cast<double>(epoch_images) + static_cast<double>(pos.images_in_epoch);
+    return static_cast<double>(pos.epoch) * static_cast<double>(epoch_images) +
+           static_cast<double>(pos.images_in_epoch);
   }
   double total_images() const { return static_cast<double>(schedule.epochs()) * static_cast<double>(epoch_images); }
 };

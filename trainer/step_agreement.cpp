@@ -22,7 +22,8 @@ StepAgreement agree_on_step(Communicator& comm, double loss, bool stop_requested
 }
 
 void StepAgreement::check_finite(int64_t step, const std::string& checkpoint_dir) const {
-  FT_CHECK(nonfinite_ranks == 0, "loss is not finite at step " << step << " on " << nonfinite_ranks
+  FT_CHECK(nonfinite_ranks == 0, "loss is not finite at step "
+                                     << step << " on " << nonfinite_ranks
                                      << " rank(s); stopping. The last good checkpoint is kept in " << checkpoint_dir);
 }
 

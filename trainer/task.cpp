@@ -37,9 +37,7 @@ const TaskMaker* generative_task_of(const ModelSpec& spec) {
 
 }  // namespace
 
-bool has_training_task(const ModelSpec& spec) {
-  return spec.is_classifier() || generative_task_of(spec) != nullptr;
-}
+bool has_training_task(const ModelSpec& spec) { return spec.is_classifier() || generative_task_of(spec) != nullptr; }
 
 std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs) {
   const ModelSpec& spec = model_spec_of(inputs.config);

@@ -1,6 +1,6 @@
 // A TrainingTask is the model-specific half of training (any classifier, the DCGAN, the VAE): it owns the modules,
-// optimizers and gradient sync (DataParallel), and runs one optimizer step on a set of micro-batches. The generic loop in
-// trainer.cpp owns data, schedule, checkpoints, signals, logs and the run summary.
+// optimizers and gradient sync (DataParallel), and runs one optimizer step on a set of micro-batches. The generic loop
+// in trainer.cpp owns data, schedule, checkpoints, signals, logs and the run summary.
 #pragma once
 
 #include <torch/torch.h>
@@ -21,10 +21,10 @@ namespace facetrain {
 class RunLog;
 
 struct StepTimes {
-  double forward_backward = 0;  // seconds in forward + backward (communication overlapped inside)
-  double communication = 0;     // seconds waiting for gradient sync after backward (exposed)
-  double optimizer = 0;         // seconds in optimizer steps
-  int64_t buckets = 0;                       // gradient buckets synced
+  double forward_backward = 0;     // seconds in forward + backward (communication overlapped inside)
+  double communication = 0;        // seconds waiting for gradient sync after backward (exposed)
+  double optimizer = 0;            // seconds in optimizer steps
+  int64_t buckets = 0;             // gradient buckets synced
   int64_t buckets_overlapped = 0;  // of those, all-reduced while backward still ran (gradient_sync.h)
 };
 
@@ -50,8 +50,7 @@ class TrainingTask {
   // "N of M parameters train (...)" when the run freezes anything, for the run summary; "" otherwise.
   virtual std::string trainable_summary() const { return ""; }
   // (collective) One optimizer step: forward/backward on each micro-batch, gradient sync, step(s) at lr.
-  virtual StepOutput train_step(const std::vector<Batch>& micro_batches, double lr, int64_t step,
-                                StepTimes* times) = 0;
+  virtual StepOutput train_step(const std::vector<Batch>& micro_batches, double lr, int64_t step, StepTimes* times) = 0;
   // (collective) After each epoch, once the loop has averaged rank_local_buffers() over the ranks: validation
   // metrics, sample grids (rank 0 writes files and logs).
   virtual void end_of_epoch(int64_t epoch, int64_t step, RunLog& log) = 0;

@@ -45,9 +45,9 @@ Selection selection_of(const std::string& train, int64_t last_blocks,
                        const ParameterLayers& layers) {
   FT_USER_CHECK(train == "all" || train == "head" || train == "none",
                 field << ".train: \"" << train << "\" is not one of all, head, none");
-  FT_USER_CHECK(last_blocks >= 0 && last_blocks <= layers.blocks,
-                field << ".last_blocks: " << last_blocks << " is not in 0.." << layers.blocks
-                      << " (the model's blocks)");
+  FT_USER_CHECK(last_blocks >= 0 && last_blocks <= layers.blocks, field << ".last_blocks: " << last_blocks
+                                                                        << " is not in 0.." << layers.blocks
+                                                                        << " (the model's blocks)");
   return {train, last_blocks, compile(parameters, field + ".parameters", layers)};
 }
 
@@ -192,8 +192,10 @@ std::string TrainablePlan::describe() const {
     total += p.parameter.numel();
     if (!p.parameter.requires_grad()) continue;
     ++tensors;
-    if (p.head) head = true;
-    else layer_trains[static_cast<size_t>(p.layer)] = true;
+    if (p.head)
+      head = true;
+    else
+      layer_trains[static_cast<size_t>(p.layer)] = true;
   }
   std::ostringstream s;
   s << with_commas(trainable_elements()) << " of " << with_commas(total) << " parameters train (" << tensors << " of "
@@ -206,8 +208,9 @@ std::string TrainablePlan::describe() const {
       if (!layer_trains[static_cast<size_t>(l)]) continue;
       int64_t end = l;
       while (end + 1 <= layers_.blocks && layer_trains[static_cast<size_t>(end + 1)]) ++end;
-      parts.push_back((end == l ? "block " + std::to_string(l) : "blocks " + std::to_string(l) + "-" + std::to_string(end)) +
-                      " of " + std::to_string(layers_.blocks));
+      parts.push_back(
+          (end == l ? "block " + std::to_string(l) : "blocks " + std::to_string(l) + "-" + std::to_string(end)) +
+          " of " + std::to_string(layers_.blocks));
       l = end;
     }
     if (layer_trains[0]) parts.push_back("stem");

@@ -59,7 +59,7 @@ class TrainablePlan {
   std::vector<int> group_of_;          // per parameter: its optimizer group, or -1
   std::vector<double> group_scales_;
   std::vector<bool> group_decays_;
-  std::vector<double> scale_;          // per parameter
+  std::vector<double> scale_;  // per parameter
   int stage_ = -1;
   double layer_decay_ = 1;
   bool active_ = false;

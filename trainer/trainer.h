@@ -12,10 +12,10 @@
 namespace facetrain {
 
 struct TrainOptions {
-  std::string resume = "none";  // "none" | "auto" (newest valid checkpoint in the run dir, if any) | a path
+  std::string resume = "none";         // "none" | "auto" (newest valid checkpoint in the run dir, if any) | a path
   std::string resume_name = "resume";  // how errors name `resume` (the launcher passes its flag)
-  bool quiet = false;           // no progress bar / lines (tests)
-  FaultPlan faults;             // the reliability tests' injected faults; none by default
+  bool quiet = false;                  // no progress bar / lines (tests)
+  FaultPlan faults;                    // the reliability tests' injected faults; none by default
 };
 
 // Returns the process exit code: 0 when training finished, kExitStopped after a preemption checkpoint.

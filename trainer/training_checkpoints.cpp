@@ -65,8 +65,8 @@ class CheckpointWriter {
         const auto start = Clock::now();
         const std::string path = store_->write(step, serialize_archive(*archive), meta);
         write_seconds_.push_back(seconds_since(start));
-        log("checkpoint " + path + " (written in the background in " +
-            fixed_decimals(1e3 * write_seconds_.back(), 0) + " ms)");
+        log("checkpoint " + path + " (written in the background in " + fixed_decimals(1e3 * write_seconds_.back(), 0) +
+            " ms)");
       } catch (...) {
         error_ = std::current_exception();
       }
@@ -88,8 +88,8 @@ class CheckpointWriter {
   std::vector<double> write_seconds_;
 };
 
-TrainingCheckpoints::TrainingCheckpoints(const proto::RunConfig& config, const StoreInfo& store,
-                                         std::string model_name, TrainingTask& task, ProcessContext& ctx)
+TrainingCheckpoints::TrainingCheckpoints(const proto::RunConfig& config, const StoreInfo& store, std::string model_name,
+                                         TrainingTask& task, ProcessContext& ctx)
     : config_(config),
       store_info_(store),
       model_name_(std::move(model_name)),
@@ -113,7 +113,8 @@ void TrainingCheckpoints::log_schedule_on_new_world_size(const TrainingPosition&
     log("resume: schedule.max_steps counts optimizer steps: the " + std::to_string(steps_left) + " steps left take " +
         std::to_string(epochs.images_per_step) + " images each instead of " + std::to_string(before) +
         ", so the run trains on " + std::to_string(std::abs(change)) + (change < 0 ? " fewer" : " more") +
-        " images than on " + std::to_string(pos.world_size) + " ranks; its learning rate follows the step and "
+        " images than on " + std::to_string(pos.world_size) +
+        " ranks; its learning rate follows the step and "
         "is unchanged (schedule.epochs follows the images instead)");
     return;
   }
@@ -134,8 +135,7 @@ void TrainingCheckpoints::save(const TrainingPosition& at, bool durable) {
   const auto start = Clock::now();
   TrainingPosition pos = at;
   pos.world_size = ctx_.world_size;
-  pos.batch_in_epoch =
-      pos.images_in_epoch / (static_cast<int64_t>(config_.data().batch_size()) * ctx_.world_size);
+  pos.batch_in_epoch = pos.images_in_epoch / (static_cast<int64_t>(config_.data().batch_size()) * ctx_.world_size);
   const std::vector<torch::Tensor> buffers = task_.rank_local_buffers();
   torch::Tensor per_rank, own;
   if (!buffers.empty()) {
@@ -195,24 +195,22 @@ TrainingPosition TrainingCheckpoints::resume(const std::string& which, Checkpoin
   ctx_.comm->broadcast_(data, 0);
   if (ctx_.rank != 0) payload.assign(reinterpret_cast<const char*>(data.data_ptr<uint8_t>()), bytes);
   bool own_buffers = false;
-  pos = read_checkpoint_payload(payload, ctx_.rank == 0 ? source : std::string("checkpoint"),
-                                [&](torch::serialize::InputArchive& archive) {
-                                  task_.load(archive);
-                                  torch::Tensor per_rank;
-                                  const std::vector<torch::Tensor> buffers = task_.rank_local_buffers();
-                                  if (!buffers.empty() && archive.try_read(kRankBuffersKey, per_rank) &&
-                                      per_rank.size(0) == ctx_.world_size) {
-                                    copy_into_buffers(per_rank[ctx_.rank], buffers);
-                                    own_buffers = true;
-                                  }
-                                });
+  pos = read_checkpoint_payload(
+      payload, ctx_.rank == 0 ? source : std::string("checkpoint"), [&](torch::serialize::InputArchive& archive) {
+        task_.load(archive);
+        torch::Tensor per_rank;
+        const std::vector<torch::Tensor> buffers = task_.rank_local_buffers();
+        if (!buffers.empty() && archive.try_read(kRankBuffersKey, per_rank) && per_rank.size(0) == ctx_.world_size) {
+          copy_into_buffers(per_rank[ctx_.rank], buffers);
+          own_buffers = true;
+        }
+      });
   if (!own_buffers && !task_.rank_local_buffers().empty()) {
     log("resume: every rank starts from the checkpoint's mean BatchNorm statistics (saved on another number of "
         "ranks, or by an older version)");
   }
-  log("resumed from " + (ctx_.rank == 0 ? source : std::string("checkpoint")) + " at step " +
-      std::to_string(pos.step) + " (epoch " + std::to_string(pos.epoch) + ", batch " +
-      std::to_string(pos.batch_in_epoch) + ")");
+  log("resumed from " + (ctx_.rank == 0 ? source : std::string("checkpoint")) + " at step " + std::to_string(pos.step) +
+      " (epoch " + std::to_string(pos.epoch) + ", batch " + std::to_string(pos.batch_in_epoch) + ")");
   if (pos.images_in_epoch < 0) {  // a checkpoint from before images_in_epoch: same ranks assumed
     pos.images_in_epoch = pos.batch_in_epoch * config_.data().batch_size() * ctx_.world_size;
   }
@@ -221,8 +219,8 @@ TrainingPosition TrainingCheckpoints::resume(const std::string& which, Checkpoin
     log("resume: checkpoint written by " + std::to_string(pos.world_size) + " ranks, now " +
         std::to_string(ctx_.world_size) + ": epoch " + std::to_string(pos.epoch) + " goes on after image " +
         std::to_string(pos.images_in_epoch) + " of its order; " +
-        std::to_string(epochs.steps_left(pos.images_in_epoch)) + " steps of " +
-        std::to_string(epochs.images_per_step) + " images left in it");
+        std::to_string(epochs.steps_left(pos.images_in_epoch)) + " steps of " + std::to_string(epochs.images_per_step) +
+        " images left in it");
     log_schedule_on_new_world_size(pos, epochs);
   }
   if (epochs.steps_left(pos.images_in_epoch) == 0) start_next_epoch(&pos);  // it closed its epoch

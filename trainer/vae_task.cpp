@@ -148,9 +148,8 @@ class VaeTask : public TrainingTask {
     // Inputs beside reconstructions, and samples from the prior.
     torch::NoGradGuard no_grad;
     const int64_t shown = std::min<int64_t>(config_.model().vae().sample_count(), indices.size());
-    ShardLoader loader(config_.data().store(),
-                       in_order_loader_options({indices.begin(), indices.begin() + shown}, shown,
-                                               Normalization::kMinusOneOne));
+    ShardLoader loader(config_.data().store(), in_order_loader_options({indices.begin(), indices.begin() + shown},
+                                                                       shown, Normalization::kMinusOneOne));
     loader.start_epoch(0);
     Batch batch;
     FT_CHECK(loader.next(&batch), "no validation batch");
@@ -180,11 +179,11 @@ class VaeTask : public TrainingTask {
   void validate(const std::vector<int64_t>& indices, const std::string& split, int64_t epoch, int64_t step,
                 RunLog& log_out, const std::string& weights) {
     if (indices.empty()) return;
-    GatheredScores scores = score_store_images(
-        config_.data().store(), indices, Normalization::kMinusOneOne, 64, 1, ctx_, [&](const torch::Tensor& images) {
-          torch::Tensor recon = model_->decode(model_->encode(images).first);
-          return ((recon - images) / 2).pow(2).flatten(1).mean(1, true);
-        });
+    GatheredScores scores = score_store_images(config_.data().store(), indices, Normalization::kMinusOneOne, 64, 1,
+                                               ctx_, [&](const torch::Tensor& images) {
+                                                 torch::Tensor recon = model_->decode(model_->encode(images).first);
+                                                 return ((recon - images) / 2).pow(2).flatten(1).mean(1, true);
+                                               });
     const double mse = scores.outputs.mean().item<double>();
     const double psnr = (10.0 * torch::log10(1.0 / scores.outputs.clamp_min(1e-10))).mean().item<double>();
     const std::string prefix = weights.empty() ? "val/" : "val_" + weights + "/";

@@ -13,13 +13,16 @@
 namespace facetrain {
 
 int bench_allreduce_command(int argc, char** argv, ProcessContext& ctx) {
-  CommandLine cli(argv[0], "algbw and busbw (nccl-tests convention: busbw = algbw * 2(n-1)/n) of the gradient-sync "
-                           "path against a plain MPI_Allreduce of the same bytes. Run under mpirun -np N.");
-  cli.text("min-bytes", "smallest message", "1024").text("max-bytes", "largest message (always measured)", "100000000")
+  CommandLine cli(argv[0],
+                  "algbw and busbw (nccl-tests convention: busbw = algbw * 2(n-1)/n) of the gradient-sync "
+                  "path against a plain MPI_Allreduce of the same bytes. Run under mpirun -np N.");
+  cli.text("min-bytes", "smallest message", "1024")
+      .text("max-bytes", "largest message (always measured)", "100000000")
       .text("factor", "growth factor between sizes", "4")
       .text("reps", "repetitions per size (0: about 1.5 s of work per size, 7..301)", "0")
       .text("param-bytes", "synthetic parameters are float32 tensors of at most this size", "1000000")
-      .text("bucket-cap-mb", "gradient bucket cap", "25").text("threads", "LibTorch intra-op threads per rank", "1")
+      .text("bucket-cap-mb", "gradient bucket cap", "25")
+      .text("threads", "LibTorch intra-op threads per rank", "1")
       .toggle("overlap", "also measure exposed communication of an MLP step with/without hook progress")
       .text("overlap-steps", "steps per --overlap setting", "31");
   if (!cli.parse(argc, argv)) return 0;

@@ -8,11 +8,13 @@
 namespace facetrain {
 
 int bench_loader_command(int argc, char** argv) {
-  CommandLine cli(argv[0], "Images/s per rank of the data path: raw reads, normalized batches, full augmentation, "
-                           "beside memcpy. Pin to one core with `taskset -c 0`.");
+  CommandLine cli(argv[0],
+                  "Images/s per rank of the data path: raw reads, normalized batches, full augmentation, "
+                  "beside memcpy. Pin to one core with `taskset -c 0`.");
   LoaderBenchRequest r;
   cli.positional("file", "store to read (HDF5, from facetrain ingest/synth)")
-      .bind("split", &r.split, "train | val | test").bind("batch", &r.batch, "batch size per rank")
+      .bind("split", &r.split, "train | val | test")
+      .bind("batch", &r.batch, "batch size per rank")
       .bind("threads", &r.threads, "loader worker threads (plus one I/O thread)")
       .bind("prefetch", &r.prefetch, "loader prefetch depth in batches");
   cli.bind("seconds", &r.seconds, "duration of one repetition")
@@ -20,7 +22,8 @@ int bench_loader_command(int argc, char** argv) {
       .toggle("cold", "skip reading FILE once before timing (then the first rows may measure the disk)")
       .toggle("no-simd", "time the portable scalar augmentation kernel instead of AVX2");
   cli.bind("generate", &r.generate, "first write FILE as N random-noise images (when FILE does not exist)")
-      .bind("size", &r.size, "image size for --generate").bind("channels", &r.channels, "channels for --generate (1 or 3)");
+      .bind("size", &r.size, "image size for --generate")
+      .bind("channels", &r.channels, "channels for --generate (1 or 3)");
   if (!cli.parse(argc, argv)) return 0;
   parse_split(r.split, "--split");
   FT_USER_CHECK(r.batch >= 1, "--batch must be at least 1");

@@ -33,8 +33,9 @@ StoreInfo input_shape(const proto::RunConfig& config, const CommandLine& cli) {
     for (int k = 0; k < classes; ++k) info.class_names.push_back("class" + std::to_string(k));
   }
   FT_USER_CHECK(info.height > 0 && info.channels > 0 && !info.class_names.empty(),
-                "bench step: data.store '" << path << "' does not exist; give the input shape with --image, "
-                                           "--channels and --classes");
+                "bench step: data.store '" << path
+                                           << "' does not exist; give the input shape with --image, "
+                                              "--channels and --classes");
   if (info.class_weights.size() != info.class_names.size()) info.class_weights.assign(info.class_names.size(), 1.0f);
   if (info.mean.size() != static_cast<size_t>(info.channels)) info.mean.assign(info.channels, 0.5f);
   if (info.std.size() != static_cast<size_t>(info.channels)) info.std.assign(info.channels, 0.25f);
@@ -44,8 +45,9 @@ StoreInfo input_shape(const proto::RunConfig& config, const CommandLine& cli) {
 }  // namespace
 
 int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
-  CommandLine cli(argv[0], "Time the training step of a config's model on random in-memory batches (mpirun -np N "
-                           "for N ranks; the gradient sync is the trainer's own).");
+  CommandLine cli(argv[0],
+                  "Time the training step of a config's model on random in-memory batches (mpirun -np N "
+                  "for N ranks; the gradient sync is the trainer's own).");
   declare_config_flags(cli, "run config (configs/*.pbtxt): model, optimizer, batch size, accumulation");
   cli.text("steps", "timed steps (the median is reported)", "10")
       .text("warmup", "untimed steps first", "2")

@@ -18,7 +18,8 @@ int doctor_command(int argc, char** argv) {
   if (!cli.parse(argc, argv)) return 0;
   const std::filesystem::path run = cli.get("run");
   const std::filesystem::path flight = std::filesystem::is_directory(run / "flight") ? run / "flight" : run;
-  for (const std::string& line : diagnose_flight(read_flight_records(flight.string()))) std::printf("%s\n", line.c_str());
+  for (const std::string& line : diagnose_flight(read_flight_records(flight.string())))
+    std::printf("%s\n", line.c_str());
   return 0;
 }
 

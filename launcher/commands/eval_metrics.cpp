@@ -20,7 +20,8 @@ namespace facetrain {
 
 int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string program = argv[0];
-  CommandLine cli(program, "Classification metrics of a classifier checkpoint (ViT, MobileNetV2) on one split of a store.");
+  CommandLine cli(program,
+                  "Classification metrics of a classifier checkpoint (ViT, MobileNetV2) on one split of a store.");
   declare_classifier_flags(cli, "HDF5 store to evaluate on", "test");
   cli.required("output", "directory for metrics.json and predictions.csv");
   declare_scoring_flags(cli);
@@ -50,10 +51,13 @@ int eval_metrics_command(int argc, char** argv, ProcessContext& ctx) {
       classification_metrics(scores.probabilities, scores.labels, scores.classes, scores.mean_loss);
 
   if (ctx.rank == 0) {  // (rank 0 only) files and the printed table
-    const nlohmann::json context = {{"checkpoint", model.source}, {"store", store_path}, {"split", split},
-                                   {"tta", average_flips ? "flip" : "none"}};
+    const nlohmann::json context = {{"checkpoint", model.source},
+                                    {"store", store_path},
+                                    {"split", split},
+                                    {"tta", average_flips ? "flip" : "none"}};
     const std::filesystem::path dir(output);
-    write_text_file((dir / "metrics.json").string(), metrics_json(metrics, scores, class_names, context).dump(2) + "\n");
+    write_text_file((dir / "metrics.json").string(),
+                    metrics_json(metrics, scores, class_names, context).dump(2) + "\n");
     write_text_file((dir / "predictions.csv").string(), predictions_csv(scores, store.filenames(), class_names));
     log(metrics_table(metrics, class_names));
     log("eval metrics: wrote " + (dir / "metrics.json").string() + " and " + (dir / "predictions.csv").string());

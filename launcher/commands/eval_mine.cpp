@@ -21,13 +21,15 @@ namespace facetrain {
 
 int eval_mine_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string program = argv[0];
-  CommandLine cli(program, "Mine a store with a classifier (ViT, MobileNetV2): keep images whose class probability >= threshold.");
+  CommandLine cli(
+      program, "Mine a store with a classifier (ViT, MobileNetV2): keep images whose class probability >= threshold.");
   declare_classifier_flags(cli, "HDF5 store to mine", "all");
   cli.required("class", "the class to mine: a class name of the store or its index")
       .text("threshold", "keep images whose probability of --class is at least this, in (0, 1]", "0.995")
       .required("output", "directory for mined.csv and contact_sheet.png")
       .text("subset-store", "also write the hits as a new HDF5 store (e.g. to fine-tune the VAE on)")
-      .text("subset-split", "split of the hits in the subset store: train (all of them, for fine-tuning) | keep", "train")
+      .text("subset-split", "split of the hits in the subset store: train (all of them, for fine-tuning) | keep",
+            "train")
       .toggle("overwrite", "replace an existing --subset-store")
       .text("contact-sheet-max", "at most this many hits (the best) on the contact sheet", "100");
   declare_scoring_flags(cli);

@@ -18,7 +18,8 @@ namespace facetrain {
 
 int eval_report_command(int argc, char** argv, ProcessContext& ctx) {
   const std::string program = argv[0];
-  CommandLine cli(program, "One self-contained HTML report of a run and its eval outputs (opens offline in a browser).");
+  CommandLine cli(program,
+                  "One self-contained HTML report of a run and its eval outputs (opens offline in a browser).");
   cli.text("run", "training run directory (config.pbtxt, metrics.jsonl, samples/)")
       .repeated("eval", "an output folder of eval metrics / mine / samples / attention / morph (repeatable)")
       .required("output", "the HTML file to write")
@@ -51,8 +52,9 @@ int eval_report_command(int argc, char** argv, ProcessContext& ctx) {
       (has ? available : missing) += (has ? available : missing).empty() ? id : ", " + id;
     }
     log("eval report: " + output + " (" + std::to_string(html.size() / 1024) + " KiB, " +
-        std::to_string(contents.charts.size()) + " charts, " + std::to_string(contents.images) + " images); sections: " +
-        (available.empty() ? "none" : available) + (missing.empty() ? "" : "; not available: " + missing));
+        std::to_string(contents.charts.size()) + " charts, " + std::to_string(contents.images) +
+        " images); sections: " + (available.empty() ? "none" : available) +
+        (missing.empty() ? "" : "; not available: " + missing));
   }
   agree_setup_done(*ctx.comm);  // rank 0's report is written (else: one line from it, no abort)
   ctx.comm->barrier();

@@ -2,7 +2,6 @@
 // names; DCGAN as generator.* and discriminator.*; VAE with its own names), with the run config as metadata.
 #include <torch/torch.h>
 
-
 #include "core/error.h"
 #include "core/log.h"
 #include "models/safetensors.h"
@@ -19,7 +18,8 @@ int export_command(int argc, char** argv) {
   CommandLine cli(argv[0], "Export a checkpoint's model as a safetensors file.");
   cli.required("checkpoint", "a checkpoint file, or a run directory (its newest valid checkpoint)")
       .required("output", "safetensors file to write")
-      .text("weights", "raw | ema: the trained weights, or their moving average (from a run with an ema section)", "raw");
+      .text("weights", "raw | ema: the trained weights, or their moving average (from a run with an ema section)",
+            "raw");
   if (!cli.parse(argc, argv)) return 0;
   const std::string checkpoint = resolve_checkpoint_path(cli.get("checkpoint"), "--checkpoint");
   const std::string output = cli.get("output");
@@ -33,7 +33,8 @@ int export_command(int argc, char** argv) {
   load_model_modules(spec, modules, checkpoint, weights);
   const TensorMap tensors = model_modules_to_tensors(modules);
   write_safetensors(output, tensors, export_metadata(spec.name, config, input, weights));
-  log("export: " + std::to_string(tensors.size()) + " tensors of the " + spec.name + " in " + checkpoint + " -> " + output);
+  log("export: " + std::to_string(tensors.size()) + " tensors of the " + spec.name + " in " + checkpoint + " -> " +
+      output);
   return 0;
 }
 

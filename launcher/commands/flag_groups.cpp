@@ -7,7 +7,8 @@
 
 namespace facetrain {
 namespace {
-constexpr char kWeightsHelp[] = "raw | ema: the trained weights, or their moving average (from a run with an ema section)";
+constexpr char kWeightsHelp[] =
+    "raw | ema: the trained weights, or their moving average (from a run with an ema section)";
 }  // namespace
 
 void declare_config_flags(CommandLine& cli, const std::string& config_help) {
@@ -20,8 +21,11 @@ proto::RunConfig config_from_flags(const CommandLine& cli) {
   return config;
 }
 
-void declare_store_writer_flags(CommandLine& cli, const std::string& fraction_default, const std::string& threads_help) {
-  const std::string fallback = fraction_default.empty() ? " (default 0.1; idx: val 0.1 carved from the train file, the t10k files are test)" : "";
+void declare_store_writer_flags(CommandLine& cli, const std::string& fraction_default,
+                                const std::string& threads_help) {
+  const std::string fallback = fraction_default.empty()
+                                   ? " (default 0.1; idx: val 0.1 carved from the train file, the t10k files are test)"
+                                   : "";
   cli.required("output", "HDF5 store to write (written as FILE.partial, renamed when complete)")
       .text("val-fraction", "validation fraction for sources without their own partition" + fallback, fraction_default)
       .text("test-fraction", "test fraction for sources without their own partition" + fallback, fraction_default)
@@ -69,13 +73,16 @@ void declare_visual_flags(CommandLine& cli, VisualRequest* request, const std::s
   selection.mined_name = "--mined";
   selection.split_name = "--split";
   cli.bind_required("checkpoint", &request->checkpoint, checkpoint_help)
-      .bind("model-config", &request->model_config, "run config (.pbtxt) of the model; required with a .safetensors file")
+      .bind("model-config", &request->model_config,
+            "run config (.pbtxt) of the model; required with a .safetensors file")
       .bind("weights", &request->weights, kWeightsHelp)
       .bind_required("store", &request->store, "HDF5 store with the images")
       .bind_required("output", &request->output, "output directory");
   cli.bind("split", &selection.split, "train | val | test | all: where --count takes its first images")
-      .bind("indices", &selection.indices, "store indices in order, e.g. 0,5,9 (as predictions.csv / mined.csv list them)")
-      .bind("mined", &selection.mined, "CSV with an \"index\" column (eval mine's mined.csv): its images, at most --count")
+      .bind("indices", &selection.indices,
+            "store indices in order, e.g. 0,5,9 (as predictions.csv / mined.csv list them)")
+      .bind("mined", &selection.mined,
+            "CSV with an \"index\" column (eval mine's mined.csv): its images, at most --count")
       .bind("count", &selection.count, "number of images (first of --split, or of --mined)");
   cli.bind("scale", &request->scale, "integer display upscale of the images (0: automatic, >= 128 px)")
       .text("threads", kBitwiseThreadsHelp, "1")

@@ -16,11 +16,13 @@ namespace facetrain {
 
 int ingest_command(int argc, char** argv) {
   CommandLine cli(argv[0], "Decode and preprocess raw images into one HDF5 store (datastore/README.md).");
-  cli.required("source", "folders (DIR/<class>/*.jpg or DIR/{train,val,test}/<class>/), celeba (CelebA layout) or "
-                         "idx (MNIST/Fashion-MNIST IDX files)")
+  cli.required("source",
+               "folders (DIR/<class>/*.jpg or DIR/{train,val,test}/<class>/), celeba (CelebA layout) or "
+               "idx (MNIST/Fashion-MNIST IDX files)")
       .required("input", "source folder")
       .text("size", "square target size (default 64; idx: native 28)")
-      .text("height", "target height (overrides --size)").text("width", "target width (overrides --size)")
+      .text("height", "target height (overrides --size)")
+      .text("width", "target width (overrides --size)")
       .text("channels", "3 = RGB, 1 = grayscale (default 3; idx: 1)")
       .toggle("face-crop", "crop around the largest frontal face (Haar cascade; center crop when none is found)")
       .text("face-cascade", "cascade XML for --face-crop (default: opencv-data's haarcascade_frontalface_default.xml)")
@@ -48,8 +50,10 @@ int ingest_command(int argc, char** argv) {
   FT_USER_CHECK(!cli.given("height") || o.height > 0, "--height " << o.height << " must be positive");
   FT_USER_CHECK(!cli.given("width") || o.width > 0, "--width " << o.width << " must be positive");
   FT_USER_CHECK((o.height > 0) == (o.width > 0), "--height and --width go together (or use --size)");
-  FT_USER_CHECK(o.height <= 8192, "--" << (cli.given("height") ? "height " : "size ") << o.height << " is not in [1, 8192]");
-  FT_USER_CHECK(o.width <= 8192, "--" << (cli.given("width") ? "width " : "size ") << o.width << " is not in [1, 8192]");
+  FT_USER_CHECK(o.height <= 8192,
+                "--" << (cli.given("height") ? "height " : "size ") << o.height << " is not in [1, 8192]");
+  FT_USER_CHECK(o.width <= 8192,
+                "--" << (cli.given("width") ? "width " : "size ") << o.width << " is not in [1, 8192]");
   if (cli.given("channels")) {
     o.channels = static_cast<int>(cli.integer("channels"));
     FT_USER_CHECK(o.channels == 1 || o.channels == 3, "--channels " << o.channels << " is not 1 or 3");
@@ -65,8 +69,10 @@ int ingest_command(int argc, char** argv) {
                 "--test-fraction does not apply to --source idx (the t10k files are the test split)");
   if (cli.given("val-fraction")) o.val_fraction = cli.number("val-fraction");
   if (cli.given("test-fraction")) o.test_fraction = cli.number("test-fraction");
-  FT_USER_CHECK(!cli.given("val-fraction") || o.val_fraction >= 0, "--val-fraction " << o.val_fraction << " is negative");
-  FT_USER_CHECK(!cli.given("test-fraction") || o.test_fraction >= 0, "--test-fraction " << o.test_fraction << " is negative");
+  FT_USER_CHECK(!cli.given("val-fraction") || o.val_fraction >= 0,
+                "--val-fraction " << o.val_fraction << " is negative");
+  FT_USER_CHECK(!cli.given("test-fraction") || o.test_fraction >= 0,
+                "--test-fraction " << o.test_fraction << " is negative");
   FT_USER_CHECK(o.val_fraction < 1, "--val-fraction " << o.val_fraction << " is not in [0, 1)");
   FT_USER_CHECK(o.test_fraction < 1, "--test-fraction " << o.test_fraction << " is not in [0, 1)");
   const int64_t seed = cli.integer("seed");
@@ -83,9 +89,10 @@ int ingest_command(int argc, char** argv) {
   o.quiet = cli.given("quiet");
   if (o.face_crop && o.face_cascade.empty()) {
     o.face_cascade = default_face_cascade_path();
-    FT_USER_CHECK(!o.face_cascade.empty(), "--face-crop: haarcascade_frontalface_default.xml not found under "
-                                           "/usr/share/opencv4/haarcascades (install opencv-data or pass "
-                                           "--face-cascade FILE)");
+    FT_USER_CHECK(!o.face_cascade.empty(),
+                  "--face-crop: haarcascade_frontalface_default.xml not found under "
+                  "/usr/share/opencv4/haarcascades (install opencv-data or pass "
+                  "--face-cascade FILE)");
   }
   // What only the source can judge (a missing folder, an unknown class) names these flags.
   o.names.input = "--input";

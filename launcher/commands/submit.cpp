@@ -35,14 +35,16 @@ int count_flag(const CommandLine& cli, const std::string& name, int fallback) {
 }  // namespace
 
 int submit_command(int argc, char** argv) {
-  CommandLine cli(argv[0], "Render slurm/train.sbatch for a run config and node/GPU count; print it, write it, or "
-                           "submit it with sbatch.");
+  CommandLine cli(argv[0],
+                  "Render slurm/train.sbatch for a run config and node/GPU count; print it, write it, or "
+                  "submit it with sbatch.");
   declare_config_flags(cli, "run config, Protobuf text format (checked now, before the queue wait)");
   cli.text("nodes", "nodes", "1")
       .text("gpus-per-node", "GPUs per node = ranks per node, one GPU each (GPU jobs)")
       .toggle("cpu", "CPU-only job: no GPUs requested; ranks per node from --tasks-per-node")
       .text("tasks-per-node", "ranks per node (--cpu jobs)")
-      .text("cpus-per-task", "CPU cores per rank (LibTorch threads and loader workers; default 8 with GPUs, 1 with --cpu)")
+      .text("cpus-per-task",
+            "CPU cores per rank (LibTorch threads and loader workers; default 8 with GPUs, 1 with --cpu)")
       .text("time", "time limit, e.g. 12:00:00 or 1-00:00:00 (default: the script's 24:00:00)")
       .text("partition", "partition(s), e.g. gpu")
       .text("account", "account to charge")
@@ -50,9 +52,10 @@ int submit_command(int argc, char** argv) {
       .text("launcher", "srun (srun --mpi=pmix) | mpirun (Open MPI inside the allocation)", "srun")
       .text("output-script", "write the script to FILE instead of printing it")
       .toggle("submit", "submit the script with sbatch and print the job id")
-      .examples("  facetrain submit --config configs/vit-fashion-mnist.pbtxt --nodes 2 --gpus-per-node 4 --submit\n"
-                "  facetrain submit --config configs/vit-fashion-mnist.pbtxt --cpu --tasks-per-node 2 "
-                "--output-script job.sbatch");
+      .examples(
+          "  facetrain submit --config configs/vit-fashion-mnist.pbtxt --nodes 2 --gpus-per-node 4 --submit\n"
+          "  facetrain submit --config configs/vit-fashion-mnist.pbtxt --cpu --tasks-per-node 2 "
+          "--output-script job.sbatch");
   if (!cli.parse(argc, argv)) return 0;
 
   // 1. The config: it must exist and parse with its overrides, as `facetrain train` will read it.
@@ -67,12 +70,14 @@ int submit_command(int argc, char** argv) {
   s.gpus = !cpu;
   s.nodes = count_flag(cli, "nodes", 1);
   if (cpu) {
-    FT_USER_CHECK(!cli.given("gpus-per-node"), "--gpus-per-node: not with --cpu (use --tasks-per-node for ranks per node)");
+    FT_USER_CHECK(!cli.given("gpus-per-node"),
+                  "--gpus-per-node: not with --cpu (use --tasks-per-node for ranks per node)");
     FT_USER_CHECK(cli.given("tasks-per-node"), "--tasks-per-node R is required with --cpu (ranks per node)");
     s.tasks_per_node = count_flag(cli, "tasks-per-node", 1);
   } else {
-    FT_USER_CHECK(!cli.given("tasks-per-node"), "--tasks-per-node: only with --cpu (GPU jobs run one rank per GPU: "
-                                                 "use --gpus-per-node)");
+    FT_USER_CHECK(!cli.given("tasks-per-node"),
+                  "--tasks-per-node: only with --cpu (GPU jobs run one rank per GPU: "
+                  "use --gpus-per-node)");
     FT_USER_CHECK(cli.given("gpus-per-node"), "--gpus-per-node G is required (or --cpu --tasks-per-node R)");
     s.tasks_per_node = count_flag(cli, "gpus-per-node", 1);
   }
@@ -102,8 +107,8 @@ int submit_command(int argc, char** argv) {
 
   // 3. The job's paths and name, 4. print, write or submit (slurm/submit.h).
   set_job_paths(&s, config, config_arg, sets, std::vector<std::string>(argv, argv + argc));
-  deliver_sbatch_script(render_sbatch_script(train_sbatch_template(), s), cli.get("output-script"),
-                        cli.given("submit"), ScriptDeliveryNames{"--output-script", "--submit"});
+  deliver_sbatch_script(render_sbatch_script(train_sbatch_template(), s), cli.get("output-script"), cli.given("submit"),
+                        ScriptDeliveryNames{"--output-script", "--submit"});
   return 0;
 }
 

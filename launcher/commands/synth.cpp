@@ -16,7 +16,8 @@ namespace facetrain {
 int synth_command(int argc, char** argv) {
   CommandLine cli(argv[0], "Draw a procedural face-like data set (smiling vs neutral, glasses vs none).");
   declare_store_writer_flags(cli, "0.1", "drawing threads (0 = all cores; output is the same for any value)");
-  cli.required("count", "number of images").text("size", "image size (square)", "64")
+  cli.required("count", "number of images")
+      .text("size", "image size (square)", "64")
       .text("task", "label: smiling (mouth) or glasses", "smiling");
   if (!cli.parse(argc, argv)) return 0;
   SynthOptions o;

@@ -40,7 +40,8 @@ int train_command(int argc, char** argv, ProcessContext& ctx) {
   CommandLine cli(argv[0], "Train a model data-parallel on MPI ranks (mpirun -np N / srun).");
   declare_config_flags(cli, "run config, Protobuf text format (configs/*.pbtxt; schema: core/config.proto)");
   cli.text("resume", "none | auto (newest valid checkpoint in the run directory) | a checkpoint file", "none")
-      .text("threads", "LibTorch threads per rank (default: distributed.threads_per_rank, else cores/ranks per node)", "0")
+      .text("threads", "LibTorch threads per rank (default: distributed.threads_per_rank, else cores/ranks per node)",
+            "0")
       .toggle("quiet", "no progress bar: plain periodic lines only");
   // Flags and config are checked on every rank and agreed on: a bad file under mpirun is one line.
   proto::RunConfig config;

@@ -1,6 +1,7 @@
 // MPI tests of the communicator (run under mpirun -np 1/2/3): closed-form sums over ranks for every supported
 // dtype, blocking and timed (non-blocking) paths, broadcast, all_gather with unequal sizes, the scalar helpers,
-// the benchmarks' plain MPI reference, misuse that must throw, and the watchdog: a late rank makes the others' wait() throw CollectiveTimeout.
+// the benchmarks' plain MPI reference, misuse that must throw, and the watchdog: a late rank makes the others' wait()
+// throw CollectiveTimeout.
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
@@ -175,7 +176,8 @@ INSTANTIATE_TEST_SUITE_P(BlockingAndTimed, CommunicatorTest, ::testing::Values(0
 // Without an NCCL build (Debian's LibTorch), or in a CUDA build on a machine without a GPU (CI's second
 // LibTorch build): one UserError, before any collective.
 TEST(Communicator, NcclUnavailableThrowsUserError) {
-  if (nccl_available() && torch::cuda::is_available()) GTEST_SKIP() << "a GPU is visible: tools/scripts/gpu-check.sh runs NCCL";
+  if (nccl_available() && torch::cuda::is_available())
+    GTEST_SKIP() << "a GPU is visible: tools/scripts/gpu-check.sh runs NCCL";
   EXPECT_THROW(make_nccl_communicator(0, 10.0), UserError);
 }
 

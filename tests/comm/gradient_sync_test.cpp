@@ -51,8 +51,8 @@ struct GoldOptions {
   bool adam = false;
   double weight_decay = 0;  // with adam: AdamW's decoupled weight decay
   int micro_batches = 1;
-  bool extra_on_odd_ranks = false;  // `extra` gets a gradient on odd ranks only
-  bool set_to_none = false;          // reset .grad to undefined between steps instead of zeroing
+  bool extra_on_odd_ranks = false;       // `extra` gets a gradient on odd ranks only
+  bool set_to_none = false;              // reset .grad to undefined between steps instead of zeroing
   bool reload_after_first_step = false;  // load the model's own state back into it (as a resume does)
 };
 
@@ -76,7 +76,7 @@ class GradientSyncTest : public ::testing::Test {
     torch::manual_seed(100);
     Net reference;  // rank 0's initialisation, rebuilt from rank 0's seed
     torch::manual_seed(100 + r_);
-    Net model;  // each rank starts differently ...
+    Net model;                               // each rank starts differently ...
     broadcast_module_state(*comm_, *model);  // ... until rank 0's weights are broadcast
     const torch::Tensor initial = flat_parameters(reference);
     EXPECT_TRUE(torch::equal(flat_parameters(model), initial)) << "broadcast_module_state";
@@ -108,10 +108,10 @@ class GradientSyncTest : public ::testing::Test {
       for (int m = 0; m < o.micro_batches; ++m) {
         buckets.set_sync_enabled(m == o.micro_batches - 1);
         const int64_t start = r_ * kPerRank + m * per_micro;
-        torch::Tensor loss = torch::nn::functional::cross_entropy(
-                                 model->forward(x[s].narrow(0, start, per_micro), extra_on(r_)),
-                                 y[s].narrow(0, start, per_micro)) /
-                             o.micro_batches;
+        torch::Tensor loss =
+            torch::nn::functional::cross_entropy(model->forward(x[s].narrow(0, start, per_micro), extra_on(r_)),
+                                                 y[s].narrow(0, start, per_micro)) /
+            o.micro_batches;
         loss.backward();
         if (m == 0 && o.micro_batches > 1 && n_ > 1) {
           // Sync off: this rank's gradient is its own (no communication): ranks differ.
@@ -261,7 +261,8 @@ TEST_F(GradientSyncTest, ReverseOrderRuleWithExactFits) {
 TEST_F(GradientSyncTest, FirstBucketCapAndOverlap) {
   std::vector<torch::Tensor> params;
   for (int64_t numel : {10, 10, 10, 10}) params.push_back(torch::ones({numel}).requires_grad_(true));
-  GradientBuckets small_first(*comm_, params, /*bucket_cap_bytes=*/30 * 4, "gradient", /*first_bucket_cap_bytes=*/10 * 4);
+  GradientBuckets small_first(*comm_, params, /*bucket_cap_bytes=*/30 * 4, "gradient",
+                              /*first_bucket_cap_bytes=*/10 * 4);
   // Reverse: 3(10) | 2(10) 1(10) 0(10)
   ASSERT_EQ(small_first.bucket_count(), 2);
   EXPECT_EQ(small_first.bucket_parameters(0), (std::vector<int64_t>{3}));
@@ -312,8 +313,8 @@ void GradientSyncTest::average_closed_form(const std::vector<int64_t>& shape) {
     buckets.finalize();
     const double mean_rank_factor = (n_ + 1) / 2.0;  // mean of r + 1 over ranks
     for (int p = 0; p < 4; ++p) {
-      EXPECT_TRUE(torch::allclose(params[p].grad(),
-                                  torch::full(shape, static_cast<float>(mean_rank_factor * (p + 1) + step))))
+      EXPECT_TRUE(
+          torch::allclose(params[p].grad(), torch::full(shape, static_cast<float>(mean_rank_factor * (p + 1) + step))))
           << "step " << step << " parameter " << p << " of " << params[p].numel() << " elements";
     }
   }

@@ -33,10 +33,10 @@ std::string gpu_unavailable() {
 #endif
 }
 
-#define SKIP_WITHOUT_GPU()                                     \
-  do {                                                         \
-    const std::string why = gpu_unavailable();                 \
-    if (!why.empty()) GTEST_SKIP() << why;                     \
+#define SKIP_WITHOUT_GPU()                     \
+  do {                                         \
+    const std::string why = gpu_unavailable(); \
+    if (!why.empty()) GTEST_SKIP() << why;     \
   } while (0)
 
 torch::TensorOptions on_gpu(torch::ScalarType type = torch::kFloat) {
@@ -80,7 +80,6 @@ TEST(NcclCommunicator, WaitOrdersTheCallersStream) {
   EXPECT_TRUE(work->test());
 }
 
-
 // Gradient buckets over CUDA parameters: the hooks run on autograd's device thread, launch NCCL there, and
 // finalize() on this thread leaves the average (one rank: the local gradient) in every .grad.
 TEST(NcclCommunicator, GradientBucketsFromTheDeviceThread) {
@@ -115,8 +114,9 @@ TEST(NcclCommunicator, GradientBucketsFromTheDeviceThread) {
 }
 
 #ifdef FACETRAIN_TEST_CUDA
-// Last in this file (it leaves an aborted communicator behind). The watchdog: the collective cannot start while the caller's stream sleeps, so it outlives a 0.5 s timeout;
-// the watchdog aborts the communicator and the next call throws CollectiveTimeout naming the operation.
+// Last in this file (it leaves an aborted communicator behind). The watchdog: the collective cannot start while the
+// caller's stream sleeps, so it outlives a 0.5 s timeout; the watchdog aborts the communicator and the next call throws
+// CollectiveTimeout naming the operation.
 TEST(NcclCommunicator, WatchdogAbortsALateCollective) {
   SKIP_WITHOUT_GPU();
   auto nccl = make_nccl_communicator(0, 60.0);

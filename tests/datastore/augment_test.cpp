@@ -64,9 +64,12 @@ uint8_t at(const Image& img, int w, int c, int r, int x, int k) {
 int border(int i, int n, FillMode mode) {
   if (i >= 0 && i < n) return i;
   switch (mode) {
-    case FillMode::kNearest: return std::clamp(i, 0, n - 1);
-    case FillMode::kConstant: return -1;
-    case FillMode::kWrap: return ((i % n) + n) % n;
+    case FillMode::kNearest:
+      return std::clamp(i, 0, n - 1);
+    case FillMode::kConstant:
+      return -1;
+    case FillMode::kWrap:
+      return ((i % n) + n) % n;
     case FillMode::kReflect: {
       // ... c b a | a b c ... : reflect about the edge, period 2n.
       int r = ((i % (2 * n)) + 2 * n) % (2 * n);
@@ -79,19 +82,19 @@ int border(int i, int n, FillMode mode) {
 TEST_P(AugmentKernels, FlipsAreExactMirrors) {
   const int h = 13, w = 17;
   for (int c : {1, 3})
-  for (int mode = 1; mode <= 3; ++mode) {
-    const Image in = random_image(h, w, c, 1);
-    AugmentParams p;
-    p.flip_horizontal = mode & 1;
-    p.flip_vertical = mode & 2;
-    const Image out = apply(in, h, w, c, p);
-    for (int r = 0; r < h; ++r)
-      for (int x = 0; x < w; ++x)
-        for (int k = 0; k < c; ++k) {
-          const int sr = p.flip_vertical ? h - 1 - r : r, sx = p.flip_horizontal ? w - 1 - x : x;
-          ASSERT_EQ(at(out, w, c, r, x, k), at(in, w, c, sr, sx, k)) << "mode " << mode << " at " << r << "," << x;
-        }
-  }
+    for (int mode = 1; mode <= 3; ++mode) {
+      const Image in = random_image(h, w, c, 1);
+      AugmentParams p;
+      p.flip_horizontal = mode & 1;
+      p.flip_vertical = mode & 2;
+      const Image out = apply(in, h, w, c, p);
+      for (int r = 0; r < h; ++r)
+        for (int x = 0; x < w; ++x)
+          for (int k = 0; k < c; ++k) {
+            const int sr = p.flip_vertical ? h - 1 - r : r, sx = p.flip_horizontal ? w - 1 - x : x;
+            ASSERT_EQ(at(out, w, c, r, x, k), at(in, w, c, sr, sx, k)) << "mode " << mode << " at " << r << "," << x;
+          }
+    }
 }
 
 TEST_P(AugmentKernels, RightAngleRotationsEqualCvRotate) {
@@ -154,7 +157,8 @@ Image reference_affine(const Image& in, int h, int w, int c, const AugmentParams
         for (int k = 0; k < 3; ++k) r[i * 3 + j] += a[i * 3 + k] * b[k * 3 + j];
     return r;
   };
-  const M3 rot = {std::cos(p.theta * d), -std::sin(p.theta * d), 0, std::sin(p.theta * d), std::cos(p.theta * d), 0, 0, 0, 1};
+  const M3 rot = {
+      std::cos(p.theta * d), -std::sin(p.theta * d), 0, std::sin(p.theta * d), std::cos(p.theta * d), 0, 0, 0, 1};
   const M3 shift = {1, 0, p.tx, 0, 1, p.ty, 0, 0, 1};
   const M3 shear = {1, -std::sin(p.shear * d), 0, 0, std::cos(p.shear * d), 0, 0, 0, 1};
   const M3 zoom = {p.zx, 0, 0, 0, p.zy, 0, 0, 0, 1};
@@ -181,7 +185,8 @@ Image reference_affine(const Image& in, int h, int w, int c, const AugmentParams
             static_cast<int>(*std::max_element(t, t + 4) - *std::min_element(t, t + 4));
       }
       if (p.grayscale && c == 3) v[0] = v[1] = v[2] = 0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2];
-      for (int k = 0; k < c; ++k) out[(static_cast<size_t>(r) * w + x) * c + k] = static_cast<uint8_t>(std::lround(v[k]));
+      for (int k = 0; k < c; ++k)
+        out[(static_cast<size_t>(r) * w + x) * c + k] = static_cast<uint8_t>(std::lround(v[k]));
     }
   Image flipped(out.size());
   spread->assign(out.size(), 0);
@@ -189,8 +194,8 @@ Image reference_affine(const Image& in, int h, int w, int c, const AugmentParams
     for (int x = 0; x < w; ++x)
       for (int k = 0; k < c; ++k) {
         const size_t dst = (static_cast<size_t>(r) * w + x) * c + k;
-        const size_t src = (static_cast<size_t>(p.flip_vertical ? h - 1 - r : r) * w +
-                            (p.flip_horizontal ? w - 1 - x : x)) * c + k;
+        const size_t src =
+            (static_cast<size_t>(p.flip_vertical ? h - 1 - r : r) * w + (p.flip_horizontal ? w - 1 - x : x)) * c + k;
         flipped[dst] = out[src];
         (*spread)[dst] = taps[src];
       }
@@ -395,8 +400,8 @@ TEST_P(AugmentKernels, BytePlanesAreTheUnitTransformRoundedHalfUp) {
         augment_to_uint8(in.data(), h, w, c, p, mode, 90, bytes.data());
         for (size_t i = 0; i < in.size(); ++i) {
           const auto expected = static_cast<uint8_t>(std::clamp(planes[i] + 0.5f, 0.0f, 255.0f));
-          ASSERT_EQ(bytes[i], expected) << h << "x" << w << "x" << c << " fill " << static_cast<int>(mode)
-                                        << " index " << index << " value " << i << " (" << planes[i] << ")";
+          ASSERT_EQ(bytes[i], expected) << h << "x" << w << "x" << c << " fill " << static_cast<int>(mode) << " index "
+                                        << index << " value " << i << " (" << planes[i] << ")";
         }
       }
     }

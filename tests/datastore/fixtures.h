@@ -26,7 +26,7 @@ struct FixtureSpec {
   int64_t count = 100;
   int height = 16, width = 16, channels = 3;
   int classes = 3;
-  int attributes = 0;        // > 0: writes attribute_names "attr0".. and identities
+  int attributes = 0;  // > 0: writes attribute_names "attr0".. and identities
   uint64_t seed = 1;
   // Split of image i: i % 10 < 7 train, == 7, 8 val, == 9 test (when split_pattern is true), else all train.
   bool split_pattern = true;

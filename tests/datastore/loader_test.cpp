@@ -174,7 +174,8 @@ TEST_F(LoaderTest, UnionOfRanksEqualsSingleProcessBatch) {
     ASSERT_EQ(e.batches.size(), reference.batches.size());
     for (size_t k = 0; k < e.batches.size(); ++k) {
       const auto rows = torch::indexing::Slice(r * batch, (r + 1) * batch);
-      EXPECT_TRUE(torch::equal(e.batches[k].indices, reference.batches[k].indices.index({rows}))) << "rank " << r << " batch " << k;
+      EXPECT_TRUE(torch::equal(e.batches[k].indices, reference.batches[k].indices.index({rows})))
+          << "rank " << r << " batch " << k;
       EXPECT_TRUE(torch::equal(e.batches[k].labels, reference.batches[k].labels.index({rows})));
       EXPECT_TRUE(torch::equal(e.batches[k].images, reference.batches[k].images.index({rows})));
       EXPECT_EQ(as_vector(e.batches[k].indices), rank.batch_indices(1, static_cast<int64_t>(k)));
@@ -284,9 +285,9 @@ TEST_F(LoaderTest, NormalizationMatchesDirectComputation) {
           for (int y = 0; y < 12; ++y)
             for (int x = 0; x < 10; ++x) {
               const double v = px[(y * 10 + x) * 3 + c];
-              const double expected = mode == Normalization::kMeanStd   ? (v / 255.0 - info.mean[c]) / info.std[c]
-                                      : mode == Normalization::kUnit ? v / 255.0
-                                                                     : v / 127.5 - 1.0;
+              const double expected = mode == Normalization::kMeanStd ? (v / 255.0 - info.mean[c]) / info.std[c]
+                                      : mode == Normalization::kUnit  ? v / 255.0
+                                                                      : v / 127.5 - 1.0;
               ASSERT_NEAR(img[k][c][y][x], expected, 1e-5) << "image " << idx[k] << " channel " << c;
             }
       }
@@ -302,7 +303,8 @@ TEST_F(LoaderTest, AugmentationIsKeyedByStoreIndexAndEpoch) {
   const Epoch e = run_epoch(loader, 3);
   const Batch& b = e.batches.at(2);
   const auto idx = as_vector(b.indices);
-  const float scale[3] = {static_cast<float>(1.0 / 255.0), static_cast<float>(1.0 / 255.0), static_cast<float>(1.0 / 255.0)};
+  const float scale[3] = {static_cast<float>(1.0 / 255.0), static_cast<float>(1.0 / 255.0),
+                          static_cast<float>(1.0 / 255.0)};
   const float shift[3] = {0, 0, 0};
   int augmented = 0;
   for (size_t k = 0; k < idx.size(); ++k) {

@@ -92,7 +92,8 @@ TEST(Store, RoundTripBothReadPaths) {
     // A range crossing a chunk boundary.
     std::vector<uint8_t> part(10 * bytes);
     reader.read_range(60, 70, part.data());
-    for (int64_t i = 0; i < 10; ++i) ASSERT_EQ(0, std::memcmp(part.data() + i * bytes, ref.images[60 + i].data(), bytes));
+    for (int64_t i = 0; i < 10; ++i)
+      ASSERT_EQ(0, std::memcmp(part.data() + i * bytes, ref.images[60 + i].data(), bytes));
     // Any order, duplicates, neighbours (merged runs) and the last image.
     const std::vector<int64_t> idx = {149, 3, 64, 65, 66, 3, 0, 63, 128, 1, 2, 100};
     std::vector<uint8_t> got(idx.size() * bytes);

@@ -88,8 +88,9 @@ TEST(Attention, ClassTokenRowIsUsedNotTheLastPatchRow) {
   const torch::Tensor got = class_token_attention({random_attention(2, 3, 5, 12), b});  // last block counts
   for (int64_t i = 0; i < 2; ++i) {
     for (int64_t p = 0; p < 4; ++p) {
-      const double want = (b[i][0][0][p + 1].item<double>() + b[i][1][0][p + 1].item<double>() +
-                           b[i][2][0][p + 1].item<double>()) / 3.0;
+      const double want =
+          (b[i][0][0][p + 1].item<double>() + b[i][1][0][p + 1].item<double>() + b[i][2][0][p + 1].item<double>()) /
+          3.0;
       EXPECT_NEAR(got[i][p].item<double>(), want, 1e-6);
     }
     const torch::Tensor last_row = b[i].select(1, 4).narrow(1, 1, 4).mean(0);
@@ -162,9 +163,9 @@ TEST(Attention, HeatMapFollowsRowMajorPatchesAndAlpha) {
   const std::vector<uint8_t> heat = overlay_heat_map(image.data(), 8, 8, 1, map, 2, 2, 1.0);
   ASSERT_EQ(heat.size(), 16u * 16u * 3u);
   auto pixel = [&](int y, int x, int ch) { return static_cast<int>(heat[(y * 16 + x) * 3 + ch]); };
-  EXPECT_GT(pixel(2, 13, 0), pixel(2, 13, 2));   // top right: red (JET high)
-  EXPECT_GT(pixel(13, 2, 2), pixel(13, 2, 0));   // bottom left: blue (JET low)
-  EXPECT_GT(pixel(13, 13, 2), pixel(13, 13, 0)); // bottom right: blue
+  EXPECT_GT(pixel(2, 13, 0), pixel(2, 13, 2));    // top right: red (JET high)
+  EXPECT_GT(pixel(13, 2, 2), pixel(13, 2, 0));    // bottom left: blue (JET low)
+  EXPECT_GT(pixel(13, 13, 2), pixel(13, 13, 0));  // bottom right: blue
   const std::vector<uint8_t> big = upscale_rgb(image.data(), 8, 8, 1, 3);
   EXPECT_EQ(big.size(), 24u * 24u * 3u);
 }
@@ -190,7 +191,8 @@ TEST_F(AttentionCommand, WritesOverlaysGridAndJson) {
   StoreReader store(store_path_);
   std::vector<uint8_t> pixels(3 * store.image_bytes());
   store.read_images(order.data(), 3, pixels.data());
-  torch::Tensor x = torch::from_blob(pixels.data(), {3, 8, 8, 3}, torch::kUInt8).permute({0, 3, 1, 2}).to(torch::kFloat32) / 255.0;
+  torch::Tensor x =
+      torch::from_blob(pixels.data(), {3, 8, 8, 3}, torch::kUInt8).permute({0, 3, 1, 2}).to(torch::kFloat32) / 255.0;
   for (int ch = 0; ch < 3; ++ch) x.select(1, ch).sub_(info_.mean[ch]).div_(info_.std[ch]);
   torch::NoGradGuard no_grad;
   vit_->eval();
@@ -222,8 +224,8 @@ TEST_F(AttentionCommand, WritesOverlaysGridAndJson) {
 
 TEST_F(AttentionCommand, CountTakesTheFirstImagesOfTheSplitAndMethodSelectsColumns) {
   const std::string out = dir_.file("out2");
-  ASSERT_EQ(run({"--checkpoint", vit_checkpoint_, "--store", store_path_, "--split", "val", "--count", "2",
-                 "--method", "cls", "--output", out, "--scale", "1"}),
+  ASSERT_EQ(run({"--checkpoint", vit_checkpoint_, "--store", store_path_, "--split", "val", "--count", "2", "--method",
+                 "cls", "--output", out, "--scale", "1"}),
             0);
   std::ifstream in(out + "/attention.json");
   const nlohmann::json doc = nlohmann::json::parse(in);

@@ -47,8 +47,8 @@ TEST(Morph, SlerpEndpointsAreExactAndMidpointIsOnTheCircle) {
   EXPECT_TRUE(torch::equal(p[2], v));
   EXPECT_NEAR(p[1].norm().item<double>(), u.norm().item<double>(), 1e-4);
   const double omega = std::acos((u * v).sum().item<double>() / (u.norm() * v.norm()).item<double>());
-  const double angle = std::acos(std::clamp((u * p[1]).sum().item<double>() / (u.norm() * p[1].norm()).item<double>(),
-                                            -1.0, 1.0));
+  const double angle =
+      std::acos(std::clamp((u * p[1]).sum().item<double>() / (u.norm() * p[1].norm()).item<double>(), -1.0, 1.0));
   EXPECT_NEAR(angle, 0.25 * omega, 1e-4);
 }
 
@@ -58,8 +58,8 @@ TEST(Morph, LerpAndDegenerateSlerp) {
   EXPECT_TRUE(torch::allclose(l[0], torch::tensor({2.0f, 0.0f, 2.0f})));
   EXPECT_TRUE(torch::allclose(l[1], torch::tensor({1.5f, -1.0f, 3.0f})));
   // Parallel vectors: no great circle; slerp falls back to lerp.
-  const torch::Tensor s = interpolate_latents(torch::tensor({1.0f, 0.0f}), torch::tensor({3.0f, 0.0f}), {0.5},
-                                              Interpolation::kSlerp);
+  const torch::Tensor s =
+      interpolate_latents(torch::tensor({1.0f, 0.0f}), torch::tensor({3.0f, 0.0f}), {0.5}, Interpolation::kSlerp);
   EXPECT_TRUE(torch::allclose(s[0], torch::tensor({2.0f, 0.0f})));
   EXPECT_EQ(parse_interpolation("lerp"), Interpolation::kLerp);
   EXPECT_THROW(parse_interpolation("cubic"), UserError);
@@ -90,7 +90,8 @@ TEST(Morph, DecodedLoopFramesDecodeTheEndpointLatents) {
   std::vector<torch::Tensor> pairs(3);
   std::vector<int64_t> progress;
   decode_morph_loop(
-      *vae, z, 5, Interpolation::kSlerp, {3, 8, 8}, ctx, [&](int64_t p, const torch::Tensor& images) { pairs[p] = images.clone(); },
+      *vae, z, 5, Interpolation::kSlerp, {3, 8, 8}, ctx,
+      [&](int64_t p, const torch::Tensor& images) { pairs[p] = images.clone(); },
       [&](int64_t done, int64_t total) {
         progress.push_back(done);
         EXPECT_EQ(total, 15);
@@ -200,7 +201,7 @@ TEST(GifWriter, GrayFramesReadBackExactlyWithLoopAndDelay) {
   EXPECT_EQ(got.height, h);
   EXPECT_EQ(got.frames, n);
   EXPECT_TRUE(got.netscape_loop);
-  EXPECT_EQ(got.loop_count, 0);  // forever
+  EXPECT_EQ(got.loop_count, 0);                   // forever
   EXPECT_EQ(got.delays, std::vector<int>(n, 8));  // 100 / 12.5
   for (int f = 0; f < got.frames; ++f) {
     for (int k = 0; k < w * h; ++k) {
@@ -247,7 +248,7 @@ TEST(GifWriter, RgbFramesGetPalettesCloseToTheInput) {
   }
   // Median cut on 5-bit bins, no dithering: a box can span two bins, so one channel may be off by up to 32.
   EXPECT_LE(worst, 32);
-  EXPECT_LT(total / (3.0 * frames[0].size()), 5.0);      // mean error inside one bin
+  EXPECT_LT(total / (3.0 * frames[0].size()), 5.0);  // mean error inside one bin
 }
 
 TEST(GifWriter, UnfinishedWriterLeavesNoFile) {
@@ -319,8 +320,8 @@ TEST_F(MorphCommand, MinedCsvSelectsItsIndexColumnAndCountCapsIt) {
   }
   EXPECT_EQ(read_index_column(csv), (std::vector<int64_t>{12, 5, 20}));
   const std::string out = dir_.file("mined_morph");
-  ASSERT_EQ(run({"--checkpoint", vae_checkpoint_, "--store", store_path_, "--mined", csv, "--count", "2",
-                 "--frames", "2", "--scale", "1", "--output", out}),
+  ASSERT_EQ(run({"--checkpoint", vae_checkpoint_, "--store", store_path_, "--mined", csv, "--count", "2", "--frames",
+                 "2", "--scale", "1", "--output", out}),
             0);
   std::ifstream in(out + "/morph.json");
   const nlohmann::json doc = nlohmann::json::parse(in);
@@ -348,11 +349,11 @@ TEST_F(MorphCommand, BadInputIsAUserError) {
     flags.insert(flags.end(), extra.begin(), extra.end());
     return flags;
   };
-  EXPECT_THROW(run(with({"--mined", empty_csv})), UserError);             // empty selection
+  EXPECT_THROW(run(with({"--mined", empty_csv})), UserError);  // empty selection
   EXPECT_THROW(run(with({"--mined", no_index_csv})), UserError);
-  EXPECT_THROW(run(with({"--indices", "0,30"})), UserError);              // out of range
+  EXPECT_THROW(run(with({"--indices", "0,30"})), UserError);  // out of range
   EXPECT_THROW(run(with({"--indices", "-1,2"})), UserError);
-  EXPECT_THROW(run(with({"--indices", "4"})), UserError);                 // one image: nothing to morph
+  EXPECT_THROW(run(with({"--indices", "4"})), UserError);  // one image: nothing to morph
   EXPECT_THROW(run(with({"--indices", "1,2", "--mined", empty_csv})), UserError);
   EXPECT_THROW(run(with({"--indices", "1,2", "--count", "2"})), UserError);
   EXPECT_THROW(run(with({"--interpolation", "cubic"})), UserError);

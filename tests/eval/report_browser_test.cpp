@@ -50,8 +50,9 @@ Dump open_in_chromium(const std::string& html, const std::string& work) {
       "timeout 120 " + chromium_binary() +
       " --headless --no-sandbox --disable-gpu --disable-background-networking --no-first-run"
       " --disable-component-update --disable-sync --disable-extensions --host-resolver-rules='MAP * ~NOTFOUND'"
-      " --enable-logging=stderr --v=0 --user-data-dir=" + profile + " --dump-dom 'file://" +
-      fs::absolute(html).string() + "' > '" + work + "/dom.html' 2> '" + work + "/chromium.log'";
+      " --enable-logging=stderr --v=0 --user-data-dir=" +
+      profile + " --dump-dom 'file://" + fs::absolute(html).string() + "' > '" + work + "/dom.html' 2> '" + work +
+      "/chromium.log'";
   const int status = std::system(command.c_str());
   EXPECT_EQ(status, 0) << command << "\n" << read_text(work + "/chromium.log");
   return {read_text(work + "/dom.html"), read_text(work + "/chromium.log")};
@@ -78,9 +79,10 @@ std::set<std::string> words(const std::string& text) {
 }
 
 // The classic 1x1 GIF89a (43 bytes): a valid GIF for the morphs section.
-const unsigned char kTinyGif[] = {0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0xff, 0xff,
-                                  0xff, 0x00, 0x00, 0x00, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
-                                  0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
+const unsigned char kTinyGif[] = {0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80,
+                                  0x00, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x21, 0xf9, 0x04,
+                                  0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01,
+                                  0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
 
 void write_grid(const std::string& path, int64_t n, float fill) {
   write_png(path, make_image_grid(torch::full({n, 3, 8, 8}, fill), 4, -1.0f, 1.0f));
@@ -103,8 +105,9 @@ class ReportInBrowser : public ::testing::Test {
     {
       std::ofstream jsonl(run_ + "/metrics.jsonl");
       for (int step = 10; step <= 200; step += 10) {
-        jsonl << "{\"step\": " << step << ", \"train/loss\": " << 2.0 / step * 10 << ", \"train/lr\": " << 1e-3 * step / 200
-              << ", \"train/grad_norm\": " << (step == 50 ? "null" : "1.5") << ", \"time\": 1700000000}\n";
+        jsonl << "{\"step\": " << step << ", \"train/loss\": " << 2.0 / step * 10
+              << ", \"train/lr\": " << 1e-3 * step / 200 << ", \"train/grad_norm\": " << (step == 50 ? "null" : "1.5")
+              << ", \"time\": 1700000000}\n";
         if (step % 50 == 0) {
           jsonl << "{\"step\": " << step << ", \"val/loss\": 0.9, \"val/accuracy\": " << 0.5 + step / 1000.0
                 << ", \"val/auc\": 0.8, \"time\": 1700000001}\n";
@@ -129,8 +132,8 @@ class ReportInBrowser : public ::testing::Test {
                                   {"store", "/data/fmnist.h5"},
                                   {"split", "test"}})
                         .dump(2));
-    write_text_file(metrics_dir_ + "/predictions.csv", predictions_csv(s, {"a", "b", "c", "d", "e", "f"},
-                                                                       {"T-shirt</script>", "Trouser", "Pullover"}));
+    write_text_file(metrics_dir_ + "/predictions.csv",
+                    predictions_csv(s, {"a", "b", "c", "d", "e", "f"}, {"T-shirt</script>", "Trouser", "Pullover"}));
 
     mine_dir_ = work_ + "/eval_mine";
     write_text_file(mine_dir_ + "/mined.csv", "index,file_name,score\n4,e.png,0.999\n2,c.png,0.996\n");
@@ -139,8 +142,9 @@ class ReportInBrowser : public ::testing::Test {
     samples_dir_ = work_ + "/eval_samples";
     write_grid(samples_dir_ + "/samples.png", 16, 0.2f);
     write_grid(samples_dir_ + "/interpolations_spherical.png", 8, 0.3f);
-    write_text_file(samples_dir_ + "/class_histogram.json",
-                    class_histogram_json(class_histogram({0, 0, 1, 2, 2, 2}, {"T-shirt", "Trouser", "Pullover"})).dump());
+    write_text_file(
+        samples_dir_ + "/class_histogram.json",
+        class_histogram_json(class_histogram({0, 0, 1, 2, 2, 2}, {"T-shirt", "Trouser", "Pullover"})).dump());
 
     // eval attention's and eval morph's folders (their files: eval/attention.cpp, eval/morph.cpp).
     attention_dir_ = work_ + "/eval_attention";
@@ -168,10 +172,10 @@ TEST_F(ReportInBrowser, EverySectionRendersWithoutErrors) {
   write_text_file(path, html);
 
   // What the page holds, before the browser: all sections, the expected charts, no network references.
-  EXPECT_EQ(contents.sections, (std::vector<std::string>{"config", "curves", "metrics", "mining", "samples", "attention",
-                                                         "morphs", "other"}));
-  EXPECT_EQ(contents.available, (std::vector<std::string>{"config", "curves", "metrics", "mining", "samples",
-                                                          "attention", "morphs"}));
+  EXPECT_EQ(contents.sections, (std::vector<std::string>{"config", "curves", "metrics", "mining", "samples",
+                                                         "attention", "morphs", "other"}));
+  EXPECT_EQ(contents.available,
+            (std::vector<std::string>{"config", "curves", "metrics", "mining", "samples", "attention", "morphs"}));
   // loss (train + val), lr, validation, one chart for grad_norm; ROC; class histogram.
   EXPECT_EQ(contents.charts, (std::vector<std::string>{"chart-loss", "chart-lr", "chart-val", "chart-scalar-0",
                                                        "chart-roc-0", "chart-hist-0"}));
@@ -184,11 +188,13 @@ TEST_F(ReportInBrowser, EverySectionRendersWithoutErrors) {
 
   const Dump dump = open_in_chromium(path, work_);
   const std::string status = status_element(dump.dom);
-  ASSERT_FALSE(status.empty()) << "no #report-status in the DOM Chromium dumped:\n" << dump.dom.substr(0, 2000)
-                               << "\n" << dump.log;
+  ASSERT_FALSE(status.empty()) << "no #report-status in the DOM Chromium dumped:\n"
+                               << dump.dom.substr(0, 2000) << "\n"
+                               << dump.log;
   EXPECT_EQ(attribute(status, "data-state"), "ok") << status;
   EXPECT_EQ(attribute(status, "data-errors"), "0") << status;
-  EXPECT_EQ(words(attribute(status, "data-charts")), std::set<std::string>(contents.charts.begin(), contents.charts.end()))
+  EXPECT_EQ(words(attribute(status, "data-charts")),
+            std::set<std::string>(contents.charts.begin(), contents.charts.end()))
       << status;
   EXPECT_EQ(attribute(status, "data-images"), "9") << status;
   EXPECT_EQ(attribute(status, "data-images-decoded"), "9") << status;
@@ -210,7 +216,8 @@ TEST_F(ReportInBrowser, MissingPartsShowNotAvailableNotes) {
   EXPECT_TRUE(contents.available.empty());
   EXPECT_TRUE(contents.charts.empty());
   size_t notes = 0;
-  for (size_t at = html.find("Not available:"); at != std::string::npos; at = html.find("Not available:", at + 1)) ++notes;
+  for (size_t at = html.find("Not available:"); at != std::string::npos; at = html.find("Not available:", at + 1))
+    ++notes;
   EXPECT_EQ(notes, contents.sections.size());
   const std::string path = work_ + "/empty.html";
   write_text_file(path, html);

@@ -109,8 +109,8 @@ Reference reference_scores(const std::string& checkpoint, const std::string& sto
   Reference r;
   r.indices = store.split_indices(split);
   const LoadedModel model = load_model_for_eval(checkpoint, "", store.info(), torch::kCPU);
-  ShardLoader loader(store_path,
-                     in_order_loader_options(r.indices, static_cast<int64_t>(r.indices.size()), Normalization::kMeanStd));
+  ShardLoader loader(
+      store_path, in_order_loader_options(r.indices, static_cast<int64_t>(r.indices.size()), Normalization::kMeanStd));
   Batch batch;
   EXPECT_TRUE(loader.next(&batch));
   torch::NoGradGuard no_grad;
@@ -233,9 +233,9 @@ TEST_F(EvalCommands, MinedListEqualsTheSingleRankComputation) {
 
   char threshold_text[32];
   std::snprintf(threshold_text, sizeof(threshold_text), "%.9g", threshold);
-  ASSERT_EQ(run(eval_mine_command, {"--checkpoint", vit_run_, "--store", store_, "--split", "test", "--class", "dog",
-                                    "--threshold", threshold_text, "--output", out("mine"), "--subset-store",
-                                    out("mine/subset.h5"), "--batch", "3"}),
+  ASSERT_EQ(run(eval_mine_command,
+                {"--checkpoint", vit_run_, "--store", store_, "--split", "test", "--class", "dog", "--threshold",
+                 threshold_text, "--output", out("mine"), "--subset-store", out("mine/subset.h5"), "--batch", "3"}),
             0);
   const auto rows = csv_rows(out("mine") + "/mined.csv");
   ASSERT_EQ(rows.size(), expected.size() + 1);
@@ -262,9 +262,11 @@ TEST_F(EvalCommands, MinedListEqualsTheSingleRankComputation) {
 }
 
 TEST_F(EvalCommands, SamplesWithAClassifierCountEverySampleOnce) {
-  ASSERT_EQ(run(eval_samples_command, {"--checkpoint", dcgan_run_, "--output", out("samples"), "--count", "6",
-                                       "--interpolations", "2", "--steps", "4", "--classifier", vit_run_, "--store",
-                                       store_, "--classify-count", "13", "--batch", "4", "--seed", "3"}),
+  ASSERT_EQ(run(eval_samples_command, {"--checkpoint", dcgan_run_, "--output",         out("samples"),
+                                       "--count",      "6",        "--interpolations", "2",
+                                       "--steps",      "4",        "--classifier",     vit_run_,
+                                       "--store",      store_,     "--classify-count", "13",
+                                       "--batch",      "4",        "--seed",           "3"}),
             0);
   for (const char* name : {"samples.png", "interpolations_linear.png", "interpolations_spherical.png"}) {
     EXPECT_TRUE(fs::exists(out("samples") + "/" + name)) << name;
@@ -287,11 +289,12 @@ TEST_F(EvalCommands, BadInputIsOneUserError) {
   EXPECT_NE(user_error_of(eval_metrics_command, {"--checkpoint", dcgan_run_, "--store", store_, "--output", out("x")})
                 .find("holds a dcgan model"),
             std::string::npos);
-  EXPECT_NE(user_error_of(eval_samples_command, {"--checkpoint", vit_run_, "--output", out("x")}).find("needs a generator (dcgan)"),
+  EXPECT_NE(user_error_of(eval_samples_command, {"--checkpoint", vit_run_, "--output", out("x")})
+                .find("needs a generator (dcgan)"),
             std::string::npos);
   // A store whose image size does not fit the model.
-  EXPECT_NE(user_error_of(eval_mine_command, {"--checkpoint", vit_run_, "--store", small_store_, "--class", "0",
-                                              "--output", out("x")})
+  EXPECT_NE(user_error_of(eval_mine_command,
+                          {"--checkpoint", vit_run_, "--store", small_store_, "--class", "0", "--output", out("x")})
                 .find("trained on 8x8x3"),
             std::string::npos);
   // An empty selection.
@@ -302,8 +305,8 @@ TEST_F(EvalCommands, BadInputIsOneUserError) {
     fixtures::write_store(noval, spec);
   }
   World::ctx().comm->barrier();
-  EXPECT_NE(user_error_of(eval_metrics_command, {"--checkpoint", vit_run_, "--store", noval, "--split", "val",
-                                                 "--output", out("x")})
+  EXPECT_NE(user_error_of(eval_metrics_command,
+                          {"--checkpoint", vit_run_, "--store", noval, "--split", "val", "--output", out("x")})
                 .find("--split val"),
             std::string::npos);
   // A threshold outside (0, 1].
@@ -317,14 +320,14 @@ TEST_F(EvalCommands, BadInputIsOneUserError) {
   // Missing flags and an unknown class.
   EXPECT_NE(user_error_of(eval_metrics_command, {"--store", store_, "--output", out("x")}).find("--checkpoint"),
             std::string::npos);
-  EXPECT_NE(user_error_of(eval_mine_command, {"--checkpoint", vit_run_, "--store", store_, "--class", "zebra",
-                                              "--output", out("x")})
+  EXPECT_NE(user_error_of(eval_mine_command,
+                          {"--checkpoint", vit_run_, "--store", store_, "--class", "zebra", "--output", out("x")})
                 .find("--class 'zebra'"),
             std::string::npos);
-  EXPECT_NE(user_error_of(eval_samples_command, {"--checkpoint", dcgan_run_, "--output", out("x"), "--classifier",
-                                                 vit_run_})
-                .find("--store"),
-            std::string::npos);
+  EXPECT_NE(
+      user_error_of(eval_samples_command, {"--checkpoint", dcgan_run_, "--output", out("x"), "--classifier", vit_run_})
+          .find("--store"),
+      std::string::npos);
 }
 
 }  // namespace

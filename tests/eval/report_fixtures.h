@@ -34,9 +34,12 @@ struct StoreSpec {
 
 inline Split fixture_split(int64_t i, bool with_val) {
   switch (i % 5) {
-    case 3: return with_val ? Split::kVal : Split::kTrain;
-    case 4: return Split::kTest;
-    default: return Split::kTrain;
+    case 3:
+      return with_val ? Split::kVal : Split::kTrain;
+    case 4:
+      return Split::kTest;
+    default:
+      return Split::kTrain;
   }
 }
 
@@ -77,12 +80,14 @@ inline proto::RunConfig parse_config(const std::string& text) {
 
 inline std::string vit_config_text(const std::string& store, const std::string& run_dir) {
   return "name: \"fixture-vit\"\nmodel { vit { patch_size: 4 width: 16 depth: 1 heads: 2 } }\n"
-         "data { store: \"" + store + "\" }\nlogging { run_dir: \"" + run_dir + "\" }\n";
+         "data { store: \"" +
+         store + "\" }\nlogging { run_dir: \"" + run_dir + "\" }\n";
 }
 
 inline std::string dcgan_config_text(const std::string& store, const std::string& run_dir) {
   return "name: \"fixture-dcgan\"\nmodel { dcgan { z_size: 8 g_width: 8 d_width: 8 } }\n"
-         "data { store: \"" + store + "\" }\nlogging { run_dir: \"" + run_dir + "\" }\n";
+         "data { store: \"" +
+         store + "\" }\nlogging { run_dir: \"" + run_dir + "\" }\n";
 }
 
 // Writes <run_dir>/checkpoints/checkpoint-<step>.ckpt (and config.pbtxt, as the trainer does) and returns
@@ -118,7 +123,8 @@ inline std::string write_dcgan_checkpoint(const std::string& run_dir, const std:
   DcganDiscriminator discriminator(options);
   init_dcgan_weights(*generator);
   init_dcgan_weights(*discriminator);
-  return write_checkpoint(run_dir, text, store.info(), {{"generator", generator.ptr()}, {"discriminator", discriminator.ptr()}});
+  return write_checkpoint(run_dir, text, store.info(),
+                          {{"generator", generator.ptr()}, {"discriminator", discriminator.ptr()}});
 }
 
 // A scratch directory for one test binary run, unique per name (rank counts get their own).

@@ -55,8 +55,8 @@ TEST(Mining, ThresholdOneKeepsOnlyCertainScores) {
 }
 
 TEST(Mining, ThresholdOutsideZeroOneIsAUserError) {
-  for (double bad : {0.0, -0.5, 1.0000001, 2.0, std::numeric_limits<double>::quiet_NaN(),
-                     std::numeric_limits<double>::infinity()}) {
+  for (double bad :
+       {0.0, -0.5, 1.0000001, 2.0, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
     EXPECT_THROW(check_mining_threshold(bad), UserError) << bad;
     EXPECT_THROW(select_hits({0}, {0.5f}, bad), UserError) << bad;
   }

@@ -1,5 +1,6 @@
 // Fixtures for the eval attention/morph tests: tiny ViT and VAE checkpoints (tests/lib/checkpoint_fixtures.h),
-// a one-rank communicator so a command can run in-process as "1 rank" next to an MPI run, and a helper that calls a command with a vector of flags.
+// a one-rank communicator so a command can run in-process as "1 rank" next to an MPI run, and a helper that calls a
+// command with a vector of flags.
 #pragma once
 
 #include <google/protobuf/text_format.h>
@@ -78,7 +79,8 @@ inline proto::RunConfig tiny_vae_config() {
 
 // Writes a checkpoint of `module` (a ViT or VAE: registry name "model") through the format's owner
 // (tests/lib/checkpoint_fixtures.h). Returns its path.
-inline std::string write_model_checkpoint(const std::string& directory, const std::shared_ptr<torch::nn::Module>& module,
+inline std::string write_model_checkpoint(const std::string& directory,
+                                          const std::shared_ptr<torch::nn::Module>& module,
                                           const proto::RunConfig& config, const StoreInfo& store) {
   return write_test_checkpoint(directory, {{"model", module}}, config, store, 0);
 }

@@ -66,7 +66,8 @@ class VisualsMpi : public ::testing::Test {
     ProcessContext one = testing::context_for(local);
     ASSERT_EQ(testing::run_command(command, name, one_flags, one), 0);
     for (const auto& file : files) {
-      EXPECT_EQ(testing::read_text((dir_ / (name + "_mpi") / file).string()), testing::read_text((dir_ / (name + "_one") / file).string()))
+      EXPECT_EQ(testing::read_text((dir_ / (name + "_mpi") / file).string()),
+                testing::read_text((dir_ / (name + "_one") / file).string()))
           << file << " differs between " << comm_->size() << " ranks and 1";
     }
   }
@@ -100,10 +101,10 @@ TEST_F(VisualsMpi, BadInputFailsOnEveryRank) {
                                      "1,40", "--output", out},
                                     ctx_),
                UserError);
-  EXPECT_THROW(testing::run_command(eval_attention_command, "attention",
-                                    {"--checkpoint", (dir_ / "vae").string(), "--store", store_path_, "--output", out},
-                                    ctx_),
-               UserError);
+  EXPECT_THROW(
+      testing::run_command(eval_attention_command, "attention",
+                           {"--checkpoint", (dir_ / "vae").string(), "--store", store_path_, "--output", out}, ctx_),
+      UserError);
 }
 
 }  // namespace

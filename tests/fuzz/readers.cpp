@@ -102,8 +102,8 @@ struct Draw {
   }
   // A small tensor of a drawn dtype and shape (up to 3 dims of up to 8), its values drawn too.
   torch::Tensor tensor() {
-    static const torch::ScalarType kTypes[] = {torch::kInt64, torch::kFloat32, torch::kUInt8, torch::kBool,
-                                               torch::kFloat64, torch::kInt32};
+    static const torch::ScalarType kTypes[] = {torch::kInt64, torch::kFloat32, torch::kUInt8,
+                                               torch::kBool,  torch::kFloat64, torch::kInt32};
     const torch::ScalarType type = kTypes[bytes(1) % 6];
     std::vector<int64_t> shape(bytes(1) % 4);
     for (auto& d : shape) d = static_cast<int64_t>(bytes(1) % 9);
@@ -133,17 +133,26 @@ std::string drawn_payload(Draw& draw) {
     archive.write(draw.flag() ? "model" : "generator", model);
   }
   switch (draw.bytes(1) % 4) {
-    case 0: break;
-    case 1: archive.write("config", c10::IValue(draw.text(200))); break;
-    case 2: archive.write("config", draw.tensor()); break;
-    default: archive.write("config", c10::IValue(std::string("model { ") + kTinyVitModel + " }")); break;
+    case 0:
+      break;
+    case 1:
+      archive.write("config", c10::IValue(draw.text(200)));
+      break;
+    case 2:
+      archive.write("config", draw.tensor());
+      break;
+    default:
+      archive.write("config", c10::IValue(std::string("model { ") + kTinyVitModel + " }"));
+      break;
   }
   if (draw.flag()) archive.write("model_input", draw.flag() ? torch::tensor({16, 16, 3, 2}) : draw.tensor());
   for (const char* key : {"position.step", "position.epoch", "position.batch_in_epoch", "position.images_in_epoch",
                           "position.world_size"})
-    if (draw.flag()) archive.write(key, draw.flag() ? torch::tensor(static_cast<int64_t>(draw.bytes(2))) : draw.tensor());
+    if (draw.flag())
+      archive.write(key, draw.flag() ? torch::tensor(static_cast<int64_t>(draw.bytes(2))) : draw.tensor());
   if (draw.flag())
-    archive.write("rng.cpu", draw.flag() ? torch::globalContext().defaultGenerator(torch::kCPU).get_state() : draw.tensor());
+    archive.write("rng.cpu",
+                  draw.flag() ? torch::globalContext().defaultGenerator(torch::kCPU).get_state() : draw.tensor());
   std::ostringstream out;
   archive.save_to(out);
   return out.str();
@@ -154,7 +163,8 @@ void read_checkpoint_at(const std::string& path) {
   if (!verify_checkpoint_file(path, &checkpoint).empty()) {
     // The verdict and the throwing reader must agree.
     if (expect_user_error([&] { read_checkpoint_file(path); })) {
-      std::fprintf(stderr, "fuzz: verify_checkpoint_file rejected %s but read_checkpoint_file accepted it\n", path.c_str());
+      std::fprintf(stderr, "fuzz: verify_checkpoint_file rejected %s but read_checkpoint_file accepted it\n",
+                   path.c_str());
       std::abort();
     }
     return;

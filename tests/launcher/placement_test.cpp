@@ -70,8 +70,7 @@ TEST(Placement, SomeRanksWithoutGpusIsOneLineNamingThem) {
   const std::vector<GpuView> views{{"gpu1", gpus(2)}, {"gpu1", gpus(2)}, {"cpu9", {}}};
   for (int r = 0; r < 3; ++r) {
     const std::string what = error_of(r, views);
-    EXPECT_NE(what.find("rank 2 on host cpu9 sees no GPU while rank 0 on host gpu1 sees 2"), std::string::npos)
-        << what;
+    EXPECT_NE(what.find("rank 2 on host cpu9 sees no GPU while rank 0 on host gpu1 sees 2"), std::string::npos) << what;
   }
 }
 

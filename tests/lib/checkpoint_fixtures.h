@@ -23,8 +23,7 @@ inline std::string write_test_checkpoint(const std::string& directory, const std
       [&](torch::serialize::OutputArchive& archive) { save_model_modules(archive, modules); }, position, config, input);
   CheckpointStore store(directory, 3);
   return store.write(step, payload,
-                     "{\"step\": " + std::to_string(step) + ", \"model\": \"" +
-                         model_spec_of(config).name + "\"}");
+                     "{\"step\": " + std::to_string(step) + ", \"model\": \"" + model_spec_of(config).name + "\"}");
 }
 
 }  // namespace facetrain::testing

@@ -113,11 +113,11 @@ TEST(CheckpointStore, SkipsTruncatedAndCorruptFilesWithAMessage) {
   for (int step = 100; step <= 600; step += 100) store.write(step, random_bytes(payload_bytes, step), meta);
   const auto path_of = [&](int step) { return (dir / CheckpointStore::file_name(step)).string(); };
 
-  fs::resize_file(path_of(600), 3100000);                       // truncated mid-payload
-  flip_byte(path_of(500), kHeader + 12345);                     // payload byte
-  flip_byte(path_of(400), 20);                                  // header (payload length field)
-  flip_byte(path_of(300), kHeader + payload_bytes + 2);         // metadata byte
-  fs::resize_file(path_of(200), 40);                            // shorter than a header
+  fs::resize_file(path_of(600), 3100000);                // truncated mid-payload
+  flip_byte(path_of(500), kHeader + 12345);              // payload byte
+  flip_byte(path_of(400), 20);                           // header (payload length field)
+  flip_byte(path_of(300), kHeader + payload_bytes + 2);  // metadata byte
+  fs::resize_file(path_of(200), 40);                     // shorter than a header
 
   std::vector<std::string> skipped;
   auto c = store.latest_valid(&skipped);
@@ -144,9 +144,7 @@ TEST(CheckpointStore, SkipsTruncatedAndCorruptFilesWithAMessage) {
   EXPECT_EQ(skipped.size(), 6u);
   // Bytes appended after the end marker are corruption too.
   store.write(700, "abc", "{}");
-  {
-    std::ofstream(path_of(700), std::ios::app | std::ios::binary) << "garbage";
-  }
+  { std::ofstream(path_of(700), std::ios::app | std::ios::binary) << "garbage"; }
   EXPECT_NE(verify_checkpoint_file(path_of(700), nullptr).find("after its end"), std::string::npos);
   fs::remove_all(dir);
 }
@@ -156,12 +154,8 @@ TEST(CheckpointStore, LeftoverPartialFilesAreIgnoredThenCleaned) {
   CheckpointStore store(dir.string(), 3);
   store.write(30, "thirty", "{}");
   const fs::path partial = dir / "checkpoint-000000040.ckpt.partial";
-  {
-    std::ofstream(partial, std::ios::binary) << "FTCKPT01 half-written";
-  }
-  {
-    std::ofstream(dir / "notes.txt") << "not a checkpoint";
-  }
+  { std::ofstream(partial, std::ios::binary) << "FTCKPT01 half-written"; }
+  { std::ofstream(dir / "notes.txt") << "not a checkpoint"; }
   std::vector<std::string> skipped;
   auto c = store.latest_valid(&skipped);
   ASSERT_TRUE(c.has_value());

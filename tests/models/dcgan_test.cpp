@@ -25,10 +25,15 @@ TEST(Dcgan, Seed002DiscriminatorMatchesThePrintedModel) {
   //                   conv3: Conv2d(64, 128, 4, 2, 1, bias=False), BatchNorm2d(128)
   //                   fc: Linear(2048 -> 1)
   DcganDiscriminator d(DcganOptions::seed32());
-  const std::map<std::string, std::vector<int64_t>> expected = {
-      {"conv1.0.weight", {32, 3, 4, 4}},  {"conv2.0.weight", {64, 32, 4, 4}}, {"conv2.1.weight", {64}},
-      {"conv2.1.bias", {64}},             {"conv3.0.weight", {128, 64, 4, 4}}, {"conv3.1.weight", {128}},
-      {"conv3.1.bias", {128}},            {"fc.weight", {1, 2048}},           {"fc.bias", {1}}};
+  const std::map<std::string, std::vector<int64_t>> expected = {{"conv1.0.weight", {32, 3, 4, 4}},
+                                                                {"conv2.0.weight", {64, 32, 4, 4}},
+                                                                {"conv2.1.weight", {64}},
+                                                                {"conv2.1.bias", {64}},
+                                                                {"conv3.0.weight", {128, 64, 4, 4}},
+                                                                {"conv3.1.weight", {128}},
+                                                                {"conv3.1.bias", {128}},
+                                                                {"fc.weight", {1, 2048}},
+                                                                {"fc.bias", {1}}};
   EXPECT_EQ(shapes(*d), expected);
   // 3*32*16 = 1536; 32*64*16 + 2*64 = 32896; 64*128*16 + 2*128 = 131328; 2048 + 1 = 2049.
   EXPECT_EQ(count_parameters(*d), 1536 + 32896 + 131328 + 2049);
@@ -45,10 +50,9 @@ TEST(Dcgan, Seed002GeneratorMatchesThePrintedModel) {
   //                   t_conv3: ConvTranspose2d(32, 3, 4, 2, 1, bias=False)
   DcganGenerator g(DcganOptions::seed32());
   const std::map<std::string, std::vector<int64_t>> expected = {
-      {"fc.weight", {2048, 100}},          {"fc.bias", {2048}},
-      {"t_conv1.0.weight", {128, 64, 4, 4}}, {"t_conv1.1.weight", {64}}, {"t_conv1.1.bias", {64}},
-      {"t_conv2.0.weight", {64, 32, 4, 4}},  {"t_conv2.1.weight", {32}}, {"t_conv2.1.bias", {32}},
-      {"t_conv3.0.weight", {32, 3, 4, 4}}};
+      {"fc.weight", {2048, 100}}, {"fc.bias", {2048}},      {"t_conv1.0.weight", {128, 64, 4, 4}},
+      {"t_conv1.1.weight", {64}}, {"t_conv1.1.bias", {64}}, {"t_conv2.0.weight", {64, 32, 4, 4}},
+      {"t_conv2.1.weight", {32}}, {"t_conv2.1.bias", {32}}, {"t_conv3.0.weight", {32, 3, 4, 4}}};
   EXPECT_EQ(shapes(*g), expected);
   // 100*2048 + 2048 = 206848; 128*64*16 + 2*64 = 131200; 64*32*16 + 2*32 = 32832; 32*3*16 = 1536.
   EXPECT_EQ(count_parameters(*g), 206848 + 131200 + 32832 + 1536);
@@ -118,8 +122,9 @@ TEST(Dcgan, TrainingStepGivesFiniteGradientsToEveryParameter) {
     init_dcgan_weights(*d);
     const auto s = options.image_size;
     auto fake = g->forward(torch::randn({4, 100}));
-    auto loss = torch::binary_cross_entropy_with_logits(d->forward(torch::rand({4, 3, s, s}) * 2 - 1), torch::ones({4, 1})) +
-                torch::binary_cross_entropy_with_logits(d->forward(fake), torch::zeros({4, 1}));
+    auto loss =
+        torch::binary_cross_entropy_with_logits(d->forward(torch::rand({4, 3, s, s}) * 2 - 1), torch::ones({4, 1})) +
+        torch::binary_cross_entropy_with_logits(d->forward(fake), torch::zeros({4, 1}));
     loss.backward();
     for (auto* m : {static_cast<torch::nn::Module*>(g.get()), static_cast<torch::nn::Module*>(d.get())}) {
       for (const auto& p : m->named_parameters()) {
@@ -142,10 +147,14 @@ TEST(Dcgan, InitStatistics) {
     for (const auto& p : m->named_parameters()) {
       const auto& name = p.key();
       const bool bn = p.value().dim() == 1 && name.find("fc") == std::string::npos;
-      if (bn && name.find("weight") != std::string::npos) gammas.push_back(p.value().flatten());
-      else if (bn) betas.push_back(p.value().flatten());
-      else if (name.find("bias") != std::string::npos) biases.push_back(p.value().flatten());
-      else weights.push_back(p.value().flatten());
+      if (bn && name.find("weight") != std::string::npos)
+        gammas.push_back(p.value().flatten());
+      else if (bn)
+        betas.push_back(p.value().flatten());
+      else if (name.find("bias") != std::string::npos)
+        biases.push_back(p.value().flatten());
+      else
+        weights.push_back(p.value().flatten());
     }
   }
   auto w = torch::cat(weights), gamma = torch::cat(gammas), beta = torch::cat(betas), bias = torch::cat(biases);

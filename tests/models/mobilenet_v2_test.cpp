@@ -28,11 +28,11 @@ TEST(MobileNetV2, TorchvisionCountsAndNames) {
   EXPECT_EQ(count, 3504872);  // torchvision.models.mobilenet_v2(): sum(p.numel() for p in m.parameters())
   const auto params = net->named_parameters();
   const auto buffers = net->named_buffers();
-  for (const char* name : {"features.0.0.weight", "features.0.1.weight", "features.1.conv.0.0.weight",
-                           "features.1.conv.1.weight", "features.1.conv.2.bias", "features.2.conv.0.0.weight",
-                           "features.2.conv.1.0.weight", "features.2.conv.2.weight", "features.2.conv.3.weight",
-                           "features.17.conv.3.bias", "features.18.0.weight", "features.18.1.bias",
-                           "classifier.1.weight", "classifier.1.bias"}) {
+  for (const char* name :
+       {"features.0.0.weight", "features.0.1.weight", "features.1.conv.0.0.weight", "features.1.conv.1.weight",
+        "features.1.conv.2.bias", "features.2.conv.0.0.weight", "features.2.conv.1.0.weight",
+        "features.2.conv.2.weight", "features.2.conv.3.weight", "features.17.conv.3.bias", "features.18.0.weight",
+        "features.18.1.bias", "classifier.1.weight", "classifier.1.bias"}) {
     EXPECT_TRUE(params.contains(name)) << name;
   }
   EXPECT_TRUE(buffers.contains("features.18.1.running_var"));
@@ -71,7 +71,8 @@ TEST(MobileNetV2, TorchvisionFileWithAnotherHeadLoadsWithAFreshHead) {
     load_mobilenet_v2_weights(wider, file, nullptr, "tv.safetensors");
     ADD_FAILURE() << "no error";
   } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("tv.safetensors: not a MobileNetV2 of this width"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tv.safetensors: not a MobileNetV2 of this width"), std::string::npos)
+        << e.what();
   }
   EXPECT_TRUE(torch::equal(before, wider->named_parameters()["features.0.0.weight"]));
 }
@@ -102,11 +103,13 @@ TEST(MobileNetV2, FileWithoutBatchNormStatisticsIsOneErrorListingThem) {
   } catch (const UserError& e) {
     const std::string what = e.what();
     EXPECT_EQ(what.find('\n'), std::string::npos) << what;
-    EXPECT_EQ(what.rfind("no-stats.safetensors: lacks " + std::to_string(stats) + " tensor(s) this MobileNetV2 needs", 0),
-              0u) << what;
+    EXPECT_EQ(
+        what.rfind("no-stats.safetensors: lacks " + std::to_string(stats) + " tensor(s) this MobileNetV2 needs", 0), 0u)
+        << what;
     EXPECT_NE(what.find("features.0.1.running_mean"), std::string::npos) << what;
     EXPECT_NE(what.find("; and " + std::to_string(stats - 5) + " more"), std::string::npos) << what;
-    EXPECT_EQ(what.find("classifier"), what.find("classifier of another class count")) << what;  // the head is not missing
+    EXPECT_EQ(what.find("classifier"), what.find("classifier of another class count"))
+        << what;  // the head is not missing
   }
   EXPECT_TRUE(torch::equal(mean_before, mine->named_buffers()["features.18.1.running_mean"]));
   EXPECT_TRUE(torch::equal(weight_before, mine->named_parameters()["features.0.0.weight"]));

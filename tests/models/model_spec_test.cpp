@@ -37,7 +37,8 @@ StoreInfo small_input() {
 TEST(ModelSpec, EveryOneofCaseHasASpec) {
   const google::protobuf::OneofDescriptor* kind = proto::ModelConfig::descriptor()->FindOneofByName("kind");
   ASSERT_NE(kind, nullptr);
-  ASSERT_EQ(static_cast<size_t>(kind->field_count()), model_specs().size()) << "a spec without a oneof case, or the reverse";
+  ASSERT_EQ(static_cast<size_t>(kind->field_count()), model_specs().size())
+      << "a spec without a oneof case, or the reverse";
   for (int i = 0; i < kind->field_count(); ++i) {
     const google::protobuf::FieldDescriptor* field = kind->field(i);
     const ModelSpec* spec = find_model_spec(field->name());

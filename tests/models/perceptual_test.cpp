@@ -31,19 +31,24 @@ std::string temp_path(const std::string& name) {
 TEST(Perceptual, TorchvisionLayerIndices) {
   // torchvision vgg19.features: relu1_1 = 1, relu2_1 = 6, relu3_1 = 11, relu4_1 = 20, relu5_1 = 29, 37 layers;
   // vgg16.features: relu1_2 = 3, relu2_2 = 8, relu3_3 = 15, relu4_3 = 22, pool5 = 30 (31 layers).
-  struct Layer { VggVariant variant; const char* name; int index; };
+  struct Layer {
+    VggVariant variant;
+    const char* name;
+    int index;
+  };
   const VggVariant v19 = VggVariant::kVgg19, v16 = VggVariant::kVgg16;
-  for (const Layer& l : {Layer{v19, "conv1_1", 0}, Layer{v19, "relu1_1", 1}, Layer{v19, "relu2_1", 6},
-                         Layer{v19, "relu3_1", 11}, Layer{v19, "relu4_1", 20}, Layer{v19, "relu5_1", 29},
-                         Layer{v19, "pool5", 36}, Layer{v16, "relu1_2", 3}, Layer{v16, "relu2_2", 8},
-                         Layer{v16, "relu3_3", 15}, Layer{v16, "relu4_3", 22}, Layer{v16, "pool5", 30}}) {
+  for (const Layer& l :
+       {Layer{v19, "conv1_1", 0}, Layer{v19, "relu1_1", 1}, Layer{v19, "relu2_1", 6}, Layer{v19, "relu3_1", 11},
+        Layer{v19, "relu4_1", 20}, Layer{v19, "relu5_1", 29}, Layer{v19, "pool5", 36}, Layer{v16, "relu1_2", 3},
+        Layer{v16, "relu2_2", 8}, Layer{v16, "relu3_3", 15}, Layer{v16, "relu4_3", 22}, Layer{v16, "pool5", 30}}) {
     EXPECT_EQ(vgg_layer_index(l.variant, l.name), l.index) << l.name;
   }
   try {
     vgg_layer_index(VggVariant::kVgg16, "relu3_4", "model.vae.perceptual.layers");
     FAIL() << "no throw";
   } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("model.vae.perceptual.layers: unknown vgg16 layer 'relu3_4'"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("model.vae.perceptual.layers: unknown vgg16 layer 'relu3_4'"),
+              std::string::npos)
         << e.what();
   }
 }
@@ -116,7 +121,8 @@ TEST(Perceptual, InputRangesAndGrayscale) {
   EXPECT_NEAR(unit, sign, 1e-6 * std::abs(unit));
   // Layer weights: the sum of weighted per-layer MSEs of the features.
   auto fa = unit_loss->features(a), fb = unit_loss->features(b);
-  const double manual = torch::mse_loss(fa[0], fb[0]).item<double>() + 0.5 * torch::mse_loss(fa[1], fb[1]).item<double>();
+  const double manual =
+      torch::mse_loss(fa[0], fb[0]).item<double>() + 0.5 * torch::mse_loss(fa[1], fb[1]).item<double>();
   EXPECT_NEAR(unit, manual, 1e-6 * manual);
   // One channel is replicated to three.
   auto g1 = torch::rand({2, 1, 16, 16}), g2 = torch::rand({2, 1, 16, 16});
@@ -143,7 +149,7 @@ TEST(Perceptual, LoadsTorchvisionNamedWeightsFromSafetensors) {
   LoadReport report;
   VggFeatures partial(VggVariant::kVgg16, 15);
   load_vgg_features(*partial, file, &report, path);
-  EXPECT_EQ(report.loaded.size(), 14u);  // 7 convs x (weight, bias)
+  EXPECT_EQ(report.loaded.size(), 14u);       // 7 convs x (weight, bias)
   EXPECT_EQ(report.unused.size(), 12u + 1u);  // convs 17..28 (6 x 2) and classifier.0.weight
 
   // A wrong shape and a missing conv are listed together in one error naming the file.

@@ -88,7 +88,8 @@ TEST(Pretrained, TimmNamesLoadToTheSameOutputsThroughAFile) {
   TensorMap timm;
   for (const auto& [k, v] : module_to_tensors(*a)) timm["module." + k] = v;  // a DDP-saved state dict
   EXPECT_EQ(detect_vit_naming(timm), VitNaming::kTimm);
-  const auto path = std::filesystem::temp_directory_path() / ("facetrain_timm_" + std::to_string(::getpid()) + ".safetensors");
+  const auto path =
+      std::filesystem::temp_directory_path() / ("facetrain_timm_" + std::to_string(::getpid()) + ".safetensors");
   write_safetensors(path.string(), timm);
   torch::manual_seed(3);
   Vit b(small());
@@ -135,7 +136,8 @@ TEST(Pretrained, AllMismatchesInOneErrorAndTheModelUnchanged) {
   EXPECT_EQ(what.find('\n'), std::string::npos);  // one line
   EXPECT_NE(what.find("big.safetensors: ViT weights do not fit the model"), std::string::npos) << what;
   EXPECT_NE(what.find("checkpoint: width 64, patch 8, channels 3, depth 3"), std::string::npos) << what;
-  EXPECT_NE(what.find("patch_embed.proj.weight: model [32, 3, 8, 8] vs checkpoint [64, 3, 8, 8]"), std::string::npos) << what;
+  EXPECT_NE(what.find("patch_embed.proj.weight: model [32, 3, 8, 8] vs checkpoint [64, 3, 8, 8]"), std::string::npos)
+      << what;
   EXPECT_NE(what.find("blocks.1.attn.qkv.weight: model [96, 32] vs checkpoint [192, 64]"), std::string::npos) << what;
   EXPECT_NE(what.find("unexpected blocks.2.norm1.weight (model.vit.depth is 2)"), std::string::npos) << what;
   for (const auto& [k, v] : module_to_tensors(*model)) EXPECT_TRUE(torch::equal(v, before_copy.at(k))) << k;

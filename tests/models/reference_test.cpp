@@ -23,7 +23,7 @@ std::string reference_dir() {
   return dir ? dir : "";
 }
 
-#define REQUIRE_REFERENCE()                                                                      \
+#define REQUIRE_REFERENCE() \
   if (reference_dir().empty()) GTEST_SKIP() << "FACETRAIN_REFERENCE_DIR unset: no timm/torchvision outputs"
 
 double max_difference(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }

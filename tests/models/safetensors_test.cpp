@@ -23,9 +23,8 @@ namespace {
 class SafetensorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("facetrain_safetensors_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = std::filesystem::temp_directory_path() / ("facetrain_safetensors_test_" + std::to_string(::getpid()) + "_" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -140,13 +139,13 @@ TEST_F(SafetensorsTest, CorruptFilesAreRejectedWithClearErrors) {
   expect_rejected("bad_length", huge_len, {"header length", "runs past the end of the file"});
   expect_rejected("bad_json", file_from(R"({"w":{"dtype":"F32",)", good_data), {"header is not valid JSON"});
   expect_rejected("not_object", file_from("[1,2]", ""), {"header is not a JSON object"});
-  expect_rejected("short_data", file_from(good_header, good_data.substr(0, 5)), {"tensor 'w'", "past the", "truncated"});
+  expect_rejected("short_data", file_from(good_header, good_data.substr(0, 5)),
+                  {"tensor 'w'", "past the", "truncated"});
   expect_rejected("size_mismatch", file_from(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", good_data),
                   {"tensor 'w'", "needs 12"});
   expect_rejected("reversed", file_from(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", good_data),
                   {"tensor 'w'", "end before begin"});
-  expect_rejected("out_of_range",
-                  file_from(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", good_data),
+  expect_rejected("out_of_range", file_from(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", good_data),
                   {"tensor 'w'", "past the 8 data bytes"});
   expect_rejected("overlap",
                   file_from(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
@@ -174,7 +173,12 @@ TEST_F(SafetensorsTest, CorruptFilesAreRejectedWithClearErrors) {
 TEST_F(SafetensorsTest, KnownModelOutputUnchangedAfterSaveAndLoad) {
   torch::manual_seed(1);
   VitOptions o;
-  o.image_size = 16; o.patch_size = 4; o.width = 24; o.depth = 2; o.heads = 3; o.num_classes = 4;
+  o.image_size = 16;
+  o.patch_size = 4;
+  o.width = 24;
+  o.depth = 2;
+  o.heads = 3;
+  o.num_classes = 4;
   Vit a(o);
   a->eval();
   auto x = torch::randn({3, 3, 16, 16});

@@ -15,7 +15,9 @@ namespace {
 
 TEST(Vae, ShapesAtSeveralSizes) {
   torch::manual_seed(0);
-  struct Case { int64_t image, channels, latent, width; };
+  struct Case {
+    int64_t image, channels, latent, width;
+  };
   for (const auto& c : {Case{64, 3, 32, 8}, Case{32, 1, 16, 8}, Case{16, 3, 8, 4}, Case{128, 3, 16, 4}}) {
     Vae vae(testing::tiny_vae_options(c.image, c.channels, c.latent, c.width));
     auto x = torch::rand({2, c.channels, c.image, c.image}) * 2 - 1;
@@ -23,7 +25,8 @@ TEST(Vae, ShapesAtSeveralSizes) {
     EXPECT_EQ(out.recon.sizes(), x.sizes());
     EXPECT_EQ(out.mu.sizes(), (std::vector<int64_t>{2, c.latent}));
     EXPECT_EQ(out.logvar.sizes(), (std::vector<int64_t>{2, c.latent}));
-    EXPECT_EQ(vae->decode(torch::randn({3, c.latent})).sizes(), (std::vector<int64_t>{3, c.channels, c.image, c.image}));
+    EXPECT_EQ(vae->decode(torch::randn({3, c.latent})).sizes(),
+              (std::vector<int64_t>{3, c.channels, c.image, c.image}));
     EXPECT_LE(out.recon.abs().max().item<float>(), 1.0f);  // tanh output
   }
 }

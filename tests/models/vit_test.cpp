@@ -1,5 +1,6 @@
 // ViT: output and attention shapes at several sizes, parameter counts (hand formula and timm's published
-// ViT-B/16 count), attention rows summing to 1, uniform attention for zero qkv, float32 softmax, FLOP count, the convolutional stem.
+// ViT-B/16 count), attention rows summing to 1, uniform attention for zero qkv, float32 softmax, FLOP count, the
+// convolutional stem.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -19,7 +20,11 @@ VitOptions tiny(int64_t image = 32, int64_t patch = 8, int64_t channels = 3) {
 
 TEST(Vit, OutputAndAttentionShapesAtSeveralSizes) {
   torch::manual_seed(0);
-  struct Case { int64_t image, patch, channels; VitPool pool; int64_t head_hidden; };
+  struct Case {
+    int64_t image, patch, channels;
+    VitPool pool;
+    int64_t head_hidden;
+  };
   for (const auto& c : {Case{32, 8, 3, VitPool::kCls, 0}, Case{28, 7, 1, VitPool::kMean, 0},
                         Case{64, 16, 3, VitPool::kFlatten, 16}, Case{32, 4, 3, VitPool::kCls, 8}}) {
     auto o = tiny(c.image, c.patch, c.channels);
@@ -159,7 +164,12 @@ TEST(Vit, EveryParameterGetsAGradient) {
 
 TEST(Vit, FlopCountOfTheBenchmarkConfig) {
   VitOptions o;
-  o.image_size = 32; o.patch_size = 4; o.width = 192; o.depth = 6; o.heads = 3; o.num_classes = 10;
+  o.image_size = 32;
+  o.patch_size = 4;
+  o.width = 192;
+  o.depth = 6;
+  o.heads = 3;
+  o.num_classes = 10;
   // T = 65 tokens, MACs per block: qkv 65*192*576 = 7,188,480; q k^T and attn v 2*65*65*192 = 1,622,400;
   // proj 65*192*192 = 2,396,160; MLP 2*65*192*768 = 19,169,280 -> 30,376,320; 6 blocks 182,257,920.
   // patch embedding 64*48*192 = 589,824; head 192*10 = 1,920. FLOPs = 2 * 182,849,664.

@@ -79,9 +79,9 @@ TEST(SbatchScript, CpuVariantRewritesResourcesAndDropsTheGpuLine) {
   const std::string script = render_sbatch_script(train_sbatch_template(), cpu_settings());
   const auto lines = sbatch_lines(script);
   const std::vector<std::string> expected{
-      "#SBATCH --job-name=tiny",        "#SBATCH --nodes=1",           "#SBATCH --ntasks-per-node=2",
-      "#SBATCH --cpus-per-task=1",      "#SBATCH --time=00:10:00",     "#SBATCH --signal=B:USR1@120",
-      "#SBATCH --requeue",              "#SBATCH --open-mode=append",  "#SBATCH --output=%x-%j.out"};
+      "#SBATCH --job-name=tiny",   "#SBATCH --nodes=1",          "#SBATCH --ntasks-per-node=2",
+      "#SBATCH --cpus-per-task=1", "#SBATCH --time=00:10:00",    "#SBATCH --signal=B:USR1@120",
+      "#SBATCH --requeue",         "#SBATCH --open-mode=append", "#SBATCH --output=%x-%j.out"};
   EXPECT_EQ(lines, expected);
   // Everything outside the header and the knobs is the template's text.
   const std::string& t = train_sbatch_template();
@@ -99,12 +99,19 @@ TEST(SbatchScript, GpuVariantWithArrayPartitionAccount) {
   s.account = "proj42";
   s.array = "0-3%2";
   const auto lines = sbatch_lines(render_sbatch_script(train_sbatch_template(), s));
-  const std::vector<std::string> expected{
-      "#SBATCH --job-name=tiny",     "#SBATCH --nodes=8",           "#SBATCH --ntasks-per-node=4",
-      "#SBATCH --gpus-per-node=4",   "#SBATCH --cpus-per-task=12",  "#SBATCH --time=00:10:00",
-      "#SBATCH --signal=B:USR1@120", "#SBATCH --requeue",           "#SBATCH --open-mode=append",
-      "#SBATCH --output=%x-%A_%a.out", "#SBATCH --partition=gpu,gpu-long", "#SBATCH --account=proj42",
-      "#SBATCH --array=0-3%2"};
+  const std::vector<std::string> expected{"#SBATCH --job-name=tiny",
+                                          "#SBATCH --nodes=8",
+                                          "#SBATCH --ntasks-per-node=4",
+                                          "#SBATCH --gpus-per-node=4",
+                                          "#SBATCH --cpus-per-task=12",
+                                          "#SBATCH --time=00:10:00",
+                                          "#SBATCH --signal=B:USR1@120",
+                                          "#SBATCH --requeue",
+                                          "#SBATCH --open-mode=append",
+                                          "#SBATCH --output=%x-%A_%a.out",
+                                          "#SBATCH --partition=gpu,gpu-long",
+                                          "#SBATCH --account=proj42",
+                                          "#SBATCH --array=0-3%2"};
   EXPECT_EQ(lines, expected);
 }
 

@@ -19,7 +19,8 @@ TEST(FashionMnist, WholeDebianPackageIngestsAndH5dumpReadsIt) {
   if (!std::filesystem::exists(std::string(kFashionMnist) + "/train-images-idx3-ubyte.gz")) {
     // install-deps.sh installs it, so CI (CI=true) must run this test rather than skip it.
     const char* ci = std::getenv("CI");
-    if (ci != nullptr && std::string(ci) == "true") FAIL() << "dataset-fashion-mnist is not installed (CI=true: CI provides it)";
+    if (ci != nullptr && std::string(ci) == "true")
+      FAIL() << "dataset-fashion-mnist is not installed (CI=true: CI provides it)";
     GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   }
   testing::TempDir dir;

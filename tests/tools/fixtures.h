@@ -33,13 +33,46 @@ inline void write_bytes(const std::string& path, const std::vector<uint8_t>& byt
 
 // CelebA's 40 attribute names, in the order of list_attr_celeba.txt.
 inline const std::vector<std::string>& celeba_attribute_names() {
-  static const std::vector<std::string> names = {
-      "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
-      "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
-      "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
-      "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-      "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-      "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young"};
+  static const std::vector<std::string> names = {"5_o_Clock_Shadow",
+                                                 "Arched_Eyebrows",
+                                                 "Attractive",
+                                                 "Bags_Under_Eyes",
+                                                 "Bald",
+                                                 "Bangs",
+                                                 "Big_Lips",
+                                                 "Big_Nose",
+                                                 "Black_Hair",
+                                                 "Blond_Hair",
+                                                 "Blurry",
+                                                 "Brown_Hair",
+                                                 "Bushy_Eyebrows",
+                                                 "Chubby",
+                                                 "Double_Chin",
+                                                 "Eyeglasses",
+                                                 "Goatee",
+                                                 "Gray_Hair",
+                                                 "Heavy_Makeup",
+                                                 "High_Cheekbones",
+                                                 "Male",
+                                                 "Mouth_Slightly_Open",
+                                                 "Mustache",
+                                                 "Narrow_Eyes",
+                                                 "No_Beard",
+                                                 "Oval_Face",
+                                                 "Pale_Skin",
+                                                 "Pointy_Nose",
+                                                 "Receding_Hairline",
+                                                 "Rosy_Cheeks",
+                                                 "Sideburns",
+                                                 "Smiling",
+                                                 "Straight_Hair",
+                                                 "Wavy_Hair",
+                                                 "Wearing_Earrings",
+                                                 "Wearing_Hat",
+                                                 "Wearing_Lipstick",
+                                                 "Wearing_Necklace",
+                                                 "Wearing_Necktie",
+                                                 "Young"};
   return names;
 }
 
@@ -49,7 +82,7 @@ struct CelebaImage {
   std::vector<int> attributes;  // 40 values, +1/-1
   int partition = 0;            // 0 train, 1 val, 2 test
   int identity = 0;
-  bool valid = true;            // false: listed in the text files but corrupt on disk
+  bool valid = true;  // false: listed in the text files but corrupt on disk
 };
 
 // Writes DIR/img_align_celeba/*.jpg (178x218 like CelebA's aligned crops) and the three text files in

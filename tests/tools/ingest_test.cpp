@@ -123,15 +123,15 @@ TEST(IngestCeleba, LabelsAttributesIdentitiesSplitsAndSkippedFiles) {
 TEST(IngestCeleba, UnknownAttributeListsValidNames) {
   TempDir dir;
   testing::write_celeba_folder(dir.path() / "celeba", celeba_images(), {"random", "truncated"});
-  const std::string e = ingest_error({"--source", "celeba", "--input", dir / "celeba", "--output", dir / "x.h5",
-                                      "--label-attribute", "Smilin"});
+  const std::string e = ingest_error(
+      {"--source", "celeba", "--input", dir / "celeba", "--output", dir / "x.h5", "--label-attribute", "Smilin"});
   EXPECT_TRUE(contains(e, "--label-attribute 'Smilin'")) << e;
   EXPECT_TRUE(contains(e, "Smiling")) << e;
   EXPECT_TRUE(contains(e, "list_attr_celeba.txt")) << e;
   EXPECT_FALSE(fs::exists(dir / "x.h5"));
   // A CelebA folder with its own partition rejects split fractions.
-  const std::string f = ingest_error({"--source", "celeba", "--input", dir / "celeba", "--output", dir / "x.h5",
-                                      "--val-fraction", "0.2"});
+  const std::string f = ingest_error(
+      {"--source", "celeba", "--input", dir / "celeba", "--output", dir / "x.h5", "--val-fraction", "0.2"});
   EXPECT_TRUE(contains(f, "--val-fraction")) << f;
   EXPECT_TRUE(contains(f, "list_eval_partition.txt")) << f;
 }
@@ -206,9 +206,10 @@ TEST(IngestFolders, ClassesSortedStratifiedFractionsAndExactPixels) {
     EXPECT_LE(worst, 1) << names[i];
   }
   // The same seed gives the same splits; another seed, another assignment.
-  ASSERT_EQ(ingest_error({"--source", "folders", "--input", dir / "faces", "--output", dir / "b.h5", "--size", "16",
-                          "--val-fraction", "0.2", "--test-fraction", "0.2", "--seed", "3", "--quiet", "--threads", "1"}),
-            "");
+  ASSERT_EQ(
+      ingest_error({"--source", "folders", "--input", dir / "faces", "--output", dir / "b.h5", "--size", "16",
+                    "--val-fraction", "0.2", "--test-fraction", "0.2", "--seed", "3", "--quiet", "--threads", "1"}),
+      "");
   StoreReader again(dir / "b.h5");
   EXPECT_EQ(again.splits(), splits);
   std::vector<uint8_t> pixels_one_thread(pixels.size());
@@ -313,9 +314,11 @@ TEST(IngestIdx, RoundTripPixelsLabelsAndSplits) {
     for (int y = 0; y < 14; ++y) {
       for (int x = 0; x < 14; ++x) {
         const double mean = (src[2 * y * 28 + 2 * x] + src[2 * y * 28 + 2 * x + 1] + src[(2 * y + 1) * 28 + 2 * x] +
-                             src[(2 * y + 1) * 28 + 2 * x + 1]) / 4.0;
+                             src[(2 * y + 1) * 28 + 2 * x + 1]) /
+                            4.0;
         for (int c = 0; c < 3; ++c) {
-          worst = std::max(worst, static_cast<int>(std::lround(std::abs(pixels[((i * 14 + y) * 14 + x) * 3 + c] - mean))));
+          worst =
+              std::max(worst, static_cast<int>(std::lround(std::abs(pixels[((i * 14 + y) * 14 + x) * 3 + c] - mean))));
         }
       }
     }
@@ -348,8 +351,8 @@ TEST(IngestIdx, DefaultValidationSplitClassSelectionAndTrainLimit) {
     const int original = names[i].rfind("train", 0) == 0 ? train_labels[k] : test_labels[k];
     EXPECT_EQ(labels[i], original == 3 ? 0 : 1) << names[i];
   }
-  const std::string e = ingest_error({"--source", "idx", "--input", root.string(), "--output", dir / "c.h5", "--classes",
-                                      "3,Nope", "--quiet"});
+  const std::string e = ingest_error(
+      {"--source", "idx", "--input", root.string(), "--output", dir / "c.h5", "--classes", "3,Nope", "--quiet"});
   EXPECT_TRUE(contains(e, "--classes: 'Nope' is neither a class name nor an index")) << e;
   EXPECT_FALSE(fs::exists(dir / "c.h5"));
 }
@@ -398,11 +401,13 @@ TEST(IngestErrors, EveryBadInputIsAOneLineUserErrorNamingThePathOrFlag) {
       {{"--source", "folders", "--input", faces, "--output", dir / "o.h5", "--channels", "2"}, "--channels"},
       {{"--source", "folders", "--input", faces, "--output", dir / "o.h5", "--size", "big"}, "--size"},
       {{"--source", "folders", "--input", faces, "--output", dir / "o.h5", "--size", "0"}, "--size"},
-      {{"--source", "folders", "--input", faces, "--output", dir / "o.h5", "--val-fraction", "0.6",
-        "--test-fraction", "0.5"}, "--val-fraction"},
+      {{"--source", "folders", "--input", faces, "--output", dir / "o.h5", "--val-fraction", "0.6", "--test-fraction",
+        "0.5"},
+       "--val-fraction"},
       {{"--source", "folders", "--input", faces, "--output", dir / "o.h5", "--bogus"}, "bogus"},
       {{"--source", "folders", "--input", faces, "--output", dir / "o.h5", "--face-crop", "--face-cascade",
-        dir / "none.xml"}, dir / "none.xml"},
+        dir / "none.xml"},
+       dir / "none.xml"},
       {{"--source", "idx", "--input", faces, "--output", dir / "o.h5", "--face-crop"}, "--face-crop"},
   };
   for (const auto& c : cases) {
@@ -422,8 +427,8 @@ TEST(IngestErrors, AllImagesUnreadableIsAUserError) {
   TempDir dir;
   fs::create_directories(dir.path() / "bad" / "a");
   testing::write_bytes(dir / "bad/a/x.jpg", std::vector<uint8_t>(100, 1));
-  const std::string e = ingest_error({"--source", "folders", "--input", dir / "bad", "--output", dir / "o.h5",
-                                      "--quiet"});
+  const std::string e =
+      ingest_error({"--source", "folders", "--input", dir / "bad", "--output", dir / "o.h5", "--quiet"});
   EXPECT_TRUE(contains(e, "could be read")) << e;
   EXPECT_FALSE(fs::exists(dir / "o.h5"));
   EXPECT_FALSE(fs::exists(dir / "o.h5.partial"));

@@ -43,9 +43,10 @@ TEST(Synth, RenderIsAPureFunctionOfSeedAndIndex) {
 
 TEST(Synth, SameSeedSameBytesForAnyThreadCount) {
   TempDir dir;
-  for (const auto& [name, threads] : std::vector<std::pair<std::string, std::string>>{{"one.h5", "1"}, {"two.h5", "2"}}) {
-    Argv argv("facetrain synth", {"--output", dir / name, "--count", "300", "--size", "32", "--seed", "42",
-                                  "--threads", threads, "--quiet"});
+  for (const auto& [name, threads] :
+       std::vector<std::pair<std::string, std::string>>{{"one.h5", "1"}, {"two.h5", "2"}}) {
+    Argv argv("facetrain synth", {"--output", dir / name, "--count", "300", "--size", "32", "--seed", "42", "--threads",
+                                  threads, "--quiet"});
     ASSERT_EQ(synth_command(argv.argc(), argv.argv()), 0);
   }
   StoreReader one(dir / "one.h5"), two(dir / "two.h5");
@@ -170,8 +171,8 @@ TEST(Stats, CountsWeightsAndMeanStdAgainstADirectComputation) {
   const auto json = nlohmann::json::parse(stats_json(stats));
   EXPECT_EQ(json["count"], 500);
   EXPECT_EQ(json["classes"][1]["train"]["count"], counts[1][0]);
-  EXPECT_NEAR(json["classes"][1]["percent"].get<double>(),
-              100.0 * (counts[1][0] + counts[1][1] + counts[1][2]) / 500.0, 1e-9);
+  EXPECT_NEAR(json["classes"][1]["percent"].get<double>(), 100.0 * (counts[1][0] + counts[1][1] + counts[1][2]) / 500.0,
+              1e-9);
   EXPECT_NEAR(json["train_mean"][2].get<double>(), sum[2] / n_values, 1e-5);
 
   Argv argv("facetrain stats", {o.output, "--json"});

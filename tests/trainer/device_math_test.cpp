@@ -11,7 +11,11 @@ namespace facetrain {
 namespace {
 
 TEST(DeviceMath, GpuRunsSetTf32AndTheAutotunerBothWays) {
-  struct Case { bool tf32, benchmark; at::Float32MatmulPrecision matmul; const char* line; };
+  struct Case {
+    bool tf32, benchmark;
+    at::Float32MatmulPrecision matmul;
+    const char* line;
+  };
   for (const Case& want : {Case{true, true, at::Float32MatmulPrecision::HIGH,  // the defaults a user gets
                                 "TF32 matmuls and convolutions, cuDNN autotuner on"},
                            Case{false, false, at::Float32MatmulPrecision::HIGHEST,

@@ -104,7 +104,10 @@ TEST(Autocast, Bf16ScopeOnCpuCastsMatmulsAndRestoresOnExit) {
     EXPECT_EQ(torch::matmul(a, a).scalar_type(), torch::kBFloat16);  // still inside the outer scope
   }
   EXPECT_EQ(torch::matmul(a, a).scalar_type(), torch::kFloat);
-  { AutocastScope none(Precision::kFp32, torch::kCPU); EXPECT_EQ(torch::matmul(a, a).scalar_type(), torch::kFloat); }
+  {
+    AutocastScope none(Precision::kFp32, torch::kCPU);
+    EXPECT_EQ(torch::matmul(a, a).scalar_type(), torch::kFloat);
+  }
 }
 
 TEST(Autocast, VitUnderBf16KeepsFloat32AttentionWeightsAndGradients) {
@@ -198,7 +201,10 @@ TEST(Precision, Bf16HintOnlyFromAMeasuredGain) {
   rates.bf16_gflops = 210;
   rates.bf16_size = MatmulRates::kMatmulSize;
   EXPECT_EQ(bf16_hint(rates).rfind("bf16 matmul 1.9x fp32 here (256^3 at start-up: 210.0 vs 110.0 GFLOP/s): "
-                                   "distributed.precision=bf16", 0), 0u) << bf16_hint(rates);
+                                   "distributed.precision=bf16",
+                                   0),
+            0u)
+      << bf16_hint(rates);
   rates.bf16_gflops = 1.29 * rates.fp32_gflops;
   EXPECT_EQ(bf16_hint(rates), "");
   rates.bf16_gflops = 1.31 * rates.fp32_gflops;

@@ -148,12 +148,14 @@ void expect_user_error(const std::string& text, const std::string& part) {
 TEST(Trainable, BadSectionsAreOneLineNamingTheField) {
   expect_user_error(R"(train: "everything")", "trainable.train: \"everything\" is not one of all, head, none");
   expect_user_error(R"(train: "head" last_blocks: 4)", "trainable.last_blocks: 4 is not in 0..3");
-  expect_user_error(R"(train: "none" parameters: "^decoder\\.")", "trainable.parameters: \"^decoder\\.\" matches no parameter");
+  expect_user_error(R"(train: "none" parameters: "^decoder\\.")",
+                    "trainable.parameters: \"^decoder\\.\" matches no parameter");
   expect_user_error(R"(train: "none" parameters: "(")", "is not a regular expression");
   expect_user_error(R"(train: "head" unfreeze { epoch: 2 train: "all" } unfreeze { epoch: 2 last_blocks: 1 })",
                     "trainable.unfreeze[1].epoch: 2 must be after 2");
   expect_user_error(R"(train: "none")", "trainable: selects no parameter");
-  expect_user_error(R"(train: "all" unfreeze { epoch: 1 last_blocks: 1 })", "trainable.unfreeze[0]: selects no parameter");
+  expect_user_error(R"(train: "all" unfreeze { epoch: 1 last_blocks: 1 })",
+                    "trainable.unfreeze[0]: selects no parameter");
   expect_user_error(R"(layer_decay: 1.5)", "trainable.layer_decay: 1.5 is not in (0, 1]");
 }
 

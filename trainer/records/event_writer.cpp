@@ -48,7 +48,8 @@ EventWriter::EventWriter(const std::string& run_dir, int64_t start_step, double 
   for (int attempt = 0; attempt < 1000 && fd_ < 0; ++attempt) {
     path_ = prefix + std::to_string(g_file_counter.fetch_add(1));
     fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
-    FT_USER_CHECK(fd_ >= 0 || errno == EEXIST, path_ << ": cannot create TensorBoard events file: " << std::strerror(errno));
+    FT_USER_CHECK(fd_ >= 0 || errno == EEXIST,
+                  path_ << ": cannot create TensorBoard events file: " << std::strerror(errno));
   }
   FT_CHECK(fd_ >= 0, "no free events file name with prefix " << prefix);
 

@@ -39,9 +39,7 @@ Progress::Progress(int64_t total_steps, bool is_terminal, double plain_every_sec
       out_(out),
       clock_(std::move(clock)) {
   if (!clock_) {
-    clock_ = [] {
-      return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-    };
+    clock_ = [] { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); };
   }
 }
 

@@ -43,10 +43,10 @@ TEST(Crc32c, Rfc3720Vectors) {
   }
   expect_crc(up, 0x46DD794Eu);
   expect_crc(down, 0x113FDB5Cu);
-  const std::string iscsi_read = bytes({0x01, 0xc0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-                                        0x00, 0x00, 0x00, 0x00, 0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00,
-                                        0x00, 0x00, 0x00, 0x14, 0x00, 0x00, 0x00, 0x18, 0x28, 0x00, 0x00, 0x00,
-                                        0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});
+  const std::string iscsi_read =
+      bytes({0x01, 0xc0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+             0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x14, 0x00, 0x00, 0x00, 0x18,
+             0x28, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});
   expect_crc(iscsi_read, 0xD9963A56u);
   expect_crc("", 0u);
 }
@@ -80,7 +80,9 @@ TEST(Crc32c, MaskMatchesTheFormulaAndRoundTrips) {
     ASSERT_NE(mask_crc32c(crc), crc);
   }
   // A masked CRC quoted from a real TensorFlow event file (Event{file_version: "CRC test, one two"}).
-  EXPECT_EQ(mask_crc32c(crc32c(std::string("\x1a\x11" "CRC test, one two"))), 0x5794d08au);
+  EXPECT_EQ(mask_crc32c(crc32c(std::string("\x1a\x11"
+                                           "CRC test, one two"))),
+            0x5794d08au);
 }
 
 // Record 1 of a TensorFlow 2 event file: Event{wall_time, file_version: "brain.Event:2"} (24 bytes).
@@ -89,8 +91,9 @@ const std::string kTfFileVersionEvent =
 // Record 2 of the same file: tf.summary.scalar("accuracy", 0.99, step=77) (50 bytes).
 const std::string kTfScalarEvent =
     bytes({0x09, 0xc4, 0x05, 0xb7, 0x3d, 0x99, 0xd6, 0xd7, 0x41, 0x10, 0x4d, 0x2a, 0x25, 0x0a, 0x23, 0x0a, 0x08}) +
-    "accuracy" + bytes({0x42, 0x0a, 0x08, 0x01, 0x12, 0x00, 0x22, 0x04, 0xa4, 0x70, 0x7d, 0x3f, 0x4a, 0x0b, 0x0a, 0x09,
-                        0x0a, 0x07}) +
+    "accuracy" +
+    bytes(
+        {0x42, 0x0a, 0x08, 0x01, 0x12, 0x00, 0x22, 0x04, 0xa4, 0x70, 0x7d, 0x3f, 0x4a, 0x0b, 0x0a, 0x09, 0x0a, 0x07}) +
     "scalars";
 
 TEST(TfRecord, FramingIsByteIdenticalToTensorFlow) {
@@ -135,9 +138,7 @@ TEST(TfRecord, ReaderStopsAtATornTailAndRejectsCorruption) {
   append_tfrecord(&framed, "");
   append_tfrecord(&framed, std::string(1000, 'x'));
   const std::string path = temp_file("records.tfrecord");
-  {
-    std::ofstream(path, std::ios::binary) << framed;
-  }
+  { std::ofstream(path, std::ios::binary) << framed; }
   std::string note;
   auto records = read_tfrecords(path, &note);
   ASSERT_EQ(records.size(), 3u);
@@ -155,9 +156,7 @@ TEST(TfRecord, ReaderStopsAtATornTailAndRejectsCorruption) {
 
   std::string corrupt = framed;
   corrupt[12 + 2] ^= 0x01;  // a data byte of the first record
-  {
-    std::ofstream(path, std::ios::binary) << corrupt;
-  }
+  { std::ofstream(path, std::ios::binary) << corrupt; }
   EXPECT_THROW(read_tfrecords(path), UserError);
   std::filesystem::remove_all(std::filesystem::path(path).parent_path());
 }

@@ -78,16 +78,26 @@ std::multimap<int, Field> walk(const std::string& msg) {
     const uint64_t key = varint();
     Field f{static_cast<int>(key & 7), 0, ""};
     switch (f.wire_type) {
-      case 0: f.number = varint(); break;
-      case 1: f.number = le(msg, pos, 8); pos += 8; break;
-      case 5: f.number = le(msg, pos, 4); pos += 4; break;
+      case 0:
+        f.number = varint();
+        break;
+      case 1:
+        f.number = le(msg, pos, 8);
+        pos += 8;
+        break;
+      case 5:
+        f.number = le(msg, pos, 4);
+        pos += 4;
+        break;
       case 2: {
         const uint64_t n = varint();
         f.bytes = msg.substr(pos, n);
         pos += n;
         break;
       }
-      default: ADD_FAILURE() << "unexpected wire type " << f.wire_type; return fields;
+      default:
+        ADD_FAILURE() << "unexpected wire type " << f.wire_type;
+        return fields;
     }
     fields.emplace(static_cast<int>(key >> 3), f);
   }
@@ -132,9 +142,7 @@ std::vector<fs::path> event_files(const fs::path& dir) {
 // Runs protoc on one record; returns its text output.
 std::string protoc(const std::string& record, const std::string& args, const fs::path& dir) {
   const fs::path in = dir / "record.bin", out = dir / "record.txt";
-  {
-    std::ofstream(in, std::ios::binary) << record;
-  }
+  { std::ofstream(in, std::ios::binary) << record; }
   const std::string cmd = std::string(FACETRAIN_PROTOC) + " " + args + " < " + in.string() + " > " + out.string();
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   return testing::read_text(out);
@@ -216,8 +224,8 @@ TEST(EventWriter, RecordsDecodeIndependently) {
     int h, w, c;
     uint64_t step;
   };
-  const Expect images[] = {{"samples/rgb", &rgb, 3, 4, 3, 2}, {"samples/gray", &gray, 5, 2, 1, 3},
-                           {"samples/rgba", &rgba, 2, 3, 4, 3}};
+  const Expect images[] = {
+      {"samples/rgb", &rgb, 3, 4, 3, 2}, {"samples/gray", &gray, 5, 2, 1, 3}, {"samples/rgba", &rgba, 2, 3, 4, 3}};
   for (int i = 0; i < 3; ++i) {
     const Expect& x = images[i];
     auto e = walk(records[4 + i]);
@@ -335,9 +343,7 @@ TEST(JsonlWriter, LinesAndResume) {
     EXPECT_EQ(testing::read_text(path).substr(0, 24), "{\"step\":1,\"train/loss\":1");
   }
   // A kill tore the last line; the run resumes from the checkpoint of step 3.
-  {
-    std::ofstream(path, std::ios::app) << "{\"step\":7,\"train/lo";
-  }
+  { std::ofstream(path, std::ios::app) << "{\"step\":7,\"train/lo"; }
   {
     JsonlWriter w(path.string(), 3);
     w.write(4, {{"train/loss", 0.2}});
