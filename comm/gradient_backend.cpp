@@ -11,10 +11,8 @@ namespace facetrain {
 
 const char* gradient_backend_name(GradientBackend backend) {
   switch (backend) {
-    case GradientBackend::kMpi:
-      return "mpi";
-    case GradientBackend::kNccl:
-      return "nccl";
+    case GradientBackend::kMpi: return "mpi";
+    case GradientBackend::kNccl: return "nccl";
   }
   FT_CHECK(false, "unknown gradient backend " << static_cast<int>(backend));
 }
@@ -40,12 +38,8 @@ std::unique_ptr<Communicator> make_gradient_communicator(GradientBackend backend
                                                          double timeout_seconds) {
   std::unique_ptr<Communicator> comm;
   switch (backend) {
-    case GradientBackend::kMpi:
-      comm = make_mpi_communicator();
-      break;
-    case GradientBackend::kNccl:
-      comm = make_nccl_communicator(device_index, timeout_seconds);
-      break;
+    case GradientBackend::kMpi: comm = make_mpi_communicator(); break;
+    case GradientBackend::kNccl: comm = make_nccl_communicator(device_index, timeout_seconds); break;
   }
   FT_CHECK(comm != nullptr, "unknown gradient backend " << static_cast<int>(backend));
   comm->set_timeout_seconds(timeout_seconds);

@@ -41,20 +41,13 @@ constexpr int64_t kRingMinBytes = 256 * 1024;
 // Element type for reductions: a switch, never a silent cast.
 MPI_Datatype mpi_sum_type(torch::ScalarType type) {
   switch (type) {
-    case torch::kFloat32:
-      return MPI_FLOAT;
-    case torch::kFloat64:
-      return MPI_DOUBLE;
-    case torch::kInt32:
-      return MPI_INT32_T;
-    case torch::kInt64:
-      return MPI_INT64_T;
-    case torch::kUInt8:
-      return MPI_UINT8_T;
-    case torch::kInt8:
-      return MPI_INT8_T;
-    default:
-      break;
+    case torch::kFloat32: return MPI_FLOAT;
+    case torch::kFloat64: return MPI_DOUBLE;
+    case torch::kInt32: return MPI_INT32_T;
+    case torch::kInt64: return MPI_INT64_T;
+    case torch::kUInt8: return MPI_UINT8_T;
+    case torch::kInt8: return MPI_INT8_T;
+    default: break;
   }
   FT_CHECK(false, "the MPI all-reduce does not support dtype "
                       << type
@@ -399,12 +392,8 @@ void plain_mpi_all_reduce_(torch::Tensor& tensor, ReduceOp op) {
   FT_CHECK(tensor.numel() <= kMaxCount, "plain_mpi_all_reduce_: more than 2^30 elements");
   MPI_Op mpi_op = MPI_SUM;
   switch (op) {
-    case ReduceOp::kSum:
-      mpi_op = MPI_SUM;
-      break;
-    case ReduceOp::kMax:
-      mpi_op = MPI_MAX;
-      break;
+    case ReduceOp::kSum: mpi_op = MPI_SUM; break;
+    case ReduceOp::kMax: mpi_op = MPI_MAX; break;
   }
   FT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, tensor.data_ptr(), static_cast<int>(tensor.numel()),
                              mpi_sum_type(tensor.scalar_type()), mpi_op, MPI_COMM_WORLD));

@@ -33,13 +33,10 @@ const char* mpi_hint(int code) {
              "with tensors of the same shape and dtype";
     case MPI_ERR_COUNT:
     case MPI_ERR_TYPE:
-    case MPI_ERR_BUFFER:
-      return "a tensor too large for one MPI call or not contiguous; this is a bug in comm/";
-    case MPI_ERR_COMM:
-      return "a communicator used after comm_finalize()? Destroy communicators before finalizing MPI";
+    case MPI_ERR_BUFFER: return "a tensor too large for one MPI call or not contiguous; this is a bug in comm/";
+    case MPI_ERR_COMM: return "a communicator used after comm_finalize()? Destroy communicators before finalizing MPI";
     case MPI_ERR_ROOT:
-    case MPI_ERR_RANK:
-      return "root/peer rank outside 0..world_size-1";
+    case MPI_ERR_RANK: return "root/peer rank outside 0..world_size-1";
     default:
       return "a peer rank may have died (see mpirun's or srun's message), or ranks called collectives in "
              "different orders";

@@ -57,14 +57,11 @@ const char* nccl_hint(ncclResult_t result) {
     case ncclSystemError:
       return "a system call failed (network, shared memory): check NCCL_SOCKET_IFNAME and the /dev/shm size; "
              "NCCL_DEBUG=INFO shows details";
-    case ncclInvalidArgument:
-      return "ranks passed different shapes or dtypes, or a tensor on another device";
+    case ncclInvalidArgument: return "ranks passed different shapes or dtypes, or a tensor on another device";
     case ncclInvalidUsage:
       return "collectives issued in different orders on different ranks, or a communicator used after abort";
-    case ncclRemoteError:
-      return "a peer rank failed or was killed";
-    default:
-      return "run with NCCL_DEBUG=INFO for details";
+    case ncclRemoteError: return "a peer rank failed or was killed";
+    default: return "run with NCCL_DEBUG=INFO for details";
   }
 }
 
@@ -108,24 +105,15 @@ namespace {
 
 ncclDataType_t nccl_type(torch::ScalarType type) {
   switch (type) {
-    case torch::kFloat32:
-      return ncclFloat32;
-    case torch::kFloat64:
-      return ncclFloat64;
-    case torch::kFloat16:
-      return ncclFloat16;
-    case torch::kBFloat16:
-      return ncclBfloat16;
-    case torch::kInt32:
-      return ncclInt32;
-    case torch::kInt64:
-      return ncclInt64;
-    case torch::kUInt8:
-      return ncclUint8;
-    case torch::kInt8:
-      return ncclInt8;
-    default:
-      break;
+    case torch::kFloat32: return ncclFloat32;
+    case torch::kFloat64: return ncclFloat64;
+    case torch::kFloat16: return ncclFloat16;
+    case torch::kBFloat16: return ncclBfloat16;
+    case torch::kInt32: return ncclInt32;
+    case torch::kInt64: return ncclInt64;
+    case torch::kUInt8: return ncclUint8;
+    case torch::kInt8: return ncclInt8;
+    default: break;
   }
   FT_CHECK(false, "the NCCL communicator does not support dtype " << type << "; convert explicitly");
 }

@@ -43,14 +43,10 @@ inline Normalization parse_normalization(const std::string& value, const std::st
 
 inline const char* normalization_name(Normalization normalization) {
   switch (normalization) {
-    case Normalization::kMeanStd:
-      return "store";
-    case Normalization::kMinusOneOne:
-      return "minus_one_one";
-    case Normalization::kUnit:
-      return "unit";
-    case Normalization::kImageNet:
-      return "imagenet";
+    case Normalization::kMeanStd: return "store";
+    case Normalization::kMinusOneOne: return "minus_one_one";
+    case Normalization::kUnit: return "unit";
+    case Normalization::kImageNet: return "imagenet";
   }
   return "?";
 }

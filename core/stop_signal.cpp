@@ -37,18 +37,12 @@ int preemption_signal_number(const std::string& name) {
 
 std::string signal_name(int signal) {
   switch (signal) {
-    case SIGUSR1:
-      return "SIGUSR1";
-    case SIGUSR2:
-      return "SIGUSR2";
-    case SIGTERM:
-      return "SIGTERM";
-    case SIGINT:
-      return "SIGINT";
-    case 0:
-      return "a signal to another rank";
-    default:
-      return "signal " + std::to_string(signal);
+    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR2: return "SIGUSR2";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case 0: return "a signal to another rank";
+    default: return "signal " + std::to_string(signal);
   }
 }
 

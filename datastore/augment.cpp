@@ -85,11 +85,9 @@ constexpr float kLumaR = 0.299f, kLumaG = 0.587f, kLumaB = 0.114f;
 inline int border_index(int64_t i, int n, FillMode mode) {
   if (i >= 0 && i < n) return static_cast<int>(i);
   switch (mode) {
-    case FillMode::kNearest:
-      return i < 0 ? 0 : n - 1;  // aaaa|abcd|dddd
-    case FillMode::kConstant:
-      return -1;             // kkkk|abcd|kkkk
-    case FillMode::kWrap: {  // abcd|abcd|abcd
+    case FillMode::kNearest: return i < 0 ? 0 : n - 1;  // aaaa|abcd|dddd
+    case FillMode::kConstant: return -1;                // kkkk|abcd|kkkk
+    case FillMode::kWrap: {                             // abcd|abcd|abcd
       const int64_t r = i % n;
       return static_cast<int>(r < 0 ? r + n : r);
     }

@@ -405,12 +405,9 @@ void hdf5_fail(const char* file, int line, const char* call, long long value, co
 
 const char* split_name(Split split) {
   switch (split) {
-    case Split::kTrain:
-      return "train";
-    case Split::kVal:
-      return "val";
-    case Split::kTest:
-      return "test";
+    case Split::kTrain: return "train";
+    case Split::kVal: return "val";
+    case Split::kTest: return "test";
   }
   return "?";
 }

@@ -133,12 +133,9 @@ const google::protobuf::Message& model_section(const proto::RunConfig& config) {
 
 const char* model_role_name(ModelRole role) {
   switch (role) {
-    case ModelRole::kClassifier:
-      return "classifier";
-    case ModelRole::kGenerator:
-      return "generator";
-    case ModelRole::kAutoencoder:
-      return "autoencoder";
+    case ModelRole::kClassifier: return "classifier";
+    case ModelRole::kGenerator: return "generator";
+    case ModelRole::kAutoencoder: return "autoencoder";
   }
   return "?";
 }

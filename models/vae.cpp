@@ -127,12 +127,9 @@ torch::Tensor VaeImpl::decode(const torch::Tensor& z) {
   for (auto& block : up_) h = block->forward(h);
   h = conv_out_(h);
   switch (o.output) {
-    case VaeOutput::kTanh:
-      return torch::tanh(h);
-    case VaeOutput::kSigmoid:
-      return torch::sigmoid(h);
-    case VaeOutput::kNone:
-      break;
+    case VaeOutput::kTanh: return torch::tanh(h);
+    case VaeOutput::kSigmoid: return torch::sigmoid(h);
+    case VaeOutput::kNone: break;
   }
   return h;
 }

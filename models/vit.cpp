@@ -300,15 +300,9 @@ torch::Tensor VitImpl::embed(const torch::Tensor& images) {
 torch::Tensor VitImpl::classify(const torch::Tensor& normed) {
   torch::Tensor pooled;
   switch (options_.pool) {
-    case VitPool::kCls:
-      pooled = normed.select(1, 0);
-      break;
-    case VitPool::kMean:
-      pooled = normed.narrow(1, 1, normed.size(1) - 1).mean(1);
-      break;
-    case VitPool::kFlatten:
-      pooled = normed.flatten(1);
-      break;
+    case VitPool::kCls: pooled = normed.select(1, 0); break;
+    case VitPool::kMean: pooled = normed.narrow(1, 1, normed.size(1) - 1).mean(1); break;
+    case VitPool::kFlatten: pooled = normed.flatten(1); break;
   }
   if (pre_logits_) pooled = torch::gelu(pre_logits_(pooled));
   return head_(pooled);

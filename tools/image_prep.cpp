@@ -21,16 +21,11 @@ namespace fs = std::filesystem;
 
 const char* decode_status_name(DecodeStatus status) {
   switch (status) {
-    case DecodeStatus::kOk:
-      return "ok";
-    case DecodeStatus::kMissing:
-      return "missing";
-    case DecodeStatus::kEmpty:
-      return "empty";
-    case DecodeStatus::kTruncated:
-      return "truncated";
-    case DecodeStatus::kUnreadable:
-      return "unreadable";
+    case DecodeStatus::kOk: return "ok";
+    case DecodeStatus::kMissing: return "missing";
+    case DecodeStatus::kEmpty: return "empty";
+    case DecodeStatus::kTruncated: return "truncated";
+    case DecodeStatus::kUnreadable: return "unreadable";
   }
   return "?";
 }

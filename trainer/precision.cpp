@@ -32,12 +32,9 @@ std::string bf16_hint(const MatmulRates& rates) {
 
 std::string precision_name(Precision precision) {
   switch (precision) {
-    case Precision::kBf16:
-      return "bf16";
-    case Precision::kFp16:
-      return "fp16";
-    case Precision::kFp32:
-      break;
+    case Precision::kBf16: return "bf16";
+    case Precision::kFp16: return "fp16";
+    case Precision::kFp32: break;
   }
   return "fp32";
 }

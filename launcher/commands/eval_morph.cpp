@@ -10,10 +10,10 @@
 namespace facetrain {
 
 int eval_morph_command(int argc, char** argv, ProcessContext& ctx) {
+  MorphRequest request;
   CommandLine cli(argv[0],
                   "Latent morphs with a VAE: encode chosen images, walk the latent space through them in "
                   "a loop, decode, write a GIF, an MP4 and a PNG strip.");
-  MorphRequest request;
   declare_visual_flags(cli, &request.visual, "VAE checkpoint (.ckpt) or run directory (newest valid checkpoint)");
   cli.bind("frames", &request.frames, "frames per pair of consecutive images")
       .bind("interpolation", &request.interpolation, "slerp | lerp")

@@ -10,9 +10,10 @@
 namespace facetrain {
 
 int eval_samples_command(int argc, char** argv, ProcessContext& ctx) {
-  CommandLine cli(argv[0],
-                  "DCGAN sample grid and latent interpolations; with --classifier, the class histogram of "
-                  "the samples as a trained ViT sees them.");
+  const char* about =
+      "DCGAN sample grid and latent interpolations; with --classifier, the class histogram of the samples as a "
+      "trained ViT sees them.";
+  CommandLine cli(argv[0], about);
   SamplesRequest r;
   cli.bind_required("checkpoint", &r.checkpoint,
                     "DCGAN: a .ckpt, a run directory (its newest valid checkpoint) or a "

@@ -64,12 +64,9 @@ uint8_t at(const Image& img, int w, int c, int r, int x, int k) {
 int border(int i, int n, FillMode mode) {
   if (i >= 0 && i < n) return i;
   switch (mode) {
-    case FillMode::kNearest:
-      return std::clamp(i, 0, n - 1);
-    case FillMode::kConstant:
-      return -1;
-    case FillMode::kWrap:
-      return ((i % n) + n) % n;
+    case FillMode::kNearest: return std::clamp(i, 0, n - 1);
+    case FillMode::kConstant: return -1;
+    case FillMode::kWrap: return ((i % n) + n) % n;
     case FillMode::kReflect: {
       // ... c b a | a b c ... : reflect about the edge, period 2n.
       int r = ((i % (2 * n)) + 2 * n) % (2 * n);

@@ -34,12 +34,9 @@ struct StoreSpec {
 
 inline Split fixture_split(int64_t i, bool with_val) {
   switch (i % 5) {
-    case 3:
-      return with_val ? Split::kVal : Split::kTrain;
-    case 4:
-      return Split::kTest;
-    default:
-      return Split::kTrain;
+    case 3: return with_val ? Split::kVal : Split::kTrain;
+    case 4: return Split::kTest;
+    default: return Split::kTrain;
   }
 }
 

@@ -133,17 +133,10 @@ std::string drawn_payload(Draw& draw) {
     archive.write(draw.flag() ? "model" : "generator", model);
   }
   switch (draw.bytes(1) % 4) {
-    case 0:
-      break;
-    case 1:
-      archive.write("config", c10::IValue(draw.text(200)));
-      break;
-    case 2:
-      archive.write("config", draw.tensor());
-      break;
-    default:
-      archive.write("config", c10::IValue(std::string("model { ") + kTinyVitModel + " }"));
-      break;
+    case 0: break;
+    case 1: archive.write("config", c10::IValue(draw.text(200))); break;
+    case 2: archive.write("config", draw.tensor()); break;
+    default: archive.write("config", c10::IValue(std::string("model { ") + kTinyVitModel + " }")); break;
   }
   if (draw.flag()) archive.write("model_input", draw.flag() ? torch::tensor({16, 16, 3, 2}) : draw.tensor());
   for (const char* key : {"position.step", "position.epoch", "position.batch_in_epoch", "position.images_in_epoch",

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "lib/tiny_models.h"
 #include "models/dcgan.h"
 #include "models/safetensors.h"
 #include "models/vit.h"
@@ -172,13 +173,7 @@ TEST_F(SafetensorsTest, CorruptFilesAreRejectedWithClearErrors) {
 
 TEST_F(SafetensorsTest, KnownModelOutputUnchangedAfterSaveAndLoad) {
   torch::manual_seed(1);
-  VitOptions o;
-  o.image_size = 16;
-  o.patch_size = 4;
-  o.width = 24;
-  o.depth = 2;
-  o.heads = 3;
-  o.num_classes = 4;
+  const VitOptions o = testing::tiny_vit_options(16, 4, 3, 4, 24, 2, 3);
   Vit a(o);
   a->eval();
   auto x = torch::randn({3, 3, 16, 16});

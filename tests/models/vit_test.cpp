@@ -163,13 +163,7 @@ TEST(Vit, EveryParameterGetsAGradient) {
 }
 
 TEST(Vit, FlopCountOfTheBenchmarkConfig) {
-  VitOptions o;
-  o.image_size = 32;
-  o.patch_size = 4;
-  o.width = 192;
-  o.depth = 6;
-  o.heads = 3;
-  o.num_classes = 10;
+  const VitOptions o = testing::tiny_vit_options(32, 4, 3, 10, 192, 6, 3);  // the bench ViT
   // T = 65 tokens, MACs per block: qkv 65*192*576 = 7,188,480; q k^T and attn v 2*65*65*192 = 1,622,400;
   // proj 65*192*192 = 2,396,160; MLP 2*65*192*768 = 19,169,280 -> 30,376,320; 6 blocks 182,257,920.
   // patch embedding 64*48*192 = 589,824; head 192*10 = 1,920. FLOPs = 2 * 182,849,664.

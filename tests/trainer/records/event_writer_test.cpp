@@ -78,9 +78,7 @@ std::multimap<int, Field> walk(const std::string& msg) {
     const uint64_t key = varint();
     Field f{static_cast<int>(key & 7), 0, ""};
     switch (f.wire_type) {
-      case 0:
-        f.number = varint();
-        break;
+      case 0: f.number = varint(); break;
       case 1:
         f.number = le(msg, pos, 8);
         pos += 8;
@@ -95,9 +93,7 @@ std::multimap<int, Field> walk(const std::string& msg) {
         pos += n;
         break;
       }
-      default:
-        ADD_FAILURE() << "unexpected wire type " << f.wire_type;
-        return fields;
+      default: ADD_FAILURE() << "unexpected wire type " << f.wire_type; return fields;
     }
     fields.emplace(static_cast<int>(key >> 3), f);
   }
