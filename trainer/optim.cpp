@@ -156,34 +156,6 @@ double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& 
 
 namespace {
 
-// optimizer.save() with a copy of every state tensor: the state is swapped for copies while the optimizer
-// writes itself (it writes references), then restored, so the archive owns what it holds.
-void save_optimizer_copy(torch::serialize::OutputArchive& archive, torch::optim::Optimizer& optimizer) {
-  torch::NoGradGuard no_grad;
-  std::vector<std::function<void()>> restore;
-  auto copy = [](const torch::Tensor& t) { return cpu_copy(t); };  // on the CPU: archives belong to no device
-  for (auto& entry : optimizer.state()) {
-    torch::optim::OptimizerParamState* state = entry.second.get();
-    if (auto* a = dynamic_cast<torch::optim::AdamParamState*>(state)) {
-      torch::Tensor m = a->exp_avg(), v = a->exp_avg_sq(), vmax = a->max_exp_avg_sq();
-      a->exp_avg(copy(m)).exp_avg_sq(copy(v)).max_exp_avg_sq(copy(vmax));
-      restore.push_back([a, m, v, vmax] { a->exp_avg(m).exp_avg_sq(v).max_exp_avg_sq(vmax); });
-    } else if (auto* w = dynamic_cast<torch::optim::AdamWParamState*>(state)) {
-      torch::Tensor m = w->exp_avg(), v = w->exp_avg_sq(), vmax = w->max_exp_avg_sq();
-      w->exp_avg(copy(m)).exp_avg_sq(copy(v)).max_exp_avg_sq(copy(vmax));
-      restore.push_back([w, m, v, vmax] { w->exp_avg(m).exp_avg_sq(v).max_exp_avg_sq(vmax); });
-    } else if (auto* s = dynamic_cast<torch::optim::SGDParamState*>(state)) {
-      torch::Tensor b = s->momentum_buffer();
-      s->momentum_buffer(copy(b));
-      restore.push_back([s, b] { s->momentum_buffer(b); });
-    } else {
-      FT_CHECK(false, "save_optimizer_copy: an optimizer state of a kind make_optimizer does not make");
-    }
-  }
-  optimizer.save(archive);
-  for (auto& r : restore) r();
-}
-
 // The key of a parameter's optimizer state: its TensorImpl's address, as a string in LibTorch 1.x and the
 // pointer itself in 2.x (the map's key type says which).
 template <typename StateMap>
@@ -217,6 +189,101 @@ void move_optimizer_state_to_parameters(torch::optim::Optimizer& optimizer) {
   }
 }
 
+// Optimizer state in facetrain's own layout, the same in LibTorch 1.x and 2.x: "groups/G/I/<field>" for the
+// I-th parameter of group G. (LibTorch's Optimizer::save keys state by the parameter's address, which 1.x
+// writes in hex and 2.x parses as decimal: 2.x put a 1.x checkpoint's state on the wrong parameters.) Tensors
+// are CPU copies: archives belong to no device.
+constexpr const char* kStateLayoutKey = "facetrain_state_layout";
+std::string state_prefix(size_t group, size_t index) {
+  return "groups/" + std::to_string(group) + "/" + std::to_string(index) + "/";
+}
+
+void save_optimizer_state(torch::serialize::OutputArchive& archive, torch::optim::Optimizer& optimizer) {
+  torch::NoGradGuard no_grad;
+  archive.write(kStateLayoutKey, torch::tensor(int64_t{1}));
+  auto write = [&](const std::string& key, const torch::Tensor& t) {
+    if (t.defined()) archive.write(key, cpu_copy(t));
+  };
+  const auto& groups = optimizer.param_groups();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    for (size_t i = 0; i < groups[g].params().size(); ++i) {
+      const torch::Tensor& p = groups[g].params()[i];
+      auto found = optimizer.state().find(optimizer_state_key(optimizer.state(), p));
+      if (found == optimizer.state().end()) continue;
+      const std::string at = state_prefix(g, i);
+      torch::optim::OptimizerParamState* state = found->second.get();
+      if (auto* a = dynamic_cast<torch::optim::AdamParamState*>(state)) {
+        archive.write(at + "step", torch::tensor(a->step()));
+        write(at + "exp_avg", a->exp_avg());
+        write(at + "exp_avg_sq", a->exp_avg_sq());
+        write(at + "max_exp_avg_sq", a->max_exp_avg_sq());
+      } else if (auto* w = dynamic_cast<torch::optim::AdamWParamState*>(state)) {
+        archive.write(at + "step", torch::tensor(w->step()));
+        write(at + "exp_avg", w->exp_avg());
+        write(at + "exp_avg_sq", w->exp_avg_sq());
+        write(at + "max_exp_avg_sq", w->max_exp_avg_sq());
+      } else if (auto* s = dynamic_cast<torch::optim::SGDParamState*>(state)) {
+        write(at + "momentum_buffer", s->momentum_buffer());
+      } else {
+        FT_CHECK(false, "save_optimizer_state: an optimizer state of a kind make_optimizer does not make");
+      }
+    }
+  }
+}
+
+// Into `live` (a state tensor of the optimizer, possibly undefined) the archive's `key`, on `device`: copied in
+// place when `live` has its shape (the tensor and its storage stay), else a new tensor.
+torch::Tensor read_state_tensor(torch::serialize::InputArchive& archive, const std::string& key,
+                                const torch::Tensor& live, const torch::Device& device) {
+  torch::Tensor saved;
+  if (!archive.try_read(key, saved)) return torch::Tensor();
+  if (live.defined() && live.sizes() == saved.sizes()) {
+    torch::NoGradGuard no_grad;
+    live.copy_(saved);
+    return live;
+  }
+  return saved.to(device);
+}
+
+// Reads what save_optimizer_state wrote; false for an archive in LibTorch's own layout (older checkpoints).
+bool load_optimizer_state(torch::serialize::InputArchive& archive, torch::optim::Optimizer& optimizer) {
+  torch::Tensor layout;
+  if (!archive.try_read(kStateLayoutKey, layout)) return false;
+  auto& states = optimizer.state();
+  const auto& groups = optimizer.param_groups();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    for (size_t i = 0; i < groups[g].params().size(); ++i) {
+      const torch::Tensor& p = groups[g].params()[i];
+      const std::string at = state_prefix(g, i);
+      const auto key = optimizer_state_key(states, p);
+      auto found = states.find(key);
+      torch::optim::OptimizerParamState* live = found == states.end() ? nullptr : found->second.get();
+      torch::Tensor step;
+      const bool adam_like = archive.try_read(at + "step", step);
+      auto fill = [&](auto& state) {  // Adam and AdamW states have the same fields
+        state.step(step.item<int64_t>());
+        state.exp_avg(read_state_tensor(archive, at + "exp_avg", state.exp_avg(), p.device()));
+        state.exp_avg_sq(read_state_tensor(archive, at + "exp_avg_sq", state.exp_avg_sq(), p.device()));
+        state.max_exp_avg_sq(read_state_tensor(archive, at + "max_exp_avg_sq", state.max_exp_avg_sq(), p.device()));
+      };
+      if (adam_like && dynamic_cast<torch::optim::AdamW*>(&optimizer) != nullptr) {
+        if (live == nullptr) live = (states[key] = std::make_unique<torch::optim::AdamWParamState>()).get();
+        fill(static_cast<torch::optim::AdamWParamState&>(*live));
+      } else if (adam_like && dynamic_cast<torch::optim::Adam*>(&optimizer) != nullptr) {
+        if (live == nullptr) live = (states[key] = std::make_unique<torch::optim::AdamParamState>()).get();
+        fill(static_cast<torch::optim::AdamParamState&>(*live));
+      } else if (dynamic_cast<torch::optim::SGD*>(&optimizer) != nullptr) {
+        torch::Tensor unused;
+        if (!archive.try_read(at + "momentum_buffer", unused)) continue;
+        if (live == nullptr) live = (states[key] = std::make_unique<torch::optim::SGDParamState>()).get();
+        auto& sgd = static_cast<torch::optim::SGDParamState&>(*live);
+        sgd.momentum_buffer(read_state_tensor(archive, at + "momentum_buffer", sgd.momentum_buffer(), p.device()));
+      }
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 void save_training_state(torch::serialize::OutputArchive& archive, const std::string& name, const std::string& prefix,
@@ -224,7 +291,7 @@ void save_training_state(torch::serialize::OutputArchive& archive, const std::st
                          const LossScaler& scaler) {
   torch::serialize::OutputArchive module_archive, optimizer_archive;
   save_module_copy(module_archive, module);
-  save_optimizer_copy(optimizer_archive, optimizer);
+  save_optimizer_state(optimizer_archive, optimizer);
   archive.write(name, module_archive);
   archive.write(prefix + "optimizer", optimizer_archive);
   scaler.save(archive, prefix + "loss_scaler");
@@ -236,8 +303,10 @@ void load_training_state(torch::serialize::InputArchive& archive, const std::str
   archive.read(name, module_archive);
   archive.read(prefix + "optimizer", optimizer_archive);
   load_module_in_place(module_archive, module, "checkpoint '" + name + "'");
-  optimizer.load(optimizer_archive);
-  move_optimizer_state_to_parameters(optimizer);
+  if (!load_optimizer_state(optimizer_archive, optimizer)) {
+    optimizer.load(optimizer_archive);  // a checkpoint of an earlier facetrain: LibTorch's layout
+    move_optimizer_state_to_parameters(optimizer);
+  }
   scaler.load(archive, prefix + "loss_scaler");
 }
 

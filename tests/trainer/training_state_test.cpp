@@ -1,10 +1,13 @@
 // Checkpoints belong to no device and loading keeps the live tensors: an archive of a module and its AdamW
 // state holds only CPU tensors, and loading it back copies into the same tensors (same TensorImpl, same
-// storage) with the values saved, so optimizer state, EMA shadows and gradient-bucket hooks stay valid.
+// storage) with the values saved, so optimizer state, EMA shadows and gradient-bucket hooks stay valid; a
+// fresh optimizer gets each parameter's state by its place (the layout both LibTorch versions read).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <sstream>
+#include <string>
+#include <type_traits>
 
 #include "core/config.pb.h"
 #include "models/checkpoint.h"
@@ -32,6 +35,19 @@ std::vector<torch::Tensor> state_of(Net& net, torch::optim::Optimizer& optimizer
   }
   return out;
 }
+
+// The key of `p`'s state in `optimizer` (a string in LibTorch 1.x, the TensorImpl pointer in 2.x).
+template <typename StateMap>
+typename StateMap::key_type key_in(const StateMap&, const torch::Tensor& p) {
+  if constexpr (std::is_same_v<typename StateMap::key_type, std::string>) {
+    std::ostringstream key;
+    key << static_cast<const void*>(p.unsafeGetTensorImpl());
+    return key.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
+}
+auto state_key(torch::optim::Optimizer& optimizer, const torch::Tensor& p) { return key_in(optimizer.state(), p); }
 
 void train_a_step(Net& net, torch::optim::Optimizer& optimizer) {
   optimizer.zero_grad();
@@ -82,12 +98,46 @@ TEST(TrainingState, ArchiveHoldsCpuTensorsAndLoadKeepsTheLiveTensors) {
   for (size_t i = 0; i < after.size(); ++i) {
     EXPECT_TRUE(torch::equal(after[i], saved[i])) << "tensor " << i << " does not hold the saved values";
   }
-  // Module tensors are the same objects with the same storage (optimizer state is re-read by LibTorch's own
-  // Optimizer::load, so only its values are compared).
-  const size_t module_tensors = net.parameters().size() + net.buffers().size();
-  for (size_t i = 0; i < module_tensors; ++i) {
+  // Module tensors and optimizer state are the same objects with the same storage.
+  for (size_t i = 0; i < after.size(); ++i) {
     EXPECT_EQ(after[i].unsafeGetTensorImpl(), live[i].unsafeGetTensorImpl()) << "tensor " << i << " was replaced";
     EXPECT_EQ(after[i].storage().data(), storages[i]) << "tensor " << i << " got new storage";
+  }
+}
+
+// A fresh optimizer (a resumed run's) gets each parameter's state by the parameter's place in its group, not
+// by an address written into the archive: every state has its parameter's shape and the saved values.
+TEST(TrainingState, AFreshOptimizerGetsEachParametersOwnState) {
+  torch::manual_seed(2);
+  Net net;
+  proto::OptimizerConfig config;
+  config.set_kind("adamw");
+  auto optimizer = make_optimizer(config, net.parameters());
+  LossScaler scaler(false);
+  train_a_step(net, *optimizer);
+  train_a_step(net, *optimizer);
+  torch::serialize::OutputArchive out;
+  save_training_state(out, "model", "", net, *optimizer, scaler);
+  std::ostringstream bytes;
+  out.save_to(bytes);
+
+  auto fresh = make_optimizer(config, net.parameters());
+  ASSERT_TRUE(fresh->state().empty());
+  torch::serialize::InputArchive in;
+  std::istringstream in_bytes(bytes.str());
+  in.load_from(in_bytes, torch::Device(torch::kCPU));
+  load_training_state(in, "model", "", net, *fresh, scaler);
+  ASSERT_EQ(fresh->state().size(), net.parameters().size());
+  // Position by position, the fresh optimizer holds the trained one's values and step count.
+  const auto& trained_params = optimizer->param_groups()[0].params();
+  for (size_t i = 0; i < trained_params.size(); ++i) {
+    const torch::Tensor& p = trained_params[i];
+    auto& a = static_cast<torch::optim::AdamWParamState&>(*optimizer->state().at(state_key(*optimizer, p)));
+    auto& b = static_cast<torch::optim::AdamWParamState&>(*fresh->state().at(state_key(*fresh, p)));
+    EXPECT_EQ(a.step(), b.step()) << "parameter " << i;
+    EXPECT_TRUE(torch::equal(a.exp_avg(), b.exp_avg())) << "parameter " << i;
+    EXPECT_TRUE(torch::equal(a.exp_avg_sq(), b.exp_avg_sq())) << "parameter " << i;
+    EXPECT_EQ(b.exp_avg().sizes(), p.sizes()) << "parameter " << i;
   }
 }
 
