@@ -13,6 +13,7 @@
 #include "models/model_spec.h"
 #include "runtime/blas_kernels.h"
 #include "runtime/setup_agreement.h"
+#include "trainer/device_math.h"
 #include "trainer/host_memory_cache.h"
 #include "trainer/task.h"
 
@@ -21,6 +22,7 @@ namespace facetrain {
 void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int steps, int warmup, ProcessContext& ctx) {
   const std::string kind = model_spec_of(config).name;
   install_host_memory_cache(int64_t{config.distributed().host_memory_cache_mb()} << 20);
+  const std::string device_math = apply_device_math(config.distributed(), ctx.device.is_cuda());  // as a run does
   // Nothing is written: samples and checkpoints belong to runs, not benchmarks.
   const DataParallelOptions parallel = data_parallel_options(config);
   std::string gradient_sync;
@@ -35,6 +37,7 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
   log_all(describe(ctx));
   log_all(describe_compute(ctx));  // the BLAS kernels this ran with: OPENBLAS_CORETYPE=Prescott shows "before"
   log(gradient_sync);
+  log("device math: " + device_math);
 
   // Random batches in the range the model's loader would give it.
   const int batch = config.data().batch_size();

@@ -1,6 +1,6 @@
 // The BLAS kernels that fit this CPU, before anything runs. OpenBLAS chooses its kernels once, when the binary
 // loads, and on a CPU it does not know falls back to generic ones: Debian's 0.3.21 runs Prescott's on recent
-// Xeons, a 1024^3 matmul at 28 GFLOP/s instead of 140 (issue #27). Choosing again means starting again, with
+// Xeons, a third of the speed or less (docs/results.md#blas). Choosing again means starting again, with
 // OPENBLAS_CORETYPE set: this file restarts the process once, before MPI_Init.
 #pragma once
 

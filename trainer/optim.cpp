@@ -231,8 +231,9 @@ void save_optimizer_state(torch::serialize::OutputArchive& archive, torch::optim
   }
 }
 
-// Into `live` (a state tensor of the optimizer, possibly undefined) the archive's `key`, on `device`: copied in
-// place when `live` has its shape (the tensor and its storage stay), else a new tensor.
+// The archive's `key` into `live` (a state tensor of the optimizer, possibly undefined), on `device`: copied in
+// place when `live` has its shape (the tensor and its storage stay), else a new tensor; undefined when the
+// archive has no such key.
 torch::Tensor read_state_tensor(torch::serialize::InputArchive& archive, const std::string& key,
                                 const torch::Tensor& live, const torch::Device& device) {
   torch::Tensor saved;
@@ -273,11 +274,16 @@ bool load_optimizer_state(torch::serialize::InputArchive& archive, torch::optim:
         if (live == nullptr) live = (states[key] = std::make_unique<torch::optim::AdamParamState>()).get();
         fill(static_cast<torch::optim::AdamParamState&>(*live));
       } else if (dynamic_cast<torch::optim::SGD*>(&optimizer) != nullptr) {
-        torch::Tensor unused;
-        if (!archive.try_read(at + "momentum_buffer", unused)) continue;
-        if (live == nullptr) live = (states[key] = std::make_unique<torch::optim::SGDParamState>()).get();
-        auto& sgd = static_cast<torch::optim::SGDParamState&>(*live);
-        sgd.momentum_buffer(read_state_tensor(archive, at + "momentum_buffer", sgd.momentum_buffer(), p.device()));
+        auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(live);
+        torch::Tensor buffer = read_state_tensor(archive, at + "momentum_buffer",
+                                                 sgd ? sgd->momentum_buffer() : torch::Tensor(), p.device());
+        if (!buffer.defined()) continue;  // no momentum saved for this parameter
+        if (sgd == nullptr) {
+          auto made = std::make_unique<torch::optim::SGDParamState>();
+          sgd = made.get();
+          states[key] = std::move(made);
+        }
+        sgd->momentum_buffer(buffer);
       }
     }
   }

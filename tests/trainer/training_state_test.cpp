@@ -105,39 +105,58 @@ TEST(TrainingState, ArchiveHoldsCpuTensorsAndLoadKeepsTheLiveTensors) {
   }
 }
 
-// A fresh optimizer (a resumed run's) gets each parameter's state by the parameter's place in its group, not
-// by an address written into the archive: every state has its parameter's shape and the saved values.
-TEST(TrainingState, AFreshOptimizerGetsEachParametersOwnState) {
-  torch::manual_seed(2);
-  Net net;
-  proto::OptimizerConfig config;
-  config.set_kind("adamw");
-  auto optimizer = make_optimizer(config, net.parameters());
-  LossScaler scaler(false);
-  train_a_step(net, *optimizer);
-  train_a_step(net, *optimizer);
-  torch::serialize::OutputArchive out;
-  save_training_state(out, "model", "", net, *optimizer, scaler);
-  std::ostringstream bytes;
-  out.save_to(bytes);
+// What differs between two parameters' optimizer states ("" when nothing): step counts and every state tensor.
+std::string state_difference(torch::optim::OptimizerParamState& a, torch::optim::OptimizerParamState& b) {
+  auto same = [](const torch::Tensor& x, const torch::Tensor& y) {
+    return x.defined() == y.defined() && (!x.defined() || torch::equal(x, y));
+  };
+  if (auto* x = dynamic_cast<torch::optim::AdamWParamState*>(&a)) {
+    auto& y = dynamic_cast<torch::optim::AdamWParamState&>(b);
+    if (x->step() != y.step()) return "step";
+    if (!same(x->exp_avg(), y.exp_avg()) || !same(x->exp_avg_sq(), y.exp_avg_sq())) return "moments";
+  } else if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(&a)) {
+    auto& y = dynamic_cast<torch::optim::AdamParamState&>(b);
+    if (adam->step() != y.step()) return "step";
+    if (!same(adam->exp_avg(), y.exp_avg()) || !same(adam->exp_avg_sq(), y.exp_avg_sq())) return "moments";
+  } else {
+    auto& sgd = dynamic_cast<torch::optim::SGDParamState&>(a);
+    if (!same(sgd.momentum_buffer(), dynamic_cast<torch::optim::SGDParamState&>(b).momentum_buffer()))
+      return "momentum";
+  }
+  return "";
+}
 
-  auto fresh = make_optimizer(config, net.parameters());
-  ASSERT_TRUE(fresh->state().empty());
-  torch::serialize::InputArchive in;
-  std::istringstream in_bytes(bytes.str());
-  in.load_from(in_bytes, torch::Device(torch::kCPU));
-  load_training_state(in, "model", "", net, *fresh, scaler);
-  ASSERT_EQ(fresh->state().size(), net.parameters().size());
-  // Position by position, the fresh optimizer holds the trained one's values and step count.
-  const auto& trained_params = optimizer->param_groups()[0].params();
-  for (size_t i = 0; i < trained_params.size(); ++i) {
-    const torch::Tensor& p = trained_params[i];
-    auto& a = static_cast<torch::optim::AdamWParamState&>(*optimizer->state().at(state_key(*optimizer, p)));
-    auto& b = static_cast<torch::optim::AdamWParamState&>(*fresh->state().at(state_key(*fresh, p)));
-    EXPECT_EQ(a.step(), b.step()) << "parameter " << i;
-    EXPECT_TRUE(torch::equal(a.exp_avg(), b.exp_avg())) << "parameter " << i;
-    EXPECT_TRUE(torch::equal(a.exp_avg_sq(), b.exp_avg_sq())) << "parameter " << i;
-    EXPECT_EQ(b.exp_avg().sizes(), p.sizes()) << "parameter " << i;
+// A fresh optimizer (a resumed run's) gets each parameter's state by the parameter's place in its group, not
+// by an address written into the archive: for every optimizer kind and parameter group, the saved values.
+TEST(TrainingState, AFreshOptimizerGetsEachParametersOwnState) {
+  for (const char* kind : {"adamw", "adam", "sgd"}) {
+    torch::manual_seed(2);
+    Net net;
+    proto::OptimizerConfig config;
+    config.set_kind(kind);
+    auto optimizer = make_optimizer(config, net.parameters());
+    LossScaler scaler(false);
+    train_a_step(net, *optimizer);
+    train_a_step(net, *optimizer);
+    torch::serialize::OutputArchive out;
+    save_training_state(out, "model", "", net, *optimizer, scaler);
+    std::ostringstream bytes;
+    out.save_to(bytes);
+
+    auto fresh = make_optimizer(config, net.parameters());
+    ASSERT_TRUE(fresh->state().empty());
+    torch::serialize::InputArchive in;
+    std::istringstream in_bytes(bytes.str());
+    in.load_from(in_bytes, torch::Device(torch::kCPU));
+    load_training_state(in, "model", "", net, *fresh, scaler);
+    ASSERT_EQ(fresh->state().size(), net.parameters().size()) << kind;
+    for (const auto& group : optimizer->param_groups()) {
+      for (const auto& p : group.params()) {
+        auto& trained = *optimizer->state().at(state_key(*optimizer, p));
+        auto& loaded = *fresh->state().at(state_key(*fresh, p));
+        EXPECT_EQ(state_difference(trained, loaded), "") << kind << ", parameter of shape " << p.sizes();
+      }
+    }
   }
 }
 
