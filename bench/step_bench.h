@@ -4,15 +4,21 @@
 // weak scaling (the Python references beside it live in tools/bench/python/).
 #pragma once
 
+#include <string>
+
 #include "core/config.pb.h"
 #include "runtime/process_context.h"
 #include "datastore/store.h"
+#include "trainer/step_profiler.h"
 
 namespace facetrain {
 
 // (collective) every rank, after the command's checks: builds the task for `config` on images shaped like
 // `input`, agrees on the setup, times `warmup` + `steps` steps (the slowest rank's) and logs (rank 0) the
 // medians, the split of the step, memory, GFLOP/s beside a plain matmul and one key=value line for scripts.
-void run_step_bench(const proto::RunConfig& config, const StoreInfo& input, int steps, int warmup, ProcessContext& ctx);
+// `profile`: steps (from 1, warm-up included) LibTorch's profiler records into `profile_dir`/rank-R.trace.json
+// (trainer/step_profiler.h); none by default.
+void run_step_bench(const proto::RunConfig& config, const StoreInfo& input, int steps, int warmup, ProcessContext& ctx,
+                    const ProfileWindow& profile = {}, const std::string& profile_dir = "profile");
 
 }  // namespace facetrain

@@ -21,6 +21,13 @@ void FaultPlan::before_step(int rank, int64_t step) const {
   }
 }
 
+void FaultPlan::during_step(int rank, int64_t step) const {
+  if (!slow.armed || slow.rank != rank || step < slow.step) return;
+  if (step == slow.step)
+    log_all("fault injection: rank " + std::to_string(rank) + " is slow from step " + std::to_string(step) + " on");
+  std::this_thread::sleep_for(std::chrono::duration<double>(kSlowStepSeconds));
+}
+
 void FaultPlan::after_step(int rank, int64_t step) const {
   if (signal.hits(rank, step)) std::raise(SIGUSR1);
 }

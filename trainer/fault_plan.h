@@ -1,6 +1,6 @@
-// Fault injection for the reliability tests: a rank that stalls or dies before a step, or sends itself the
-// stop signal right after one. The caller injects the plan through TrainOptions (the launcher fills it from
-// FACETRAIN_FAULT_*, launcher/commands/train.cpp; a unit test sets it directly); empty, it does nothing.
+// Fault injection for the reliability tests: a rank that stalls or dies before a step, is slow in every step, or
+// sends itself the stop signal right after one. The caller injects the plan through TrainOptions (the launcher fills it
+// from FACETRAIN_FAULT_*, launcher/commands/train.cpp; a unit test sets it directly); empty, it does nothing.
 #pragma once
 
 #include <cstdint>
@@ -23,9 +23,15 @@ struct FaultPlan {
   // The stop tests (tests/trainer/e2e): the rank sends itself SIGUSR1 right after the step, so a stop lands on
   // an exact step (the last of an epoch, the final one) instead of wherever a signal from outside arrives.
   FaultAt signal;
+  // The straggler test: from step `step` on, every step of the rank takes kSlowStepSeconds more compute (a
+  // throttled CPU, a slower GPU), inside the step's own time.
+  FaultAt slow;
+  static constexpr double kSlowStepSeconds = 0.1;
 
   // Before step `step` (1-based: the step about to run), on every rank: stalls for ever or dies when planned.
   void before_step(int rank, int64_t step) const;
+  // Inside step `step`, after its data arrived, on every rank: sleeps when the rank is slowed from there on.
+  void during_step(int rank, int64_t step) const;
   // Right after step `step` has run, on every rank: raises SIGUSR1 when planned.
   void after_step(int rank, int64_t step) const;
 };

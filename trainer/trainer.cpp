@@ -3,10 +3,12 @@
 // so every rank agrees at the same step boundary on all three.
 #include "trainer/trainer.h"
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,6 +25,8 @@
 #include "trainer/run_summary.h"
 #include "trainer/schedule.h"
 #include "trainer/step_agreement.h"
+#include "trainer/step_profiler.h"
+#include "trainer/stragglers.h"
 #include "trainer/training_checkpoints.h"
 
 namespace facetrain {
@@ -78,6 +82,14 @@ int stop_at_step_boundary(TrainingPosition* pos, int64_t total_steps, const RunS
   return kExitStopped;
 }
 
+// Rank 0 says where the --profile window's traces went (`written`: this rank's file, "" when none).
+void log_profile(const std::string& written, const ProcessContext& ctx) {
+  if (written.empty() || ctx.rank != 0) return;
+  const std::string dir = std::filesystem::path(written).parent_path().string();
+  log("profile: " + written + (ctx.world_size > 1 ? " and the other ranks' beside it" : "") +
+      " (Chrome trace: Perfetto, chrome://tracing); `facetrain doctor --trace " + dir + "` merges them");
+}
+
 }  // namespace
 
 int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const TrainOptions& options) {
@@ -99,6 +111,9 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
   RunSummary summary(config, ctx, pos.step, *run.loader);
   const int64_t every_checkpoint = config.checkpoint().every_steps();
   const int log_every = std::max(1, config.logging().every_steps());
+  StepProfiler profiler(run.profile_window, config.logging().run_dir() + "/profile", *ctx.comm, ctx.device);
+  StragglerWatch stragglers(config.logging().straggler_threshold(), *ctx.comm, ctx.host,
+                            config.logging().run_dir() + "/ranks.jsonl");
   int exit_code = 0;
   while (pos.step < total_steps) {
     run.start_epoch(pos);
@@ -106,20 +121,36 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
     bool epoch_done = false;
     while (pos.step < total_steps) {
       options.faults.before_step(ctx.rank, pos.step + 1);
-      // 1. load (a whole optimizer step's micro-batches; an epoch ends on a step boundary)
+      profiler.before_step(pos.step + 1);  // (collective) every rank, at the --profile window's first step
       const auto t0 = Clock::now();
-      if (!run.load_step(&micro)) {
-        epoch_done = true;
-        break;
-      }
-      // 2-4. forward, backward + sync, optimizer step: the task's recipe (collective) every rank
       const double lr = schedule.at(pos);
-      begin_step(run, pos.step);
-      const StepOutput out = task.train_step(micro, lr, pos.step, summary.step_times());
+      StepOutput out;
+      double data_wait = 0, waited_for_ranks = 0;
+      {
+        RECORD_USER_SCOPE("step " + std::to_string(pos.step + 1));  // a range on the profiler's timeline
+        // 1. load (a whole optimizer step's micro-batches; an epoch ends on a step boundary)
+        bool loaded = false;
+        {
+          RECORD_USER_SCOPE("data wait");
+          loaded = run.load_step(&micro);
+          data_wait = seconds_since(t0);
+        }
+        if (!loaded) {
+          epoch_done = true;
+          break;
+        }
+        // 2-4. forward, backward + sync, optimizer step: the task's recipe (collective) every rank
+        begin_step(run, pos.step);
+        options.faults.during_step(ctx.rank, pos.step + 1);
+        const double waited_before = summary.step_times()->communication;
+        out = task.train_step(micro, lr, pos.step, summary.step_times());
+        waited_for_ranks = summary.step_times()->communication - waited_before;
+      }
       run.epochs.advance_one_step(&pos);
       options.faults.after_step(ctx.rank, pos.step);
       const double seconds = seconds_since(t0);
       summary.add_step(seconds, run.epochs.images_per_step, out.scalars);
+      stragglers.add_step(seconds, seconds - waited_for_ranks, data_wait);
       // 5. agree (collective) every rank: one all-reduce of [loss sum, non-finite ranks, stop requests]
       const StepAgreement agreed = agree_on_step(*ctx.comm, out.loss, stop_requested());
       agreed.check_finite(pos.step, checkpoints.directory());
@@ -127,8 +158,10 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       const double images_per_s = static_cast<double>(run.epochs.images_per_step) / seconds;
       if (pos.step % log_every == 0 || pos.step == total_steps) {
         run_log.scalars(pos.step, step_scalars(agreed.mean_loss, lr, images_per_s, out));
+        stragglers.end_interval(pos.step);  // (collective) every rank: starts one small all-reduce, no wait
       }
       progress.update(pos.epoch, pos.step, images_per_s, agreed.mean_loss);
+      log_profile(profiler.after_step(pos.step), ctx);  // (collective) every rank, at the window's last step
       // 7. stop, agreed on: every rank ends the run at this step boundary (collective) every rank
       if (agreed.stop) {
         exit_code = stop_at_step_boundary(&pos, total_steps, run, checkpoints, run_log, progress);
@@ -138,6 +171,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       if (every_checkpoint > 0 && pos.step % every_checkpoint == 0 && pos.step < total_steps &&
           !run.epochs.epoch_ends(pos)) {
         progress.finish_line();
+        RECORD_USER_SCOPE("checkpoint pause");
         checkpoints.save(pos, /*durable=*/false);
       }
     }
@@ -147,13 +181,17 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
     if (epoch_done || pos.step == total_steps) {
       end_epoch(run, pos, run_log);
       if (epoch_done) start_next_epoch(&pos);
+      RECORD_USER_SCOPE("checkpoint pause");
       checkpoints.save(pos, /*durable=*/pos.step == total_steps);
       run_log.flush();
     }
   }
   // Summary (collective) every rank: the last checkpoint is durable already; finish() rethrows a late error
+  log_profile(profiler.finish(), ctx);  // a --profile window the run ended inside
+  stragglers.finish();
   checkpoints.finish();
   summary.log(pos.step, *run.loader, task, checkpoints);
+  if (ctx.rank == 0 && ctx.world_size > 1) log("summary: " + stragglers.describe_cost());
   run_log.flush();
   return exit_code;
 }

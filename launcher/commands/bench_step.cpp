@@ -9,6 +9,7 @@
 #include "launcher/flags.h"
 #include "launcher/threads.h"
 #include "bench/step_bench.h"
+#include "trainer/step_profiler.h"
 
 namespace facetrain {
 namespace {
@@ -55,7 +56,9 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
       .text("channels", "image channels (default: the config's store)")
       .text("classes", "classes (default: the config's store)")
       .text("threads", "compute threads per rank (default: distributed.threads_per_rank, else cores/ranks per node)",
-            "0");
+            "0")
+      .text("profile", "FIRST:LAST: record those steps (from 1, warm-up included) with LibTorch's profiler", "")
+      .text("profile-dir", "where --profile writes rank-R.trace.json", "profile");
   if (!cli.parse(argc, argv)) return 0;
   proto::RunConfig config = config_from_flags(cli);
   const int steps = bounded_int_flag(cli, "steps", 1, 100000);
@@ -63,7 +66,8 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
   const int64_t threads = cli.integer("threads");
   apply_thread_flag(ctx, threads != 0 ? threads : config.distributed().threads_per_rank());
   const StoreInfo info = input_shape(config, cli);
-  run_step_bench(config, info, steps, warmup, ctx);
+  const ProfileWindow profile = ProfileWindow::parse(cli.get("profile"), "--profile");
+  run_step_bench(config, info, steps, warmup, ctx, profile, cli.get("profile-dir"));
   return 0;
 }
 
