@@ -1,10 +1,13 @@
-// FaultPlan (fault_plan.h): the stall, the SIGKILL and the stop signal of the reliability tests.
+// FaultPlan (fault_plan.h): the stall, the SIGKILL, the out-of-memory error and the stop signal of the reliability
+// tests.
 #include "trainer/fault_plan.h"
 
 #include <chrono>
 #include <csignal>
 #include <string>
 #include <thread>
+
+#include <torch/torch.h>
 
 #include "core/log.h"
 
@@ -19,6 +22,12 @@ void FaultPlan::before_step(int rank, int64_t step) const {
     log_all("fault injection: rank " + std::to_string(rank) + " dies (SIGKILL) before step " + std::to_string(step));
     std::raise(SIGKILL);
   }
+}
+
+void FaultPlan::inside_step(int rank, int64_t step, const c10::Device& device) const {
+  if (!out_of_memory.hits(rank, step)) return;
+  log_all("fault injection: rank " + std::to_string(rank) + " allocates 1 EiB in step " + std::to_string(step));
+  (void)torch::empty({int64_t{1} << 60}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
 }
 
 void FaultPlan::after_step(int rank, int64_t step) const {

@@ -1,4 +1,5 @@
 // `facetrain bench step`: the command line of bench/step_bench.h.
+#include <algorithm>
 #include <filesystem>
 
 #include "core/config.h"
@@ -55,7 +56,10 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
       .text("channels", "image channels (default: the config's store)")
       .text("classes", "classes (default: the config's store)")
       .text("threads", "compute threads per rank (default: distributed.threads_per_rank, else cores/ranks per node)",
-            "0");
+            "0")
+      .text("perf-every",
+            "timed steps between the perf/* statistics inside the loop, as a run's log interval (default: "
+            "logging.every_steps; 0: none, to measure their cost side by side)");
   if (!cli.parse(argc, argv)) return 0;
   proto::RunConfig config = config_from_flags(cli);
   const int steps = bounded_int_flag(cli, "steps", 1, 100000);
@@ -63,7 +67,9 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
   const int64_t threads = cli.integer("threads");
   apply_thread_flag(ctx, threads != 0 ? threads : config.distributed().threads_per_rank());
   const StoreInfo info = input_shape(config, cli);
-  run_step_bench(config, info, steps, warmup, ctx);
+  const int perf_every = cli.given("perf-every") ? bounded_int_flag(cli, "perf-every", 0, 100000)
+                                                 : std::max(1, config.logging().every_steps());
+  run_step_bench(config, info, steps, warmup, perf_every, ctx);
   return 0;
 }
 
