@@ -101,8 +101,8 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
     << fixed_decimals(*std::min_element(step_s.begin(), step_s.end()), 4) << ", max "
     << fixed_decimals(*std::max_element(step_s.begin(), step_s.end()), 4) << ", " << steps << " steps, slowest rank), "
     << fixed_decimals(images_per_s, 1) << " images/s (all ranks)\n"
-    << "  rank 0 medians per step: forward+backward " << fixed_decimals(median(fb_ms), 1)
-    << " ms, exposed communication " << fixed_decimals(median(comm_ms), 1) << " ms, optimizer "
+    << "  rank 0 medians per step (StepTimes' phases): compute " << fixed_decimals(median(fb_ms), 1)
+    << " ms, communication " << fixed_decimals(median(comm_ms), 1) << " ms, optimizer "
     << fixed_decimals(median(opt_ms), 1) << " ms; peak memory " << usage.ru_maxrss / 1024 << " MB\n"
     << "  host memory cache (distributed.host_memory_cache_mb " << config.distributed().host_memory_cache_mb()
     << "): " << describe_host_memory_cache() << "\n"

@@ -23,9 +23,10 @@ class RunLog;
 // Where training steps' time goes, in seconds summed over the steps it covers. The task adds forward_backward,
 // communication and optimizer (train_step); the loop adds data_wait, copy, its per-step agreement's wait and
 // step (trainer.cpp; bench step the same without a loader). phases() is the one list of the phases and their
-// names: the perf/* scalars, the run summary and `facetrain bench step` all print these. Host-side times: on a
-// GPU the loss read-back of every micro-batch waits for forward and backward, so compute holds their kernels,
-// while the optimizer's kernels finish inside the next step's compute.
+// names: the perf/* scalars, the run summary and `facetrain bench step` all print these. Host-side times, with
+// no synchronisation added: on a GPU the loss read-back of every micro-batch waits for forward and backward,
+// so compute holds their kernels, while the optimizer's kernels run on into the next step's copy (a copy to
+// the device waits for the work queued before it) and the optimizer phase is the time to launch them.
 struct StepTimes {
   double data_wait = 0;            // waiting for the loader (its prefetch fell behind)
   double copy = 0;                 // the batches' images to the device, normalized there (data.normalize_on device)
