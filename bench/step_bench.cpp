@@ -1,6 +1,7 @@
 // The training-step benchmark (see step_bench.h).
 #include "bench/step_bench.h"
 
+#include <ATen/record_function.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -16,12 +17,13 @@
 #include "trainer/device_math.h"
 #include "trainer/host_memory_cache.h"
 #include "trainer/perf_meter.h"
+#include "trainer/step_profiler.h"
 #include "trainer/task.h"
 
 namespace facetrain {
 
 void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int steps, int warmup, int perf_every,
-                    ProcessContext& ctx) {
+                    ProcessContext& ctx, const ProfileWindow& profile, const std::string& profile_dir) {
   const std::string kind = model_spec_of(config).name;
   install_host_memory_cache(int64_t{config.distributed().host_memory_cache_mb()} << 20);
   const std::string device_math = apply_device_math(config.distributed(), ctx.device.is_cuda());  // as a run does
@@ -60,19 +62,27 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
   std::vector<std::pair<std::string, double>> interval_scalars;
   std::vector<double> step_s, fb_ms, comm_ms, opt_ms;
   StepTimes last, timed;
+  StepProfiler profiler(profile, profile_dir, *ctx.comm, ctx.device);
+  std::string trace;
   for (int i = 0; i < warmup + steps; ++i) {
     StepTimes times;
-    ctx.comm->barrier();  // every rank starts the step together: the step time is the slowest rank's
+    profiler.before_step(i + 1);  // steps count from 1, the warm-up included
+    ctx.comm->barrier();          // every rank starts the step together: the step time is the slowest rank's
     const auto t = Clock::now();
-    std::vector<Batch> on_device = micro;  // the images to the device, as a run's load does
-    for (auto& b : on_device) b.images = b.images.to(ctx.device);
-    times.copy = seconds_since(t);
-    task->train_step(on_device, config.optimizer().lr(), i, &times);
+    {
+      RECORD_USER_SCOPE("step " + std::to_string(i + 1));
+      std::vector<Batch> on_device = micro;  // the images to the device, as a run's load does
+      for (auto& b : on_device) b.images = b.images.to(ctx.device);
+      times.copy = seconds_since(t);
+      task->train_step(on_device, config.optimizer().lr(), i, &times);
+    }
     times.step = seconds_since(t);
     // The slowest rank's time: each rank fills its slot, a sum gathers them.
     torch::Tensor dt = torch::zeros({ctx.world_size}, torch::kFloat64);
     dt[ctx.rank] = times.step;
     ctx.comm->all_reduce_sum_(dt);
+    const std::string written = profiler.after_step(i + 1);
+    if (!written.empty()) trace = written;
     if (i < warmup) continue;
     last = times;
     timed.copy += times.copy;
@@ -87,6 +97,8 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
     comm_ms.push_back(1e3 * times.communication);
     opt_ms.push_back(1e3 * times.optimizer);
   }
+  const std::string written = profiler.finish();
+  if (!written.empty()) trace = written;
   const double step = median(step_s);
   const double images_per_s = static_cast<double>(batch) * accumulation * ctx.world_size / step;
   const double gflops = task->train_flops_per_image() * images_per_s / ctx.world_size / 1e9;
@@ -115,6 +127,7 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
       << fixed_decimals(1e6 * perf.cost_seconds() / static_cast<double>(perf.intervals()), 1) << " us each, "
       << fixed_decimals(100 * perf.cost_seconds() / timed.step, 4) << "% of the timed steps\n";
   }
+  if (!trace.empty()) s << "  profile: " << trace << " (and the other ranks' beside it; doctor --trace merges them)\n";
   if (gflops > 0) {
     s << "  " << fixed_decimals(gflops, 1) << " GFLOP/s per rank; plain 1024^3 matmul now " << fixed_decimals(matmul, 1)
       << " GFLOP/s (" << fixed_decimals(100 * gflops / matmul, 0) << "%)\n";

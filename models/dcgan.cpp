@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "models/sync_batch_norm.h"
 
 namespace facetrain {
 namespace {
@@ -63,13 +64,13 @@ DcganGeneratorImpl::DcganGeneratorImpl(const DcganOptions& options) : options_((
       const int64_t out = last ? o.channels : in / 2;
       nn::Sequential seq;
       seq->push_back(up_conv(in, out));
-      if (!last) seq->push_back(nn::BatchNorm2d(out));
+      if (!last) seq->push_back(SyncBatchNorm2d(out));
       t_convs_.push_back(register_module("t_conv" + std::to_string(i + 1), seq));
     }
   } else {
     nn::Sequential seq;
     seq->push_back(nn::ConvTranspose2d(nn::ConvTranspose2dOptions(o.z_size, top, 4).stride(1).padding(0).bias(false)));
-    seq->push_back(nn::BatchNorm2d(top));
+    seq->push_back(SyncBatchNorm2d(top));
     seq->push_back(nn::ReLU(true));
     for (int64_t i = 0; i < n; ++i) {
       const bool last = i == n - 1;
@@ -77,7 +78,7 @@ DcganGeneratorImpl::DcganGeneratorImpl(const DcganOptions& options) : options_((
       const int64_t out = last ? o.channels : in / 2;
       seq->push_back(up_conv(in, out));
       if (!last) {
-        seq->push_back(nn::BatchNorm2d(out));
+        seq->push_back(SyncBatchNorm2d(out));
         seq->push_back(nn::ReLU(true));
       } else {
         seq->push_back(nn::Tanh());
@@ -114,7 +115,7 @@ DcganDiscriminatorImpl::DcganDiscriminatorImpl(const DcganOptions& options) : op
       const int64_t out = o.d_width << i;
       nn::Sequential seq;
       seq->push_back(down_conv(in, out));
-      if (i > 0) seq->push_back(nn::BatchNorm2d(out));  // no BatchNorm on the first conv (seed 002)
+      if (i > 0) seq->push_back(SyncBatchNorm2d(out));  // no BatchNorm on the first conv (seed 002)
       convs_.push_back(register_module("conv" + std::to_string(i + 1), seq));
     }
     fc_ = register_module("fc", nn::Linear(top * 4 * 4, o.d_outputs));
@@ -124,7 +125,7 @@ DcganDiscriminatorImpl::DcganDiscriminatorImpl(const DcganOptions& options) : op
       const int64_t in = i == 0 ? o.channels : o.d_width << (i - 1);
       const int64_t out = o.d_width << i;
       seq->push_back(down_conv(in, out));
-      if (i > 0) seq->push_back(nn::BatchNorm2d(out));
+      if (i > 0) seq->push_back(SyncBatchNorm2d(out));
       seq->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(o.leaky_slope).inplace(true)));
     }
     seq->push_back(nn::Conv2d(nn::Conv2dOptions(top, o.d_outputs, 4).stride(1).padding(0).bias(false)));
@@ -173,7 +174,7 @@ void init_dcgan_weights(torch::nn::Module& module) {
       init(convt->weight, convt->bias, 0.0);
     } else if (auto* linear = m->as<nn::Linear>()) {
       init(linear->weight, linear->bias, 0.0);
-    } else if (auto* bn = m->as<nn::BatchNorm2d>()) {
+    } else if (auto* bn = m->as<SyncBatchNorm2d>()) {
       init(bn->weight, bn->bias, 1.0);
     }
   }

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/sync_batch_norm.h"
 
 namespace facetrain {
 namespace {
@@ -29,7 +30,7 @@ ConvBn conv_bn(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t 
   ConvBn s;
   s->push_back(nn::Conv2d(
       nn::Conv2dOptions(in, out, kernel).stride(stride).padding((kernel - 1) / 2).groups(groups).bias(false)));
-  s->push_back(nn::BatchNorm2d(out));
+  s->push_back(SyncBatchNorm2d(out));
   if (relu6) s->push_back(nn::Functional([](const torch::Tensor& x) { return torch::hardtanh(x, 0.0, 6.0); }));
   return s;
 }
@@ -54,7 +55,7 @@ MobileNetV2BlockImpl::MobileNetV2BlockImpl(int64_t in, int64_t out, int64_t stri
   if (expand_ratio != 1) conv->push_back(conv_bn(in, hidden, 1, 1, 1, true));
   conv->push_back(conv_bn(hidden, hidden, 3, stride, hidden, true));
   conv->push_back(nn::Conv2d(nn::Conv2dOptions(hidden, out, 1).bias(false)));
-  conv->push_back(nn::BatchNorm2d(out));
+  conv->push_back(SyncBatchNorm2d(out));
   register_module("conv", conv);
 }
 
@@ -84,7 +85,7 @@ MobileNetV2Impl::MobileNetV2Impl(const MobileNetV2Options& options) : options_((
   for (auto& m : modules(/*include_self=*/false)) {
     if (auto* conv = m->as<nn::Conv2d>()) {
       nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut);
-    } else if (auto* bn = m->as<nn::BatchNorm2d>()) {
+    } else if (auto* bn = m->as<SyncBatchNorm2d>()) {
       nn::init::ones_(bn->weight);
       nn::init::zeros_(bn->bias);
     } else if (auto* linear = m->as<nn::Linear>()) {

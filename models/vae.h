@@ -10,12 +10,12 @@
 #include <vector>
 
 #include <torch/nn/module.h>
-#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
 #include "models/capabilities.h"
+#include "models/sync_batch_norm.h"
 
 namespace facetrain {
 
@@ -51,9 +51,9 @@ struct VaeResBlockImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::Conv2d conv1_;
-  torch::nn::BatchNorm2d bn1_;
+  SyncBatchNorm2d bn1_;
   torch::nn::Conv2d conv2_;
-  torch::nn::BatchNorm2d bn2_;
+  SyncBatchNorm2d bn2_;
   torch::nn::Conv2d conv3_;
   VaeResample resample_;
   int64_t scale_;  // kUp only

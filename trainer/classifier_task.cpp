@@ -2,6 +2,7 @@
 // optional 'balanced' class weights and label smoothing, AdamW with warmup + cosine, gradient clipping; validation
 // loss/accuracy/F1/AUC each epoch. Any classifier model trains here: what differs between them is behind
 // their spec and the ImageClassifier capability (models/model_spec.h).
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -82,6 +83,7 @@ class ClassifierTask : public TrainingTask {
         std::make_unique<TrainablePlan>(config_.trainable(), model_.classifier->parameter_layers(),
                                         [&](const ParameterLayer& p) { return decay.applies(p.name, p.parameter); });
     parallel_ = std::make_unique<DataParallel>(in.gradient, *model_.module, in.parallel);
+    const std::string sync_batchnorm = sync_batchnorm_over_ranks(in, *model_.module, name);
     parameters_ = parallel_->parameters();
     optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups(), trainable_->group_weight_decay());
     if (config_.ema().decay() != 0) ema_ = std::make_unique<WeightEma>(config_.ema(), *model_.module);
@@ -93,6 +95,7 @@ class ClassifierTask : public TrainingTask {
     log(name + ": " + decay.describe(*model_.module));  // once every section is known good (no line before an error)
     log(name + ": " + std::to_string(count_parameters(*model_.module)) + " parameters, " +
         model_.classifier->input_description());
+    if (!sync_batchnorm.empty()) log(sync_batchnorm);
     if (trainable_->active()) log(name + ": " + trainable_->describe() + "; " + parallel_->describe());
   }
 
@@ -125,16 +128,26 @@ class ClassifierTask : public TrainingTask {
     for (int m = 0; m < n; ++m) {
       // Only the last micro-batch communicates; earlier ones accumulate locally in .grad.
       parallel_->set_sync_enabled(m == n - 1);
-      torch::Tensor logits;
+      torch::Tensor images, labels, loss;
       {
-        AutocastScope autocast(precision_, ctx_.device);
-        logits = model_.classifier->logits(micro[m].images.to(ctx_.device));
+        RECORD_USER_SCOPE("host-to-device copy");
+        images = micro[m].images.to(ctx_.device);
+        labels = micro[m].labels.to(ctx_.device);
       }
-      torch::Tensor loss =
-          weighted_scale > 0
-              ? loss_of(logits.to(torch::kFloat), micro[m].labels.to(ctx_.device), torch::kSum) * weighted_scale
-              : loss_of(logits.to(torch::kFloat), micro[m].labels.to(ctx_.device)) / n;
-      scaler_.scale_loss(loss).backward();
+      {
+        RECORD_USER_SCOPE("forward");
+        torch::Tensor logits;
+        {
+          AutocastScope autocast(precision_, ctx_.device);
+          logits = model_.classifier->logits(images);
+        }
+        loss = weighted_scale > 0 ? loss_of(logits.to(torch::kFloat), labels, torch::kSum) * weighted_scale
+                                  : loss_of(logits.to(torch::kFloat), labels) / n;
+      }
+      {
+        RECORD_USER_SCOPE("backward");
+        scaler_.scale_loss(loss).backward();
+      }
       loss_sum += loss.item<double>();
     }
     times->forward_backward += seconds_since(t);

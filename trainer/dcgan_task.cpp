@@ -2,6 +2,7 @@
 // G steps, both networks' gradients synchronised. D sees real and fake batches in separate forwards (as the
 // seed), so BatchNorm statistics are per batch; buffers are never broadcast per forward (the PyTorch DDP
 // broadcast_buffers failure) but averaged across ranks at each epoch end, before samples and checkpoints.
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -62,11 +63,16 @@ class DcganTask : public TrainingTask {
     log("dcgan: generator " + decay.describe(*generator_) + "; discriminator " + decay.describe(*discriminator_));
     g_parallel_ = std::make_unique<DataParallel>(in.gradient, *generator_, in.parallel, "generator gradient");
     d_parallel_ = std::make_unique<DataParallel>(in.gradient, *discriminator_, in.parallel, "discriminator gradient");
+    const std::string g_sync_batchnorm = sync_batchnorm_over_ranks(in, *generator_, "dcgan generator");
+    const std::string d_sync_batchnorm = sync_batchnorm_over_ranks(in, *discriminator_, "dcgan discriminator");
     // The fixed latent batch of the per-epoch sample grid, the same on every rank and every resume.
     auto generator = torch::make_generator<torch::CPUGeneratorImpl>(config_.model().dcgan().sample_seed());
     fixed_z_ = torch::randn({config_.model().dcgan().sample_count(), options_.z_size}, generator).to(ctx_.device);
     log("dcgan: generator " + std::to_string(count_parameters(*generator_)) + " parameters, discriminator " +
         std::to_string(count_parameters(*discriminator_)) + " parameters");
+    for (const std::string& line : {g_sync_batchnorm, d_sync_batchnorm}) {
+      if (!line.empty()) log(line);
+    }
     // A step's model FLOPs per image of the batch (task.h): G forward once, backward twice that (3 G); D forward
     // on the real and the fake image with backward (2 + 4 D), then in the G step forward once more with a
     // backward of input gradients only, D being frozen there (1 + 1 D): 3 G + 8 D.
@@ -108,16 +114,26 @@ class DcganTask : public TrainingTask {
     double d_loss_sum = 0, d_real_sum = 0, d_fake_sum = 0;
     for (int m = 0; m < n; ++m) {
       d_parallel_->set_sync_enabled(m == n - 1);
-      torch::Tensor real = micro[m].images.to(ctx_.device);
-      torch::Tensor d_real, d_fake;
+      torch::Tensor real;
       {
-        AutocastScope autocast(precision_, ctx_.device);
-        fakes[m] = generator_->forward(torch::randn({real.size(0), options_.z_size}, real.options()));
-        d_real = discriminator_->forward(real).to(torch::kFloat);
-        d_fake = discriminator_->forward(fakes[m].detach()).to(torch::kFloat);
+        RECORD_USER_SCOPE("host-to-device copy");
+        real = micro[m].images.to(ctx_.device);
       }
-      torch::Tensor d_loss = (bce_with_logits(d_real, real_label) + bce_with_logits(d_fake, 0.0f)) / n;
-      d_scaler_.scale_loss(d_loss).backward();
+      torch::Tensor d_real, d_fake, d_loss;
+      {
+        RECORD_USER_SCOPE("forward");
+        {
+          AutocastScope autocast(precision_, ctx_.device);
+          fakes[m] = generator_->forward(torch::randn({real.size(0), options_.z_size}, real.options()));
+          d_real = discriminator_->forward(real).to(torch::kFloat);
+          d_fake = discriminator_->forward(fakes[m].detach()).to(torch::kFloat);
+        }
+        d_loss = (bce_with_logits(d_real, real_label) + bce_with_logits(d_fake, 0.0f)) / n;
+      }
+      {
+        RECORD_USER_SCOPE("backward");
+        d_scaler_.scale_loss(d_loss).backward();
+      }
       d_loss_sum += d_loss.item<double>();
       d_real_sum += torch::sigmoid(d_real).mean().item<double>() / n;
       d_fake_sum += torch::sigmoid(d_fake).mean().item<double>() / n;
@@ -133,13 +149,20 @@ class DcganTask : public TrainingTask {
     double g_loss_sum = 0;
     for (int m = 0; m < n; ++m) {
       g_parallel_->set_sync_enabled(m == n - 1);
-      torch::Tensor d_out;
+      torch::Tensor g_loss;
       {
-        AutocastScope autocast(precision_, ctx_.device);
-        d_out = discriminator_->forward(fakes[m]).to(torch::kFloat);
+        RECORD_USER_SCOPE("forward");
+        torch::Tensor d_out;
+        {
+          AutocastScope autocast(precision_, ctx_.device);
+          d_out = discriminator_->forward(fakes[m]).to(torch::kFloat);
+        }
+        g_loss = bce_with_logits(d_out, 1.0f) / n;
       }
-      torch::Tensor g_loss = bce_with_logits(d_out, 1.0f) / n;
-      g_scaler_.scale_loss(g_loss).backward();
+      {
+        RECORD_USER_SCOPE("backward");
+        g_scaler_.scale_loss(g_loss).backward();
+      }
       g_loss_sum += g_loss.item<double>();
     }
     times->forward_backward += seconds_since(t);

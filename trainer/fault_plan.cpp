@@ -1,5 +1,5 @@
-// FaultPlan (fault_plan.h): the stall, the SIGKILL, the out-of-memory error and the stop signal of the reliability
-// tests.
+// FaultPlan (fault_plan.h): the stall, the SIGKILL, the slow rank, the out-of-memory error and the stop signal of
+// the reliability tests.
 #include "trainer/fault_plan.h"
 
 #include <chrono>
@@ -24,10 +24,15 @@ void FaultPlan::before_step(int rank, int64_t step) const {
   }
 }
 
-void FaultPlan::inside_step(int rank, int64_t step, const c10::Device& device) const {
-  if (!out_of_memory.hits(rank, step)) return;
-  log_all("fault injection: rank " + std::to_string(rank) + " allocates 1 EiB in step " + std::to_string(step));
-  (void)torch::empty({int64_t{1} << 60}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+void FaultPlan::during_step(int rank, int64_t step, const c10::Device& device) const {
+  if (out_of_memory.hits(rank, step)) {
+    log_all("fault injection: rank " + std::to_string(rank) + " allocates 1 EiB in step " + std::to_string(step));
+    (void)torch::empty({int64_t{1} << 60}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+  }
+  if (!slow.armed || slow.rank != rank || step < slow.step) return;
+  if (step == slow.step)
+    log_all("fault injection: rank " + std::to_string(rank) + " is slow from step " + std::to_string(step) + " on");
+  std::this_thread::sleep_for(std::chrono::duration<double>(kSlowStepSeconds));
 }
 
 void FaultPlan::after_step(int rank, int64_t step) const {

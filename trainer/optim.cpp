@@ -1,6 +1,8 @@
 // Optimizer construction and the shared synced step (see optim.h).
 #include "trainer/optim.h"
 
+#include <ATen/record_function.h>
+
 #include <functional>
 #include <limits>
 #include <sstream>
@@ -139,8 +141,12 @@ double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& 
   times->buckets += buckets.bucket_count();
   times->buckets_overlapped += buckets.overlapped_buckets();
   auto t = Clock::now();
-  buckets.finalize();
+  {
+    RECORD_USER_SCOPE("gradient sync wait");
+    buckets.finalize();
+  }
   times->communication += seconds_since(t);
+  RECORD_USER_SCOPE("optimizer");
   t = Clock::now();
   if (scaler != nullptr && !scaler->unscale_and_update(parameters)) {
     times->optimizer += seconds_since(t);

@@ -83,6 +83,10 @@ RunSetup::RunSetup(const proto::RunConfig& user_config, ProcessContext& process,
   // The data and the model, checked on every rank with no collective inside (a failure may hit one rank
   // only: a store missing on one node) and agreed on: a bad store or field is one line, no aborted job.
   run_setup_on_every_rank(*ctx.comm, [&] {
+    profile_window = ProfileWindow::parse(config.logging().profile(), "logging.profile");
+    FT_USER_CHECK(config.logging().straggler_threshold() > 0,
+                  "logging.straggler_threshold: " << config.logging().straggler_threshold()
+                                                  << " is not a positive fraction (0.2: 20% slower than the median)");
     store = StoreReader(config.data().store()).info();
     torch::manual_seed(config.data().seed());  // model initialisation (rank 0's is broadcast to all)
     task = make_task(TaskInputs{config, ctx, store, run_dir.string(), parallel, *gradient});
@@ -161,6 +165,12 @@ void RunSetup::log_plan(int64_t total_steps) const {
       " images, " + std::to_string(total_steps) + " steps in all");
   log(gradient_sync);
   log("device math: " + device_math);
+  if (profile_window.active()) {
+    const std::string note =
+        profile_window.last > total_steps ? " (the run ends at step " + std::to_string(total_steps) + ")" : "";
+    log("profile: LibTorch's profiler records " + profile_window.describe() + note + " on every rank into " +
+        config.logging().run_dir() + "/profile/");
+  }
   log("input normalization: " + config.data().normalization() + " (" + normalization_source + "), applied on the " +
       (input_scale.defined() ? "device to uint8 batches" : "host by the loader") + " (data.normalize_on " +
       config.data().normalize_on() + ")");

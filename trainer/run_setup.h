@@ -17,6 +17,7 @@
 #include "core/data_description.h"
 #include "models/checkpoint_store.h"
 #include "trainer/epoch_steps.h"
+#include "trainer/step_profiler.h"
 #include "trainer/task.h"
 
 namespace facetrain {
@@ -46,6 +47,7 @@ struct RunSetup {
   std::unique_ptr<ShardLoader> loader;
   std::string normalization_source;  // why data.normalization is what it is
   EpochSteps epochs;
+  ProfileWindow profile_window;  // logging.profile (--profile): the steps LibTorch's profiler records
   // data.normalize_on device: the loader hands uint8 batches that load_step() normalizes on the device with
   // these (x * scale + shift, one fused pass); undefined when the loader normalizes on the host.
   torch::Tensor input_scale, input_shift;

@@ -4,8 +4,10 @@
 #include <algorithm>
 
 #include "comm/communicator.h"
+#include "comm/sync_batch_norm.h"
 #include "core/error.h"
 #include "models/model_spec.h"
+#include "models/sync_batch_norm.h"
 #include "runtime/setup_agreement.h"
 
 namespace facetrain {
@@ -78,6 +80,21 @@ std::unique_ptr<Communicator> open_gradient_communicator(const proto::RunConfig&
   *description = std::string("gradient sync over ") + gradient_backend_name(backend) + " (distributed.backend " +
                  config.distributed().backend() + ")";
   return gradient;
+}
+
+std::string sync_batchnorm_over_ranks(const TaskInputs& in, torch::nn::Module& module, const std::string& name) {
+  if (!in.config.distributed().sync_batchnorm()) return "";
+  Communicator& comm = in.gradient;
+  const int layers = set_batchnorm_over_ranks(module, nullptr);  // counts them
+  if (layers == 0) return "distributed.sync_batchnorm: the " + name + " has no BatchNorm layer; nothing to sync";
+  const std::string counted = std::to_string(layers) + " BatchNorm layer" + (layers == 1 ? "" : "s");
+  if (comm.size() == 1) return name + ": " + counted + "; one rank, so distributed.sync_batchnorm changes nothing";
+  set_batchnorm_over_ranks(module, [&comm](SyncBatchNorm2dImpl& layer, const torch::Tensor& x, double momentum) {
+    return batch_norm_over_ranks(comm, x, layer.weight, layer.bias, layer.running_mean, layer.running_var, momentum,
+                                 layer.options.eps());
+  });
+  return name + ": " + counted + (layers == 1 ? " normalises" : " normalise") + " over the batches of all " +
+         std::to_string(comm.size()) + " ranks (distributed.sync_batchnorm)";
 }
 
 DataParallelOptions data_parallel_options(const proto::RunConfig& config) {

@@ -109,6 +109,11 @@ bool has_training_task(const ModelSpec& spec);
 // The data-parallel options of a run config's `distributed` section.
 DataParallelOptions data_parallel_options(const proto::RunConfig& config);
 
+// distributed.sync_batchnorm: every BatchNorm layer of `module` normalises its training batches over all ranks'
+// batches on the task's gradient communicator (comm/sync_batch_norm.h); nothing with one rank or without the
+// field. Returns the log line that says so, naming the model `name`; "" when the field is off.
+std::string sync_batchnorm_over_ranks(const TaskInputs& inputs, torch::nn::Module& module, const std::string& name);
+
 // (collective) every rank: agrees on distributed.backend for this placement (a backend that cannot run here
 // is one line on every rank: comm/communicator.h choose_gradient_backend), then opens the gradient
 // communicator with the config's collective timeout. `description` says which, for the log.

@@ -3,10 +3,12 @@
 // so every rank agrees at the same step boundary on all three.
 #include "trainer/trainer.h"
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +29,8 @@
 #include "trainer/run_summary.h"
 #include "trainer/schedule.h"
 #include "trainer/step_agreement.h"
+#include "trainer/step_profiler.h"
+#include "trainer/stragglers.h"
 #include "trainer/training_checkpoints.h"
 
 namespace facetrain {
@@ -95,6 +99,14 @@ auto explaining_out_of_memory(const RunSetup& run, int64_t step, Part&& part) ->
   }
 }
 
+// Rank 0 says where the --profile window's traces went (`written`: this rank's file, "" when none).
+void log_profile(const std::string& written, const ProcessContext& ctx) {
+  if (written.empty() || ctx.rank != 0) return;
+  const std::string dir = std::filesystem::path(written).parent_path().string();
+  log("profile: " + written + (ctx.world_size > 1 ? " and the other ranks' beside it" : "") +
+      " (Chrome trace: Perfetto, chrome://tracing); `facetrain doctor --trace " + dir + "` merges them");
+}
+
 }  // namespace
 
 int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const TrainOptions& options) {
@@ -124,6 +136,9 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
   StepTimes* times = summary.step_times();
   const int64_t every_checkpoint = config.checkpoint().every_steps();
   const int log_every = std::max(1, config.logging().every_steps());
+  StepProfiler profiler(run.profile_window, config.logging().run_dir() + "/profile", *ctx.comm, ctx.device);
+  StragglerWatch stragglers(config.logging().straggler_threshold(), *ctx.comm, ctx.host,
+                            config.logging().run_dir() + "/ranks.jsonl");
   int exit_code = 0;
   while (pos.step < total_steps) {
     run.start_epoch(pos);
@@ -131,21 +146,37 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
     bool epoch_done = false;
     while (pos.step < total_steps) {
       options.faults.before_step(ctx.rank, pos.step + 1);
-      // 1. load (a whole optimizer step's micro-batches, onto the device; an epoch ends on a step boundary)
+      profiler.before_step(pos.step + 1);  // (collective) every rank, at the --profile window's first step
       const auto t0 = Clock::now();
-      if (!explaining_out_of_memory(run, pos.step + 1, [&] { return run.load_step(&micro, times); })) {
-        epoch_done = true;
-        break;
-      }
-      // 2-4. forward, backward + sync, optimizer step: the task's recipe (collective) every rank
       const double lr = schedule.at(pos);
-      begin_step(run, pos.step);
-      const StepOutput out = explaining_out_of_memory(run, pos.step + 1, [&] {
-        options.faults.inside_step(ctx.rank, pos.step + 1, ctx.device);
-        return task.train_step(micro, lr, pos.step, times);
-      });
+      StepOutput out;
+      double data_wait = 0, waited_for_ranks = 0;
+      {
+        RECORD_USER_SCOPE("step " + std::to_string(pos.step + 1));  // a range on the profiler's timeline
+        // 1. load (a whole optimizer step's micro-batches, onto the device; an epoch ends on a step boundary)
+        bool loaded = false;
+        {
+          RECORD_USER_SCOPE("data wait");
+          loaded = explaining_out_of_memory(run, pos.step + 1, [&] { return run.load_step(&micro, times); });
+          data_wait = seconds_since(t0);
+        }
+        if (!loaded) {
+          epoch_done = true;
+          break;
+        }
+        // 2-4. forward, backward + sync, optimizer step: the task's recipe (collective) every rank
+        begin_step(run, pos.step);
+        const double waited_before = times->communication;
+        out = explaining_out_of_memory(run, pos.step + 1, [&] {
+          options.faults.during_step(ctx.rank, pos.step + 1, ctx.device);
+          return task.train_step(micro, lr, pos.step, times);
+        });
+        waited_for_ranks = times->communication - waited_before;
+      }
       run.epochs.advance_one_step(&pos);
       options.faults.after_step(ctx.rank, pos.step);
+      const double worked = seconds_since(t0);  // the step up to the agreement, as the straggler watch counts it
+      stragglers.add_step(worked, worked - waited_for_ranks, data_wait);
       // 5. agree (collective) every rank: one all-reduce of [loss sum, non-finite ranks, stop requests]; the
       // wait in it is exposed communication (a slower peer's step shows here)
       const auto agreement = Clock::now();
@@ -161,8 +192,10 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
         std::vector<std::pair<std::string, double>> scalars = step_scalars(agreed.mean_loss, lr, images_per_s, out);
         perf.append_interval(*times, pos.step, &scalars);
         run_log.scalars(pos.step, scalars);
+        stragglers.end_interval(pos.step);  // (collective) every rank: starts one small all-reduce, no wait
       }
       progress.update(pos.epoch, pos.step, images_per_s, agreed.mean_loss);
+      log_profile(profiler.after_step(pos.step), ctx);  // (collective) every rank, at the window's last step
       // 7. stop, agreed on: every rank ends the run at this step boundary (collective) every rank
       if (agreed.stop) {
         exit_code = stop_at_step_boundary(&pos, total_steps, run, checkpoints, run_log, progress);
@@ -172,6 +205,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       if (every_checkpoint > 0 && pos.step % every_checkpoint == 0 && pos.step < total_steps &&
           !run.epochs.epoch_ends(pos)) {
         progress.finish_line();
+        RECORD_USER_SCOPE("checkpoint pause");
         checkpoints.save(pos, /*durable=*/false);
       }
     }
@@ -181,13 +215,17 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
     if (epoch_done || pos.step == total_steps) {
       end_epoch(run, pos, run_log);
       if (epoch_done) start_next_epoch(&pos);
+      RECORD_USER_SCOPE("checkpoint pause");
       checkpoints.save(pos, /*durable=*/pos.step == total_steps);
       run_log.flush();
     }
   }
   // Summary (collective) every rank: the last checkpoint is durable already; finish() rethrows a late error
+  log_profile(profiler.finish(), ctx);  // a --profile window the run ended inside
+  stragglers.finish();
   checkpoints.finish();
   summary.log(pos.step, task, checkpoints, perf);
+  if (ctx.rank == 0 && ctx.world_size > 1) log("summary: " + stragglers.describe_cost());
   run_log.flush();
   return exit_code;
 }

@@ -2,6 +2,7 @@
 // reconstruction (MSE or L1, mean over pixels) + kl_weight * KL (closed form, mean over the batch) +
 // perceptual weight * VGG feature distance. Fine-tuning starts from model.vae.init_from, optionally on a
 // mined subset, typically with a smaller KL weight (seed 004 uses 0.02).
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -59,12 +60,14 @@ class VaeTask : public TrainingTask {
     optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups(), trainable_->group_weight_decay());
     if (config_.ema().decay() != 0) ema_ = std::make_unique<WeightEma>(config_.ema(), *model_);
     parallel_ = std::make_unique<DataParallel>(in.gradient, *model_, in.parallel);
+    const std::string sync_batchnorm = sync_batchnorm_over_ranks(in, *model_, "vae");
     auto generator = torch::make_generator<torch::CPUGeneratorImpl>(1234);
     prior_z_ = torch::randn({v.sample_count(), model_->options().latent_size}, generator).to(ctx_.device);
     log("vae: " + decay.describe(*model_));  // once every section is known good (no line before an error)
     log("vae: " + std::to_string(count_parameters(*model_)) + " parameters, latent " +
         std::to_string(model_->options().latent_size) +
         (perceptual_ ? ", perceptual " + config_.model().vae().perceptual().network() : ", no perceptual term"));
+    if (!sync_batchnorm.empty()) log(sync_batchnorm);
     if (trainable_->active()) log("vae: " + trainable_->describe() + "; " + parallel_->describe());
     // A step's model FLOPs per image (task.h): the VAE forward, backward twice that (3 V); the perceptual term's
     // frozen VGG runs on the target and on the reconstruction, and back to the reconstruction for input
@@ -110,23 +113,30 @@ class VaeTask : public TrainingTask {
     double total = 0, rec_sum = 0, kl_sum = 0, perc_sum = 0;
     for (int m = 0; m < n; ++m) {
       parallel_->set_sync_enabled(m == n - 1);
-      torch::Tensor images = micro[m].images.to(ctx_.device);
-      VaeOutputs out;
-      torch::Tensor perc;
+      torch::Tensor images;
       {
-        AutocastScope autocast(precision_, ctx_.device);
-        out = model_->forward(images);
-        if (perceptual_) perc = perceptual_->forward(out.recon, images).to(torch::kFloat);
+        RECORD_USER_SCOPE("host-to-device copy");
+        images = micro[m].images.to(ctx_.device);
       }
-      const torch::Tensor recon = out.recon.to(torch::kFloat);
-      torch::Tensor rec = reconstruction_loss(recon, images);
-      torch::Tensor kl = kl_divergence(out.mu.to(torch::kFloat), out.logvar.to(torch::kFloat));
-      torch::Tensor loss = rec + config_.model().vae().kl_weight() * kl;
-      if (perceptual_) {
-        loss = loss + config_.model().vae().perceptual().weight() * perc;
-        perc_sum += perc.item<double>() / n;
+      torch::Tensor perc, rec, kl, loss;
+      {
+        RECORD_USER_SCOPE("forward");
+        VaeOutputs out;
+        {
+          AutocastScope autocast(precision_, ctx_.device);
+          out = model_->forward(images);
+          if (perceptual_) perc = perceptual_->forward(out.recon, images).to(torch::kFloat);
+        }
+        rec = reconstruction_loss(out.recon.to(torch::kFloat), images);
+        kl = kl_divergence(out.mu.to(torch::kFloat), out.logvar.to(torch::kFloat));
+        loss = rec + config_.model().vae().kl_weight() * kl;
+        if (perceptual_) loss = loss + config_.model().vae().perceptual().weight() * perc;
       }
-      scaler_.scale_loss(loss / n).backward();
+      {
+        RECORD_USER_SCOPE("backward");
+        scaler_.scale_loss(loss / n).backward();
+      }
+      if (perceptual_) perc_sum += perc.item<double>() / n;
       total += loss.item<double>() / n;
       rec_sum += rec.item<double>() / n;
       kl_sum += kl.item<double>() / n;

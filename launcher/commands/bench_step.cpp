@@ -10,6 +10,7 @@
 #include "launcher/flags.h"
 #include "launcher/threads.h"
 #include "bench/step_bench.h"
+#include "trainer/step_profiler.h"
 
 namespace facetrain {
 namespace {
@@ -59,7 +60,9 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
             "0")
       .text("perf-every",
             "timed steps between the perf/* statistics inside the loop, as a run's log interval (default: "
-            "logging.every_steps; 0: none, to measure their cost side by side)");
+            "logging.every_steps; 0: none, to measure their cost side by side)")
+      .text("profile", "FIRST:LAST: record those steps (from 1, warm-up included) with LibTorch's profiler", "")
+      .text("profile-dir", "where --profile writes rank-R.trace.json", "profile");
   if (!cli.parse(argc, argv)) return 0;
   proto::RunConfig config = config_from_flags(cli);
   const int steps = bounded_int_flag(cli, "steps", 1, 100000);
@@ -69,7 +72,8 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
   const StoreInfo info = input_shape(config, cli);
   const int perf_every = cli.given("perf-every") ? bounded_int_flag(cli, "perf-every", 0, 100000)
                                                  : std::max(1, config.logging().every_steps());
-  run_step_bench(config, info, steps, warmup, perf_every, ctx);
+  const ProfileWindow profile = ProfileWindow::parse(cli.get("profile"), "--profile");
+  run_step_bench(config, info, steps, warmup, perf_every, ctx, profile, cli.get("profile-dir"));
   return 0;
 }
 

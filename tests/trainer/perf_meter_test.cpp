@@ -158,10 +158,10 @@ TEST(OutOfMemory, AnAllocationFailureBecomesOneLine) {
   unsetenv("FACETRAIN_TEST_GPU_MEMORY");
   FaultPlan plan;
   plan.out_of_memory = FaultAt{true, 1, 3};
-  plan.inside_step(0, 3, torch::kCPU);  // another rank: nothing
-  plan.inside_step(1, 2, torch::kCPU);  // another step: nothing
+  plan.during_step(0, 3, torch::kCPU);  // another rank: nothing
+  plan.during_step(1, 2, torch::kCPU);  // another step: nothing
   try {
-    plan.inside_step(1, 3, torch::kCPU);
+    plan.during_step(1, 3, torch::kCPU);
     FAIL() << "no allocation failure";
   } catch (const std::exception& e) {
     ASSERT_TRUE(is_out_of_memory(e)) << e.what();

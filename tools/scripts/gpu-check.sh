@@ -161,8 +161,14 @@ tf() { awk -v a="$1" -v b="${2:-}" 'BEGIN { if (a == "" || b == "") print "n/a";
 
 # ViT-B/16 (facetrain prints GFLOP/s = 3 x vit_flops_per_image x images/s; the reference uses that formula)
 vit_ft_ips="" vit_py_ips=""
+# The first (warm-up) step also runs under LibTorch's profiler (--profile 1): its trace must hold CUDA kernels.
 set +e; ftrun bench_vit 240 "$ft" bench step --config "$work/vit.pbtxt" --set distributed.precision=bf16 \
-  --image "$vit_image" --channels 3 --classes 10 --steps "$steps" --warmup "$warmup" "${threads[@]}"; code=$?; set -e
+  --image "$vit_image" --channels 3 --classes 10 --steps "$steps" --warmup "$warmup" "${threads[@]}" \
+  --profile 1 --profile-dir "$work/profile"; code=$?; set -e
+kernels=$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); print(sum(1 for e in t["traceEvents"] if e.get("cat") == "kernel"))' \
+  "$work/profile/rank-0.trace.json" 2>/dev/null || echo 0)
+[[ ${kernels:-0} -gt 0 ]] && row "profiler trace of a GPU step (--profile)" "$kernels CUDA kernel events in rank-0.trace.json" pass ||
+  row "profiler trace of a GPU step (--profile)" "no CUDA kernel events in $work/profile/rank-0.trace.json" fail
 line=$(grep '^bench_step ' "$work/logs/bench_vit.log" | tail -1 || true)
 if [[ $code -eq 0 && -n "$line" ]]; then
   vit_ft_ips=$(kv images_per_s "$line")

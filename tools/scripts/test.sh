@@ -29,15 +29,17 @@ export FACETRAIN_FAULT_SEED="${FACETRAIN_FAULT_SEED:-1}"
 # The 2.x pass: what depends on the LibTorch version (collectives and gradient sync, the NCCL backend compiled and
 # linked for real, the models, the model table and their weights I/O, the checkpoint store and in-place loads of
 # training state (optimizer state is keyed differently in 1.x and 2.x), mixed precision, the communicator
-# routing, one end-to-end stop-and-resume of the binary, and checkpoints read across the two LibTorch versions:
+# routing, BatchNorm across ranks, one end-to-end stop-and-resume of the binary, the profiler's traces (its event
+# API differs between the versions), and checkpoints read across the two LibTorch versions:
 # trained by one build, evaluated, exported and resumed by the other; the installed folder, whose RPATH must name
 # the wheel's LibTorch). Targets built in build-torch2/, then these.
 # A gtest target's ctest names are the target's, with _npN per rank count (tests/CMakeLists.txt).
 torch2_gtests=(comm_communicator comm_gradient_sync comm_nccl_communicator comm_backend comm_node_placement
                models_architectures models_weights models_checkpoint_store models_reference
-               models_model_spec trainer_precision trainer_routing trainer_training_state trainer_device_math)
+               models_model_spec trainer_precision trainer_routing trainer_training_state trainer_device_math
+               trainer_sync_batchnorm)
 torch2_targets=("${torch2_gtests[@]}" facetrain)
-torch2_tests="^(($(IFS='|'; echo "${torch2_gtests[*]}"))(_np[0-9]+)?|trainer_resume_after_signal_np2|trainer_checkpoint_across_versions_np2|launcher_install)\$"
+torch2_tests="^(($(IFS='|'; echo "${torch2_gtests[*]}"))(_np[0-9]+)?|trainer_resume_after_signal_np2|trainer_checkpoint_across_versions_np2|trainer_profile_np2|launcher_install)\$"
 
 phases=() total_start=$SECONDS failed=() counts=(0 0 0)
 phase_start() { phase_name=$1 phase_t0=$SECONDS; echo "=== test: $phase_name"; }
