@@ -16,13 +16,14 @@
 #include "runtime/setup_agreement.h"
 #include "trainer/device_math.h"
 #include "trainer/host_memory_cache.h"
+#include "trainer/perf_meter.h"
 #include "trainer/step_profiler.h"
 #include "trainer/task.h"
 
 namespace facetrain {
 
-void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int steps, int warmup, ProcessContext& ctx,
-                    const ProfileWindow& profile, const std::string& profile_dir) {
+void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int steps, int warmup, int perf_every,
+                    ProcessContext& ctx, const ProfileWindow& profile, const std::string& profile_dir) {
   const std::string kind = model_spec_of(config).name;
   install_host_memory_cache(int64_t{config.distributed().host_memory_cache_mb()} << 20);
   const std::string device_math = apply_device_math(config.distributed(), ctx.device.is_cuda());  // as a run does
@@ -54,8 +55,13 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
     b.indices = torch::arange(batch, torch::kInt64);
   }
 
+  // The perf/* figures as a run computes them (trainer/perf_meter.h), from this rank's timed steps; every
+  // `perf_every` steps inside the timed loop as a run's log interval does (0: never, for their cost side by side).
+  PerfMeter perf(
+      PerfModel{task->train_flops_per_image(), int64_t{batch} * accumulation, matmul_peak(config, ctx), ctx.device}, 0);
+  std::vector<std::pair<std::string, double>> interval_scalars;
   std::vector<double> step_s, fb_ms, comm_ms, opt_ms;
-  StepTimes last;
+  StepTimes last, timed;
   StepProfiler profiler(profile, profile_dir, *ctx.comm, ctx.device);
   std::string trace;
   for (int i = 0; i < warmup + steps; ++i) {
@@ -65,16 +71,27 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
     const auto t = Clock::now();
     {
       RECORD_USER_SCOPE("step " + std::to_string(i + 1));
-      task->train_step(micro, config.optimizer().lr(), i, &times);
+      std::vector<Batch> on_device = micro;  // the images to the device, as a run's load does
+      for (auto& b : on_device) b.images = b.images.to(ctx.device);
+      times.copy = seconds_since(t);
+      task->train_step(on_device, config.optimizer().lr(), i, &times);
     }
+    times.step = seconds_since(t);
     // The slowest rank's time: each rank fills its slot, a sum gathers them.
     torch::Tensor dt = torch::zeros({ctx.world_size}, torch::kFloat64);
-    dt[ctx.rank] = seconds_since(t);
+    dt[ctx.rank] = times.step;
     ctx.comm->all_reduce_sum_(dt);
     const std::string written = profiler.after_step(i + 1);
     if (!written.empty()) trace = written;
     if (i < warmup) continue;
     last = times;
+    timed.copy += times.copy;
+    timed.forward_backward += times.forward_backward;
+    timed.communication += times.communication;
+    timed.optimizer += times.optimizer;
+    timed.step += times.step;
+    const int done = i - warmup + 1;
+    if (perf_every > 0 && done % perf_every == 0) perf.append_interval(timed, done, &interval_scalars);
     step_s.push_back(dt.max().item<double>());
     fb_ms.push_back(1e3 * times.forward_backward);
     comm_ms.push_back(1e3 * times.communication);
@@ -88,6 +105,7 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
   const double matmul = measure_matmul_gflops();
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
+  const PerfFigures figures = perf_figures(perf.model(), timed, steps);
 
   std::ostringstream s;
   s << "bench step: " << kind << ", " << ctx.world_size << " rank(s) x " << ctx.threads << " thread(s), batch " << batch
@@ -95,14 +113,20 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
     << fixed_decimals(*std::min_element(step_s.begin(), step_s.end()), 4) << ", max "
     << fixed_decimals(*std::max_element(step_s.begin(), step_s.end()), 4) << ", " << steps << " steps, slowest rank), "
     << fixed_decimals(images_per_s, 1) << " images/s (all ranks)\n"
-    << "  rank 0 medians per step: forward+backward " << fixed_decimals(median(fb_ms), 1)
-    << " ms, exposed communication " << fixed_decimals(median(comm_ms), 1) << " ms, optimizer "
+    << "  rank 0 medians per step (StepTimes' phases): compute " << fixed_decimals(median(fb_ms), 1)
+    << " ms, communication " << fixed_decimals(median(comm_ms), 1) << " ms, optimizer "
     << fixed_decimals(median(opt_ms), 1) << " ms; peak memory " << usage.ru_maxrss / 1024 << " MB\n"
     << "  host memory cache (distributed.host_memory_cache_mb " << config.distributed().host_memory_cache_mb()
     << "): " << describe_host_memory_cache() << "\n"
     << "  gradient sync: " << last.buckets_overlapped << " of " << last.buckets
     << " bucket all-reduce(s) started while backward still ran (overlapped)\n";
   s << "  BLAS: " << describe(ctx.blas) << "\n";
+  s << "  perf on rank " << ctx.rank << ": " << describe(figures, perf.model()) << "\n";
+  if (perf.intervals() > 0) {
+    s << "  the perf/* statistics every " << perf_every << " steps took "
+      << fixed_decimals(1e6 * perf.cost_seconds() / static_cast<double>(perf.intervals()), 1) << " us each, "
+      << fixed_decimals(100 * perf.cost_seconds() / timed.step, 4) << "% of the timed steps\n";
+  }
   if (!trace.empty()) s << "  profile: " << trace << " (and the other ranks' beside it; doctor --trace merges them)\n";
   if (gflops > 0) {
     s << "  " << fixed_decimals(gflops, 1) << " GFLOP/s per rank; plain 1024^3 matmul now " << fixed_decimals(matmul, 1)
@@ -113,8 +137,11 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
     << " accumulation=" << accumulation << " steps=" << steps << " step_s=" << fixed_decimals(step, 4)
     << " images_per_s=" << fixed_decimals(images_per_s, 1) << " gflops=" << fixed_decimals(gflops, 1)
     << " matmul_gflops=" << fixed_decimals(matmul, 1) << " buckets=" << last.buckets
-    << " buckets_overlapped=" << last.buckets_overlapped
-    << " blas_core=" << (ctx.blas.core.empty() ? "-" : ctx.blas.core);
+    << " buckets_overlapped=" << last.buckets_overlapped;
+  for (const auto& [name, value] : perf_scalars(figures)) {
+    s << " " << name.substr(std::string("perf/").size()) << "=" << value;  // 6 significant digits
+  }
+  s << " blas_core=" << (ctx.blas.core.empty() ? "-" : ctx.blas.core);
   log(s.str());
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "models/flop_count.h"
 #include "models/init.h"
 #include "comm/data_parallel.h"
 #include "eval/image_grid.h"
@@ -72,7 +73,20 @@ class DcganTask : public TrainingTask {
     for (const std::string& line : {g_sync_batchnorm, d_sync_batchnorm}) {
       if (!line.empty()) log(line);
     }
+    // A step's model FLOPs per image of the batch (task.h): G forward once, backward twice that (3 G); D forward
+    // on the real and the fake image with backward (2 + 4 D), then in the G step forward once more with a
+    // backward of input gradients only, D being frozen there (1 + 1 D): 3 G + 8 D.
+    const auto options = torch::TensorOptions().device(ctx_.device);
+    const double g = count_forward_flops(*generator_, [&] {
+                       generator_->forward(torch::zeros({1, options_.z_size}, options));
+                     }).total();
+    const double d = count_forward_flops(*discriminator_, [&] {
+                       discriminator_->forward(
+                           torch::zeros({1, options_.channels, options_.image_size, options_.image_size}, options));
+                     }).total();
+    train_flops_per_image_ = 3 * g + 8 * d;
   }
+  double train_flops_per_image() const override { return train_flops_per_image_; }
 
   std::vector<torch::Tensor> rank_local_buffers() const override {
     std::vector<torch::Tensor> out = g_parallel_->rank_local_buffers();
@@ -202,6 +216,7 @@ class DcganTask : public TrainingTask {
   std::unique_ptr<torch::optim::Optimizer> g_optimizer_, d_optimizer_;
   std::unique_ptr<DataParallel> g_parallel_, d_parallel_;
   torch::Tensor fixed_z_;
+  double train_flops_per_image_ = 0;
 };
 
 }  // namespace

@@ -1,10 +1,13 @@
-// FaultPlan (fault_plan.h): the stall, the SIGKILL and the stop signal of the reliability tests.
+// FaultPlan (fault_plan.h): the stall, the SIGKILL, the slow rank, the out-of-memory error and the stop signal of
+// the reliability tests.
 #include "trainer/fault_plan.h"
 
 #include <chrono>
 #include <csignal>
 #include <string>
 #include <thread>
+
+#include <torch/torch.h>
 
 #include "core/log.h"
 
@@ -21,7 +24,11 @@ void FaultPlan::before_step(int rank, int64_t step) const {
   }
 }
 
-void FaultPlan::during_step(int rank, int64_t step) const {
+void FaultPlan::during_step(int rank, int64_t step, const c10::Device& device) const {
+  if (out_of_memory.hits(rank, step)) {
+    log_all("fault injection: rank " + std::to_string(rank) + " allocates 1 EiB in step " + std::to_string(step));
+    (void)torch::empty({int64_t{1} << 60}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+  }
   if (!slow.armed || slow.rank != rank || step < slow.step) return;
   if (step == slow.step)
     log_all("fault injection: rank " + std::to_string(rank) + " is slow from step " + std::to_string(step) + " on");

@@ -1,7 +1,10 @@
-// Fault injection for the reliability tests: a rank that stalls or dies before a step, is slow in every step, or
-// sends itself the stop signal right after one. The caller injects the plan through TrainOptions (the launcher fills it
-// from FACETRAIN_FAULT_*, launcher/commands/train.cpp; a unit test sets it directly); empty, it does nothing.
+// Fault injection for the reliability tests: a rank that stalls or dies before a step, is slow in every step, runs
+// out of memory inside one, or sends itself the stop signal right after one. The caller injects the plan through
+// TrainOptions (the launcher fills it from FACETRAIN_FAULT_*, launcher/commands/train.cpp; a unit test sets it
+// directly); empty, it does nothing.
 #pragma once
+
+#include <c10/core/Device.h>
 
 #include <cstdint>
 
@@ -27,11 +30,15 @@ struct FaultPlan {
   // throttled CPU, a slower GPU), inside the step's own time.
   FaultAt slow;
   static constexpr double kSlowStepSeconds = 0.1;
+  // The out-of-memory test (tests/trainer/e2e/out_of_memory.sh): inside the step, the rank asks its device's
+  // allocator for more memory than any machine has, as a batch too large for it would.
+  FaultAt out_of_memory;
 
   // Before step `step` (1-based: the step about to run), on every rank: stalls for ever or dies when planned.
   void before_step(int rank, int64_t step) const;
-  // Inside step `step`, after its data arrived, on every rank: sleeps when the rank is slowed from there on.
-  void during_step(int rank, int64_t step) const;
+  // Inside step `step`, after its data arrived, on every rank: sleeps when the rank is slowed from there on; throws
+  // the allocator's out-of-memory error of `device` when planned.
+  void during_step(int rank, int64_t step, const c10::Device& device) const;
   // Right after step `step` has run, on every rank: raises SIGUSR1 when planned.
   void after_step(int rank, int64_t step) const;
 };

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/stop_signal.h"
+#include "core/stopwatch.h"
 #include "datastore/store.h"
 #include "models/model_spec.h"
 #include "runtime/setup_agreement.h"
@@ -140,14 +141,21 @@ void RunSetup::start_epoch(const TrainingPosition& pos) {
   loader->start_epoch_at_image(pos.epoch, pos.images_in_epoch);
 }
 
-bool RunSetup::load_step(std::vector<Batch>* micro) {
+bool RunSetup::load_step(std::vector<Batch>* micro, StepTimes* times) {
+  const double waited = loader->wait_seconds();
   bool have = true;
   for (int m = 0; m < epochs.accumulation && have; ++m) have = loader->next(&(*micro)[m]);
+  times->data_wait += loader->wait_seconds() - waited;
   if (!have) return false;
-  if (input_scale.defined()) {
-    for (auto& b : *micro)
+  const auto t = Clock::now();
+  for (auto& b : *micro) {
+    if (input_scale.defined()) {
       b.images = torch::addcmul(input_shift, b.images.to(ctx.device).to(torch::kFloat32), input_scale);
+    } else if (!ctx.device.is_cpu()) {
+      b.images = b.images.to(ctx.device);
+    }
   }
+  times->copy += seconds_since(t);
   return true;
 }
 

@@ -57,8 +57,9 @@ struct RunSetup {
   void start_epoch(const TrainingPosition& pos);
 
   // 1. load, on every rank (no collective): one optimizer step's micro-batches (schedule.accumulation_steps,
-  // `micro` sized to it); false at the epoch's end (an epoch ends on a step boundary).
-  bool load_step(std::vector<Batch>* micro);
+  // `micro` sized to it), their images on the device; false at the epoch's end (an epoch ends on a step
+  // boundary). Adds the wait for the loader and the copy to the device to `times`.
+  bool load_step(std::vector<Batch>* micro, StepTimes* times);
 
   // (rank 0 logs) The run's plan, once resumed: images and steps, the gradient sync, where the input is
   // normalized, and the bf16 hint where this rank measured bf16 matmuls faster than fp32 (precision.h).

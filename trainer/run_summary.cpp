@@ -1,8 +1,6 @@
 // RunSummary (run_summary.h). Its GFLOP/s line stands beside the matmul yardstick (runtime/blas_kernels.h).
 #include "trainer/run_summary.h"
 
-#include <sys/resource.h>
-
 #include <torch/torch.h>
 
 #include <sstream>
@@ -14,40 +12,56 @@
 
 namespace facetrain {
 
-RunSummary::RunSummary(const proto::RunConfig& config, ProcessContext& ctx, int64_t first_step,
-                       const ShardLoader& loader)
-    : config_(config), ctx_(ctx), first_step_(first_step), start_(Clock::now()) {
-  loader_wait_at_start_ = loader.wait_seconds();
-}
+RunSummary::RunSummary(const proto::RunConfig& config, ProcessContext& ctx, int64_t first_step)
+    : config_(config), ctx_(ctx), first_step_(first_step), start_(Clock::now()) {}
 
 void RunSummary::add_step(double seconds, int64_t images, std::vector<std::pair<std::string, double>> scalars) {
-  step_seconds_ += seconds;
+  times_.step += seconds;
   images_ += static_cast<double>(images);
   last_scalars_ = std::move(scalars);
 }
 
-void RunSummary::log(int64_t last_step, const ShardLoader& loader, const TrainingTask& task,
-                     const TrainingCheckpoints& checkpoints) const {
+void RunSummary::log(int64_t last_step, const TrainingTask& task, const TrainingCheckpoints& checkpoints,
+                     const PerfMeter& perf) const {
   const double wall = seconds_since(start_);
   const double steps = static_cast<double>(last_step - first_step_);
   if (steps <= 0) return;
-  const double data_wait = loader.wait_seconds() - loader_wait_at_start_;
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
-  double peak_mb = usage.ru_maxrss / 1024.0;
-  torch::Tensor peak = torch::tensor({peak_mb}, torch::kFloat64);
-  ctx_.comm->all_reduce_sum_(peak);  // (collective) every rank
-  const double images_per_s = images_ / step_seconds_;
+  const PerfFigures figures = perf_figures(perf.model(), times_, last_step - first_step_);
+  // Every rank's host peak and GPU reserved peak, each in its rank's slot: one sum gathers them.
+  torch::Tensor peaks = torch::zeros({2, ctx_.world_size}, torch::kFloat64);
+  peaks[0][ctx_.rank] = figures.memory.host_mb;
+  peaks[1][ctx_.rank] = figures.memory.gpu_reserved_mb;
+  ctx_.comm->all_reduce_sum_(peaks);  // (collective) every rank
+  const double images_per_s = images_ / times_.step;
   std::ostringstream s;
   s << "summary: " << fixed_decimals(steps, 0) << " steps in " << fixed_decimals(wall, 1) << " s, "
-    << fixed_decimals(images_per_s, 1) << " images/s (all ranks); per step: data wait "
-    << fixed_decimals(1e3 * data_wait / steps, 1) << " ms, forward+backward "
-    << fixed_decimals(1e3 * times_.forward_backward / steps, 1) << " ms, exposed communication "
-    << fixed_decimals(1e3 * times_.communication / steps, 1) << " ms, optimizer "
-    << fixed_decimals(1e3 * times_.optimizer / steps, 1) << " ms; peak memory " << fixed_decimals(peak_mb, 0)
-    << " MB on rank " << ctx_.rank << " (mean over ranks "
-    << fixed_decimals(peak[0].item<double>() / ctx_.world_size, 0) << " MB)";
+    << fixed_decimals(images_per_s, 1) << " images/s (all ranks); per step on rank " << ctx_.rank << ":";
+  const char* separator = " ";
+  for (const auto& phase : times_.phases()) {
+    s << separator << phase.name << " " << fixed_decimals(1e3 * phase.seconds / steps, 1) << " ms";
+    separator = ", ";
+  }
   facetrain::log(s.str());
+  facetrain::log("summary: perf on rank " + std::to_string(ctx_.rank) + ": " + describe(figures, perf.model()));
+  if (perf.intervals() > 0) {
+    facetrain::log("summary: the perf/* statistics took " +
+                   fixed_decimals(1e6 * perf.cost_seconds() / static_cast<double>(perf.intervals()), 1) +
+                   " us per log interval, " + fixed_decimals(100 * perf.cost_seconds() / times_.step, 4) +
+                   "% of the steps' time");
+  }
+  const auto host = peaks[0], reserved = peaks[1];
+  const int64_t max_rank = host.argmax().item<int64_t>();
+  std::string memory = "summary: peak memory: host " + fixed_decimals(figures.memory.host_mb, 0) + " MB on rank " +
+                       std::to_string(ctx_.rank) + ", " + fixed_decimals(host[max_rank].item<double>(), 0) +
+                       " MB at most (rank " + std::to_string(max_rank) + "), " +
+                       fixed_decimals(host.mean().item<double>(), 0) + " MB mean over ranks";
+  if (figures.memory.gpu) {
+    const int64_t max_gpu = reserved.argmax().item<int64_t>();
+    memory += "; " + describe_gpu(figures.memory) + " on rank " + std::to_string(ctx_.rank) + ", " +
+              fixed_decimals(reserved[max_gpu].item<double>() / 1024, 2) + " GB reserved at most (rank " +
+              std::to_string(max_gpu) + ")";
+  }
+  facetrain::log(memory);
   facetrain::log("summary: host memory cache (distributed.host_memory_cache_mb " +
                  std::to_string(config_.distributed().host_memory_cache_mb()) + ") on rank " +
                  std::to_string(ctx_.rank) + ": " + describe_host_memory_cache());

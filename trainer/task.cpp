@@ -39,6 +39,25 @@ const TaskMaker* generative_task_of(const ModelSpec& spec) {
 
 }  // namespace
 
+std::vector<StepTimes::Phase> StepTimes::phases() const {
+  const double named = data_wait + copy + forward_backward + communication + optimizer;
+  return {{"data_wait", data_wait},         {"copy", copy},           {"compute", forward_backward},
+          {"communication", communication}, {"optimizer", optimizer}, {"other", std::max(0.0, step - named)}};
+}
+
+StepTimes StepTimes::since(const StepTimes& earlier) const {
+  StepTimes d;
+  d.data_wait = data_wait - earlier.data_wait;
+  d.copy = copy - earlier.copy;
+  d.forward_backward = forward_backward - earlier.forward_backward;
+  d.communication = communication - earlier.communication;
+  d.optimizer = optimizer - earlier.optimizer;
+  d.step = step - earlier.step;
+  d.buckets = buckets - earlier.buckets;
+  d.buckets_overlapped = buckets_overlapped - earlier.buckets_overlapped;
+  return d;
+}
+
 bool has_training_task(const ModelSpec& spec) { return spec.is_classifier() || generative_task_of(spec) != nullptr; }
 
 std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs) {

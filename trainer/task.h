@@ -20,12 +20,31 @@ namespace facetrain {
 
 class RunLog;
 
+// Where training steps' time goes, in seconds summed over the steps it covers. The task adds forward_backward,
+// communication and optimizer (train_step); the loop adds data_wait, copy, its per-step agreement's wait and
+// step (trainer.cpp; bench step the same without a loader). phases() is the one list of the phases and their
+// names: the perf/* scalars, the run summary and `facetrain bench step` all print these. Host-side times, with
+// no synchronisation added: on a GPU the loss read-back of every micro-batch waits for forward and backward,
+// so compute holds their kernels, while the optimizer's kernels run on into the next step's copy (a copy to
+// the device waits for the work queued before it) and the optimizer phase is the time to launch them.
 struct StepTimes {
-  double forward_backward = 0;     // seconds in forward + backward (communication overlapped inside)
-  double communication = 0;        // seconds waiting for gradient sync after backward (exposed)
-  double optimizer = 0;            // seconds in optimizer steps
+  double data_wait = 0;            // waiting for the loader (its prefetch fell behind)
+  double copy = 0;                 // the batches' images to the device, normalized there (data.normalize_on device)
+  double forward_backward = 0;     // forward + backward, the phase "compute" (communication overlapped inside)
+  double communication = 0;        // exposed: waiting for gradient sync after backward, and for the step agreement
+  double optimizer = 0;            // optimizer steps (unscaling, clipping, the update)
+  double step = 0;                 // whole steps, first load to agreement; the rest of it is the phase "other"
   int64_t buckets = 0;             // gradient buckets synced
   int64_t buckets_overlapped = 0;  // of those, all-reduced while backward still ran (gradient_sync.h)
+
+  struct Phase {
+    const char* name;  // data_wait, copy, compute, communication, optimizer, other
+    double seconds;
+  };
+  // The phases in the step's order; "other" is step minus the rest (at least 0).
+  std::vector<Phase> phases() const;
+  // The steps between two running totals (this one the later).
+  StepTimes since(const StepTimes& earlier) const;
 };
 
 struct StepOutput {
@@ -65,8 +84,11 @@ class TrainingTask {
   // Store indices this task trains on instead of the whole train split (the VAE's model.vae.subset); empty
   // for all of them.
   virtual std::vector<int64_t> training_subset() const { return {}; }
-  // Training FLOPs per image (forward + backward) for the GFLOP/s summary; 0 when unknown.
-  virtual double train_flops_per_image() const { return 0; }
+  // Model FLOPs of one image's share of a training step (forward and backward, 2 per multiply-add of the
+  // matrix products, convolutions and attention: models/flop_count.h), counted once when the task is made:
+  // the numerator of perf/tflops and perf/mfu (trainer/perf_meter.h). Backward counts twice its forward, and
+  // once where the network is frozen (input gradients only).
+  virtual double train_flops_per_image() const = 0;
 };
 
 struct TaskInputs {

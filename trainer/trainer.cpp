@@ -15,10 +15,14 @@
 
 #include "comm/communicator.h"
 #include "comm/gradient_sync.h"
+#include "core/error.h"
 #include "core/log.h"
+#include "runtime/device_peaks.h"
 #include "core/stop_signal.h"
 #include "core/stopwatch.h"
 #include "trainer/epoch_steps.h"
+#include "trainer/out_of_memory.h"
+#include "trainer/perf_meter.h"
 #include "trainer/records/progress.h"
 #include "trainer/run_log.h"
 #include "trainer/run_setup.h"
@@ -82,6 +86,19 @@ int stop_at_step_boundary(TrainingPosition* pos, int64_t total_steps, const RunS
   return kExitStopped;
 }
 
+// `part` of step `step` (the load, the task's step); an allocator's out-of-memory error in it becomes the one
+// line of out_of_memory.h, a UserError: this rank's, which ends the job (launcher/main.cpp).
+template <typename Part>
+auto explaining_out_of_memory(const RunSetup& run, int64_t step, Part&& part) -> decltype(part()) {
+  try {
+    return part();
+  } catch (const std::exception& e) {
+    if (!is_out_of_memory(e)) throw;
+    throw UserError(out_of_memory_message(step, run.ctx.rank, run.ctx.device, run.config.data().batch_size(),
+                                          run.epochs.accumulation, memory_peaks(run.ctx.device), e));
+  }
+}
+
 // Rank 0 says where the --profile window's traces went (`written`: this rank's file, "" when none).
 void log_profile(const std::string& written, const ProcessContext& ctx) {
   if (written.empty() || ctx.rank != 0) return;
@@ -108,7 +125,15 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
                     config.logging().progress_seconds());
   run.log_plan(total_steps);
 
-  RunSummary summary(config, ctx, pos.step, *run.loader);
+  // Model FLOPs and the peak MFU is measured against, every rank (a GPU's is measured now: tens of ms)
+  PerfMeter perf(PerfModel{task.train_flops_per_image(), int64_t{config.data().batch_size()} * run.epochs.accumulation,
+                           matmul_peak(config, ctx), ctx.device},
+                 pos.step);
+  log("perf: " + fixed_decimals(perf.model().train_flops_per_image / 1e6, 2) +
+      " MFLOP of model FLOPs per image and training step; MFU (perf/mfu) against " +
+      fixed_decimals(perf.model().peak.tflops, 4) + " TFLOP/s (" + perf.model().peak.source + ")");
+  RunSummary summary(config, ctx, pos.step);
+  StepTimes* times = summary.step_times();
   const int64_t every_checkpoint = config.checkpoint().every_steps();
   const int log_every = std::max(1, config.logging().every_steps());
   StepProfiler profiler(run.profile_window, config.logging().run_dir() + "/profile", *ctx.comm, ctx.device);
@@ -128,11 +153,11 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       double data_wait = 0, waited_for_ranks = 0;
       {
         RECORD_USER_SCOPE("step " + std::to_string(pos.step + 1));  // a range on the profiler's timeline
-        // 1. load (a whole optimizer step's micro-batches; an epoch ends on a step boundary)
+        // 1. load (a whole optimizer step's micro-batches, onto the device; an epoch ends on a step boundary)
         bool loaded = false;
         {
           RECORD_USER_SCOPE("data wait");
-          loaded = run.load_step(&micro);
+          loaded = explaining_out_of_memory(run, pos.step + 1, [&] { return run.load_step(&micro, times); });
           data_wait = seconds_since(t0);
         }
         if (!loaded) {
@@ -141,23 +166,32 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
         }
         // 2-4. forward, backward + sync, optimizer step: the task's recipe (collective) every rank
         begin_step(run, pos.step);
-        options.faults.during_step(ctx.rank, pos.step + 1);
-        const double waited_before = summary.step_times()->communication;
-        out = task.train_step(micro, lr, pos.step, summary.step_times());
-        waited_for_ranks = summary.step_times()->communication - waited_before;
+        const double waited_before = times->communication;
+        out = explaining_out_of_memory(run, pos.step + 1, [&] {
+          options.faults.during_step(ctx.rank, pos.step + 1, ctx.device);
+          return task.train_step(micro, lr, pos.step, times);
+        });
+        waited_for_ranks = times->communication - waited_before;
       }
       run.epochs.advance_one_step(&pos);
       options.faults.after_step(ctx.rank, pos.step);
+      const double worked = seconds_since(t0);  // the step up to the agreement, as the straggler watch counts it
+      stragglers.add_step(worked, worked - waited_for_ranks, data_wait);
+      // 5. agree (collective) every rank: one all-reduce of [loss sum, non-finite ranks, stop requests]; the
+      // wait in it is exposed communication (a slower peer's step shows here)
+      const auto agreement = Clock::now();
+      const StepAgreement agreed = agree_on_step(*ctx.comm, out.loss, stop_requested());
+      times->communication += seconds_since(agreement);
       const double seconds = seconds_since(t0);
       summary.add_step(seconds, run.epochs.images_per_step, out.scalars);
-      stragglers.add_step(seconds, seconds - waited_for_ranks, data_wait);
-      // 5. agree (collective) every rank: one all-reduce of [loss sum, non-finite ranks, stop requests]
-      const StepAgreement agreed = agree_on_step(*ctx.comm, out.loss, stop_requested());
       agreed.check_finite(pos.step, checkpoints.directory());
-      // 6. diagnostics (rank 0 writes): the scalars every logging.every_steps and at the last step, progress
+      // 6. diagnostics (rank 0 writes): the scalars, perf/* among them, every logging.every_steps and at the
+      // last step; progress
       const double images_per_s = static_cast<double>(run.epochs.images_per_step) / seconds;
       if (pos.step % log_every == 0 || pos.step == total_steps) {
-        run_log.scalars(pos.step, step_scalars(agreed.mean_loss, lr, images_per_s, out));
+        std::vector<std::pair<std::string, double>> scalars = step_scalars(agreed.mean_loss, lr, images_per_s, out);
+        perf.append_interval(*times, pos.step, &scalars);
+        run_log.scalars(pos.step, scalars);
         stragglers.end_interval(pos.step);  // (collective) every rank: starts one small all-reduce, no wait
       }
       progress.update(pos.epoch, pos.step, images_per_s, agreed.mean_loss);
@@ -190,7 +224,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
   log_profile(profiler.finish(), ctx);  // a --profile window the run ended inside
   stragglers.finish();
   checkpoints.finish();
-  summary.log(pos.step, *run.loader, task, checkpoints);
+  summary.log(pos.step, task, checkpoints, perf);
   if (ctx.rank == 0 && ctx.world_size > 1) log("summary: " + stragglers.describe_cost());
   run_log.flush();
   return exit_code;

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "models/flop_count.h"
 #include "models/init.h"
 #include "comm/data_parallel.h"
 #include "eval/image_grid.h"
@@ -68,7 +69,18 @@ class VaeTask : public TrainingTask {
         (perceptual_ ? ", perceptual " + config_.model().vae().perceptual().network() : ", no perceptual term"));
     if (!sync_batchnorm.empty()) log(sync_batchnorm);
     if (trainable_->active()) log("vae: " + trainable_->describe() + "; " + parallel_->describe());
+    // A step's model FLOPs per image (task.h): the VAE forward, backward twice that (3 V); the perceptual term's
+    // frozen VGG runs on the target and on the reconstruction, and back to the reconstruction for input
+    // gradients only (3 P).
+    const torch::Tensor image =
+        torch::zeros({1, model_->options().channels, model_->options().image_size, model_->options().image_size},
+                     prior_z_.options());
+    train_flops_per_image_ = 3 * count_forward_flops(*model_, [&] { model_->forward(image); }).total();
+    if (perceptual_) {
+      train_flops_per_image_ += 3 * count_forward_flops(*perceptual_, [&] { perceptual_->features(image); }).total();
+    }
   }
+  double train_flops_per_image() const override { return train_flops_per_image_; }
 
   void start_epoch(int64_t epoch) override {
     if (!trainable_->apply(epoch)) return;
@@ -230,6 +242,7 @@ class VaeTask : public TrainingTask {
   std::unique_ptr<DataParallel> parallel_;
   std::unique_ptr<WeightEma> ema_;
   torch::Tensor prior_z_;
+  double train_flops_per_image_ = 0;
 };
 
 }  // namespace

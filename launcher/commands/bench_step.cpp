@@ -1,4 +1,5 @@
 // `facetrain bench step`: the command line of bench/step_bench.h.
+#include <algorithm>
 #include <filesystem>
 
 #include "core/config.h"
@@ -57,6 +58,9 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
       .text("classes", "classes (default: the config's store)")
       .text("threads", "compute threads per rank (default: distributed.threads_per_rank, else cores/ranks per node)",
             "0")
+      .text("perf-every",
+            "timed steps between the perf/* statistics inside the loop, as a run's log interval (default: "
+            "logging.every_steps; 0: none, to measure their cost side by side)")
       .text("profile", "FIRST:LAST: record those steps (from 1, warm-up included) with LibTorch's profiler", "")
       .text("profile-dir", "where --profile writes rank-R.trace.json", "profile");
   if (!cli.parse(argc, argv)) return 0;
@@ -66,8 +70,10 @@ int bench_step_command(int argc, char** argv, ProcessContext& ctx) {
   const int64_t threads = cli.integer("threads");
   apply_thread_flag(ctx, threads != 0 ? threads : config.distributed().threads_per_rank());
   const StoreInfo info = input_shape(config, cli);
+  const int perf_every = cli.given("perf-every") ? bounded_int_flag(cli, "perf-every", 0, 100000)
+                                                 : std::max(1, config.logging().every_steps());
   const ProfileWindow profile = ProfileWindow::parse(cli.get("profile"), "--profile");
-  run_step_bench(config, info, steps, warmup, ctx, profile, cli.get("profile-dir"));
+  run_step_bench(config, info, steps, warmup, perf_every, ctx, profile, cli.get("profile-dir"));
   return 0;
 }
 

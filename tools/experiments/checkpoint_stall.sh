@@ -19,5 +19,5 @@ for background in false true; do
     --set schedule.max_steps=24 --set checkpoint.every_steps=4 --set checkpoint.keep_last=2 \
     --set checkpoint.background_write=$background --set logging.run_dir="$out/$background" > "$out/$background.log" 2>&1
   size=$(ls -l "$out/$background"/checkpoints/*.ckpt | head -1 | awk '{printf "%.0f MB", $5 / 1e6}')
-  echo "background_write $background: $(grep -o 'summary: [0-9]* checkpoints.*' "$out/$background.log"); step: $(grep -o 'forward+backward [0-9.]* ms' "$out/$background.log"); checkpoint file $size"
+  echo "background_write $background: $(grep -o 'summary: [0-9]* checkpoints.*' "$out/$background.log"); step: $(grep -o 'compute [0-9.]* ms' "$out/$background.log"); checkpoint file $size"
 done
