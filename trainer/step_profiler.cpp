@@ -36,19 +36,15 @@ constexpr char kClockMark[] = "facetrain clock sync";
 constexpr char kBucketPrefix[] = "all-reduce: ";
 constexpr int64_t kBucketTrack = 1'000'000, kStreamTrack = 2'000'000;
 
-double start_us(const profiler::KinetoEvent& e) {
+// An event's start and duration in microseconds (2.x counts nanoseconds, 1.13 microseconds).
+struct Span {
+  double start_us, duration_us;
+};
+Span span_of(const profiler::KinetoEvent& e) {
 #if TORCH_VERSION_MAJOR >= 2
-  return static_cast<double>(e.startNs()) / 1e3;
+  return {static_cast<double>(e.startNs()) / 1e3, static_cast<double>(e.durationNs()) / 1e3};
 #else
-  return static_cast<double>(e.startUs());
-#endif
-}
-
-double duration_us(const profiler::KinetoEvent& e) {
-#if TORCH_VERSION_MAJOR >= 2
-  return static_cast<double>(e.durationNs()) / 1e3;
-#else
-  return static_cast<double>(e.durationUs());
+  return {static_cast<double>(e.startUs()), static_cast<double>(e.durationUs())};
 #endif
 }
 
@@ -138,7 +134,7 @@ std::string StepProfiler::close_and_write() {
   row[0] = static_cast<double>(std::hash<std::string>()(host) & 0xffffffffu);  // exact in a double
   int marks = 0;
   for (const auto& e : events) {
-    if (e.name() == kClockMark && marks < kClockRounds) row[1 + marks++] = start_us(e);
+    if (e.name() == kClockMark && marks < kClockRounds) row[1 + marks++] = span_of(e).start_us;
   }
   FT_CHECK(marks == kClockRounds, "the profiler recorded " << marks << " of " << kClockRounds << " clock marks");
   const torch::Tensor rows = control_.all_gather(torch::tensor(row, torch::kFloat64).reshape({1, -1}),
@@ -175,8 +171,8 @@ std::string StepProfiler::close_and_write() {
     trace_events.push_back({{"name", name},
                             {"ph", "X"},
                             {"cat", category},
-                            {"ts", start_us(e) - shift},
-                            {"dur", duration_us(e)},
+                            {"ts", span_of(e).start_us - shift},
+                            {"dur", span_of(e).duration_us},
                             {"pid", rank},
                             {"tid", tid}});
   }

@@ -16,26 +16,13 @@
 #include "models/mobilenet_v2.h"
 #include "models/model_options.h"
 #include "models/vit.h"
+#include "lib/repository_inputs.h"
 
 namespace facetrain {
 namespace {
 
-proto::RunConfig repository_config(const std::string& name) {
-  const char* source = std::getenv("FACETRAIN_SOURCE_DIR");
-  EXPECT_NE(source, nullptr) << "FACETRAIN_SOURCE_DIR is not set (ctest sets it)";
-  return load_run_config(std::string(source ? source : ".") + "/configs/" + name, {});
-}
-
-StoreInfo store_shape(int64_t side, int64_t channels, int64_t classes) {
-  StoreInfo s;
-  s.height = s.width = side;
-  s.channels = channels;
-  for (int64_t k = 0; k < classes; ++k) s.class_names.push_back("class" + std::to_string(k));
-  s.class_weights.assign(classes, 1.0f);
-  s.mean.assign(channels, 0.5f);
-  s.std.assign(channels, 0.25f);
-  return s;
-}
+using testing::repository_config;
+using testing::store_shape;
 
 TEST(FlopCount, SingleOperatorsInClosedForm) {
   const auto a = torch::randn({3, 5}), b = torch::randn({5, 2});

@@ -11,28 +11,19 @@
 #include "core/config.h"
 #include "models/flop_count.h"
 #include "models/model_options.h"
+#include "lib/repository_inputs.h"
 #include "models/vae.h"
 #include "trainer/task.h"
 
 namespace facetrain {
 namespace {
 
-StoreInfo store_shape(int64_t side, int64_t channels, int64_t classes) {
-  StoreInfo s;
-  s.height = s.width = side;
-  s.channels = channels;
-  for (int64_t k = 0; k < classes; ++k) s.class_names.push_back("class" + std::to_string(k));
-  s.class_weights.assign(classes, 1.0f);
-  s.mean.assign(channels, 0.5f);
-  s.std.assign(channels, 0.25f);
-  return s;
-}
+using testing::repository_config;
+using testing::store_shape;
 
 // The task the trainer makes for configs/<name> on a store of that shape.
 double train_flops_of(const std::string& name, const StoreInfo& store) {
-  const char* source = std::getenv("FACETRAIN_SOURCE_DIR");
-  EXPECT_NE(source, nullptr) << "FACETRAIN_SOURCE_DIR is not set (ctest sets it)";
-  const proto::RunConfig config = load_run_config(std::string(source ? source : ".") + "/configs/" + name, {});
+  const proto::RunConfig config = repository_config(name);
   std::unique_ptr<Communicator> control = make_mpi_communicator(), gradient = make_mpi_communicator();
   ProcessContext ctx;
   ctx.comm = control.get();
@@ -54,10 +45,7 @@ TEST(TrainFlops, DcganIsThreeGeneratorsAndEightDiscriminators) {
 
 TEST(TrainFlops, VaeIsThreeForwards) {
   const StoreInfo store = store_shape(32, 1, 10);
-  const char* source = std::getenv("FACETRAIN_SOURCE_DIR");
-  ASSERT_NE(source, nullptr);
-  const proto::RunConfig config =
-      load_run_config(std::string(source) + "/configs/vae-fashion-mnist.pbtxt", {});  // no perceptual term
+  const proto::RunConfig config = repository_config("vae-fashion-mnist.pbtxt");  // no perceptual term
   Vae vae(vae_options_from(config, store));
   const double forward = count_forward_flops(*vae, [&] { vae->forward(torch::zeros({1, 1, 32, 32})); }).total();
   EXPECT_GT(forward, 1e6);

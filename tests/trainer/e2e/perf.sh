@@ -8,11 +8,7 @@
 # matmul measured at start-up. Usage: perf.sh FACETRAIN_BINARY SOURCE_DIR
 set -euo pipefail
 ft=$1
-py="$2/.venv-test/bin/python"
-source "$2/tests/lib/skip.sh"
-if ! [[ -x "$py" ]] || ! "$py" -c "import tensorboard" 2>/dev/null; then
-  skip_unless_ci "no tensorboard in $2/.venv-test (tools/scripts/install-deps.sh with FACETRAIN_TEST_DEPS=1 makes it)"
-fi
+source "$2/tests/lib/tensorboard_python.sh" "$2"  # sets py
 work=$(mktemp -d); echo "work dir $work"
 trap '[[ -n "${KEEP:-}" ]] || rm -rf "$work"' EXIT
 source "$2/tests/lib/run_config.sh"
@@ -40,19 +36,13 @@ grep -qE 'perf on rank 0: .*MFU [0-9.]+% of 0\.5000 TFLOP/s \(logging\.peak_tflo
 grep -qE 'MFU [0-9.]+% of [0-9.]+ TFLOP/s \(fp32 matmul 256\^3 on 1 thread at start-up\)' "$work/bench0.log" ||
   { cat "$work/bench0.log"; echo "FAIL: bench step does not measure MFU against the start-up matmul"; exit 1; }
 
-"$py" - "$work/run" "$(grep '^bench_step ' "$work/bench.log")" <<'EOF'
+"$py" - "$work/run" "$(grep '^bench_step ' "$work/bench.log")" "$2/tests/lib" <<'EOF'
 import glob, json, math, sys
-from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-from tensorboard.util import tensor_util
+sys.path.insert(0, sys.argv[3])
+from tensorboard_scalars import scalars
 
 run, bench = sys.argv[1], sys.argv[2]
-files = glob.glob(run + "/events.out.tfevents.*")
-assert len(files) == 1, files
-seen = {}
-for event in EventFileLoader(files[0]).Load():
-    for value in event.summary.value:
-        got = float(tensor_util.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
-        seen.setdefault(event.step, {})[value.tag] = got
+seen = scalars(run)
 phases = ["data_wait", "copy", "compute", "communication", "optimizer", "other"]
 names = ["tflops", "mfu", "step_seconds"] + phases + ["host_peak_mb", "gpu_peak_allocated_mb",
                                                       "gpu_peak_reserved_mb", "gpu_alloc_retries"]
@@ -65,7 +55,7 @@ for step in (2, 4, 6):
     assert math.isclose(perf["mfu"], perf["tflops"] / 0.5, rel_tol=1e-5), perf
     assert all(0 <= perf[p] <= 1 for p in phases), perf
     assert math.isclose(sum(perf[p] for p in phases), 1.0, abs_tol=1e-5), perf
-    assert perf["compute"] > 0.1, perf
+    assert perf["compute"] > 0, perf  # its share depends on the load: a busy peer shows as communication
     assert perf["host_peak_mb"] > 10, perf
     assert (perf["gpu_peak_allocated_mb"], perf["gpu_peak_reserved_mb"], perf["gpu_alloc_retries"]) == (1000, 1500, 2)
     for name, value in perf.items():

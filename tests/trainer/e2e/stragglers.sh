@@ -3,11 +3,7 @@
 # seam), the log names rank 1, its host and "compute" within two log intervals, never rank 0, and `doctor RUN_DIR`
 # lists rank 1 as the slowest; with no seam no rank is named.
 # Usage: stragglers.sh FACETRAIN_BINARY
-set -euo pipefail
-ft=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-source "$(dirname "$0")/../../lib/run_config.sh"
+source "$(dirname "$0")/../../lib/e2e.sh"  # ft, work, run_config
 "$ft" synth --output "$work/s16.h5" --count 600 --size 16 --seed 3 --quiet
 # Steps of tens of milliseconds and a threshold of 50 %: two ranks on a 2-core machine share their cores with
 # the loader threads and whatever else runs, and a 20 % difference between two ranks' 5-step medians happens

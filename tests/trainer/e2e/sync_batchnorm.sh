@@ -4,11 +4,7 @@
 # each step's global batch, so the union is the one-rank batch), within 1e-4 relative; with the field off the
 # 2-rank run differs (each rank normalises its own 8 images). The run log says which layers sync.
 # Usage: sync_batchnorm.sh FACETRAIN_BINARY
-set -euo pipefail
-ft=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-source "$(dirname "$0")/../../lib/run_config.sh"
+source "$(dirname "$0")/../../lib/e2e.sh"  # ft, work, run_config
 "$ft" synth --output "$work/s32.h5" --count 240 --size 32 --seed 4 --quiet
 # SGD: an update linear in the gradient, so equal gradients keep equal weights step after step.
 run_config "$work/c.pbtxt" 'cnn { width: 8 }' "$work/s32.h5" 8 val \

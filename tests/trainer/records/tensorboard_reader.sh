@@ -5,11 +5,7 @@
 # The independent hand decoder is trainer_records_event_writer. Usage: tensorboard_reader.sh FACETRAIN SOURCE_DIR
 set -euo pipefail
 ft=$1
-py="$2/.venv-test/bin/python"
-source "$2/tests/lib/skip.sh"
-if ! [[ -x "$py" ]] || ! "$py" -c "import tensorboard" 2>/dev/null; then
-  skip_unless_ci "no tensorboard in $2/.venv-test (tools/scripts/install-deps.sh with FACETRAIN_TEST_DEPS=1 makes it)"
-fi
+source "$2/tests/lib/tensorboard_python.sh" "$2"  # sets py
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$ft" synth --output "$work/s.h5" --count 240 --size 16 --quiet
@@ -20,20 +16,13 @@ schedule { max_steps: 6 }
 logging { run_dir: "$work/run" every_steps: 1 }
 EOF
 "$ft" train --config "$work/c.pbtxt" --threads 1 --quiet > "$work/train.log" 2>&1 || { cat "$work/train.log"; exit 1; }
-"$py" - "$work/run" <<'EOF'
+"$py" - "$work/run" "$2/tests/lib" <<'EOF'
 import glob, json, math, sys
-from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-from tensorboard.util import tensor_util
+sys.path.insert(0, sys.argv[2])
+from tensorboard_scalars import scalars
 
 run = sys.argv[1]
-files = glob.glob(run + "/events.out.tfevents.*")
-assert len(files) == 1, files
-seen = {}
-# EventFileLoader is what TensorBoard itself reads with: it migrates simple_value scalars to scalar tensors.
-for event in EventFileLoader(files[0]).Load():
-    for value in event.summary.value:
-        got = float(tensor_util.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
-        seen[(value.tag, event.step)] = got
+seen = {(tag, step): value for step, tags in scalars(run).items() for tag, value in tags.items()}
 expected = {}
 with open(run + "/metrics.jsonl") as f:
     for line in f:
