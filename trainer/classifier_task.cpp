@@ -128,18 +128,14 @@ class ClassifierTask : public TrainingTask {
     for (int m = 0; m < n; ++m) {
       // Only the last micro-batch communicates; earlier ones accumulate locally in .grad.
       parallel_->set_sync_enabled(m == n - 1);
-      torch::Tensor images, labels, loss;
-      {
-        RECORD_USER_SCOPE("host-to-device copy");
-        images = micro[m].images.to(ctx_.device);
-        labels = micro[m].labels.to(ctx_.device);
-      }
+      torch::Tensor loss;
       {
         RECORD_USER_SCOPE("forward");
+        const torch::Tensor labels = micro[m].labels.to(ctx_.device);  // the images are there (load_step)
         torch::Tensor logits;
         {
           AutocastScope autocast(precision_, ctx_.device);
-          logits = model_.classifier->logits(images);
+          logits = model_.classifier->logits(micro[m].images.to(ctx_.device));
         }
         loss = weighted_scale > 0 ? loss_of(logits.to(torch::kFloat), labels, torch::kSum) * weighted_scale
                                   : loss_of(logits.to(torch::kFloat), labels) / n;

@@ -114,11 +114,7 @@ class DcganTask : public TrainingTask {
     double d_loss_sum = 0, d_real_sum = 0, d_fake_sum = 0;
     for (int m = 0; m < n; ++m) {
       d_parallel_->set_sync_enabled(m == n - 1);
-      torch::Tensor real;
-      {
-        RECORD_USER_SCOPE("host-to-device copy");
-        real = micro[m].images.to(ctx_.device);
-      }
+      const torch::Tensor real = micro[m].images.to(ctx_.device);  // there already in training (load_step)
       torch::Tensor d_real, d_fake, d_loss;
       {
         RECORD_USER_SCOPE("forward");

@@ -1,6 +1,8 @@
 // RunSetup (run_setup.h): the trainer's setup agreement, from the --resume file to the flight recorder.
 #include "trainer/run_setup.h"
 
+#include <ATen/record_function.h>
+
 #include <chrono>
 #include <filesystem>
 #include <system_error>
@@ -144,9 +146,13 @@ void RunSetup::start_epoch(const TrainingPosition& pos) {
 bool RunSetup::load_step(std::vector<Batch>* micro, StepTimes* times) {
   const double waited = loader->wait_seconds();
   bool have = true;
-  for (int m = 0; m < epochs.accumulation && have; ++m) have = loader->next(&(*micro)[m]);
+  {
+    RECORD_USER_SCOPE("data wait");  // ranges on the --profile timeline (step_profiler.h)
+    for (int m = 0; m < epochs.accumulation && have; ++m) have = loader->next(&(*micro)[m]);
+  }
   times->data_wait += loader->wait_seconds() - waited;
   if (!have) return false;
+  RECORD_USER_SCOPE("host-to-device copy");
   const auto t = Clock::now();
   for (auto& b : *micro) {
     if (input_scale.defined()) {

@@ -1,4 +1,4 @@
-// RunSummary (run_summary.h). Its GFLOP/s line stands beside the matmul yardstick (runtime/blas_kernels.h).
+// RunSummary (run_summary.h): the run's closing lines, the perf line among them (perf_meter.h).
 #include "trainer/run_summary.h"
 
 #include <torch/torch.h>
@@ -7,7 +7,6 @@
 
 #include "comm/communicator.h"
 #include "core/log.h"
-#include "runtime/blas_kernels.h"
 #include "trainer/host_memory_cache.h"
 
 namespace facetrain {
@@ -83,15 +82,6 @@ void RunSummary::log(int64_t last_step, const TrainingTask& task, const Training
               fixed_decimals(1e3 * median(checkpoints.background_write_seconds()), 1) + " ms each";
     }
     facetrain::log(line);
-  }
-  if (task.train_flops_per_image() > 0) {
-    const double matmul = measure_matmul_gflops();
-    const double achieved = task.train_flops_per_image() * images_per_s / ctx_.world_size / 1e9;
-    facetrain::log("summary: " + fixed_decimals(achieved, 1) +
-                   " GFLOP/s per rank in training steps; plain 1024^3 "
-                   "matmul now: " +
-                   fixed_decimals(matmul, 1) + " GFLOP/s (" + fixed_decimals(100 * achieved / matmul, 0) + "%) with " +
-                   describe(ctx_.blas));
   }
 }
 

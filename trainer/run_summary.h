@@ -1,7 +1,7 @@
 // The run summary: throughput, where the step time went (StepTimes' phases), model FLOP/s and MFU
 // (trainer/perf_meter.h), peak memory over the ranks, the host memory cache, fp16 loss scaling, fine-tuning's
-// trainable parameters, checkpoint pauses, and the achieved GFLOP/s beside a plain matmul. RunSummary counts
-// the steps while the loop runs (no collective) and logs once after the last one.
+// trainable parameters and checkpoint pauses. RunSummary counts the steps while the loop runs (no collective)
+// and logs once after the last one.
 #pragma once
 
 #include <cstdint>

@@ -150,33 +150,27 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       const auto t0 = Clock::now();
       const double lr = schedule.at(pos);
       StepOutput out;
-      double data_wait = 0, waited_for_ranks = 0;
+      const StepTimes before = *times;
       {
         RECORD_USER_SCOPE("step " + std::to_string(pos.step + 1));  // a range on the profiler's timeline
         // 1. load (a whole optimizer step's micro-batches, onto the device; an epoch ends on a step boundary)
-        bool loaded = false;
-        {
-          RECORD_USER_SCOPE("data wait");
-          loaded = explaining_out_of_memory(run, pos.step + 1, [&] { return run.load_step(&micro, times); });
-          data_wait = seconds_since(t0);
-        }
+        const bool loaded = explaining_out_of_memory(run, pos.step + 1, [&] { return run.load_step(&micro, times); });
         if (!loaded) {
           epoch_done = true;
           break;
         }
         // 2-4. forward, backward + sync, optimizer step: the task's recipe (collective) every rank
         begin_step(run, pos.step);
-        const double waited_before = times->communication;
         out = explaining_out_of_memory(run, pos.step + 1, [&] {
           options.faults.during_step(ctx.rank, pos.step + 1, ctx.device);
           return task.train_step(micro, lr, pos.step, times);
         });
-        waited_for_ranks = times->communication - waited_before;
       }
       run.epochs.advance_one_step(&pos);
       options.faults.after_step(ctx.rank, pos.step);
       const double worked = seconds_since(t0);  // the step up to the agreement, as the straggler watch counts it
-      stragglers.add_step(worked, worked - waited_for_ranks, data_wait);
+      const StepTimes this_step = times->since(before);
+      stragglers.add_step(worked, worked - this_step.communication, this_step.data_wait);
       // 5. agree (collective) every rank: one all-reduce of [loss sum, non-finite ranks, stop requests]; the
       // wait in it is exposed communication (a slower peer's step shows here)
       const auto agreement = Clock::now();

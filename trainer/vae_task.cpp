@@ -113,11 +113,7 @@ class VaeTask : public TrainingTask {
     double total = 0, rec_sum = 0, kl_sum = 0, perc_sum = 0;
     for (int m = 0; m < n; ++m) {
       parallel_->set_sync_enabled(m == n - 1);
-      torch::Tensor images;
-      {
-        RECORD_USER_SCOPE("host-to-device copy");
-        images = micro[m].images.to(ctx_.device);
-      }
+      const torch::Tensor images = micro[m].images.to(ctx_.device);  // there already in training (load_step)
       torch::Tensor perc, rec, kl, loss;
       {
         RECORD_USER_SCOPE("forward");
