@@ -79,10 +79,6 @@ std::string ProfileWindow::describe() const {
                        : "steps " + std::to_string(first) + "-" + std::to_string(last);
 }
 
-struct StepProfiler::Open {
-  std::set<ActivityType> activities;
-};
-
 StepProfiler::StepProfiler(ProfileWindow window, std::string directory, Communicator& control, torch::Device device)
     : window_(window), directory_(std::move(directory)), control_(control), device_(device) {}
 
@@ -98,15 +94,14 @@ StepProfiler::~StepProfiler() {
 void StepProfiler::before_step(int64_t step) {
   if (!window_.active() || done_ || open_ || step < window_.first || step > window_.last) return;
   std::filesystem::create_directories(directory_);
-  auto open = std::make_unique<Open>();
-  open->activities = {ActivityType::CPU};
-  if (device_.is_cuda()) open->activities.insert(ActivityType::CUDA);
+  std::set<ActivityType> activities{ActivityType::CPU};
+  if (device_.is_cuda()) activities.insert(ActivityType::CUDA);
   // Shapes and stacks cost time in every operator of the window; memory events only where there is a device.
   const ProfilerConfig config(ProfilerState::KINETO, /*report_input_shapes=*/false,
                               /*profile_memory=*/device_.is_cuda());
-  profiler::prepareProfiler(config, open->activities);
-  profiler::enableProfiler(config, open->activities);
-  open_ = std::move(open);
+  profiler::prepareProfiler(config, activities);
+  profiler::enableProfiler(config, activities);
+  open_ = true;
   // The clock marks: every rank leaves each barrier at nearly the same instant (after_step picks the round
   // whose marks are closest together).
   for (int round = 0; round < kClockRounds; ++round) {
@@ -123,7 +118,7 @@ std::string StepProfiler::finish() { return open_ ? close_and_write() : std::str
 
 std::string StepProfiler::close_and_write() {
   const std::unique_ptr<profiler::ProfilerResult> result = profiler::disableProfiler();
-  open_.reset();
+  open_ = false;
   done_ = true;
   const std::vector<profiler::KinetoEvent>& events = result->events();
   const int rank = control_.rank();

@@ -49,13 +49,12 @@ class StepProfiler {
   std::string finish();
 
  private:
-  struct Open;
   std::string close_and_write();
   ProfileWindow window_;
   std::string directory_;
   Communicator& control_;
   torch::Device device_;
-  std::unique_ptr<Open> open_;
+  bool open_ = false;  // the profiler runs
   bool done_ = false;
 };
 
