@@ -13,6 +13,7 @@
 #include "models/init.h"
 #include "comm/data_parallel.h"
 #include "eval/metrics.h"
+#include "core/host_reads.h"
 #include "trainer/optim.h"
 #include "trainer/precision.h"
 #include "trainer/run_log.h"
@@ -147,8 +148,8 @@ class ClassifierTask : public TrainingTask {
       loss_sum += loss.item<double>();
     }
     times->forward_backward += seconds_since(t);
-    const double norm = synced_optimizer_step(parallel_->buckets(), *optimizer_, parameters_,
-                                              config_.optimizer().grad_clip_norm(), times, &scaler_);
+    const double norm = read_to_host_scalar(synced_optimizer_step(parallel_->buckets(), *optimizer_, parameters_,
+                                              config_.optimizer().grad_clip_norm(), times, &scaler_));
     if (ema_) ema_->update(step);
     StepOutput out{loss_sum, {{"grad_norm", norm}}};
     if (scaler_.enabled()) {

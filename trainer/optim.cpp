@@ -135,7 +135,7 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
-double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& optimizer,
+torch::Tensor synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& optimizer,
                              const std::vector<torch::Tensor>& parameters, double clip_norm, StepTimes* times,
                              LossScaler* scaler) {
   times->buckets += buckets.bucket_count();
@@ -150,14 +150,14 @@ double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& 
   t = Clock::now();
   if (scaler != nullptr && !scaler->unscale_and_update(parameters)) {
     times->optimizer += seconds_since(t);
-    return 0;  // fp16 overflow: every rank skips this step (the gradients are averaged, so all saw it)
+    return torch::zeros({}, parameters.front().options().requires_grad(false));  // fp16 overflow: every rank skips this step (the gradients are averaged, so all saw it)
   }
   // With no clipping asked, a huge max norm still returns the global L2 norm (for the logs) and never scales.
   const double norm = torch::nn::utils::clip_grad_norm_(
       parameters, clip_norm > 0 ? clip_norm : static_cast<double>(std::numeric_limits<float>::max()));
   optimizer.step();
   times->optimizer += seconds_since(t);
-  return norm;
+  return torch::tensor(norm, torch::kFloat64);
 }
 
 namespace {

@@ -54,8 +54,9 @@ DecayGroups weight_decay_groups(const torch::nn::Module& module, const WeightDec
 
 // (collective) Waits for the gradient buckets (exposed communication), unscales the gradients when a loss
 // scaler is given (fp16), clips the global norm when clip_norm > 0, and steps the optimizer; adds the times
-// to `times`. Returns the pre-clip gradient norm, or 0 when the scaler found inf/NaN and skipped the step.
-double synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& optimizer,
+// to `times`. Returns the pre-clip gradient norm as a 0-dim tensor on the parameters' device (read it with
+// core/host_reads.h only where it is logged), or 0 when the scaler found inf/NaN and skipped the step.
+torch::Tensor synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& optimizer,
                              const std::vector<torch::Tensor>& parameters, double clip_norm, StepTimes* times,
                              LossScaler* scaler = nullptr);
 
