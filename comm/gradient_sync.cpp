@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/host_reads.h"
 #include "core/log.h"
 #include "core/torch_compat.h"
 
@@ -327,7 +328,7 @@ void GradientBuckets::finalize() {
       bucket_start.push_back(offset);
       offset += static_cast<int64_t>(bucket.slots.size());
     }
-    const torch::Tensor used = torch::cat(flags).to(torch::kCPU, torch::kFloat).contiguous();
+    const torch::Tensor used = read_to_host(torch::cat(flags).to(torch::kFloat));
     const float* any_rank_used = used.data_ptr<float>();
     for (int64_t k : no_local_gradient) {
       State::Slot& s = st.slots[k];

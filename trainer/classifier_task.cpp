@@ -13,7 +13,6 @@
 #include "models/init.h"
 #include "comm/data_parallel.h"
 #include "eval/metrics.h"
-#include "core/host_reads.h"
 #include "trainer/optim.h"
 #include "trainer/precision.h"
 #include "trainer/run_log.h"
@@ -123,7 +122,7 @@ class ClassifierTask : public TrainingTask {
     set_learning_rates(*optimizer_, lr, trainable_->lr_scales());
     optimizer_->zero_grad();
     auto t = Clock::now();
-    double loss_sum = 0;
+    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(ctx_.device));
     const int n = static_cast<int>(micro.size());
     const double weighted_scale = class_weights_.defined() ? class_weighted_scale(micro) : 0;
     for (int m = 0; m < n; ++m) {
@@ -145,16 +144,16 @@ class ClassifierTask : public TrainingTask {
         RECORD_USER_SCOPE("backward");
         scaler_.scale_loss(loss).backward();
       }
-      loss_sum += loss.item<double>();
+      loss_sum += loss.detach();
     }
     times->forward_backward += seconds_since(t);
-    const double norm = read_to_host_scalar(synced_optimizer_step(parallel_->buckets(), *optimizer_, parameters_,
-                                              config_.optimizer().grad_clip_norm(), times, &scaler_));
+    const torch::Tensor norm = synced_optimizer_step(parallel_->buckets(), *optimizer_, parameters_,
+                                                     config_.optimizer().grad_clip_norm(), times, &scaler_);
     if (ema_) ema_->update(step);
-    StepOutput out{loss_sum, {{"grad_norm", norm}}};
+    StepOutput out{loss_sum, {{"grad_norm", norm}}, {}};
     if (scaler_.enabled()) {
-      out.scalars.emplace_back("loss_scale", scaler_.scale());
-      out.scalars.emplace_back("skipped_steps", static_cast<double>(scaler_.skipped_steps()));
+      out.host_scalars.emplace_back("loss_scale", scaler_.scale());
+      out.host_scalars.emplace_back("skipped_steps", static_cast<double>(scaler_.skipped_steps()));
     }
     return out;
   }
