@@ -120,7 +120,7 @@ class ClassifierTask : public TrainingTask {
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t step, StepTimes* times) override {
     trainable_->set_train_mode(*model_.module);  // frozen BatchNorm layers stay in eval mode
     set_learning_rates(*optimizer_, lr, trainable_->lr_scales());
-    optimizer_->zero_grad();
+    parallel_->zero_grad();
     auto t = Clock::now();
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(ctx_.device));
     const int n = static_cast<int>(micro.size());

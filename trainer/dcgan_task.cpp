@@ -108,7 +108,7 @@ class DcganTask : public TrainingTask {
 
     // D step on real and (detached) fake images; the fakes are kept for the G step, which saves one
     // generator forward per step (the seed regenerates them).
-    d_optimizer_->zero_grad();
+    d_parallel_->zero_grad();
     auto t = Clock::now();
     std::vector<torch::Tensor> fakes(n);
     const torch::Tensor zero = torch::zeros({}, torch::TensorOptions().device(ctx_.device));
@@ -140,7 +140,7 @@ class DcganTask : public TrainingTask {
                           times, &d_scaler_);
 
     // G step: D frozen (no D gradients, so D's buckets see nothing), G pushed towards "real".
-    g_optimizer_->zero_grad();
+    g_parallel_->zero_grad();
     set_requires_grad(d_parameters_, false);
     t = Clock::now();
     torch::Tensor g_loss_sum = zero;

@@ -107,7 +107,7 @@ class VaeTask : public TrainingTask {
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t step, StepTimes* times) override {
     trainable_->set_train_mode(*model_);  // frozen BatchNorm layers stay in eval mode
     set_learning_rates(*optimizer_, lr, trainable_->lr_scales());
-    optimizer_->zero_grad();
+    parallel_->zero_grad();
     const int n = static_cast<int>(micro.size());
     auto t = Clock::now();
     const torch::Tensor zero = torch::zeros({}, torch::TensorOptions().device(ctx_.device));
