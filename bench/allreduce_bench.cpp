@@ -4,10 +4,12 @@
 // pass hides, with and without hook progress.
 #include "bench/allreduce_bench.h"
 
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -174,6 +176,36 @@ void run_overlap(Communicator& comm, int64_t cap_bytes, int steps) {
   }
 }
 
+// --backend nccl: nccl-tests' all_reduce_perf through facetrain's NCCL communicator (its side stream, its
+// watchdog): float32 sums on every rank's GPU, each repetition timed from the launch until the device has
+// finished it (the host waits: torch::cuda::synchronize), the slowest rank's median per size.
+void run_nccl_sweep(Communicator& control, int device_index, const std::vector<int64_t>& sizes, int reps) {
+  std::unique_ptr<Communicator> nccl = make_nccl_communicator(device_index, /*timeout_seconds=*/300);
+  const int n = nccl->size();
+  const double bus_factor = n > 1 ? 2.0 * (n - 1) / n : 1.0;
+  log("bytes       count        time (ms)   algbw (GB/s)   busbw (GB/s)   [NCCL, float32 sum, " + std::to_string(n) +
+      " GPUs]");
+  for (const int64_t bytes : sizes) {
+    torch::Tensor t = torch::ones({bytes / 4}, torch::TensorOptions().device(torch::kCUDA, device_index));
+    const int count = reps > 0 ? reps : (bytes < 64'000'000 ? 50 : 20);
+    std::vector<double> times;
+    for (int i = -5; i < count; ++i) {  // 5 warm-up repetitions
+      control.barrier("bench allreduce: before a repetition");
+      const auto start = Clock::now();
+      nccl->all_reduce_sum_(t, "bench allreduce of " + format_bytes(bytes));
+      torch::cuda::synchronize(device_index);
+      if (i >= 0) times.push_back(seconds_since(start));
+    }
+    std::vector<double> slowest{median(times)};
+    max_over_ranks(slowest);
+    const double algbw = static_cast<double>(bytes) / slowest[0] / 1e9;
+    char row[128];
+    std::snprintf(row, sizeof(row), "%-11lld %-12lld %10.3f   %12.2f   %12.2f", static_cast<long long>(bytes),
+                  static_cast<long long>(bytes / 4), 1e3 * slowest[0], algbw, algbw * bus_factor);
+    log(row);
+  }
+}
+
 }  // namespace
 
 void run_allreduce_bench(const AllreduceBenchOptions& o) {
@@ -183,6 +215,13 @@ void run_allreduce_bench(const AllreduceBenchOptions& o) {
   std::vector<int64_t> sizes;
   for (int64_t s = o.min_bytes; s < o.max_bytes; s *= o.factor) sizes.push_back(s);
   sizes.push_back(o.max_bytes);
+  if (o.backend == "nccl") {
+    std::vector<int64_t> nccl_sizes;
+    for (int64_t s = o.min_bytes; s < o.max_bytes; s *= o.factor) nccl_sizes.push_back(s);
+    nccl_sizes.push_back(o.max_bytes);
+    run_nccl_sweep(*comm, o.device_index, nccl_sizes, o.reps);
+    return;
+  }
   log("bench allreduce: " + std::to_string(comm->size()) + " ranks x " + std::to_string(o.threads) +
       " thread(s), float32, bucket cap " + format_bytes(cap_bytes) +
       ", parameters of <= " + format_bytes(o.param_bytes) +

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace facetrain {
 
@@ -16,6 +17,10 @@ struct AllreduceBenchOptions {
   double bucket_cap_mb = 25;      // gradient bucket cap
   int threads = 1;                // LibTorch threads per rank (set by the caller; printed here)
   int overlap_steps = 0;          // > 0: also measure exposed communication of an MLP step, this many steps
+  // "mpi": the gradient-sync path against MPI_Allreduce (above). "nccl": the NCCL communicator the trainer
+  // uses on GPUs, all-reduces of float32 on each rank's GPU (`device`), nccl-tests' all_reduce_perf table.
+  std::string backend = "mpi";
+  int device_index = 0;  // the rank's CUDA device (launcher/process.h choose_device), for "nccl"
 };
 
 // (collective) every rank, after the command's setup agreement. Rank 0 prints the table.

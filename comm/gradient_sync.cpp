@@ -265,8 +265,14 @@ GradientBuckets::GradientBuckets(Communicator& comm, std::vector<torch::Tensor> 
       State::Slot& s = st.slots[k];
       // set_ (not narrow/view): .grad must not be an autograd view, or Optimizer::zero_grad's detach_() throws.
       s.alias = torch::empty({0}, bucket.flat.options());
-      s.alias.set_(bucket.flat.storage(), bucket.flat.storage_offset() + offset, s.parameter.sizes(),
-                   c10::contiguous_strides(s.parameter.sizes()));
+      // The parameter's own strides when it is dense (a channels_last weight's gradient then has its layout,
+      // as autograd would make it), else contiguous ones.
+      std::vector<int64_t> strides = s.parameter.strides().vec();
+      if (!s.parameter.is_non_overlapping_and_dense()) {
+        const auto contiguous = c10::contiguous_strides(s.parameter.sizes());
+        strides.assign(contiguous.begin(), contiguous.end());
+      }
+      s.alias.set_(bucket.flat.storage(), bucket.flat.storage_offset() + offset, s.parameter.sizes(), strides);
       offset += s.parameter.numel();
       st.attach_hook(k);
     }

@@ -151,6 +151,10 @@ void validate_run_config(const proto::RunConfig& c, const std::string& source) {
   const std::string& precision = c.distributed().precision();
   FT_USER_CHECK(precision == "fp32" || precision == "bf16" || precision == "fp16",
                 source << ": field 'distributed.precision' must be fp32, bf16 or fp16 (got '" << precision << "')");
+  const std::string& memory_format = c.distributed().memory_format();
+  FT_USER_CHECK(memory_format == "auto" || memory_format == "channels_last" || memory_format == "contiguous",
+                source << ": field 'distributed.memory_format' must be auto, channels_last or contiguous (got '"
+                       << memory_format << "')");
   FT_USER_CHECK(c.distributed().bucket_cap_mb() > 0, source << ": field 'distributed.bucket_cap_mb' must be > 0");
   FT_USER_CHECK(c.distributed().first_bucket_mb() > 0, source << ": field 'distributed.first_bucket_mb' must be > 0");
   FT_USER_CHECK(c.checkpoint().keep_last() >= 1, source << ": field 'checkpoint.keep_last' must be >= 1");

@@ -56,6 +56,7 @@ std::vector<ModelSpec> make_model_specs() {
 
   ModelSpec dcgan;
   dcgan.name = "dcgan";
+  dcgan.convolutional = true;
   dcgan.config_case = proto::ModelConfig::kDcgan;
   dcgan.role = ModelRole::kGenerator;
   dcgan.description = "DCGAN generator + discriminator (seed 002)";
@@ -75,6 +76,7 @@ std::vector<ModelSpec> make_model_specs() {
 
   ModelSpec vae;
   vae.name = "vae";
+  vae.convolutional = true;
   vae.config_case = proto::ModelConfig::kVae;
   vae.role = ModelRole::kAutoencoder;
   vae.description = "ResNet VAE with a perceptual loss (seed 004)";
@@ -91,6 +93,7 @@ std::vector<ModelSpec> make_model_specs() {
 
   ModelSpec mobilenet;
   mobilenet.name = "mobilenet_v2";
+  mobilenet.convolutional = true;
   mobilenet.config_case = proto::ModelConfig::kMobilenetV2;
   mobilenet.role = ModelRole::kClassifier;
   mobilenet.description = "MobileNetV2 classifier (seed 004; torchvision weights)";
@@ -109,6 +112,7 @@ std::vector<ModelSpec> make_model_specs() {
 
   ModelSpec cnn;
   cnn.name = "cnn";
+  cnn.convolutional = true;
   cnn.config_case = proto::ModelConfig::kCnn;
   cnn.role = ModelRole::kClassifier;
   cnn.description = "small CNN classifier: seed 002's discriminator with a logit per class";

@@ -50,6 +50,9 @@ struct ModelSpec {
   // scaling through data.normalization; generative models need theirs (tanh outputs).
   Normalization input = Normalization::kMeanStd;
   std::string main_module = "model";  // the module that offers the role's capability
+  // A convolutional network: its weights and images can be channels_last (distributed.memory_format,
+  // models/memory_format.h). The ViT's one patch convolution does not make it one.
+  bool convolutional = false;
   // The modules, freshly built (untrained) for `config` on images shaped like `input`. Throws UserError when
   // the input does not fit the model.
   std::function<std::vector<NamedModule>(const proto::RunConfig& config, const StoreInfo& input)> build;

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "models/init.h"
+#include "models/memory_format.h"
 #include "comm/data_parallel.h"
 #include "eval/metrics.h"
 #include "trainer/optim.h"
@@ -55,6 +56,7 @@ class ClassifierTask : public TrainingTask {
       : config_(in.config),
         ctx_(in.ctx),
         gradient_(in.gradient),
+        channels_last_(channels_last_for(in)),
         store_(in.store),
         model_(std::move(model)),
         precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
@@ -79,6 +81,7 @@ class ClassifierTask : public TrainingTask {
       log(name + ": model." + name + ".pretrained " + pretrained + ": " + report.summary());
     }
     model_.module->to(ctx_.device);
+    if (channels_last_) to_channels_last(*model_.module);  // before the buckets take the weights' layout
     const WeightDecayRule decay(config_.optimizer());
     trainable_ =
         std::make_unique<TrainablePlan>(config_.trainable(), model_.classifier->parameter_layers(),
@@ -135,7 +138,7 @@ class ClassifierTask : public TrainingTask {
         torch::Tensor logits;
         {
           AutocastScope autocast(precision_, ctx_.device);
-          logits = model_.classifier->logits(micro[m].images.to(ctx_.device));
+          logits = model_.classifier->logits(in_memory_format(micro[m].images.to(ctx_.device), channels_last_));
         }
         loss = weighted_scale.defined() ? loss_of(logits.to(torch::kFloat), labels, torch::kSum) * weighted_scale
                                         : loss_of(logits.to(torch::kFloat), labels) / n;
@@ -241,6 +244,7 @@ class ClassifierTask : public TrainingTask {
   const proto::RunConfig& config_;
   ProcessContext& ctx_;
   Communicator& gradient_;  // the gradient communicator (the class-weight sums travel with the gradients)
+  bool channels_last_;      // distributed.memory_format (channels_last_for)
   const StoreInfo& store_;
   ClassifierModel model_;
   Precision precision_;

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "models/flop_count.h"
 #include "models/init.h"
+#include "models/memory_format.h"
 #include "comm/data_parallel.h"
 #include "eval/image_grid.h"
 #include "models/model_options.h"
@@ -38,6 +39,7 @@ class DcganTask : public TrainingTask {
   explicit DcganTask(const TaskInputs& in)
       : config_(in.config),
         ctx_(in.ctx),
+        channels_last_(channels_last_for(in)),
         run_dir_(in.run_dir),
         options_(dcgan_options_from(in.config, in.store)),
         generator_(options_),
@@ -53,6 +55,10 @@ class DcganTask : public TrainingTask {
     init_dcgan_weights(*discriminator_);
     generator_->to(ctx_.device);
     discriminator_->to(ctx_.device);
+    if (channels_last_) {  // before the buckets take the weights' layout
+      to_channels_last(*generator_);
+      to_channels_last(*discriminator_);
+    }
     g_parameters_ = generator_->parameters();
     d_parameters_ = discriminator_->parameters();
     const WeightDecayRule decay(config_.optimizer());
@@ -115,7 +121,8 @@ class DcganTask : public TrainingTask {
     torch::Tensor d_loss_sum = zero, d_real_sum = zero, d_fake_sum = zero;  // on the device: no read per step
     for (int m = 0; m < n; ++m) {
       d_parallel_->set_sync_enabled(m == n - 1);
-      const torch::Tensor real = micro[m].images.to(ctx_.device);  // there already in training (load_step)
+      // there already in training (load_step)
+      const torch::Tensor real = in_memory_format(micro[m].images.to(ctx_.device), channels_last_);
       torch::Tensor d_real, d_fake, d_loss;
       {
         RECORD_USER_SCOPE("forward");
@@ -204,6 +211,7 @@ class DcganTask : public TrainingTask {
  private:
   const proto::RunConfig& config_;
   ProcessContext& ctx_;
+  bool channels_last_;  // distributed.memory_format (channels_last_for)
   std::string run_dir_;
   DcganOptions options_;
   DcganGenerator generator_;

@@ -17,4 +17,15 @@ std::string apply_device_math(const proto::DistributedConfig& c, bool on_gpu) {
   return line;
 }
 
+bool uses_channels_last(const proto::DistributedConfig& c, bool convolutional, bool on_gpu, std::string* why) {
+  const std::string& format = c.memory_format();
+  const bool channels_last = convolutional && (format == "channels_last" || (format == "auto" && on_gpu));
+  if (why != nullptr) {
+    *why = std::string(channels_last ? "channels_last" : "contiguous") +
+           " weights and images (distributed.memory_format " + format +
+           (convolutional ? "" : ": not a convolutional model") + ")";
+  }
+  return channels_last;
+}
+
 }  // namespace facetrain

@@ -11,6 +11,11 @@
 
 namespace facetrain {
 
+// distributed.memory_format: whether a model's 4-D weights and its input images are channels_last (NHWC). Only a
+// convolutional model's (models/model_spec.h); "auto" takes it on a GPU (`on_gpu`), where cuDNN's convolutions
+// run NHWC natively, and not on a CPU. `why` (may be null) gets the log's words.
+bool uses_channels_last(const proto::DistributedConfig& c, bool convolutional, bool on_gpu, std::string* why);
+
 // Sets LibTorch's global math settings for a run whose model is on a GPU (`on_gpu`) from `c`; changes nothing
 // for a CPU run. Returns what holds now, for the run log ("TF32 matmuls and convolutions, cuDNN autotuner on").
 std::string apply_device_math(const proto::DistributedConfig& c, bool on_gpu);

@@ -72,6 +72,9 @@ RunSetup::RunSetup(const proto::RunConfig& user_config, ProcessContext& process,
   model_name = model_spec_of(config).name;
   parallel = data_parallel_options(config);
   device_math = apply_device_math(config.distributed(), ctx.device.is_cuda());
+  std::string layout;
+  uses_channels_last(config.distributed(), model_spec_of(config).convolutional, ctx.device.is_cuda(), &layout);
+  device_math += "; " + layout;
   // A checkpoint named by a resume PATH is read first, by rank 0 alone (the only rank that needs the file: its bytes
   // are broadcast), and agreed on before anything else, so a missing or damaged file is one line and leaves
   // no run directory behind. (Its own agreement: the setup below runs collectives while it builds the model.)

@@ -9,6 +9,7 @@
 #include "models/model_spec.h"
 #include "models/sync_batch_norm.h"
 #include "runtime/setup_agreement.h"
+#include "trainer/device_math.h"
 
 namespace facetrain {
 
@@ -95,6 +96,11 @@ std::string sync_batchnorm_over_ranks(const TaskInputs& in, torch::nn::Module& m
   });
   return name + ": " + counted + (layers == 1 ? " normalises" : " normalise") + " over the batches of all " +
          std::to_string(comm.size()) + " ranks (distributed.sync_batchnorm)";
+}
+
+bool channels_last_for(const TaskInputs& in) {
+  return uses_channels_last(in.config.distributed(), model_spec_of(in.config).convolutional, in.ctx.device.is_cuda(),
+                            nullptr);
 }
 
 DataParallelOptions data_parallel_options(const proto::RunConfig& config) {

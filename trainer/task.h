@@ -108,6 +108,10 @@ std::unique_ptr<TrainingTask> make_task(const TaskInputs& inputs);
 // Whether make_task has a recipe for `spec` (every spec must: tests/trainer/task_test.cpp).
 bool has_training_task(const ModelSpec& spec);
 
+// distributed.memory_format for the task's model on its device (trainer/device_math.h uses_channels_last): whether
+// the task lays its convolutional modules and images out channels_last (models/memory_format.h).
+bool channels_last_for(const TaskInputs& inputs);
+
 // The data-parallel options of a run config's `distributed` section.
 DataParallelOptions data_parallel_options(const proto::RunConfig& config);
 

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "models/flop_count.h"
 #include "models/init.h"
+#include "models/memory_format.h"
 #include "comm/data_parallel.h"
 #include "eval/image_grid.h"
 #include "models/model_options.h"
@@ -36,6 +37,7 @@ class VaeTask : public TrainingTask {
   explicit VaeTask(const TaskInputs& in)
       : config_(in.config),
         ctx_(in.ctx),
+        channels_last_(channels_last_for(in)),
         run_dir_(in.run_dir),
         model_(vae_options_from(in.config, in.store)),
         precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
@@ -47,9 +49,11 @@ class VaeTask : public TrainingTask {
       log("vae: fine-tuning from " + source);
     }
     model_->to(ctx_.device);
+    if (channels_last_) to_channels_last(*model_);  // before the buckets take the weights' layout
     if (v.perceptual().weight() > 0) {
       perceptual_ = PerceptualLoss(perceptual_options_from(config_));
       perceptual_->to(ctx_.device);
+      if (channels_last_) to_channels_last(*perceptual_);
     }
     const int64_t encoder_blocks = static_cast<int64_t>(model_->options().widths().size());
     const WeightDecayRule decay(config_.optimizer());
@@ -114,7 +118,8 @@ class VaeTask : public TrainingTask {
     torch::Tensor total = zero, rec_sum = zero, kl_sum = zero, perc_sum = zero;  // on the device: no read per step
     for (int m = 0; m < n; ++m) {
       parallel_->set_sync_enabled(m == n - 1);
-      const torch::Tensor images = micro[m].images.to(ctx_.device);  // there already in training (load_step)
+      // there already in training (load_step)
+      const torch::Tensor images = in_memory_format(micro[m].images.to(ctx_.device), channels_last_);
       torch::Tensor perc, rec, kl, loss;
       {
         RECORD_USER_SCOPE("forward");
@@ -228,6 +233,7 @@ class VaeTask : public TrainingTask {
 
   const proto::RunConfig& config_;
   ProcessContext& ctx_;
+  bool channels_last_;  // distributed.memory_format (channels_last_for)
   std::string run_dir_;
   Vae model_;
   Precision precision_;

@@ -23,6 +23,10 @@ int bench_allreduce_command(int argc, char** argv, ProcessContext& ctx) {
       .text("param-bytes", "synthetic parameters are float32 tensors of at most this size", "1000000")
       .text("bucket-cap-mb", "gradient bucket cap", "25")
       .text("threads", "LibTorch intra-op threads per rank", "1")
+      .text("backend",
+            "mpi: the gradient-sync path against MPI_Allreduce (CPU tensors); nccl: the NCCL communicator on each "
+            "rank's GPU (a CUDA build, one GPU per rank), nccl-tests' table",
+            "mpi")
       .toggle("overlap", "also measure exposed communication of an MLP step with/without hook progress")
       .text("overlap-steps", "steps per --overlap setting", "31");
   if (!cli.parse(argc, argv)) return 0;
@@ -35,6 +39,17 @@ int bench_allreduce_command(int argc, char** argv, ProcessContext& ctx) {
   o.bucket_cap_mb = cli.number("bucket-cap-mb");
   o.threads = static_cast<int>(cli.integer("threads"));
   o.overlap_steps = cli.given("overlap") ? static_cast<int>(cli.integer("overlap-steps")) : 0;
+  o.backend = cli.get("backend");
+  FT_USER_CHECK(o.backend == "mpi" || o.backend == "nccl", "--backend must be mpi or nccl (got '" << o.backend << "')");
+  if (o.backend == "nccl") {
+    FT_USER_CHECK(nccl_available(),
+                  "--backend nccl: this build has no NCCL (a CPU LibTorch, or CUDA/NCCL headers not "
+                  "found when configuring); build against a CUDA LibTorch 2.x: docs/gpu.md");
+    FT_USER_CHECK(ctx.device.is_cuda(), "--backend nccl: rank " << ctx.rank << " on " << ctx.host << " sees no GPU");
+    FT_USER_CHECK(!cli.given("overlap"),
+                  "--overlap measures the MPI gradient-sync path; leave it out with --backend nccl");
+    o.device_index = ctx.device.index();
+  }
   FT_USER_CHECK(o.min_bytes >= 4 && o.max_bytes >= o.min_bytes, "--min-bytes/--max-bytes: need 4 <= min <= max");
   FT_USER_CHECK(o.max_bytes / 4 <= (int64_t{1} << 30), "--max-bytes: at most 4 GB");
   FT_USER_CHECK(o.factor >= 2, "--factor must be at least 2");

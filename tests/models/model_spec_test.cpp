@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "models/memory_format.h"
 #include "models/model_spec.h"
 
 namespace facetrain {
@@ -46,6 +47,47 @@ TEST(ModelSpec, EveryOneofCaseHasASpec) {
     EXPECT_EQ(spec->config_case, field->number()) << field->name();
     EXPECT_EQ(&model_spec_of(config_selecting(field)), spec) << field->name();
     EXPECT_FALSE(spec->description.empty()) << field->name();
+  }
+}
+
+// distributed.memory_format applies to the convolutional models only; to_channels_last re-lays every 4-D weight
+// out in place (the same tensors: optimizers and gradient buckets keep them), and a classifier's logits are
+// the same in either layout (the e2e test trainer_memory_format_np2 trains each model both ways).
+TEST(ModelSpec, ConvolutionalModelsGoChannelsLastInPlace) {
+  const google::protobuf::OneofDescriptor* kind = proto::ModelConfig::descriptor()->FindOneofByName("kind");
+  for (int i = 0; i < kind->field_count(); ++i) {
+    const proto::RunConfig config = config_selecting(kind->field(i));
+    const ModelSpec& spec = model_spec_of(config);
+    EXPECT_EQ(spec.convolutional, spec.name != "vit") << spec.name;
+    if (!spec.convolutional) continue;
+    const std::vector<NamedModule> modules = spec.build(config, small_input());
+    torch::Tensor before;
+    ImageClassifier* net = model_capability<ImageClassifier>(spec, modules);
+    const torch::Tensor images = torch::randn({2, 3, 32, 32});
+    if (net != nullptr) {
+      modules[0].module->eval();
+      torch::NoGradGuard no_grad;
+      before = net->logits(images);
+    }
+    for (const auto& m : modules) {
+      std::vector<const void*> identity;
+      for (const auto& p : m.module->parameters()) identity.push_back(p.unsafeGetTensorImpl());
+      to_channels_last(*m.module);
+      size_t k = 0;
+      int four_d = 0;
+      for (const auto& p : m.module->parameters()) {
+        EXPECT_EQ(p.unsafeGetTensorImpl(), identity[k++]) << spec.name << ": a parameter was replaced";
+        if (p.dim() != 4) continue;
+        ++four_d;
+        EXPECT_TRUE(p.is_contiguous(torch::MemoryFormat::ChannelsLast)) << spec.name << " " << p.sizes();
+      }
+      EXPECT_GT(four_d, 0) << spec.name << " " << m.name;
+    }
+    if (net != nullptr) {
+      torch::NoGradGuard no_grad;
+      const torch::Tensor after = net->logits(in_memory_format(images, true));
+      EXPECT_TRUE(torch::allclose(after, before, 1e-4, 1e-5)) << spec.name << ": " << (after - before).abs().max();
+    }
   }
 }
 
