@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "core/host_reads.h"
 #include "core/log.h"
 #include "core/stopwatch.h"
 #include "models/model_spec.h"
@@ -74,7 +75,8 @@ void run_step_bench(const proto::RunConfig& config, const StoreInfo& info, int s
       std::vector<Batch> on_device = micro;  // the images to the device, as a run's load does
       for (auto& b : on_device) b.images = b.images.to(ctx.device);
       times.copy = seconds_since(t);
-      task->train_step(on_device, config.optimizer().lr(), i, &times);
+      const StepOutput out = task->train_step(on_device, config.optimizer().lr(), i, &times);
+      read_to_host_scalar(out.loss);  // a step reads nothing back: this waits for its kernels on a GPU
     }
     times.step = seconds_since(t);
     // The slowest rank's time: each rank fills its slot, a sum gathers them.

@@ -44,6 +44,8 @@ class DataParallel {
 
   // Only the backward with sync enabled communicates (gradient accumulation: the last micro-batch).
   void set_sync_enabled(bool enabled) { buckets_->set_sync_enabled(enabled); }
+  // Before a step: every gradient zeroed in its bucket, never freed (GradientBuckets::zero_gradients).
+  void zero_grad() { buckets_->zero_gradients(); }
 
   // (collective) Checks that every rank built the same parameter list, then makes every rank's parameters
   // and buffers equal to root's (once, at the start, after the setup agreement).

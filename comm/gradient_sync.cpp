@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/host_reads.h"
 #include "core/log.h"
 #include "core/torch_compat.h"
 
@@ -98,15 +99,24 @@ struct GradientBuckets::State {
       auto write_flags = [&](float* flags) {
         for (int64_t k : b.slots) flags[slots[k].used_at] = slots[k].got_gradient ? 1.0f : 0.0f;
       };
+      bool all_used = true;
+      for (int64_t k : b.slots) all_used = all_used && slots[k].got_gradient;
       if (b.used.is_cpu() && b.used.scalar_type() == torch::kFloat32) {
         // Written in place: a LibTorch op per bucket costs microseconds, as much as a small bucket's all-reduce.
         write_flags(b.used.data_ptr<float>());
+      } else if (all_used) {
+        // The usual step, and every launch from a hook: one fill on the device, no transfer. (A copy from
+        // pageable memory here would wait for the device inside backward.)
+        torch::NoGradGuard no_grad;
+        b.used.fill_(1.0);
       } else {
-        // One copy of all the bucket's flags (on a GPU, one transfer rather than a kernel per parameter).
+        // A parameter without a gradient on this rank (finalize): one page-locked, asynchronous copy.
         torch::NoGradGuard no_grad;
         std::vector<float> flags(b.slots.size());
         write_flags(flags.data());
-        b.used.copy_(torch::tensor(flags, torch::kFloat));
+        torch::Tensor host = torch::tensor(flags, torch::kFloat);
+        if (b.used.is_cuda()) host = host.pin_memory();
+        b.used.copy_(host, /*non_blocking=*/b.used.is_cuda());
       }
       // The mean, not the sum: the division by the world size is fused into the reduction (its own pass
       // over the bucket, as DDP does it, cost 10-25% of the all-reduce time at 1-16 MB on this machine).
@@ -327,7 +337,7 @@ void GradientBuckets::finalize() {
       bucket_start.push_back(offset);
       offset += static_cast<int64_t>(bucket.slots.size());
     }
-    const torch::Tensor used = torch::cat(flags).to(torch::kCPU, torch::kFloat).contiguous();
+    const torch::Tensor used = read_to_host(torch::cat(flags).to(torch::kFloat));
     const float* any_rank_used = used.data_ptr<float>();
     for (int64_t k : no_local_gradient) {
       State::Slot& s = st.slots[k];
@@ -343,6 +353,15 @@ void GradientBuckets::finalize() {
   st.overlapped = 0;
   st.next_launch = 0;
   st.first_incomplete = 0;
+}
+
+void GradientBuckets::zero_gradients() {
+  torch::NoGradGuard no_grad;
+  for (auto& bucket : state_->buckets) bucket.flat.zero_();
+  for (auto& s : state_->slots) {  // a .grad code replaced by its own tensor (adopted again at the next backward)
+    const torch::Tensor& grad = s.parameter.grad();
+    if (grad.defined() && !grad.is_same(s.alias)) s.parameter.mutable_grad().zero_();
+  }
 }
 
 int64_t GradientBuckets::overlapped_buckets() const { return state_->overlapped; }

@@ -76,6 +76,12 @@ class GradientBuckets {
   // timeout, naming the bucket and the step.
   void finalize();
 
+  // Zeroes every gradient before a step, in place: one fill per bucket, the .grad tensors stay the buckets'
+  // views. (LibTorch 2.x's Optimizer::zero_grad() frees them, so every step autograd would allocate fresh
+  // gradients and the hooks copy them into the buckets: twice the memory and one more pass.) A parameter left
+  // without a gradient by finalize() keeps an undefined .grad.
+  void zero_gradients();
+
   // Buckets, for tests and logs: indices into the constructor's parameter list in fill order, and bytes.
   int64_t bucket_count() const;
   std::vector<int64_t> bucket_parameters(int64_t bucket) const;

@@ -159,6 +159,11 @@ struct ShardLoader::Impl {
   std::vector<torch::Tensor> tensor_pool;  // guarded by mu
 
   torch::Tensor take_images_tensor(int64_t n, int c, int h, int w) {
+    if (opt.pinned_batches) {  // the CUDA host allocator's cache, whose reuse waits for the copies (loader.h)
+      return torch::empty(
+          {n, c, h, w},
+          torch::TensorOptions().dtype(opt.uint8_images ? torch::kUInt8 : torch::kFloat32).pinned_memory(true));
+    }
     {
       std::lock_guard<std::mutex> lock(mu);
       for (auto& t : tensor_pool) {
@@ -229,7 +234,7 @@ struct ShardLoader::Impl {
         const auto n = static_cast<int64_t>(job.indices.size());
         Batch batch;
         batch.images = take_images_tensor(n, c, h, w);
-        batch.labels = torch::empty({n}, torch::kInt64);
+        batch.labels = torch::empty({n}, torch::TensorOptions().dtype(torch::kInt64).pinned_memory(opt.pinned_batches));
         batch.indices = torch::empty({n}, torch::kInt64);
         batch.epoch = epoch;
         batch.batch_in_epoch = job.batch;

@@ -41,6 +41,10 @@ struct LoaderOptions {
   // input_affine() where the model is (data.normalize_on device: a quarter of the bytes to copy to a GPU,
   // and no float image ever written on the host).
   bool uint8_images = false;
+  // Batches in page-locked host memory, so their copies to a GPU run asynchronously (non_blocking). Only with
+  // a CUDA LibTorch. The loader's own reuse of batch tensors is then bypassed: LibTorch's CUDA host allocator
+  // caches the blocks and hands one out again only once the copies that read it have finished.
+  bool pinned_batches = false;
 };
 
 // Options for reading `subset` in the order given, in batches of `batch_size` (the last one may be short), with

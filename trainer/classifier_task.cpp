@@ -13,7 +13,6 @@
 #include "models/init.h"
 #include "comm/data_parallel.h"
 #include "eval/metrics.h"
-#include "core/host_reads.h"
 #include "trainer/optim.h"
 #include "trainer/precision.h"
 #include "trainer/run_log.h"
@@ -55,6 +54,7 @@ class ClassifierTask : public TrainingTask {
   ClassifierTask(const TaskInputs& in, ClassifierModel model)
       : config_(in.config),
         ctx_(in.ctx),
+        gradient_(in.gradient),
         store_(in.store),
         model_(std::move(model)),
         precision_(parse_precision(in.config.distributed().precision(), in.ctx.device)),
@@ -89,8 +89,7 @@ class ClassifierTask : public TrainingTask {
     optimizer_ = make_optimizer(config_.optimizer(), trainable_->optimizer_groups(), trainable_->group_weight_decay());
     if (config_.ema().decay() != 0) ema_ = std::make_unique<WeightEma>(config_.ema(), *model_.module);
     if (model_.settings.class_weights) {
-      class_weights_cpu_ = torch::tensor(store_.class_weights);
-      class_weights_ = class_weights_cpu_.to(ctx_.device);
+      class_weights_ = torch::tensor(store_.class_weights).to(ctx_.device);
       log(name + ": loss weighted by the store's balanced class weights");
     }
     log(name + ": " + decay.describe(*model_.module));  // once every section is known good (no line before an error)
@@ -121,40 +120,40 @@ class ClassifierTask : public TrainingTask {
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t step, StepTimes* times) override {
     trainable_->set_train_mode(*model_.module);  // frozen BatchNorm layers stay in eval mode
     set_learning_rates(*optimizer_, lr, trainable_->lr_scales());
-    optimizer_->zero_grad();
+    parallel_->zero_grad();
     auto t = Clock::now();
-    double loss_sum = 0;
+    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(ctx_.device));
     const int n = static_cast<int>(micro.size());
-    const double weighted_scale = class_weights_.defined() ? class_weighted_scale(micro) : 0;
+    const torch::Tensor weighted_scale = class_weights_.defined() ? class_weighted_scale(micro) : torch::Tensor();
     for (int m = 0; m < n; ++m) {
       // Only the last micro-batch communicates; earlier ones accumulate locally in .grad.
       parallel_->set_sync_enabled(m == n - 1);
       torch::Tensor loss;
       {
         RECORD_USER_SCOPE("forward");
-        const torch::Tensor labels = micro[m].labels.to(ctx_.device);  // the images are there (load_step)
+        const torch::Tensor labels = micro[m].labels.to(ctx_.device);  // there already in training (load_step)
         torch::Tensor logits;
         {
           AutocastScope autocast(precision_, ctx_.device);
           logits = model_.classifier->logits(micro[m].images.to(ctx_.device));
         }
-        loss = weighted_scale > 0 ? loss_of(logits.to(torch::kFloat), labels, torch::kSum) * weighted_scale
-                                  : loss_of(logits.to(torch::kFloat), labels) / n;
+        loss = weighted_scale.defined() ? loss_of(logits.to(torch::kFloat), labels, torch::kSum) * weighted_scale
+                                        : loss_of(logits.to(torch::kFloat), labels) / n;
       }
       {
         RECORD_USER_SCOPE("backward");
         scaler_.scale_loss(loss).backward();
       }
-      loss_sum += loss.item<double>();
+      loss_sum += loss.detach();
     }
     times->forward_backward += seconds_since(t);
-    const double norm = read_to_host_scalar(synced_optimizer_step(parallel_->buckets(), *optimizer_, parameters_,
-                                              config_.optimizer().grad_clip_norm(), times, &scaler_));
+    const torch::Tensor norm = synced_optimizer_step(parallel_->buckets(), *optimizer_, parameters_,
+                                                     config_.optimizer().grad_clip_norm(), times, &scaler_);
     if (ema_) ema_->update(step);
-    StepOutput out{loss_sum, {{"grad_norm", norm}}};
+    StepOutput out{loss_sum, {{"grad_norm", norm}}, {}};
     if (scaler_.enabled()) {
-      out.scalars.emplace_back("loss_scale", scaler_.scale());
-      out.scalars.emplace_back("skipped_steps", static_cast<double>(scaler_.skipped_steps()));
+      out.host_scalars.emplace_back("loss_scale", scaler_.scale());
+      out.host_scalars.emplace_back("skipped_steps", static_cast<double>(scaler_.skipped_steps()));
     }
     return out;
   }
@@ -228,16 +227,20 @@ class ClassifierTask : public TrainingTask {
   // The class-weighted loss is the weighted mean over the global step batch (every rank's micro-batches):
   // each rank backpropagates its weighted sum times world_size / (global weight sum), and the gradient
   // average over ranks is then the gradient of that mean. A weighted mean per rank, averaged over ranks,
-  // would weight the ranks equally whatever their labels. (collective: one scalar on the control communicator)
-  double class_weighted_scale(const std::vector<Batch>& micro) {
-    torch::Tensor weight_sum = torch::zeros({1}, torch::kFloat64);
-    for (const auto& b : micro) weight_sum += class_weights_cpu_.index_select(0, b.labels).sum().to(torch::kFloat64);
-    ctx_.comm->all_reduce_sum_(weight_sum, "allreduce of the step's class-weight sum");
-    return static_cast<double>(ctx_.world_size) / weight_sum.item<double>();
+  // would weight the ranks equally whatever their labels. (collective: one scalar on the gradient communicator,
+  // on the device where the labels are: no host read)
+  torch::Tensor class_weighted_scale(const std::vector<Batch>& micro) {
+    torch::Tensor weight_sum = torch::zeros({1}, class_weights_.options().dtype(torch::kFloat64));
+    for (const auto& b : micro) {
+      weight_sum += class_weights_.index_select(0, b.labels.to(class_weights_.device())).sum().to(torch::kFloat64);
+    }
+    gradient_.all_reduce_sum_(weight_sum, "allreduce of the step's class-weight sum");
+    return (static_cast<double>(ctx_.world_size) / weight_sum).to(torch::kFloat32).reshape({});
   }
 
   const proto::RunConfig& config_;
   ProcessContext& ctx_;
+  Communicator& gradient_;  // the gradient communicator (the class-weight sums travel with the gradients)
   const StoreInfo& store_;
   ClassifierModel model_;
   Precision precision_;
@@ -248,7 +251,7 @@ class ClassifierTask : public TrainingTask {
   std::unique_ptr<DataParallel> parallel_;
   std::unique_ptr<WeightEma> ema_;
   std::string normalization_, normalization_why_;  // what the pretrained file implies ("" without one)
-  torch::Tensor class_weights_, class_weights_cpu_;
+  torch::Tensor class_weights_;
 };
 
 }  // namespace

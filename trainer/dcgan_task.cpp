@@ -108,10 +108,11 @@ class DcganTask : public TrainingTask {
 
     // D step on real and (detached) fake images; the fakes are kept for the G step, which saves one
     // generator forward per step (the seed regenerates them).
-    d_optimizer_->zero_grad();
+    d_parallel_->zero_grad();
     auto t = Clock::now();
     std::vector<torch::Tensor> fakes(n);
-    double d_loss_sum = 0, d_real_sum = 0, d_fake_sum = 0;
+    const torch::Tensor zero = torch::zeros({}, torch::TensorOptions().device(ctx_.device));
+    torch::Tensor d_loss_sum = zero, d_real_sum = zero, d_fake_sum = zero;  // on the device: no read per step
     for (int m = 0; m < n; ++m) {
       d_parallel_->set_sync_enabled(m == n - 1);
       const torch::Tensor real = micro[m].images.to(ctx_.device);  // there already in training (load_step)
@@ -130,19 +131,19 @@ class DcganTask : public TrainingTask {
         RECORD_USER_SCOPE("backward");
         d_scaler_.scale_loss(d_loss).backward();
       }
-      d_loss_sum += d_loss.item<double>();
-      d_real_sum += torch::sigmoid(d_real).mean().item<double>() / n;
-      d_fake_sum += torch::sigmoid(d_fake).mean().item<double>() / n;
+      d_loss_sum = d_loss_sum + d_loss.detach();
+      d_real_sum = d_real_sum + torch::sigmoid(d_real.detach()).mean() / n;
+      d_fake_sum = d_fake_sum + torch::sigmoid(d_fake.detach()).mean() / n;
     }
     times->forward_backward += seconds_since(t);
     synced_optimizer_step(d_parallel_->buckets(), *d_optimizer_, d_parameters_, config_.optimizer().grad_clip_norm(),
                           times, &d_scaler_);
 
     // G step: D frozen (no D gradients, so D's buckets see nothing), G pushed towards "real".
-    g_optimizer_->zero_grad();
+    g_parallel_->zero_grad();
     set_requires_grad(d_parameters_, false);
     t = Clock::now();
-    double g_loss_sum = 0;
+    torch::Tensor g_loss_sum = zero;
     for (int m = 0; m < n; ++m) {
       g_parallel_->set_sync_enabled(m == n - 1);
       torch::Tensor g_loss;
@@ -159,19 +160,20 @@ class DcganTask : public TrainingTask {
         RECORD_USER_SCOPE("backward");
         g_scaler_.scale_loss(g_loss).backward();
       }
-      g_loss_sum += g_loss.item<double>();
+      g_loss_sum = g_loss_sum + g_loss.detach();
     }
     times->forward_backward += seconds_since(t);
     set_requires_grad(d_parameters_, true);
     synced_optimizer_step(g_parallel_->buckets(), *g_optimizer_, g_parameters_, config_.optimizer().grad_clip_norm(),
                           times, &g_scaler_);
     StepOutput out{d_loss_sum + g_loss_sum,
-                   {{"d_loss", d_loss_sum}, {"g_loss", g_loss_sum}, {"d_real", d_real_sum}, {"d_fake", d_fake_sum}}};
+                   {{"d_loss", d_loss_sum}, {"g_loss", g_loss_sum}, {"d_real", d_real_sum}, {"d_fake", d_fake_sum}},
+                   {}};
     if (d_scaler_.enabled()) {
-      out.scalars.emplace_back("d_loss_scale", d_scaler_.scale());
-      out.scalars.emplace_back("g_loss_scale", g_scaler_.scale());
-      out.scalars.emplace_back("d_skipped_steps", static_cast<double>(d_scaler_.skipped_steps()));
-      out.scalars.emplace_back("g_skipped_steps", static_cast<double>(g_scaler_.skipped_steps()));
+      out.host_scalars.emplace_back("d_loss_scale", d_scaler_.scale());
+      out.host_scalars.emplace_back("g_loss_scale", g_scaler_.scale());
+      out.host_scalars.emplace_back("d_skipped_steps", static_cast<double>(d_scaler_.skipped_steps()));
+      out.host_scalars.emplace_back("g_skipped_steps", static_cast<double>(g_scaler_.skipped_steps()));
     }
     return out;
   }

@@ -1,9 +1,10 @@
 // FaultPlan (fault_plan.h): the stall, the SIGKILL, the slow rank, the out-of-memory error and the stop signal of
-// the reliability tests.
+// the reliability tests, and the NaN loss.
 #include "trainer/fault_plan.h"
 
 #include <chrono>
 #include <csignal>
+#include <limits>
 #include <string>
 #include <thread>
 
@@ -37,6 +38,12 @@ void FaultPlan::during_step(int rank, int64_t step, const c10::Device& device) c
 
 void FaultPlan::after_step(int rank, int64_t step) const {
   if (signal.hits(rank, step)) std::raise(SIGUSR1);
+}
+
+torch::Tensor FaultPlan::reported_loss(int rank, int64_t step, const torch::Tensor& loss) const {
+  if (!nan_loss.hits(rank, step)) return loss;
+  log_all("fault injection: rank " + std::to_string(rank) + " reports a NaN loss at step " + std::to_string(step));
+  return loss * std::numeric_limits<float>::quiet_NaN();
 }
 
 }  // namespace facetrain

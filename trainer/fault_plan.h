@@ -5,6 +5,7 @@
 #pragma once
 
 #include <c10/core/Device.h>
+#include <torch/types.h>
 
 #include <cstdint>
 
@@ -33,6 +34,9 @@ struct FaultPlan {
   // The out-of-memory test (tests/trainer/e2e/out_of_memory.sh): inside the step, the rank asks its device's
   // allocator for more memory than any machine has, as a batch too large for it would.
   FaultAt out_of_memory;
+  // The non-finite loss test (tests/trainer/e2e/host_reads.sh): the rank's loss of the step is NaN, as after a
+  // diverging update, without touching the weights.
+  FaultAt nan_loss;
 
   // Before step `step` (1-based: the step about to run), on every rank: stalls for ever or dies when planned.
   void before_step(int rank, int64_t step) const;
@@ -41,6 +45,8 @@ struct FaultPlan {
   void during_step(int rank, int64_t step, const c10::Device& device) const;
   // Right after step `step` has run, on every rank: raises SIGUSR1 when planned.
   void after_step(int rank, int64_t step) const;
+  // The loss step `step` reports on `rank`: `loss`, or NaN when planned.
+  torch::Tensor reported_loss(int rank, int64_t step, const torch::Tensor& loss) const;
 };
 
 }  // namespace facetrain

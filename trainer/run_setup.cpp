@@ -35,6 +35,7 @@ bool normalizes_on_device(const proto::RunConfig& c, const ProcessContext& ctx) 
 LoaderOptions loader_options(const proto::RunConfig& c, const ProcessContext& ctx, const TrainingTask& task) {
   LoaderOptions o;
   o.uint8_images = normalizes_on_device(c, ctx);
+  o.pinned_batches = ctx.device.is_cuda();  // load_step's copies then queue without waiting
   o.split = parse_split(c.data().train_split(), "data.train_split");
   o.batch_size = c.data().batch_size();
   o.rank = ctx.rank;
@@ -152,14 +153,18 @@ bool RunSetup::load_step(std::vector<Batch>* micro, StepTimes* times) {
   }
   times->data_wait += loader->wait_seconds() - waited;
   if (!have) return false;
+  // Images and labels to the device. On a GPU the batches are page-locked (LoaderOptions::pinned_batches), so
+  // the copies are queued on the compute stream behind the previous step's kernels and the host goes on.
   RECORD_USER_SCOPE("host-to-device copy");
   const auto t = Clock::now();
+  const bool non_blocking = ctx.device.is_cuda();
   for (auto& b : *micro) {
     if (input_scale.defined()) {
-      b.images = torch::addcmul(input_shift, b.images.to(ctx.device).to(torch::kFloat32), input_scale);
+      b.images = torch::addcmul(input_shift, b.images.to(ctx.device, non_blocking).to(torch::kFloat32), input_scale);
     } else if (!ctx.device.is_cpu()) {
-      b.images = b.images.to(ctx.device);
+      b.images = b.images.to(ctx.device, non_blocking);
     }
+    if (!ctx.device.is_cpu()) b.labels = b.labels.to(ctx.device, non_blocking);
   }
   times->copy += seconds_since(t);
   return true;

@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "comm/communicator.h"
@@ -14,11 +15,32 @@ namespace facetrain {
 RunSummary::RunSummary(const proto::RunConfig& config, ProcessContext& ctx, int64_t first_step)
     : config_(config), ctx_(ctx), first_step_(first_step), start_(Clock::now()) {}
 
-void RunSummary::add_step(double seconds, int64_t images, std::vector<std::pair<std::string, double>> scalars) {
+void RunSummary::add_step(double seconds, int64_t images, std::vector<std::pair<std::string, double>> host_scalars) {
   times_.step += seconds;
   images_ += static_cast<double>(images);
-  last_scalars_ = std::move(scalars);
+  last_scalars_ = std::move(host_scalars);
 }
+
+void RunSummary::add_host_reads(int64_t reads, bool agreed_on_losses) {
+  HostReads& r = agreed_on_losses ? reads_agreeing_ : reads_between_;
+  ++r.steps;
+  r.reads += reads;
+  r.steps_reading += reads > 0 ? 1 : 0;
+  r.most = std::max(r.most, reads);
+}
+
+namespace {
+
+// "none in the 9 steps between", "1 in each of the 3 steps", "2 in 1 of the 9 steps (at most 2 in one)".
+std::string describe_reads(int64_t steps, int64_t reads, int64_t steps_reading, int64_t most) {
+  const std::string of = " the " + std::to_string(steps) + " step" + (steps == 1 ? "" : "s");
+  if (reads == 0) return "none in" + of;
+  if (steps_reading == steps && most * steps == reads) return std::to_string(most) + " in each of" + of;
+  return std::to_string(reads) + " in " + std::to_string(steps_reading) + " of" + of + " (at most " +
+         std::to_string(most) + " in one)";
+}
+
+}  // namespace
 
 void RunSummary::log(int64_t last_step, const TrainingTask& task, const TrainingCheckpoints& checkpoints,
                      const PerfMeter& perf) const {
@@ -73,6 +95,20 @@ void RunSummary::log(int64_t last_step, const TrainingTask& task, const Training
   }
   if (!scaling.empty()) facetrain::log("summary: " + config_.distributed().precision() + " loss scaling: " + scaling);
   if (!task.trainable_summary().empty()) facetrain::log("summary: " + task.trainable_summary());
+  // The steps' host reads of device values (core/host_reads.h): each one a wait for the device on a GPU.
+  std::string reads = "summary: host reads of device values on rank " + std::to_string(ctx_.rank) + ": ";
+  if (reads_between_.steps > 0) {
+    reads +=
+        describe_reads(reads_between_.steps, reads_between_.reads, reads_between_.steps_reading, reads_between_.most) +
+        " between log steps";
+  }
+  if (reads_agreeing_.steps > 0) {
+    reads += std::string(reads_between_.steps > 0 ? "; " : "") +
+             describe_reads(reads_agreeing_.steps, reads_agreeing_.reads, reads_agreeing_.steps_reading,
+                            reads_agreeing_.most) +
+             " that logged, checkpointed or stopped";
+  }
+  facetrain::log(reads);
   const std::vector<double>& pauses = checkpoints.pause_seconds();
   if (ctx_.rank == 0 && !pauses.empty()) {
     std::string line = "summary: " + std::to_string(pauses.size()) + " checkpoints; training paused " +

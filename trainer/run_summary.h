@@ -28,8 +28,13 @@ class RunSummary {
   // TrainingTask::train_step's `times`).
   StepTimes* step_times() { return &times_; }
   // After each optimizer step: its seconds from load to the step agreement (added to step_times()->step), the
-  // images it trained (all ranks) and the task's scalars (the last step's loss scaling goes into the summary).
-  void add_step(double seconds, int64_t images, std::vector<std::pair<std::string, double>> scalars);
+  // images it trained (all ranks) and the task's host scalars (the last step's loss scaling goes into the
+  // summary).
+  void add_step(double seconds, int64_t images, std::vector<std::pair<std::string, double>> host_scalars);
+  // After each optimizer step: how many host reads of device values it made (core/host_reads.h), and whether it
+  // was a step whose losses the ranks agreed on (a log step, a checkpoint, a stop: those read; the others
+  // should not). The summary says both.
+  void add_host_reads(int64_t reads, bool agreed_on_losses);
 
   // (collective) every rank, once after the last step and TrainingCheckpoints::finish(): one all-reduce of
   // the ranks' peak memory, then the summary lines (rank 0 prints; the perf line is rank 0's own). Nothing,
@@ -45,6 +50,12 @@ class RunSummary {
   StepTimes times_;
   double images_ = 0;
   std::vector<std::pair<std::string, double>> last_scalars_;
+  struct HostReads {
+    int64_t steps = 0;                // steps of this kind
+    int64_t reads = 0;                // their reads, summed
+    int64_t steps_reading = 0;        // of them, the steps with at least one read
+    int64_t most = 0;                 // the most reads in one step
+  } reads_between_, reads_agreeing_;  // steps between agreements on the losses, and steps with one
 };
 
 }  // namespace facetrain

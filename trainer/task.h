@@ -24,9 +24,8 @@ class RunLog;
 // communication and optimizer (train_step); the loop adds data_wait, copy, its per-step agreement's wait and
 // step (trainer.cpp; bench step the same without a loader). phases() is the one list of the phases and their
 // names: the perf/* scalars, the run summary and `facetrain bench step` all print these. Host-side times, with
-// no synchronisation added: on a GPU the loss read-back of every micro-batch waits for forward and backward,
-// so compute holds their kernels, while the optimizer's kernels run on into the next step's copy (a copy to
-// the device waits for the work queued before it) and the optimizer phase is the time to launch them.
+// no synchronisation added: on a GPU a step reads nothing back (StepOutput), so a phase is the time to queue its
+// kernels and the wait shows where the host next waits for the device (a gradient bucket, a log step's read).
 struct StepTimes {
   double data_wait = 0;            // waiting for the loader (its prefetch fell behind)
   double copy = 0;                 // the batches' images to the device, normalized there (data.normalize_on device)
@@ -47,9 +46,12 @@ struct StepTimes {
   StepTimes since(const StepTimes& earlier) const;
 };
 
+// What a training step gives the loop. Its values stay on the device: the loop reads them at log steps only
+// (core/host_reads.h), so a step never waits for its own kernels.
 struct StepOutput {
-  double loss = 0;  // this rank's main loss (mean over its micro-batches); NaN/inf stops the run
-  std::vector<std::pair<std::string, double>> scalars;  // extra per-step values (d_loss, kl, ...)
+  torch::Tensor loss;  // this rank's main loss (mean over its micro-batches), 0-dim; NaN/inf stops the run
+  std::vector<std::pair<std::string, torch::Tensor>> scalars;  // extra per-step values (d_loss, kl, ...), 0-dim
+  std::vector<std::pair<std::string, double>> host_scalars;    // values the host holds (fp16 loss scale, ...)
 };
 
 class TrainingTask {

@@ -1,6 +1,7 @@
 // The generic training loop (see trainer.h) as a recipe: set up, resume, epochs and steps, stop, summary.
-// Per step, one tiny all-reduce carries the loss, the non-finite flag and the stop request (step_agreement.h),
-// so every rank agrees at the same step boundary on all three.
+// Per step, one tiny host all-reduce agrees on a stop request; at log steps, checkpoints, stops and epoch ends
+// the losses are read from the device once and agreed on too (step_agreement.h), so every rank decides on a
+// NaN and a stop at the same step boundary, and the steps in between never wait for the device.
 #include "trainer/trainer.h"
 
 #include <ATen/record_function.h>
@@ -16,6 +17,7 @@
 #include "comm/communicator.h"
 #include "comm/gradient_sync.h"
 #include "core/error.h"
+#include "core/host_reads.h"
 #include "core/log.h"
 #include "runtime/device_peaks.h"
 #include "core/stop_signal.h"
@@ -45,12 +47,31 @@ void begin_step(const RunSetup& run, int64_t steps_done) {
   run.gradient->set_step(steps_done + 1);
 }
 
-// A step's scalars for the run log: the agreed loss, the learning rate, the throughput and the task's own.
+// The losses since the last agreement on them, agreed on (collective) every rank: this rank's last loss, its
+// first non-finite step and, with `task_scalars`, the task's device scalars come from the device in ONE host
+// read; `task_scalars` gets those as doubles.
+StepAgreement agree_on_losses(Communicator& comm, const torch::Tensor& last_loss, NonfiniteLosses& nonfinite, bool stop,
+                              const StepOutput* task_scalars, std::vector<double>* scalar_values) {
+  std::vector<torch::Tensor> device_values{last_loss, nonfinite.first_step()};
+  if (task_scalars != nullptr) {
+    for (const auto& s : task_scalars->scalars) device_values.push_back(s.second);
+  }
+  std::vector<double> values = read_to_host(device_values);
+  nonfinite.reset();
+  if (scalar_values != nullptr) scalar_values->assign(values.begin() + 2, values.end());
+  return agree_on_step(comm, values[0], stop, static_cast<int64_t>(values[1]));
+}
+
+// A log step's scalars for the run log: the agreed loss, the learning rate, the throughput and the task's own
+// (`device_values`: its device scalars as read, in order).
 std::vector<std::pair<std::string, double>> step_scalars(double mean_loss, double lr, double images_per_s,
-                                                         const StepOutput& out) {
+                                                         const StepOutput& out,
+                                                         const std::vector<double>& device_values) {
   std::vector<std::pair<std::string, double>> values{
       {"train/loss", mean_loss}, {"train/lr", lr}, {"train/images_per_s", images_per_s}};
-  for (const auto& s : out.scalars) values.emplace_back("train/" + s.first, s.second);
+  for (size_t i = 0; i < out.scalars.size(); ++i)
+    values.emplace_back("train/" + out.scalars[i].first, device_values[i]);
+  for (const auto& s : out.host_scalars) values.emplace_back("train/" + s.first, s.second);
   return values;
 }
 
@@ -139,6 +160,10 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
   StepProfiler profiler(run.profile_window, config.logging().run_dir() + "/profile", *ctx.comm, ctx.device);
   StragglerWatch stragglers(config.logging().straggler_threshold(), *ctx.comm, ctx.host,
                             config.logging().run_dir() + "/ranks.jsonl");
+  NonfiniteLosses nonfinite;  // since the last agreement on the losses
+  torch::Tensor last_loss;    // the last step's, on the device
+  bool losses_agreed = true;  // on every step so far
+  double mean_loss = 0;       // the last agreed
   int exit_code = 0;
   while (pos.step < total_steps) {
     run.start_epoch(pos);
@@ -151,6 +176,7 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       const double lr = schedule.at(pos);
       StepOutput out;
       const StepTimes before = *times;
+      const int64_t reads_before = host_read_count();
       {
         RECORD_USER_SCOPE("step " + std::to_string(pos.step + 1));  // a range on the profiler's timeline
         // 1. load (a whole optimizer step's micro-batches, onto the device; an epoch ends on a step boundary)
@@ -171,24 +197,42 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
       const double worked = seconds_since(t0);  // the step up to the agreement, as the straggler watch counts it
       const StepTimes this_step = times->since(before);
       stragglers.add_step(worked, worked - this_step.communication, this_step.data_wait);
-      // 5. agree (collective) every rank: one all-reduce of [loss sum, non-finite ranks, stop requests]; the
-      // wait in it is exposed communication (a slower peer's step shows here)
+      // 5. agree (collective) every rank: on a stop request, every step (a host flag); on the losses, read from
+      // the device, at a log step, a checkpoint, a stop and the last step. The wait in it is exposed
+      // communication (a slower peer's step shows here)
+      last_loss = options.faults.reported_loss(ctx.rank, pos.step, out.loss);
+      nonfinite.add(last_loss, pos.step);
+      const bool log_step = pos.step % log_every == 0 || pos.step == total_steps;
+      const bool checkpoint_step = every_checkpoint > 0 && pos.step % every_checkpoint == 0;
       const auto agreement = Clock::now();
-      const StepAgreement agreed = agree_on_step(*ctx.comm, out.loss, stop_requested());
+      std::vector<double> scalar_values;
+      StepAgreement agreed;
+      if (log_step || checkpoint_step) {
+        agreed = agree_on_losses(*ctx.comm, last_loss, nonfinite, stop_requested(), log_step ? &out : nullptr,
+                                 &scalar_values);
+      } else {
+        agreed.stop = any_rank(*ctx.comm, stop_requested());
+        if (agreed.stop) agreed = agree_on_losses(*ctx.comm, last_loss, nonfinite, true, nullptr, nullptr);
+      }
+      const bool agreed_now = log_step || checkpoint_step || agreed.stop;
+      if (agreed_now) mean_loss = agreed.mean_loss;
+      losses_agreed = agreed_now;
       times->communication += seconds_since(agreement);
       const double seconds = seconds_since(t0);
-      summary.add_step(seconds, run.epochs.images_per_step, out.scalars);
+      summary.add_step(seconds, run.epochs.images_per_step, out.host_scalars);
+      summary.add_host_reads(host_read_count() - reads_before, agreed_now);
       agreed.check_finite(pos.step, checkpoints.directory());
       // 6. diagnostics (rank 0 writes): the scalars, perf/* among them, every logging.every_steps and at the
-      // last step; progress
+      // last step; progress (with the last agreed loss)
       const double images_per_s = static_cast<double>(run.epochs.images_per_step) / seconds;
-      if (pos.step % log_every == 0 || pos.step == total_steps) {
-        std::vector<std::pair<std::string, double>> scalars = step_scalars(agreed.mean_loss, lr, images_per_s, out);
+      if (log_step) {
+        std::vector<std::pair<std::string, double>> scalars =
+            step_scalars(agreed.mean_loss, lr, images_per_s, out, scalar_values);
         perf.append_interval(*times, pos.step, &scalars);
         run_log.scalars(pos.step, scalars);
         stragglers.end_interval(pos.step);  // (collective) every rank: starts one small all-reduce, no wait
       }
-      progress.update(pos.epoch, pos.step, images_per_s, agreed.mean_loss);
+      progress.update(pos.epoch, pos.step, images_per_s, mean_loss);
       log_profile(profiler.after_step(pos.step), ctx);  // (collective) every rank, at the window's last step
       // 7. stop, agreed on: every rank ends the run at this step boundary (collective) every rank
       if (agreed.stop) {
@@ -205,8 +249,14 @@ int run_training(const proto::RunConfig& user_config, ProcessContext& ctx, const
     }
     if (exit_code != 0) break;
     progress.finish_line();
-    // The epoch's end (collective) every rank: validation, samples, BatchNorm averaging, then its checkpoint
+    // The epoch's end (collective) every rank: the losses since the last log step agreed on (a NaN stops the
+    // run before its checkpoint), validation, samples, BatchNorm averaging, then its checkpoint
     if (epoch_done || pos.step == total_steps) {
+      if (!losses_agreed) {
+        agree_on_losses(*ctx.comm, last_loss, nonfinite, false, nullptr, nullptr)
+            .check_finite(pos.step, checkpoints.directory());
+        losses_agreed = true;
+      }
       end_epoch(run, pos, run_log);
       if (epoch_done) start_next_epoch(&pos);
       RECORD_USER_SCOPE("checkpoint pause");

@@ -107,10 +107,11 @@ class VaeTask : public TrainingTask {
   StepOutput train_step(const std::vector<Batch>& micro, double lr, int64_t step, StepTimes* times) override {
     trainable_->set_train_mode(*model_);  // frozen BatchNorm layers stay in eval mode
     set_learning_rates(*optimizer_, lr, trainable_->lr_scales());
-    optimizer_->zero_grad();
+    parallel_->zero_grad();
     const int n = static_cast<int>(micro.size());
     auto t = Clock::now();
-    double total = 0, rec_sum = 0, kl_sum = 0, perc_sum = 0;
+    const torch::Tensor zero = torch::zeros({}, torch::TensorOptions().device(ctx_.device));
+    torch::Tensor total = zero, rec_sum = zero, kl_sum = zero, perc_sum = zero;  // on the device: no read per step
     for (int m = 0; m < n; ++m) {
       parallel_->set_sync_enabled(m == n - 1);
       const torch::Tensor images = micro[m].images.to(ctx_.device);  // there already in training (load_step)
@@ -132,22 +133,22 @@ class VaeTask : public TrainingTask {
         RECORD_USER_SCOPE("backward");
         scaler_.scale_loss(loss / n).backward();
       }
-      if (perceptual_) perc_sum += perc.item<double>() / n;
-      total += loss.item<double>() / n;
-      rec_sum += rec.item<double>() / n;
-      kl_sum += kl.item<double>() / n;
+      if (perceptual_) perc_sum = perc_sum + perc.detach() / n;
+      total = total + loss.detach() / n;
+      rec_sum = rec_sum + rec.detach() / n;
+      kl_sum = kl_sum + kl.detach() / n;
     }
     times->forward_backward += seconds_since(t);
     synced_optimizer_step(parallel_->buckets(), *optimizer_, parameters_, config_.optimizer().grad_clip_norm(), times,
                           &scaler_);
     if (ema_) ema_->update(step);
-    std::vector<std::pair<std::string, double>> scalars{{"reconstruction", rec_sum}, {"kl", kl_sum}};
-    if (perceptual_) scalars.emplace_back("perceptual", perc_sum);
+    StepOutput out{total, {{"reconstruction", rec_sum}, {"kl", kl_sum}}, {}};
+    if (perceptual_) out.scalars.emplace_back("perceptual", perc_sum);
     if (scaler_.enabled()) {
-      scalars.emplace_back("loss_scale", scaler_.scale());
-      scalars.emplace_back("skipped_steps", static_cast<double>(scaler_.skipped_steps()));
+      out.host_scalars.emplace_back("loss_scale", scaler_.scale());
+      out.host_scalars.emplace_back("skipped_steps", static_cast<double>(scaler_.skipped_steps()));
     }
-    return {total, scalars};
+    return out;
   }
 
   void end_of_epoch(int64_t epoch, int64_t step, RunLog& log_out) override {

@@ -22,7 +22,8 @@ namespace facetrain {
 namespace {
 
 // The reliability tests' faults (trainer/fault_plan.h) from the environment they set: FACETRAIN_FAULT_<WHAT>_RANK=r
-// and FACETRAIN_FAULT_<WHAT>_STEP=s, both non-empty, arm <WHAT> (STALL, KILL, SIGNAL, SLOW, OOM) on rank r at step s.
+// and FACETRAIN_FAULT_<WHAT>_STEP=s, both non-empty, arm <WHAT> (STALL, KILL, SIGNAL, SLOW, OOM,
+// NAN) on rank r at step s.
 FaultAt fault_from_environment(const std::string& what) {
   const char* r = std::getenv(("FACETRAIN_FAULT_" + what + "_RANK").c_str());
   const char* s = std::getenv(("FACETRAIN_FAULT_" + what + "_STEP").c_str());
@@ -72,6 +73,7 @@ int train_command(int argc, char** argv, ProcessContext& ctx) {
   train_options.faults.signal = fault_from_environment("SIGNAL");
   train_options.faults.slow = fault_from_environment("SLOW");
   train_options.faults.out_of_memory = fault_from_environment("OOM");
+  train_options.faults.nan_loss = fault_from_environment("NAN");
   return run_training(config, ctx, train_options);
 }
 

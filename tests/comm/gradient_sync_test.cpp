@@ -53,6 +53,7 @@ struct GoldOptions {
   int micro_batches = 1;
   bool extra_on_odd_ranks = false;       // `extra` gets a gradient on odd ranks only
   bool set_to_none = false;              // reset .grad to undefined between steps instead of zeroing
+  bool zero_in_buckets = false;          // zero with GradientBuckets::zero_gradients (what the trainer does)
   bool reload_after_first_step = false;  // load the model's own state back into it (as a resume does)
 };
 
@@ -101,6 +102,8 @@ class GradientSyncTest : public ::testing::Test {
       // N ranks: each its own slice, split into micro-batches; the loss is the slice mean.
       if (o.set_to_none) {
         model->zero_grad(/*set_to_none=*/true);
+      } else if (o.zero_in_buckets) {
+        buckets.zero_gradients();
       } else {
         opt->zero_grad();
       }
@@ -226,6 +229,38 @@ TEST_F(GradientSyncTest, GoldGradientsResetToUndefinedBetweenSteps) {
   o.set_to_none = true;
   o.micro_batches = 2;
   gold(o);
+}
+
+TEST_F(GradientSyncTest, GoldZeroedInTheBuckets) {
+  GoldOptions o;
+  o.zero_in_buckets = true;
+  o.adam = true;
+  o.weight_decay = 0.1;
+  o.extra_on_odd_ranks = true;  // a parameter some ranks give no gradient: undefined on none, zeros on others
+  o.micro_batches = 2;
+  gold(o);
+}
+
+// zero_gradients zeroes in place: every .grad stays the same tensor (its bucket's view) across steps, so
+// autograd never allocates a gradient after the first step.
+TEST_F(GradientSyncTest, ZeroGradientsKeepsTheBucketViews) {
+  torch::manual_seed(3);
+  torch::nn::Linear fc(4, 3);
+  GradientBuckets buckets(*comm_, fc->parameters(), /*bucket_cap_bytes=*/40);
+  std::vector<const void*> first;
+  for (int step = 0; step < 3; ++step) {
+    buckets.zero_gradients();
+    for (const auto& p : fc->parameters()) {
+      if (step > 0) EXPECT_EQ(p.grad().abs().sum().item<float>(), 0.0f) << "not zeroed at step " << step;
+    }
+    fc->forward(torch::randn({2, 4})).sum().backward();
+    buckets.finalize();
+    std::vector<const void*> now;
+    for (const auto& p : fc->parameters()) now.push_back(p.grad().data_ptr());
+    if (step == 0) first = now;
+    EXPECT_EQ(now, first) << "a gradient moved out of its bucket at step " << step;
+    EXPECT_GT(fc->weight.grad().abs().sum().item<float>(), 0.0f);
+  }
 }
 
 // Bucket assignment, checked against the rule computed here: reverse parameter order, a bucket closes when

@@ -1,8 +1,8 @@
 // A communicator for tests that forwards to a real one and checks what it carries. Gradient traffic is what
 // comm/gradient_sync.cpp names so in its labels (bucket all-reduces and layouts, the model-state broadcast,
-// buffer averaging); a communicator in the gradient role fails the running test on anything else, one in
-// the control role on any of that. So a control tensor sent to the gradient communicator, or a gradient
-// bucket sent to the control one, is caught where it happens.
+// buffer averaging) and the class-weighted loss's weight sum; a communicator in the gradient role fails the
+// running test on anything else, one in the control role on any of that. So a control tensor sent to the
+// gradient communicator, or a gradient bucket sent to the control one, is caught where it happens.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -54,7 +54,7 @@ class RoutingCommunicator : public Communicator {
  private:
   static bool is_gradient_traffic(const std::string& label) {
     return label.find(" bucket") != std::string::npos || label.find("model state") != std::string::npos ||
-           label.find("of buffers") != std::string::npos;
+           label.find("of buffers") != std::string::npos || label.find("class-weight sum") != std::string::npos;
   }
   void check(const char* operation, const std::string& label) {
     ++operations_;
