@@ -2,9 +2,12 @@
 #include "trainer/multi_tensor_adam.h"
 
 #include <cmath>
+#include <mutex>
+#include <set>
 #include <tuple>
 #include <utility>
 
+#include "core/log.h"
 #include "trainer/multi_tensor.h"
 
 namespace facetrain {
@@ -58,7 +61,7 @@ void fused_step(const Bucket& b, const Hyper& h) {
 }
 
 // torch::optim::AdamW::step's (and Adam's) arithmetic, op for op, over the bucket's lists: on a CPU each
-// foreach op is the same per-tensor op, so the result is bit for bit torch::optim's.
+// foreach op is the same per-tensor op in the same order.
 void foreach_step(const Bucket& b, const Hyper& h) {
   std::vector<torch::Tensor> grads = b.grads;
   if (h.weight_decay != 0) {
@@ -80,9 +83,22 @@ void foreach_step(const Bucket& b, const Hyper& h) {
   at::_foreach_addcdiv_(b.params, b.exp_avgs, denom, -h.lr / bias_correction1);
 }
 
+// "optimizer: AdamW, fused (at::_fused_adamw_) on cuda:0" in the run log, at an optimizer's first step (the
+// first time its kernel is known to run; before that a configuration error may still end the run, with no
+// line before it), once per process and line: a GAN's two optimizers say it once.
+void log_kernel(const char* name, AdamKernel kernel, bool decoupled, const torch::Device& device) {
+  const std::string line =
+      std::string("optimizer: ") + name + ", " + adam_kernel_description(kernel, decoupled) + " on " + device.str();
+  static std::mutex mutex;
+  static std::set<std::string> said;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (said.insert(line).second) log(line);
+}
+
 // One step of every group of `optimizer` (State: AdamWParamState or AdamParamState; Options likewise).
 template <typename State, typename Options, typename Optimizer>
-void step_groups(Optimizer& optimizer, bool decoupled, const std::optional<AdamKernel>& forced) {
+void step_groups(Optimizer& optimizer, const char* name, bool decoupled, const std::optional<AdamKernel>& forced,
+                 bool& logged) {
   auto& states = optimizer.state();
   for (auto& group : optimizer.param_groups()) {
     const auto& o = static_cast<const Options&>(group.options());
@@ -115,6 +131,8 @@ void step_groups(Optimizer& optimizer, bool decoupled, const std::optional<AdamK
     }
     for (const auto& b : buckets) {
       const AdamKernel kernel = forced ? *forced : adam_kernel_for(b.device);
+      if (!logged) log_kernel(name, kernel, decoupled, b.device);
+      logged = true;
       if (kernel == AdamKernel::kFused) {
         fused_step(b, h);
       } else {
@@ -136,7 +154,8 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
     at::AutoGradMode enable_grad(true);
     loss = closure();
   }
-  step_groups<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(*this, /*decoupled=*/true, kernel_);
+  step_groups<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(*this, "AdamW", /*decoupled=*/true, kernel_,
+                                                                         logged_);
   return loss;
 }
 
@@ -150,7 +169,8 @@ torch::Tensor MultiTensorAdam::step(LossClosure closure) {
     at::AutoGradMode enable_grad(true);
     loss = closure();
   }
-  step_groups<torch::optim::AdamParamState, torch::optim::AdamOptions>(*this, /*decoupled=*/false, kernel_);
+  step_groups<torch::optim::AdamParamState, torch::optim::AdamOptions>(*this, "Adam", /*decoupled=*/false, kernel_,
+                                                                       logged_);
   return loss;
 }
 

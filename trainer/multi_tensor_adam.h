@@ -18,7 +18,7 @@ namespace facetrain {
 
 enum class AdamKernel {
   kFused,    // at::_fused_adamw_ / at::_fused_adam_: one pass over each tensor (LibTorch >= 2.4, CPU and CUDA)
-  kForeach,  // at::_foreach_* ops: eight multi-tensor kernels per group on CUDA, per-tensor loops on a CPU
+  kForeach,  // at::_foreach_* ops: nine multi-tensor kernels per group on CUDA, per-tensor loops on a CPU
 };
 
 // The kernel a step runs for tensors on `device`: fused where this LibTorch has it (multi_tensor.h), else
@@ -29,7 +29,8 @@ std::string adam_kernel_description(AdamKernel kernel, bool decoupled_weight_dec
 
 // The optimizers. `kernel` forces one (tests compare them; forcing kFused where the build lacks it throws at
 // the first step); by default adam_kernel_for the parameters' device, per step. Groups with amsgrad (which
-// make_optimizer never sets) step through torch::optim's own code.
+// make_optimizer never sets) step through torch::optim's own code. The first step logs the kernel it runs
+// (core/log.h, rank 0): "optimizer: AdamW, fused (at::_fused_adamw_) on cuda:0".
 class MultiTensorAdamW : public torch::optim::AdamW {
  public:
   MultiTensorAdamW(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::AdamWOptions defaults,
@@ -39,6 +40,7 @@ class MultiTensorAdamW : public torch::optim::AdamW {
 
  private:
   std::optional<AdamKernel> kernel_;
+  bool logged_ = false;  // the run log's "optimizer: ..." line, at the first step
 };
 
 class MultiTensorAdam : public torch::optim::Adam {
@@ -50,6 +52,7 @@ class MultiTensorAdam : public torch::optim::Adam {
 
  private:
   std::optional<AdamKernel> kernel_;
+  bool logged_ = false;  // the run log's "optimizer: ..." line, at the first step
 };
 
 // The key of a parameter's state in an optimizer's state map: its TensorImpl's address, as a string in

@@ -4,12 +4,9 @@
 #include <ATen/record_function.h>
 
 #include <functional>
-#include <mutex>
-#include <set>
 #include <sstream>
 
 #include "core/error.h"
-#include "core/log.h"
 #include "core/stopwatch.h"
 #include "models/checkpoint.h"
 #include "trainer/multi_tensor.h"
@@ -76,22 +73,6 @@ bool is_embedding_token(const std::string& name) {
   return leaf == "pos_embed" || leaf == "cls_token";
 }
 
-// "optimizer: AdamW, fused (at::_fused_adamw_) on cuda:0", once per process and line (a GAN's two optimizers
-// say it once).
-void log_adam_kernel(const std::string& name, bool decoupled, const std::vector<std::vector<torch::Tensor>>& groups) {
-  for (const auto& group : groups) {
-    if (group.empty()) continue;
-    const torch::Device device = group.front().device();
-    const std::string line = "optimizer: " + name + ", " + adam_kernel_description(adam_kernel_for(device), decoupled) +
-                             " on " + device.str();
-    static std::mutex mutex;
-    static std::set<std::string> said;
-    const std::lock_guard<std::mutex> lock(mutex);
-    if (said.insert(line).second) log(line);
-    return;
-  }
-}
-
 }  // namespace
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const proto::OptimizerConfig& c,
@@ -104,11 +85,9 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const proto::OptimizerCo
   if (c.kind() == "adam") {
     const auto defaults =
         torch::optim::AdamOptions(c.lr()).betas({c.beta1(), c.beta2()}).weight_decay(c.weight_decay());
-    log_adam_kernel("Adam", false, groups);
     return std::make_unique<MultiTensorAdam>(param_groups_with(defaults, groups, weight_decay), defaults);
   }
   const auto defaults = torch::optim::AdamWOptions(c.lr()).betas({c.beta1(), c.beta2()}).weight_decay(c.weight_decay());
-  log_adam_kernel("AdamW", true, groups);
   return std::make_unique<MultiTensorAdamW>(param_groups_with(defaults, groups, weight_decay), defaults);
 }
 
