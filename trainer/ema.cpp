@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "models/checkpoint.h"
+#include "trainer/multi_tensor.h"
 
 namespace facetrain {
 namespace {
@@ -47,9 +48,8 @@ double WeightEma::decay_at(int64_t updates) const {
 
 void WeightEma::update(int64_t updates) {
   const double d = decay_at(updates);
-  torch::NoGradGuard no_grad;
-  // shadow += (1 - d) * (weight - shadow): lerp, one pass per tensor.
-  for (size_t i = 0; i < shadow_.size(); ++i) shadow_[i].lerp_(parameters_[i].detach(), 1.0 - d);
+  // shadow += (1 - d) * (weight - shadow): lerp, one multi-tensor kernel on a GPU (trainer/multi_tensor.h).
+  lerp_all_(shadow_, parameters_, 1.0 - d);
 }
 
 void WeightEma::reset() {

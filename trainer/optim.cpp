@@ -4,14 +4,13 @@
 #include <ATen/record_function.h>
 
 #include <functional>
-#include <limits>
 #include <sstream>
-#include <type_traits>
 
 #include "core/error.h"
-#include "models/checkpoint.h"
-
 #include "core/stopwatch.h"
+#include "models/checkpoint.h"
+#include "trainer/multi_tensor.h"
+#include "trainer/multi_tensor_adam.h"
 
 namespace facetrain {
 
@@ -86,10 +85,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const proto::OptimizerCo
   if (c.kind() == "adam") {
     const auto defaults =
         torch::optim::AdamOptions(c.lr()).betas({c.beta1(), c.beta2()}).weight_decay(c.weight_decay());
-    return std::make_unique<torch::optim::Adam>(param_groups_with(defaults, groups, weight_decay), defaults);
+    return std::make_unique<MultiTensorAdam>(param_groups_with(defaults, groups, weight_decay), defaults);
   }
   const auto defaults = torch::optim::AdamWOptions(c.lr()).betas({c.beta1(), c.beta2()}).weight_decay(c.weight_decay());
-  return std::make_unique<torch::optim::AdamW>(param_groups_with(defaults, groups, weight_decay), defaults);
+  return std::make_unique<MultiTensorAdamW>(param_groups_with(defaults, groups, weight_decay), defaults);
 }
 
 WeightDecayRule::WeightDecayRule(const proto::OptimizerConfig& config)
@@ -136,8 +135,8 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
 }
 
 torch::Tensor synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& optimizer,
-                             const std::vector<torch::Tensor>& parameters, double clip_norm, StepTimes* times,
-                             LossScaler* scaler) {
+                                    const std::vector<torch::Tensor>& parameters, double clip_norm, StepTimes* times,
+                                    LossScaler* scaler) {
   times->buckets += buckets.bucket_count();
   times->buckets_overlapped += buckets.overlapped_buckets();
   auto t = Clock::now();
@@ -150,30 +149,19 @@ torch::Tensor synced_optimizer_step(GradientBuckets& buckets, torch::optim::Opti
   t = Clock::now();
   if (scaler != nullptr && !scaler->unscale_and_update(parameters)) {
     times->optimizer += seconds_since(t);
-    return torch::zeros({}, parameters.front().options().requires_grad(false));  // fp16 overflow: every rank skips this step (the gradients are averaged, so all saw it)
+    return torch::zeros(
+        {}, parameters.front().options().requires_grad(
+                false));  // fp16 overflow: every rank skips this step (the gradients are averaged, so all saw it)
   }
-  // With no clipping asked, a huge max norm still returns the global L2 norm (for the logs) and never scales.
-  const double norm = torch::nn::utils::clip_grad_norm_(
-      parameters, clip_norm > 0 ? clip_norm : static_cast<double>(std::numeric_limits<float>::max()));
+  // The norm, the clip and the step are device work with no host read (trainer/multi_tensor.h): the host
+  // queues them and goes on to the next step.
+  torch::Tensor norm = clip_grad_norm_on_device(parameters, clip_norm);
   optimizer.step();
   times->optimizer += seconds_since(t);
-  return torch::tensor(norm, torch::kFloat64);
+  return norm;
 }
 
 namespace {
-
-// The key of a parameter's optimizer state: its TensorImpl's address, as a string in LibTorch 1.x and the
-// pointer itself in 2.x (the map's key type says which).
-template <typename StateMap>
-typename StateMap::key_type optimizer_state_key(const StateMap&, const torch::Tensor& p) {
-  if constexpr (std::is_same_v<typename StateMap::key_type, std::string>) {
-    std::ostringstream key;  // what LibTorch 1.x's c10::guts::to_string writes for the pointer
-    key << static_cast<const void*>(p.unsafeGetTensorImpl());
-    return key.str();
-  } else {
-    return p.unsafeGetTensorImpl();
-  }
-}
 
 // The optimizer's state tensors onto their parameters' devices (an archive reads onto the CPU).
 void move_optimizer_state_to_parameters(torch::optim::Optimizer& optimizer) {

@@ -57,8 +57,8 @@ DecayGroups weight_decay_groups(const torch::nn::Module& module, const WeightDec
 // to `times`. Returns the pre-clip gradient norm as a 0-dim tensor on the parameters' device (read it with
 // core/host_reads.h only where it is logged), or 0 when the scaler found inf/NaN and skipped the step.
 torch::Tensor synced_optimizer_step(GradientBuckets& buckets, torch::optim::Optimizer& optimizer,
-                             const std::vector<torch::Tensor>& parameters, double clip_norm, StepTimes* times,
-                             LossScaler* scaler = nullptr);
+                                    const std::vector<torch::Tensor>& parameters, double clip_norm, StepTimes* times,
+                                    LossScaler* scaler = nullptr);
 
 // The checkpointed training state of one module (CPU copies: the archive may be serialised on another thread
 // while training goes on, and it belongs to no device) (the payload layout of models/checkpoint.h): the module

@@ -3,11 +3,14 @@
 
 #include <ATen/autocast_mode.h>
 
+#include <cmath>
 #include <string>
 
 #include "core/error.h"
+#include "core/host_reads.h"
 #include "core/log.h"
 #include "core/torch_compat.h"
+#include "trainer/multi_tensor.h"
 
 namespace facetrain {
 
@@ -78,13 +81,13 @@ bool LossScaler::unscale_and_update(const std::vector<torch::Tensor>& parameters
   bool finite = true;
   if (!grads.empty()) {
     torch::NoGradGuard no_grad;
-    if (grads.front().is_cuda()) {
+    if (amp_unscale_available(grads.front().device())) {
       // LibTorch's fused kernel (what GradScaler uses): one pass that unscales every gradient and flags a
-      // non-finite one, instead of a kernel per gradient and a reduction.
+      // non-finite one, instead of a kernel per gradient and a reduction (CUDA; a CPU kernel from 2.4).
       torch::Tensor found_inf = torch::zeros({1}, grads.front().options().dtype(torch::kFloat));
       const torch::Tensor inverse_scale = torch::full({1}, 1.0 / scale_, found_inf.options());
       at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf, inverse_scale);
-      finite = found_inf.item<float>() == 0.0f;
+      finite = read_to_host_scalar(found_inf) == 0.0;
     } else {
       // One reduction for the finiteness of all gradients: sum of |g| is inf/NaN iff some element is.
       torch::Tensor total = torch::zeros({}, grads.front().options().dtype(torch::kFloat));
@@ -92,7 +95,7 @@ bool LossScaler::unscale_and_update(const std::vector<torch::Tensor>& parameters
         g.mul_(1.0 / scale_);
         total += g.abs().sum().to(torch::kFloat);
       }
-      finite = std::isfinite(total.item<float>());
+      finite = std::isfinite(read_to_host_scalar(total));
     }
   }
   if (finite) {
