@@ -37,9 +37,9 @@ export FACETRAIN_FAULT_SEED="${FACETRAIN_FAULT_SEED:-1}"
 torch2_gtests=(comm_communicator comm_gradient_sync comm_nccl_communicator comm_backend comm_node_placement
                models_architectures models_weights models_checkpoint_store models_reference
                models_model_spec trainer_precision trainer_routing trainer_training_state trainer_device_math
-               trainer_sync_batchnorm models_flop_count)
+               trainer_sync_batchnorm models_flop_count trainer_multi_tensor trainer_step_agreement)
 torch2_targets=("${torch2_gtests[@]}" facetrain)
-torch2_tests="^(($(IFS='|'; echo "${torch2_gtests[*]}"))(_np[0-9]+)?|trainer_resume_after_signal_np2|trainer_checkpoint_across_versions_np2|trainer_profile_np2|launcher_install)\$"
+torch2_tests="^(($(IFS='|'; echo "${torch2_gtests[*]}"))(_np[0-9]+)?|trainer_resume_after_signal_np2|trainer_checkpoint_across_versions_np2|trainer_profile_np2|trainer_host_reads_np2|trainer_memory_format_np2|launcher_install)\$"
 
 phases=() total_start=$SECONDS failed=() counts=(0 0 0)
 phase_start() { phase_name=$1 phase_t0=$SECONDS; echo "=== test: $phase_name"; }
