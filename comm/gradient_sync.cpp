@@ -3,13 +3,17 @@
 #include "comm/gradient_sync.h"
 
 #include <ATen/record_function.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <deque>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <tuple>
 #include <utility>
@@ -68,6 +72,29 @@ struct GradientBuckets::State {
   int64_t slots_waiting = 0;    // slots of this step whose gradient has not arrived
   int64_t overlapped = 0;       // buckets launched this step while slots_waiting > 0
   size_t first_incomplete = 0;  // launched buckets before it have completed (progress from the hooks)
+#if FACETRAIN_TORCH_HAS_EVENT_TIMING
+  // finalize()'s waits on a GPU: timing events on the compute stream before and after them, kept until they have
+  // completed (take_device_wait_seconds). At most kTimedWaits pairs; older ones are dropped unread.
+  static constexpr size_t kTimedWaits = 64;
+  std::deque<std::pair<c10::Event, c10::Event>> timed_waits;
+#endif
+  double device_wait_seconds = 0;  // completed timed waits not yet taken
+
+  bool waits_timed_on_device() const {
+#if FACETRAIN_TORCH_HAS_EVENT_TIMING
+    return layout_device.is_cuda();
+#else
+    return false;
+#endif
+  }
+  // An event recorded now on the current stream of the buckets' device (GPU only).
+#if FACETRAIN_TORCH_HAS_EVENT_TIMING
+  c10::Event record_event() const {
+    c10::Event event(layout_device.type(), c10::EventFlag::BACKEND_DEFAULT);  // BACKEND_DEFAULT: with timing
+    event.record(c10::impl::VirtualGuardImpl(layout_device.type()).getStream(layout_device));
+    return event;
+  }
+#endif
 
   // Makes .grad the bucket view, copying a gradient that autograd put elsewhere (first backward, or after
   // .grad was reset to undefined) and zeroing when there is none.
@@ -326,11 +353,23 @@ void GradientBuckets::finalize() {
     }
   }
   st.launch_ready();
+  // On a GPU wait() only makes the compute stream wait for the collectives: the host goes on at once, and the
+  // compute stream's stall between two timing events is the exposed communication.
+#if FACETRAIN_TORCH_HAS_EVENT_TIMING
+  std::optional<c10::Event> waits_start;
+  if (st.waits_timed_on_device()) waits_start.emplace(st.record_event());
+#endif
   for (auto& bucket : st.buckets) {
     bucket.work->wait();
     bucket.work.reset();
     bucket.range.reset();
   }
+#if FACETRAIN_TORCH_HAS_EVENT_TIMING
+  if (waits_start) {
+    if (st.timed_waits.size() >= State::kTimedWaits) st.timed_waits.pop_front();
+    st.timed_waits.emplace_back(std::move(*waits_start), st.record_event());
+  }
+#endif
   // Parameters no rank produced a gradient for: .grad undefined, so the optimizer leaves them alone. Only
   // a parameter without a gradient here can be one, so the usual step (every parameter used) reads no
   // flags; otherwise one host copy of them (a host sync; NCCL's waits are otherwise on the GPU).
@@ -371,6 +410,22 @@ void GradientBuckets::zero_gradients() {
 }
 
 int64_t GradientBuckets::overlapped_buckets() const { return state_->overlapped; }
+
+bool GradientBuckets::waits_timed_on_device() const { return state_->waits_timed_on_device(); }
+
+double GradientBuckets::take_device_wait_seconds() {
+  State& st = *state_;
+#if FACETRAIN_TORCH_HAS_EVENT_TIMING
+  // Oldest first; an event not yet reached by the device ends the scan (later ones are not either): no wait.
+  while (!st.timed_waits.empty() && st.timed_waits.front().second.query()) {
+    st.device_wait_seconds += st.timed_waits.front().first.elapsedTime(st.timed_waits.front().second) / 1e3;
+    st.timed_waits.pop_front();
+  }
+#endif
+  const double seconds = st.device_wait_seconds;
+  st.device_wait_seconds = 0;
+  return seconds;
+}
 
 int64_t GradientBuckets::bucket_count() const { return static_cast<int64_t>(state_->buckets.size()); }
 

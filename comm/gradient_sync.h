@@ -91,6 +91,13 @@ class GradientBuckets {
   // bucket never overlaps: its all-reduce can only start with the last gradient.
   int64_t overlapped_buckets() const;
 
+  // On a GPU (LibTorch 2.5 and later) finalize()'s waits are timed on the device: CUDA events on the compute
+  // stream before and after them, since the host only queues the wait there. take_device_wait_seconds() is the
+  // stall of the waits whose events have completed since the last call (never waits itself); false and 0 on a
+  // CPU, where the host's clock around finalize() measures the wait.
+  bool waits_timed_on_device() const;
+  double take_device_wait_seconds();
+
   // Whether the hooks also test the launched buckets' requests. Open MPI progresses a non-blocking
   // collective only inside MPI calls, so without this an all-reduce launched early in backward moves
   // only when the next bucket launches or in finalize(). Default on; `facetrain bench allreduce

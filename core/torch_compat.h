@@ -20,6 +20,9 @@
 #define FACETRAIN_ALLOCATOR_CONST const
 #endif
 
+// c10::Event::elapsedTime (device-generic event timing, CUDA events on a GPU) exists from LibTorch 2.5.
+#define FACETRAIN_TORCH_HAS_EVENT_TIMING FACETRAIN_TORCH_AT_LEAST(2, 5)
+
 namespace facetrain {
 namespace torch_compat {
 

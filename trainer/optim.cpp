@@ -144,7 +144,9 @@ torch::Tensor synced_optimizer_step(GradientBuckets& buckets, torch::optim::Opti
     RECORD_USER_SCOPE("gradient sync wait");
     buckets.finalize();
   }
-  times->communication += seconds_since(t);
+  // On a GPU the host only queued the wait: the compute stream's stall, timed by events, is the exposed
+  // communication (each wait counted once its events completed, a step or so later).
+  times->communication += buckets.waits_timed_on_device() ? buckets.take_device_wait_seconds() : seconds_since(t);
   RECORD_USER_SCOPE("optimizer");
   t = Clock::now();
   if (scaler != nullptr && !scaler->unscale_and_update(parameters)) {
