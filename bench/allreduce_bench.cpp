@@ -216,10 +216,7 @@ void run_allreduce_bench(const AllreduceBenchOptions& o) {
   for (int64_t s = o.min_bytes; s < o.max_bytes; s *= o.factor) sizes.push_back(s);
   sizes.push_back(o.max_bytes);
   if (o.backend == "nccl") {
-    std::vector<int64_t> nccl_sizes;
-    for (int64_t s = o.min_bytes; s < o.max_bytes; s *= o.factor) nccl_sizes.push_back(s);
-    nccl_sizes.push_back(o.max_bytes);
-    run_nccl_sweep(*comm, o.device_index, nccl_sizes, o.reps);
+    run_nccl_sweep(*comm, o.device_index, sizes, o.reps);
     return;
   }
   log("bench allreduce: " + std::to_string(comm->size()) + " ranks x " + std::to_string(o.threads) +

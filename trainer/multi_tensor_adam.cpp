@@ -5,6 +5,7 @@
 #include <mutex>
 #include <set>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "core/log.h"
@@ -144,9 +145,10 @@ void step_groups(Optimizer& optimizer, const char* name, bool decoupled, const s
 
 }  // namespace
 
-torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
-  for (auto& group : param_groups()) {
-    if (static_cast<const torch::optim::AdamWOptions&>(group.options()).amsgrad()) return AdamW::step(closure);
+template <typename Base, typename Options, typename State>
+torch::Tensor MultiTensorAdamOf<Base, Options, State>::step(torch::optim::Optimizer::LossClosure closure) {
+  for (auto& group : this->param_groups()) {
+    if (static_cast<const Options&>(group.options()).amsgrad()) return Base::step(closure);
   }
   torch::NoGradGuard no_grad;
   torch::Tensor loss;
@@ -154,24 +156,12 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
     at::AutoGradMode enable_grad(true);
     loss = closure();
   }
-  step_groups<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(*this, "AdamW", /*decoupled=*/true, kernel_,
-                                                                         logged_);
+  constexpr bool decoupled = std::is_same_v<Base, torch::optim::AdamW>;  // AdamW's weight decay
+  step_groups<State, Options>(*this, decoupled ? "AdamW" : "Adam", decoupled, kernel_, logged_);
   return loss;
 }
 
-torch::Tensor MultiTensorAdam::step(LossClosure closure) {
-  for (auto& group : param_groups()) {
-    if (static_cast<const torch::optim::AdamOptions&>(group.options()).amsgrad()) return Adam::step(closure);
-  }
-  torch::NoGradGuard no_grad;
-  torch::Tensor loss;
-  if (closure != nullptr) {
-    at::AutoGradMode enable_grad(true);
-    loss = closure();
-  }
-  step_groups<torch::optim::AdamParamState, torch::optim::AdamOptions>(*this, "Adam", /*decoupled=*/false, kernel_,
-                                                                       logged_);
-  return loss;
-}
+template class MultiTensorAdamOf<torch::optim::AdamW, torch::optim::AdamWOptions, torch::optim::AdamWParamState>;
+template class MultiTensorAdamOf<torch::optim::Adam, torch::optim::AdamOptions, torch::optim::AdamParamState>;
 
 }  // namespace facetrain

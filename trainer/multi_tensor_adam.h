@@ -27,33 +27,27 @@ AdamKernel adam_kernel_for(const torch::Device& device);
 // "fused (at::_fused_adamw_)", "foreach (at::_foreach_* ops)": for the run log.
 std::string adam_kernel_description(AdamKernel kernel, bool decoupled_weight_decay);
 
-// The optimizers. `kernel` forces one (tests compare them; forcing kFused where the build lacks it throws at
-// the first step); by default adam_kernel_for the parameters' device, per step. Groups with amsgrad (which
-// make_optimizer never sets) step through torch::optim's own code. The first step logs the kernel it runs
-// (core/log.h, rank 0): "optimizer: AdamW, fused (at::_fused_adamw_) on cuda:0".
-class MultiTensorAdamW : public torch::optim::AdamW {
+// The optimizers, one template over torch::optim's AdamW and Adam (Options and State are the base's own).
+// `kernel` forces one (tests compare them; forcing kFused where the build lacks it throws at the first step);
+// by default adam_kernel_for the parameters' device, per step. Groups with amsgrad (which make_optimizer never
+// sets) step through torch::optim's own code. The first step logs the kernel it runs (core/log.h, rank 0):
+// "optimizer: AdamW, fused (at::_fused_adamw_) on cuda:0".
+template <typename Base, typename Options, typename State>
+class MultiTensorAdamOf : public Base {
  public:
-  MultiTensorAdamW(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::AdamWOptions defaults,
-                   std::optional<AdamKernel> kernel = std::nullopt)
-      : torch::optim::AdamW(std::move(groups), defaults), kernel_(kernel) {}
-  torch::Tensor step(LossClosure closure = nullptr) override;
+  MultiTensorAdamOf(std::vector<torch::optim::OptimizerParamGroup> groups, Options defaults,
+                    std::optional<AdamKernel> kernel = std::nullopt)
+      : Base(std::move(groups), defaults), kernel_(kernel) {}
+  torch::Tensor step(torch::optim::Optimizer::LossClosure closure = nullptr) override;
 
  private:
   std::optional<AdamKernel> kernel_;
   bool logged_ = false;  // the run log's "optimizer: ..." line, at the first step
 };
 
-class MultiTensorAdam : public torch::optim::Adam {
- public:
-  MultiTensorAdam(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::AdamOptions defaults,
-                  std::optional<AdamKernel> kernel = std::nullopt)
-      : torch::optim::Adam(std::move(groups), defaults), kernel_(kernel) {}
-  torch::Tensor step(LossClosure closure = nullptr) override;
-
- private:
-  std::optional<AdamKernel> kernel_;
-  bool logged_ = false;  // the run log's "optimizer: ..." line, at the first step
-};
+using MultiTensorAdamW =
+    MultiTensorAdamOf<torch::optim::AdamW, torch::optim::AdamWOptions, torch::optim::AdamWParamState>;
+using MultiTensorAdam = MultiTensorAdamOf<torch::optim::Adam, torch::optim::AdamOptions, torch::optim::AdamParamState>;
 
 // The key of a parameter's state in an optimizer's state map: its TensorImpl's address, as a string in
 // LibTorch 1.x (what c10::guts::to_string writes for the pointer) and the pointer itself in 2.x (the map's

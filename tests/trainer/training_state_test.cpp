@@ -7,10 +7,10 @@
 
 #include <sstream>
 #include <string>
-#include <type_traits>
 
 #include "core/config.pb.h"
 #include "models/checkpoint.h"
+#include "trainer/multi_tensor_adam.h"
 #include "trainer/optim.h"
 #include "trainer/precision.h"
 
@@ -36,18 +36,9 @@ std::vector<torch::Tensor> state_of(Net& net, torch::optim::Optimizer& optimizer
   return out;
 }
 
-// The key of `p`'s state in `optimizer` (a string in LibTorch 1.x, the TensorImpl pointer in 2.x).
-template <typename StateMap>
-typename StateMap::key_type key_in(const StateMap&, const torch::Tensor& p) {
-  if constexpr (std::is_same_v<typename StateMap::key_type, std::string>) {
-    std::ostringstream key;
-    key << static_cast<const void*>(p.unsafeGetTensorImpl());
-    return key.str();
-  } else {
-    return p.unsafeGetTensorImpl();
-  }
+auto state_key(torch::optim::Optimizer& optimizer, const torch::Tensor& p) {
+  return optimizer_state_key(optimizer.state(), p);
 }
-auto state_key(torch::optim::Optimizer& optimizer, const torch::Tensor& p) { return key_in(optimizer.state(), p); }
 
 void train_a_step(Net& net, torch::optim::Optimizer& optimizer) {
   optimizer.zero_grad();
